@@ -1,0 +1,53 @@
+"""The typer application object and the helpers every command shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from agent_runner.config import RunnerConfig, find_root, load_config
+
+app = typer.Typer(
+    name="run-agents",
+    help="Run autonomous coding agents on chores in bulk: one queue file, verified results, pull requests.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+@dataclass
+class State:
+    """Options shared by every command."""
+
+    debug: bool = False
+    root: Path | None = None
+
+
+state = State()
+
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    root: Annotated[Path | None, typer.Option("--root", help="The repo holding tasks/ (default: found from cwd).")] = None,
+) -> None:
+    """Run autonomous coding agents on chores in bulk."""
+    state.debug = debug
+    state.root = root
+
+
+def repo_root() -> Path:
+    """Return the repo root the command works on."""
+    return (state.root or find_root()).resolve()
+
+
+def get_config(**overrides: Any) -> RunnerConfig:
+    """Load the config for the current repo with flag overrides (None means not given)."""
+    return load_config(repo_root(), overrides={k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,5 @@
+"""Commands: github."""
+
+from __future__ import annotations
+
+from agent_runner.cli.app import app  # noqa: F401

@@ -1,0 +1,305 @@
+"""The central queue file: append-only JSON Lines, locked, fsynced, tolerant of a torn last line.
+
+Every write takes an exclusive `fcntl.flock` on `<queue>.lock`, first reads whatever other writers appended
+since this process last looked (so state is incremental, not re-parsed), then appends one or more events
+and fsyncs. A torn last line (a crash mid-write) is ignored on read and cut off by the next writer.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent_runner.errors import QueueCorruptError, QueueError, StaleAttemptError
+from agent_runner.queue_state import EventType, TaskState, apply, is_expired, is_runnable
+from agent_runner.task import Task, TaskStatus
+
+Accept = Callable[[TaskState], bool]
+
+
+@dataclass(frozen=True)
+class CorruptLine:
+    """A line in the middle of the file that is not a JSON event."""
+
+    lineno: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A granted lease on one attempt of a task."""
+
+    task_id: str
+    attempt: int
+    state: TaskState
+
+
+class Queue:
+    """The queue file and the folded state of every task in it."""
+
+    def __init__(self, path: Path, *, max_infra: int = 5, clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.max_infra = max_infra
+        self.clock = clock
+        self.states: dict[str, TaskState] = {}
+        self.corrupt: list[CorruptLine] = []
+        self._offset = 0
+        self._lineno = 0
+        self._inode: int | None = None
+
+    # -- reading -------------------------------------------------------------------------------------
+    def refresh(self) -> dict[str, TaskState]:
+        """Read what was appended since the last look and return the state of every task."""
+        try:
+            with open(self.path, "rb") as fh:
+                info = os.fstat(fh.fileno())
+                if info.st_ino != self._inode or info.st_size < self._offset:
+                    self._reset(info.st_ino)
+                fh.seek(self._offset)
+                self._consume(fh.read())
+        except FileNotFoundError:
+            self._reset(None)
+        return self.states
+
+    def _reset(self, inode: int | None) -> None:
+        self.states, self.corrupt = {}, []
+        self._offset = self._lineno = 0
+        self._inode = inode
+
+    def _consume(self, data: bytes) -> None:
+        end = data.rfind(b"\n") + 1  # a torn last line is left for later (or repaired by a writer)
+        for raw in data[:end].splitlines():
+            self._lineno += 1
+            self._offset += len(raw) + 1
+            if raw.strip():
+                self._apply_line(raw)
+
+    def _apply_line(self, raw: bytes) -> None:
+        try:
+            event = json.loads(raw)
+            if not isinstance(event, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            self.corrupt.append(CorruptLine(self._lineno, raw.decode("utf-8", "replace")[:200]))
+            return
+        apply(self.states, event, self._lineno)
+
+    def check(self) -> None:
+        """Raise QueueCorruptError naming the first corrupt line, if any."""
+        self.refresh()
+        if self.corrupt:
+            bad = self.corrupt[0]
+            raise QueueCorruptError(
+                f"{self.path}:{bad.lineno}: not a JSON event ({bad.text[:60]!r}); "
+                "fix or delete that line (the rest of the queue is still read)"
+            )
+
+    def events(self, task_id: str | None = None) -> Iterator[dict[str, Any]]:
+        """Yield the events in the file (for one task, or all), skipping corrupt lines."""
+        if not self.path.exists():
+            return
+        with open(self.path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if not line.endswith("\n"):
+                    break
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(event, dict) and (task_id is None or event.get("task") == task_id):
+                    yield event
+
+    # -- writing -------------------------------------------------------------------------------------
+    @contextmanager
+    def locked(self) -> Iterator[dict[str, TaskState]]:
+        """Hold the exclusive lock with fresh state; writes inside use `_append`."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield self.refresh()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _append(self, *events: dict[str, Any]) -> None:
+        """Append events under the lock: repair a torn tail, write, fsync, fold."""
+        now = self.clock()
+        lines = [{"ts": round(now, 6), **event} for event in events]
+        data = "".join(json.dumps(e, separators=(",", ":"), default=str) + "\n" for e in lines).encode()
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            if size > self._offset:  # a torn line from a crashed writer: cut it off
+                os.ftruncate(fd, self._offset)
+            self._write_all(fd, data)
+            if self._inode is None:
+                self._inode = os.fstat(fd).st_ino
+        finally:
+            os.close(fd)
+        self._consume(data)
+
+    def _write_all(self, fd: int, data: bytes) -> None:
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        except OSError as exc:
+            os.ftruncate(fd, self._offset)  # never leave a partial line behind
+            hint = "the disk is full; free space and run again" if exc.errno == errno.ENOSPC else exc.strerror
+            raise QueueError(f"cannot write {self.path}: {hint}. Nothing was recorded.") from exc
+
+    def record(self, **event: Any) -> None:
+        """Append one event as it is (under the lock)."""
+        with self.locked():
+            self._append(event)
+
+    # -- operations ------------------------------------------------------------------------------------
+    def add(self, task: Task, *, file: str | None = None, digest: str | None = None) -> bool:
+        """Queue a task the queue has not seen (or re-define one that has not started); return whether it did."""
+        with self.locked() as states:
+            state = states.get(task.id)
+            if state is not None and state.task and (state.status != TaskStatus.QUEUED or state.digest == digest):
+                return False
+            self._append(_queued_event(task, file, digest))
+            return True
+
+    def mark_invalid(self, task_id: str, file: str, reason: str) -> None:
+        """Record that a task file is invalid (once per distinct reason)."""
+        with self.locked() as states:
+            state = states.get(task_id)
+            if state is None or (state.status == TaskStatus.INVALID and state.reason != reason):
+                self._append({"type": EventType.INVALID, "task": task_id, "file": file, "reason": reason})
+
+    def claim(self, worker: str, *, lease_s: float, accept: Accept | None = None) -> Claim | None:
+        """Atomically lease the highest-priority runnable task, or return None."""
+        with self.locked() as states:
+            now = self.clock()
+            self._expire(states, now)
+            candidates = [s for s in states.values() if is_runnable(s, states, now) and (accept is None or accept(s))]
+            if not candidates:
+                return None
+            best = min(candidates, key=lambda s: (-s.priority, s.seq))
+            attempt = best.attempt + 1
+            self._append(
+                {"type": EventType.CLAIMED, "task": best.id, "attempt": attempt, "worker": worker,
+                 "lease_until": round(now + lease_s, 3)}
+            )  # fmt: skip
+            return Claim(best.id, attempt, states[best.id])
+
+    def _expire(self, states: dict[str, TaskState], now: float) -> None:
+        for state in [s for s in states.values() if is_expired(s, now)]:
+            final = state.infra + 1 > self.max_infra
+            reason = f"lease expired on {state.worker} (attempt {state.attempt})"
+            self._append(
+                {"type": EventType.RELEASED, "task": state.id, "attempt": state.attempt, "infra": True,
+                 "final": final, "reason": reason + ("; too many infrastructure failures" if final else "")}
+            )  # fmt: skip
+
+    def _live(self, states: dict[str, TaskState], task_id: str, attempt: int) -> TaskState:
+        state = states.get(task_id)
+        if state is None or state.status != TaskStatus.RUNNING or state.attempt != attempt:
+            live = f"attempt {state.attempt} is {state.status}" if state else "the task is unknown"
+            raise StaleAttemptError(f"{task_id}: attempt {attempt} is no longer live ({live}); its result is discarded")
+        return state
+
+    def heartbeat(self, task_id: str, attempt: int, *, lease_s: float) -> None:
+        """Extend a live lease; raise StaleAttemptError when the attempt was re-granted."""
+        with self.locked() as states:
+            self._live(states, task_id, attempt)
+            until = round(self.clock() + lease_s, 3)
+            self._append({"type": EventType.HEARTBEAT, "task": task_id, "attempt": attempt, "lease_until": until})
+
+    def finish(self, task_id: str, attempt: int, result: dict[str, Any]) -> None:
+        """Record an accepted result for a live attempt."""
+        with self.locked() as states:
+            self._live(states, task_id, attempt)
+            self._append({"type": EventType.FINISHED, "task": task_id, "attempt": attempt, "result": result})
+
+    def fail(self, task_id: str, attempt: int, reason: str, *, result: dict[str, Any] | None = None) -> bool:
+        """Record a task failure (spends an attempt); return whether the task is now failed for good."""
+        with self.locked() as states:
+            state = self._live(states, task_id, attempt)
+            final = state.spent + 1 >= state.max_attempts
+            if final:
+                reason = f"{reason} (attempt {state.spent + 1} of {state.max_attempts})"
+            event = {"type": EventType.FAILED, "task": task_id, "attempt": attempt, "reason": reason, "final": final}
+            self._append({**event, "result": result} if result is not None else event)
+            return final
+
+    def release(self, task_id: str, attempt: int, reason: str, *, infra: bool = True, backoff_s: float = 0.0) -> bool:
+        """Give a live attempt back without spending an attempt; return whether the task failed for good."""
+        with self.locked() as states:
+            state = self._live(states, task_id, attempt)
+            final = infra and state.infra + 1 > self.max_infra
+            if final:
+                reason = f"{reason}; gave up after {self.max_infra} infrastructure retries"
+            not_before = round(self.clock() + backoff_s, 3) if backoff_s else 0
+            self._append(
+                {"type": EventType.RELEASED, "task": task_id, "attempt": attempt, "reason": reason,
+                 "infra": infra, "final": final, "not_before": not_before}
+            )  # fmt: skip
+            return final
+
+    def cancel(self, task_id: str, reason: str = "cancelled by user") -> TaskState:
+        """Cancel a task (a running attempt's late result will be rejected)."""
+        with self.locked() as states:
+            state = self._known(states, task_id)
+            if state.status in (TaskStatus.FINISHED, TaskStatus.CANCELLED):
+                raise QueueError(f"{task_id} is already {state.status}; nothing to cancel")
+            self._append({"type": EventType.CANCELLED, "task": task_id, "attempt": state.attempt, "reason": reason})
+            return states[task_id]
+
+    def requeue(self, task_id: str, task: Task | None = None, *, file: str | None = None) -> TaskState:
+        """Queue a task again with fresh attempt counters (optionally with a re-read definition)."""
+        with self.locked() as states:
+            state = self._known(states, task_id)
+            if state.status == TaskStatus.RUNNING:
+                raise QueueError(f"{task_id} is running (attempt {state.attempt}); cancel it first")
+            event: dict[str, Any] = {"type": EventType.REQUEUED, "task": task_id}
+            if task is not None:
+                event.update(_queued_event(task, file, None), type=EventType.REQUEUED)
+            self._append(event)
+            return states[task_id]
+
+    def publish_event(self, task_id: str, *, pr_url: str | None = None, error: str | None = None) -> None:
+        """Record the outcome of publishing a finished task."""
+        with self.locked():
+            if error is None:
+                self._append({"type": EventType.PUBLISHED, "task": task_id, "pr_url": pr_url})
+            else:
+                self._append({"type": EventType.UNPUBLISHED, "task": task_id, "reason": error})
+
+    def _known(self, states: dict[str, TaskState], task_id: str) -> TaskState:
+        if task_id not in states:
+            raise QueueError(f"no task '{task_id}' in {self.path}; `run-agents list` shows the known ids")
+        return states[task_id]
+
+    def compact(self) -> int:
+        """Rewrite the file as one snapshot line per task (atomic rename); return the lines written."""
+        with self.locked() as states:
+            tmp = self.path.with_name(self.path.name + ".compact")
+            now = round(self.clock(), 6)
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for state in states.values():
+                    event = {"ts": now, "type": EventType.SNAPSHOT, "task": state.id, "state": state.to_json()}
+                    fh.write(json.dumps(event, separators=(",", ":"), default=str) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+            self._inode = None
+            self.refresh()
+            return len(states)
+
+
+def _queued_event(task: Task, file: str | None, digest: str | None) -> dict[str, Any]:
+    definition = task.model_dump(mode="json", exclude_defaults=True)
+    definition.update(id=task.id, kind=task.kind.value)
+    return {"type": EventType.QUEUED, "task": task.id, "def": definition, "file": file, "digest": digest}

@@ -1,0 +1,287 @@
+"""Task records and task files: Markdown with YAML front matter, or plain YAML."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from agent_runner.errors import TaskFileError
+
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+TASK_SUFFIXES = (".md", ".yaml", ".yml")
+MAX_TASK_FILE_BYTES = 256 * 1024
+BRANCH_PREFIX = "agent/"
+
+
+class TaskKind(StrEnum):
+    FIX_LINT = "fix-lint"
+    WRITE_TESTS = "write-tests"
+    CHANGE = "change"
+    REVIEW = "review"
+
+
+class TaskStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    UNPUBLISHED = "unpublished"
+    INVALID = "invalid"
+
+
+class Limits(BaseModel):
+    """Hard limits for one attempt; unset fields take the job kind's defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    steps: int | None = Field(default=None, ge=1, description="Model calls at most.")
+    cost_usd: float | None = Field(default=None, gt=0, description="Spend at most, in US dollars.")
+    minutes: float | None = Field(default=None, gt=0, description="Wall time at most.")
+    tokens: int | None = Field(default=None, ge=1, description="Input plus output tokens at most.")
+
+    def merged_over(self, defaults: Limits) -> Limits:
+        """Return these limits with unset fields taken from `defaults`."""
+        mine = self.model_dump(exclude_none=True)
+        return defaults.model_copy(update=mine)
+
+
+class Task(BaseModel):
+    """One unit of work, as written in a task file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str = Field(description="Unique id, [a-z0-9-]+; defaults to the file stem.")
+    kind: TaskKind = Field(description="fix-lint | write-tests | change | review.")
+    title: str = Field(default="", description="One line for tables and PR titles.")
+    instructions: str = Field(default="", description="What the agent should do (the Markdown body).")
+    paths: list[str] = Field(default_factory=list, description="Target files or folders.")
+    repo: str | None = Field(default=None, description="Path or git URL; default: the repo holding tasks/.")
+    base: str | None = Field(default=None, description="Base branch; default: the repo's default branch.")
+    branch: str | None = Field(default=None, description="Branch to work on; must start with agent/.")
+    model: str | None = Field(default=None, description="Model spec such as anthropic:claude-sonnet-4-5.")
+    limits: Limits = Field(default_factory=Limits, description="steps, cost_usd, minutes, tokens.")
+    pr: bool | Literal["draft"] = Field(default="draft", description="true | false | draft.")
+    labels: list[str] = Field(default_factory=list, description="Extra PR labels.")
+    machine: str | None = Field(default=None, description="Machine name or tag to pin the task to.")
+    priority: int = Field(default=0, description="Higher runs first.")
+    depends_on: list[str] = Field(default_factory=list, description="Ids that must finish first.")
+    max_attempts: int = Field(default=3, ge=1, le=20, description="Attempts before the task fails.")
+    allow: list[str] = Field(default_factory=list, description="Anti-gaming exceptions, e.g. noqa.")
+    allow_partial: bool = Field(default=False, description="fix-lint: accept strictly fewer violations.")
+    format: bool = Field(default=False, description="fix-lint: also run ruff format.")
+    min_coverage_gain: float = Field(default=5.0, ge=0, description="write-tests: points of coverage.")
+    target_coverage: float | None = Field(default=None, ge=0, le=100, description="write-tests: or reach this.")
+    reflection_rounds: int | None = Field(default=None, ge=0, le=10, description="Gate feedback rounds.")
+    sandbox: Literal["auto", "bwrap", "none"] | None = Field(default=None, description="Agent shell sandbox.")
+    network: bool | None = Field(default=None, description="Let the agent's shell use the network.")
+    target_pr: int | None = Field(default=None, ge=1, description="review: the pull request number.")
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not ID_PATTERN.match(value) or len(value) > 80:
+            raise ValueError(f"'{value}' is not a valid id; use lowercase letters, digits and '-' (at most 80)")
+        return value
+
+    @field_validator("depends_on")
+    @classmethod
+    def _check_deps(cls, value: list[str]) -> list[str]:
+        for dep in value:
+            cls._check_id(dep)
+        return value
+
+    @field_validator("branch")
+    @classmethod
+    def _check_branch(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith(BRANCH_PREFIX) or ".." in value or " " in value):
+            raise ValueError(f"'{value}' is not allowed; task branches must start with '{BRANCH_PREFIX}'")
+        return value
+
+    @property
+    def branch_name(self) -> str:
+        """The branch the work lands on."""
+        return self.branch or f"{BRANCH_PREFIX}{self.id}"
+
+    @property
+    def display_title(self) -> str:
+        """A title for tables: the title, else the first instruction line, else the id."""
+        first = self.instructions.strip().splitlines()[0] if self.instructions.strip() else ""
+        return self.title or first[:80] or self.id
+
+
+@dataclass(frozen=True)
+class InvalidTask:
+    """A task file that could not be used, with the reason."""
+
+    path: str
+    id: str
+    reason: str
+
+
+@dataclass
+class TaskSet:
+    """The valid tasks of a folder (by id, with their files) and the invalid ones."""
+
+    tasks: dict[str, Task] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    invalid: list[InvalidTask] = field(default_factory=list)
+
+
+def is_task_file(path: Path) -> bool:
+    """Return whether `path` looks like a task file (not hidden, known suffix)."""
+    return path.suffix in TASK_SUFFIXES and not path.name.startswith((".", "_")) and path.is_file()
+
+
+def split_front_matter(text: str) -> tuple[str, str] | None:
+    """Split Markdown into (front matter, body); None when there is no front matter."""
+    if not text.startswith("---"):
+        return None
+    match = re.match(r"^---[ \t]*\r?\n(.*?)(?:^|\r?\n)---[ \t]*(?:\r?\n|$)(.*)\Z", text, re.S | re.M)
+    if match is None:
+        return None
+    return match.group(1), match.group(2)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise TaskFileError(str(path), f"cannot be read: {exc.strerror}") from exc
+    if len(raw) > MAX_TASK_FILE_BYTES:
+        raise TaskFileError(str(path), f"is {len(raw)} bytes; task files are limited to {MAX_TASK_FILE_BYTES}")
+    if b"\x00" in raw:
+        raise TaskFileError(str(path), "is a binary file; task files are UTF-8 text")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TaskFileError(str(path), f"is not valid UTF-8 (byte {exc.start})") from exc
+
+
+def _load_yaml(path: Path, text: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as exc:
+        raise TaskFileError(str(path), f"invalid YAML: {exc}".replace("\n", " ")) from exc
+    if not isinstance(data, dict):
+        raise TaskFileError(str(path), "front matter must be a YAML mapping of field: value")
+    return {str(key): value for key, value in data.items()}
+
+
+def read_task_fields(path: Path) -> dict[str, Any]:
+    """Return the raw fields of a task file, with `instructions` from the Markdown body."""
+    text = _read_text(path)
+    if path.suffix == ".md":
+        parts = split_front_matter(text)
+        if parts is None:
+            raise TaskFileError(str(path), "has no YAML front matter; start the file with a '---' block")
+        data = _load_yaml(path, parts[0])
+        if "instructions" in data:
+            raise TaskFileError(str(path), "put instructions in the Markdown body", field="instructions")
+        data["instructions"] = parts[1].strip()
+    else:
+        data = _load_yaml(path, text)
+    data.setdefault("id", path.stem)
+    return data
+
+
+def task_from_fields(data: dict[str, Any], *, source: str = "<task>") -> Task:
+    """Validate raw fields into a Task, raising TaskFileError that names the field."""
+    try:
+        return Task.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(part) for part in err["loc"]) or None
+        raise TaskFileError(source, _describe(err), field=loc) from exc
+
+
+def _describe(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        known = ", ".join(sorted(Task.model_fields)) if len(err["loc"]) == 1 else ", ".join(Limits.model_fields)
+        return f"unknown field; allowed fields are: {known}"
+    if err["type"] == "missing":
+        return "is required"
+    if err["type"] in ("enum", "literal_error"):
+        return f"{err['msg']} (got {err.get('input')!r})"
+    return f"{err['msg']} (got {err.get('input')!r})"
+
+
+def load_task_file(path: Path) -> Task:
+    """Parse and validate one task file."""
+    return task_from_fields(read_task_fields(path), source=str(path))
+
+
+def load_task_dir(folder: Path) -> TaskSet:
+    """Load every task file in `folder`; invalid ones are collected, never raised."""
+    found = TaskSet()
+    for path in sorted(p for p in folder.glob("*") if is_task_file(p)):
+        try:
+            task = load_task_file(path)
+        except TaskFileError as exc:
+            found.invalid.append(InvalidTask(str(path), path.stem, str(exc)))
+            continue
+        if task.id in found.tasks:
+            reason = f"{path}: field 'id': '{task.id}' is already used by {found.files[task.id]}"
+            found.invalid.append(InvalidTask(str(path), task.id, reason))
+            continue
+        found.tasks[task.id] = task
+        found.files[task.id] = str(path)
+    check_dependencies(found)
+    return found
+
+
+def check_dependencies(found: TaskSet, *, known: set[str] | frozenset[str] = frozenset()) -> None:
+    """Move tasks with a missing dependency or in a cycle to `found.invalid`."""
+    changed = True
+    while changed:
+        changed = False
+        for task_id, task in list(found.tasks.items()):
+            missing = [d for d in task.depends_on if d not in found.tasks and d not in known]
+            if missing:
+                _invalidate(found, task_id, f"depends on unknown task(s) {', '.join(missing)}")
+                changed = True
+    for cycle in _cycles(found.tasks):
+        for task_id in cycle:
+            _invalidate(found, task_id, f"dependency cycle: {' -> '.join([*cycle, cycle[0]])}")
+
+
+def _invalidate(found: TaskSet, task_id: str, message: str) -> None:
+    path = found.files.pop(task_id, "<task>")
+    del found.tasks[task_id]
+    found.invalid.append(InvalidTask(path, task_id, f"{path}: field 'depends_on': {message}"))
+
+
+def _cycles(tasks: dict[str, Task]) -> list[list[str]]:
+    """Return the dependency cycles among `tasks` (each once)."""
+    state: dict[str, int] = {}
+    cycles: list[list[str]] = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        stack.append(node)
+        for dep in tasks[node].depends_on:
+            if dep not in tasks:
+                continue
+            if state.get(dep) == 1:
+                cycles.append(stack[stack.index(dep) :])
+            elif dep not in state:
+                visit(dep, stack)
+        stack.pop()
+        state[node] = 2
+
+    for node in tasks:
+        if node not in state:
+            visit(node, [])
+    return cycles
+
+
+def render_task_file(task: Task) -> str:
+    """Write a task back as Markdown with front matter (defaults omitted)."""
+    fields = task.model_dump(mode="json", exclude_defaults=True, exclude={"instructions"})
+    fields = {"id": task.id, "kind": task.kind.value, **fields}
+    front = yaml.safe_dump(fields, sort_keys=False, allow_unicode=True).strip()
+    return f"---\n{front}\n---\n{task.instructions.strip()}\n"

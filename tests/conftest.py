@@ -1,0 +1,30 @@
+"""Shared fixtures: an isolated home for the runner, opt-in live tests."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-live", action="store_true", help="run tests that need real API keys or the internet")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-live"):
+        return
+    skip = pytest.mark.skip(reason="live test: pass --run-live (needs real keys or the internet)")
+    for item in items:
+        if "live" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the runner's home at a temp dir and drop real keys so no test spends money."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("AGENT_RUNNER_HOME", str(home))
+    for key in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GITHUB_TOKEN", "GH_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    for key in list(__import__("os").environ):
+        if key.startswith("AGENT_RUNNER_") and key != "AGENT_RUNNER_HOME":
+            monkeypatch.delenv(key, raising=False)
