@@ -97,3 +97,13 @@ class Publisher(Protocol):
     def publish(self, task: Task, result: TaskResult, repo: Path) -> str | None:
         """Push and open or update the PR; return its URL. Safe to repeat. Raise GitHubError on failure."""
         ...
+
+
+class Sandbox(Protocol):
+    """Wraps the agent's shell commands so they cannot reach beyond the checkout."""
+
+    name: str
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        """Return the command line that runs `argv` inside the sandbox."""
+        ...

@@ -1,0 +1,1 @@
+"""Fakes shipped for tests, benchmarks and demos."""
