@@ -12,6 +12,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent_runner.errors import ConfigError
+from agent_runner.executors.machine import MachineConfig, SshConfig
+from agent_runner.executors.ray import RayConfig
+from agent_runner.github.api import GitHubConfig
 from agent_runner.task import Limits, TaskKind
 
 ENV_PREFIX = "AGENT_RUNNER_"
@@ -66,6 +69,10 @@ class RunnerConfig(BaseModel):
     )
     limits: dict[TaskKind, Limits] = Field(default_factory=dict, description="Per-kind limit overrides.")
     models: ModelsConfig = Field(default_factory=ModelsConfig)
+    machines: list[MachineConfig] = Field(default_factory=list, description="The SSH fleet.")
+    ssh: SshConfig = Field(default_factory=SshConfig, description="The ssh client of the SSH executor.")
+    ray: RayConfig = Field(default_factory=RayConfig, description="The Ray executor.")
+    github: GitHubConfig = Field(default_factory=GitHubConfig, description="Publishing, reviews, Actions state.")
 
     def limits_for(self, kind: TaskKind, task_limits: Limits | None = None) -> Limits:
         """Return the effective limits: kind defaults < config < task file."""

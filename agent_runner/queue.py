@@ -13,10 +13,10 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from agent_runner.errors import QueueCorruptError, QueueError, StaleAttemptError
 from agent_runner.queue_state import EventType, TaskState, apply, is_expired, is_runnable
@@ -55,6 +55,7 @@ class Queue:
         self._offset = 0
         self._lineno = 0
         self._inode: int | None = None
+        self._head = b""  # first bytes of the file: tells a compacted file apart even if its inode is reused
 
     # -- reading -------------------------------------------------------------------------------------
     def refresh(self) -> dict[str, TaskState]:
@@ -62,7 +63,7 @@ class Queue:
         try:
             with open(self.path, "rb") as fh:
                 info = os.fstat(fh.fileno())
-                if info.st_ino != self._inode or info.st_size < self._offset:
+                if self._is_other_file(fh, info):
                     self._reset(info.st_ino)
                 fh.seek(self._offset)
                 self._consume(fh.read())
@@ -70,14 +71,22 @@ class Queue:
             self._reset(None)
         return self.states
 
+    def _is_other_file(self, fh: BinaryIO, info: os.stat_result) -> bool:
+        if info.st_ino != self._inode or info.st_size < self._offset:
+            return True
+        return bool(self._head) and os.pread(fh.fileno(), len(self._head), 0) != self._head
+
     def _reset(self, inode: int | None) -> None:
         self.states, self.corrupt = {}, []
         self._offset = self._lineno = 0
         self._inode = inode
+        self._head = b""
 
     def _consume(self, data: bytes) -> None:
         end = data.rfind(b"\n") + 1  # a torn last line is left for later (or repaired by a writer)
-        for raw in data[:end].splitlines():
+        if self._offset == 0 and end:
+            self._head = data[: min(end, 64)]
+        for raw in data[:end].split(b"\n")[:-1]:
             self._lineno += 1
             self._offset += len(raw) + 1
             if raw.strip():
@@ -149,10 +158,13 @@ class Queue:
 
     def _write_all(self, fd: int, data: bytes) -> None:
         try:
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:  # a short write (disk or file-size limit) raises on the next call
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         except OSError as exc:
-            os.ftruncate(fd, self._offset)  # never leave a partial line behind
+            with suppress(OSError):
+                os.ftruncate(fd, self._offset)  # never leave a partial line behind
             hint = "the disk is full; free space and run again" if exc.errno == errno.ENOSPC else exc.strerror
             raise QueueError(f"cannot write {self.path}: {hint}. Nothing was recorded.") from exc
 
@@ -163,51 +175,48 @@ class Queue:
 
     # -- operations ------------------------------------------------------------------------------------
     def add(self, task: Task, *, file: str | None = None, digest: str | None = None) -> bool:
-        """Queue a task the queue has not seen (or re-define one that has not started); return whether it did."""
+        """Queue a task not seen before (or re-define a waiting or invalid one); return whether it did."""
         with self.locked() as states:
-            state = states.get(task.id)
-            if state is not None and state.task and (state.status != TaskStatus.QUEUED or state.digest == digest):
+            if not _accepts_definition(states.get(task.id), digest):
                 return False
             self._append(_queued_event(task, file, digest))
             return True
 
     def mark_invalid(self, task_id: str, file: str, reason: str) -> None:
-        """Record that a task file is invalid (once per distinct reason)."""
+        """Record that a task file is invalid (once per reason); a waiting task stops being runnable."""
         with self.locked() as states:
             state = states.get(task_id)
-            if state is None or (state.status == TaskStatus.INVALID and state.reason != reason):
-                self._append({"type": EventType.INVALID, "task": task_id, "file": file, "reason": reason})
+            waiting = state is not None and state.status == TaskStatus.QUEUED
+            if state is None or waiting or (state.status == TaskStatus.INVALID and state.reason != reason):
+                self._append(_event(EventType.INVALID, task_id, file=file, reason=reason))
 
     def claim(self, worker: str, *, lease_s: float, accept: Accept | None = None) -> Claim | None:
         """Atomically lease the highest-priority runnable task, or return None."""
         with self.locked() as states:
             now = self.clock()
             self._expire(states, now)
-            candidates = [s for s in states.values() if is_runnable(s, states, now) and (accept is None or accept(s))]
-            if not candidates:
+            ok = [s for s in states.values() if is_runnable(s, states, now) and (accept is None or accept(s))]
+            if not ok:
                 return None
-            best = min(candidates, key=lambda s: (-s.priority, s.seq))
+            best = min(ok, key=lambda s: (-s.priority, s.seq))
             attempt = best.attempt + 1
-            self._append(
-                {"type": EventType.CLAIMED, "task": best.id, "attempt": attempt, "worker": worker,
-                 "lease_until": round(now + lease_s, 3)}
-            )  # fmt: skip
+            event = _event(EventType.CLAIMED, best.id, attempt=attempt, worker=worker)
+            self._append({**event, "lease_until": round(now + lease_s, 3)})
             return Claim(best.id, attempt, states[best.id])
 
     def _expire(self, states: dict[str, TaskState], now: float) -> None:
         for state in [s for s in states.values() if is_expired(s, now)]:
             final = state.infra + 1 > self.max_infra
             reason = f"lease expired on {state.worker} (attempt {state.attempt})"
-            self._append(
-                {"type": EventType.RELEASED, "task": state.id, "attempt": state.attempt, "infra": True,
-                 "final": final, "reason": reason + ("; too many infrastructure failures" if final else "")}
-            )  # fmt: skip
+            reason += "; too many infrastructure failures" if final else ""
+            event = _event(EventType.RELEASED, state.id, attempt=state.attempt, infra=True, final=final)
+            self._append({**event, "reason": reason})
 
     def _live(self, states: dict[str, TaskState], task_id: str, attempt: int) -> TaskState:
         state = states.get(task_id)
         if state is None or state.status != TaskStatus.RUNNING or state.attempt != attempt:
             live = f"attempt {state.attempt} is {state.status}" if state else "the task is unknown"
-            raise StaleAttemptError(f"{task_id}: attempt {attempt} is no longer live ({live}); its result is discarded")
+            raise StaleAttemptError(f"{task_id}: attempt {attempt} is not live ({live}); result discarded")
         return state
 
     def heartbeat(self, task_id: str, attempt: int, *, lease_s: float) -> None:
@@ -215,13 +224,13 @@ class Queue:
         with self.locked() as states:
             self._live(states, task_id, attempt)
             until = round(self.clock() + lease_s, 3)
-            self._append({"type": EventType.HEARTBEAT, "task": task_id, "attempt": attempt, "lease_until": until})
+            self._append(_event(EventType.HEARTBEAT, task_id, attempt=attempt, lease_until=until))
 
     def finish(self, task_id: str, attempt: int, result: dict[str, Any]) -> None:
         """Record an accepted result for a live attempt."""
         with self.locked() as states:
             self._live(states, task_id, attempt)
-            self._append({"type": EventType.FINISHED, "task": task_id, "attempt": attempt, "result": result})
+            self._append(_event(EventType.FINISHED, task_id, attempt=attempt, result=result))
 
     def fail(self, task_id: str, attempt: int, reason: str, *, result: dict[str, Any] | None = None) -> bool:
         """Record a task failure (spends an attempt); return whether the task is now failed for good."""
@@ -230,11 +239,13 @@ class Queue:
             final = state.spent + 1 >= state.max_attempts
             if final:
                 reason = f"{reason} (attempt {state.spent + 1} of {state.max_attempts})"
-            event = {"type": EventType.FAILED, "task": task_id, "attempt": attempt, "reason": reason, "final": final}
+            event = _event(EventType.FAILED, task_id, attempt=attempt, reason=reason, final=final)
             self._append({**event, "result": result} if result is not None else event)
             return final
 
-    def release(self, task_id: str, attempt: int, reason: str, *, infra: bool = True, backoff_s: float = 0.0) -> bool:
+    def release(
+        self, task_id: str, attempt: int, reason: str, *, infra: bool = True, backoff_s: float = 0.0
+    ) -> bool:
         """Give a live attempt back without spending an attempt; return whether the task failed for good."""
         with self.locked() as states:
             state = self._live(states, task_id, attempt)
@@ -242,10 +253,8 @@ class Queue:
             if final:
                 reason = f"{reason}; gave up after {self.max_infra} infrastructure retries"
             not_before = round(self.clock() + backoff_s, 3) if backoff_s else 0
-            self._append(
-                {"type": EventType.RELEASED, "task": task_id, "attempt": attempt, "reason": reason,
-                 "infra": infra, "final": final, "not_before": not_before}
-            )  # fmt: skip
+            event = _event(EventType.RELEASED, task_id, attempt=attempt, reason=reason, infra=infra)
+            self._append({**event, "final": final, "not_before": not_before})
             return final
 
     def cancel(self, task_id: str, reason: str = "cancelled by user") -> TaskState:
@@ -254,18 +263,22 @@ class Queue:
             state = self._known(states, task_id)
             if state.status in (TaskStatus.FINISHED, TaskStatus.CANCELLED):
                 raise QueueError(f"{task_id} is already {state.status}; nothing to cancel")
-            self._append({"type": EventType.CANCELLED, "task": task_id, "attempt": state.attempt, "reason": reason})
+            self._append(_event(EventType.CANCELLED, task_id, attempt=state.attempt, reason=reason))
             return states[task_id]
 
-    def requeue(self, task_id: str, task: Task | None = None, *, file: str | None = None) -> TaskState:
+    def requeue(
+        self, task_id: str, task: Task | None = None, *, file: str | None = None, digest: str | None = None
+    ) -> TaskState:
         """Queue a task again with fresh attempt counters (optionally with a re-read definition)."""
         with self.locked() as states:
             state = self._known(states, task_id)
             if state.status == TaskStatus.RUNNING:
                 raise QueueError(f"{task_id} is running (attempt {state.attempt}); cancel it first")
+            if task is None and not state.task:
+                raise QueueError(f"{task_id} has no valid definition ({state.reason}); fix its task file")
             event: dict[str, Any] = {"type": EventType.REQUEUED, "task": task_id}
             if task is not None:
-                event.update(_queued_event(task, file, None), type=EventType.REQUEUED)
+                event.update(_queued_event(task, file, digest), type=EventType.REQUEUED)
             self._append(event)
             return states[task_id]
 
@@ -273,9 +286,9 @@ class Queue:
         """Record the outcome of publishing a finished task."""
         with self.locked():
             if error is None:
-                self._append({"type": EventType.PUBLISHED, "task": task_id, "pr_url": pr_url})
+                self._append(_event(EventType.PUBLISHED, task_id, pr_url=pr_url))
             else:
-                self._append({"type": EventType.UNPUBLISHED, "task": task_id, "reason": error})
+                self._append(_event(EventType.UNPUBLISHED, task_id, reason=error))
 
     def _known(self, states: dict[str, TaskState], task_id: str) -> TaskState:
         if task_id not in states:
@@ -285,18 +298,40 @@ class Queue:
     def compact(self) -> int:
         """Rewrite the file as one snapshot line per task (atomic rename); return the lines written."""
         with self.locked() as states:
+            if self.corrupt:
+                self.check()  # compaction would drop the corrupt line for good: make the user look first
             tmp = self.path.with_name(self.path.name + ".compact")
             now = round(self.clock(), 6)
             with open(tmp, "w", encoding="utf-8") as fh:
                 for state in states.values():
-                    event = {"ts": now, "type": EventType.SNAPSHOT, "task": state.id, "state": state.to_json()}
+                    event = {"ts": now, **_event(EventType.SNAPSHOT, state.id, state=state.to_json())}
                     fh.write(json.dumps(event, separators=(",", ":"), default=str) + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
+            _fsync_dir(self.path.parent)
             self._inode = None
             self.refresh()
             return len(states)
+
+
+def _accepts_definition(state: TaskState | None, digest: str | None) -> bool:
+    """Whether a (new or edited) task file may (re-)define the task: not while running or once ended."""
+    if state is None or not state.task or state.status == TaskStatus.INVALID:
+        return True
+    return state.status == TaskStatus.QUEUED and state.digest != digest
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _event(kind: EventType, task_id: str, **fields: Any) -> dict[str, Any]:
+    return {"type": kind, "task": task_id, **fields}
 
 
 def _queued_event(task: Task, file: str | None, digest: str | None) -> dict[str, Any]:

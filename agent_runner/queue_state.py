@@ -97,10 +97,10 @@ def _queued(state: TaskState, event: dict[str, Any]) -> None:
 
 
 def _invalid(state: TaskState, event: dict[str, Any]) -> None:
-    state.file = event.get("file")
-    state.reason = event.get("reason", "")
-    if state.status in (TaskStatus.QUEUED, TaskStatus.INVALID) and not state.task:
+    if state.status in (TaskStatus.QUEUED, TaskStatus.INVALID):  # a running or ended task keeps its status
         state.status = TaskStatus.INVALID
+        state.file = event.get("file")
+        state.reason = event.get("reason", "")
 
 
 def _claimed(state: TaskState, event: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -75,7 +76,9 @@ class Task(BaseModel):
     allow_partial: bool = Field(default=False, description="fix-lint: accept strictly fewer violations.")
     format: bool = Field(default=False, description="fix-lint: also run ruff format.")
     min_coverage_gain: float = Field(default=5.0, ge=0, description="write-tests: points of coverage.")
-    target_coverage: float | None = Field(default=None, ge=0, le=100, description="write-tests: or reach this.")
+    target_coverage: float | None = Field(
+        default=None, ge=0, le=100, description="write-tests: or reach this coverage, in percent."
+    )
     reflection_rounds: int | None = Field(default=None, ge=0, le=10, description="Gate feedback rounds.")
     sandbox: Literal["auto", "bwrap", "none"] | None = Field(default=None, description="Agent shell sandbox.")
     network: bool | None = Field(default=None, description="Let the agent's shell use the network.")
@@ -85,7 +88,7 @@ class Task(BaseModel):
     @classmethod
     def _check_id(cls, value: str) -> str:
         if not ID_PATTERN.match(value) or len(value) > 80:
-            raise ValueError(f"'{value}' is not a valid id; use lowercase letters, digits and '-' (at most 80)")
+            raise ValueError(f"'{value}' is not a valid id; use a-z, 0-9 and '-', at most 80 characters")
         return value
 
     @field_validator("depends_on")
@@ -133,8 +136,9 @@ class TaskSet:
 
 
 def is_task_file(path: Path) -> bool:
-    """Return whether `path` looks like a task file (not hidden, known suffix)."""
-    return path.suffix in TASK_SUFFIXES and not path.name.startswith((".", "_")) and path.is_file()
+    """Return whether `path` looks like a task file (known suffix; not hidden, _private or README)."""
+    hidden = path.name.startswith((".", "_")) or path.stem.upper() == "README"
+    return path.suffix in TASK_SUFFIXES and not hidden and path.is_file()
 
 
 def split_front_matter(text: str) -> tuple[str, str] | None:
@@ -153,7 +157,8 @@ def _read_text(path: Path) -> str:
     except OSError as exc:
         raise TaskFileError(str(path), f"cannot be read: {exc.strerror}") from exc
     if len(raw) > MAX_TASK_FILE_BYTES:
-        raise TaskFileError(str(path), f"is {len(raw)} bytes; task files are limited to {MAX_TASK_FILE_BYTES}")
+        limit = MAX_TASK_FILE_BYTES
+        raise TaskFileError(str(path), f"is {len(raw)} bytes; task files are limited to {limit} bytes")
     if b"\x00" in raw:
         raise TaskFileError(str(path), "is a binary file; task files are UTF-8 text")
     try:
@@ -194,20 +199,35 @@ def task_from_fields(data: dict[str, Any], *, source: str = "<task>") -> Task:
     try:
         return Task.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(part) for part in err["loc"]) or None
-        raise TaskFileError(source, _describe(err), field=loc) from exc
+        errors = [{**err, "loc": _field_loc(err)} for err in exc.errors()]
+        first = errors[0]
+        same = [err for err in errors if err["loc"] == first["loc"]]  # a union reports one error per member
+        if len(same) > 1:
+            first = {**first, "msg": " or ".join(err["msg"] for err in same)}
+        loc = ".".join(str(part) for part in first["loc"]) or None
+        raise TaskFileError(source, _describe(first), field=loc) from exc
+
+
+def _field_loc(err: Any) -> tuple[Any, ...]:
+    """Drop pydantic's union-member tags ('bool', "literal['draft']") so the location names only fields."""
+    loc = err["loc"]
+    names = Limits.model_fields if loc[:1] == ("limits",) else Task.model_fields
+    last = len(loc) - 1 if err["type"] == "extra_forbidden" else 0  # the unknown name itself
+    return tuple(p for i, p in enumerate(loc) if isinstance(p, int) or i in (0, last) or p in names)
 
 
 def _describe(err: Any) -> str:
+    loc = [str(part) for part in err["loc"]]
+    model: type[BaseModel] = Limits if loc[:1] == ["limits"] and len(loc) > 1 else Task
     if err["type"] == "extra_forbidden":
-        known = ", ".join(sorted(Task.model_fields)) if len(err["loc"]) == 1 else ", ".join(Limits.model_fields)
-        return f"unknown field; allowed fields are: {known}"
+        return f"unknown field; allowed fields are: {', '.join(sorted(model.model_fields))}"
+    info = model.model_fields.get(loc[-1]) if loc and err["type"] not in ("enum", "literal_error") else None
+    allowed = f" ({loc[-1]}: {info.description})" if info is not None and info.description else ""
     if err["type"] == "missing":
-        return "is required"
-    if err["type"] in ("enum", "literal_error"):
-        return f"{err['msg']} (got {err.get('input')!r})"
-    return f"{err['msg']} (got {err.get('input')!r})"
+        return f"is required{allowed}"
+    got = repr(err.get("input"))
+    got = got if len(got) <= 60 else got[:57] + "..."
+    return f"{err['msg']} (got {got}){allowed}"
 
 
 def load_task_file(path: Path) -> Task:
@@ -215,38 +235,51 @@ def load_task_file(path: Path) -> Task:
     return task_from_fields(read_task_fields(path), source=str(path))
 
 
-def load_task_dir(folder: Path) -> TaskSet:
-    """Load every task file in `folder`; invalid ones are collected, never raised."""
+def load_task_dir(folder: Path, *, known: set[str] | frozenset[str] = frozenset()) -> TaskSet:
+    """Load every task file in `folder`; invalid ones are collected, never raised.
+
+    `known` holds ids that exist elsewhere (already in the queue), so depending on them is not an error.
+    """
     found = TaskSet()
-    for path in sorted(p for p in folder.glob("*") if is_task_file(p)):
+    paths = sorted(p for p in folder.glob("*") if is_task_file(p)) if folder.is_dir() else []
+    for path in paths:
         try:
             task = load_task_file(path)
         except TaskFileError as exc:
             found.invalid.append(InvalidTask(str(path), path.stem, str(exc)))
             continue
         if task.id in found.tasks:
-            reason = f"{path}: field 'id': '{task.id}' is already used by {found.files[task.id]}"
+            other = found.files[task.id]
+            reason = f"{path}: field 'id': '{task.id}' is already used by {other}; ids must be unique"
             found.invalid.append(InvalidTask(str(path), task.id, reason))
             continue
         found.tasks[task.id] = task
         found.files[task.id] = str(path)
-    check_dependencies(found)
+    check_dependencies(found, known=known)
     return found
 
 
 def check_dependencies(found: TaskSet, *, known: set[str] | frozenset[str] = frozenset()) -> None:
     """Move tasks with a missing dependency or in a cycle to `found.invalid`."""
+    _drop_missing(found, known)
+    for cycle in _cycles(found.tasks):
+        for task_id in cycle:
+            if task_id in found.tasks:
+                loop = " -> ".join([*cycle, cycle[0]])
+                _invalidate(found, task_id, f"dependency cycle {loop}; remove one of these dependencies")
+    _drop_missing(found, known)  # tasks that depended on a task in a cycle
+
+
+def _drop_missing(found: TaskSet, known: set[str] | frozenset[str]) -> None:
     changed = True
     while changed:
         changed = False
         for task_id, task in list(found.tasks.items()):
             missing = [d for d in task.depends_on if d not in found.tasks and d not in known]
             if missing:
-                _invalidate(found, task_id, f"depends on unknown task(s) {', '.join(missing)}")
+                hint = "depends_on must name ids of valid task files in this folder or in the queue"
+                _invalidate(found, task_id, f"unknown or invalid task(s) {', '.join(missing)}; {hint}")
                 changed = True
-    for cycle in _cycles(found.tasks):
-        for task_id in cycle:
-            _invalidate(found, task_id, f"dependency cycle: {' -> '.join([*cycle, cycle[0]])}")
 
 
 def _invalidate(found: TaskSet, task_id: str, message: str) -> None:
@@ -256,26 +289,26 @@ def _invalidate(found: TaskSet, task_id: str, message: str) -> None:
 
 
 def _cycles(tasks: dict[str, Task]) -> list[list[str]]:
-    """Return the dependency cycles among `tasks` (each once)."""
+    """Return the dependency cycles among `tasks` (iterative, so long chains cannot overflow the stack)."""
     state: dict[str, int] = {}
     cycles: list[list[str]] = []
-
-    def visit(node: str, stack: list[str]) -> None:
-        state[node] = 1
-        stack.append(node)
-        for dep in tasks[node].depends_on:
-            if dep not in tasks:
-                continue
-            if state.get(dep) == 1:
-                cycles.append(stack[stack.index(dep) :])
-            elif dep not in state:
-                visit(dep, stack)
-        stack.pop()
-        state[node] = 2
-
-    for node in tasks:
-        if node not in state:
-            visit(node, [])
+    for root in tasks:
+        if root in state:
+            continue
+        state[root] = 1
+        stack: list[tuple[str, Iterator[str]]] = [(root, iter(tasks[root].depends_on))]
+        while stack:
+            node, deps = stack[-1]
+            dep = next((d for d in deps if d in tasks and state.get(d) != 2), None)
+            if dep is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(dep) == 1:
+                path = [n for n, _ in stack]
+                cycles.append(path[path.index(dep) :])
+            else:
+                state[dep] = 1
+                stack.append((dep, iter(tasks[dep].depends_on)))
     return cycles
 
 

@@ -23,7 +23,9 @@ def main() -> None:
     """Entry point of the `run-agents` console script."""
     _register()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # without standalone mode, click returns typer.Exit's code
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except RunnerError as exc:
         if state.debug:
             raise
@@ -38,10 +40,11 @@ def main() -> None:
     except Exception as exc:  # click's usage errors arrive here in non-standalone mode
         import click
 
-        if isinstance(exc, click.exceptions.ClickException):
+        # typer >= 0.20 vendors click (typer._click): its usage errors are not click's classes
+        if isinstance(exc, click.exceptions.ClickException | typer.TyperException) and hasattr(exc, "show"):
             exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(getattr(exc, "exit_code", 2))
+        if isinstance(exc, click.exceptions.Abort | typer.Abort):
             sys.exit(130)
         raise
 

@@ -36,7 +36,9 @@ state = State()
 @app.callback()
 def _options(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
-    root: Annotated[Path | None, typer.Option("--root", help="The repo holding tasks/ (default: found from cwd).")] = None,
+    root: Annotated[
+        Path | None, typer.Option("--root", help="The repo holding tasks/ (default: found from cwd).")
+    ] = None,
 ) -> None:
     """Run autonomous coding agents on chores in bulk."""
     state.debug = debug

@@ -1,5 +1,210 @@
-"""Commands: github."""
+"""Commands: publish, prs, review, plan, ingest (GitHub and GitHub Actions)."""
 
 from __future__ import annotations
 
-from agent_runner.cli.app import app  # noqa: F401
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from agent_runner.cli.app import app, console, get_config, repo_root
+from agent_runner.errors import QueueError, RunnerError
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
+StateFlag = Annotated[
+    bool,
+    typer.Option("--state-branch", help="Read (and for ingest, commit) the queue file on the state branch."),
+]
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def _token() -> str | None:
+    return os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")
+
+
+def _repo() -> Any:
+    from agent_runner.github import connect
+    from agent_runner.github.push import remote_url
+
+    config, root = get_config(), repo_root()
+    return connect(config.github, remote_url=remote_url(root, config.github.remote))
+
+
+@app.command()
+def publish(task_id: Annotated[str, typer.Argument(help="A finished or unpublished task.")]) -> None:
+    """Push agent/<id> and open or update its pull request (retry after `unpublished`)."""
+    from agent_runner.github import GitHubPublisher
+    from agent_runner.intake import open_queue
+    from agent_runner.result import TaskResult
+    from agent_runner.task import Task, TaskStatus
+
+    root, config = repo_root(), get_config()
+    queue = open_queue(root, config)
+    state = queue.refresh().get(task_id)
+    if state is None or state.status not in (TaskStatus.FINISHED, TaskStatus.UNPUBLISHED) or not state.result:
+        status = state.status if state else "unknown"
+        raise QueueError(
+            f"{task_id} is {status}; only finished or unpublished tasks with a result can be published"
+        )
+    task, result = Task.model_validate(state.task), TaskResult.model_validate(state.result)
+    try:
+        url = GitHubPublisher(config.github).publish(task, result, root)
+    except RunnerError as exc:
+        queue.publish_event(task_id, error=str(exc))
+        raise
+    queue.publish_event(task_id, pr_url=url)
+    console.print(
+        f"published {task_id}: {url or task.branch_name + ' (pushed, no PR: pr: false)'}", highlight=False
+    )
+
+
+@app.command()
+def prs(as_json: JsonFlag = False) -> None:
+    """List the pull requests this runner opened, with state, checks, review state and mergeability."""
+    from agent_runner.intake import open_queue
+    from agent_runner.review_post import parse_pr_ref
+
+    root, config = repo_root(), get_config()
+    states = [s for s in open_queue(root, config).refresh().values() if s.pr_url]
+    gh = _repo() if states else None
+    rows = []
+    for state in states:
+        info = gh.status(parse_pr_ref(state.pr_url or ""))
+        pull = info.pull
+        merged_or_state = (
+            "merged" if pull.merged else ("draft" if pull.draft and pull.state == "open" else pull.state)
+        )
+        rows.append({"task": state.id, "pr": pull.number, "url": pull.url, "state": merged_or_state,
+                     "checks": info.checks, "review": info.review_state, "mergeable": pull.mergeable,
+                     "mergeable_state": pull.mergeable_state})  # fmt: skip
+    if as_json:
+        _echo_json(rows)
+        return
+    table = Table("task", "PR", "state", "checks", "review", "mergeable")
+    for row in rows:
+        table.add_row(
+            row["task"],
+            f"#{row['pr']}",
+            row["state"],
+            row["checks"],
+            row["review"],
+            str(row["mergeable_state"]),
+        )
+    console.print(table if rows else "No pull requests yet (run-agents run publishes them).")
+
+
+@app.command()
+def review(
+    prs: Annotated[list[str] | None, typer.Argument(help="PR numbers or URLs.")] = None,
+    all_open: Annotated[bool, typer.Option("--all", help="Every open PR labeled agent-runner.")] = False,
+    post: Annotated[
+        bool, typer.Option("--post", help="Post (or update) one GitHub review with inline comments.")
+    ] = False,
+    fix: Annotated[
+        bool, typer.Option("--fix", help="Write blocking findings as a follow-up task on the PR branch.")
+    ] = False,
+    model: Annotated[str | None, typer.Option(help="Model spec (default: review_model, else model).")] = None,
+    state_branch: StateFlag = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Review pull requests with a model: findings with file, line, severity, and a verdict."""
+    from agent_runner.actions import QueueTasks, pull_state
+    from agent_runner.models import get_model
+    from agent_runner.review_post import review_prs
+
+    root, config = repo_root(), get_config()
+    if state_branch:
+        pull_state(root, config, token=_token())
+    if not prs and not all_open:
+        raise typer.BadParameter("name a PR (number or URL) or pass --all")
+    spec = model or config.review_model or config.model
+    outcomes = review_prs(
+        _repo(), prs or [], model=get_model(spec, config=config.models), tasks=QueueTasks(root, config),
+        config=config.github, root=root, tasks_dir=config.path(root, "tasks_dir"), all_open=all_open,
+        post=post, fix=fix,
+    )  # fmt: skip
+    if as_json:
+        _echo_json([o.to_json() for o in outcomes])
+        return
+    for outcome in outcomes:
+        _print_review(outcome)
+
+
+def _print_review(outcome: Any) -> None:
+    report = outcome.report
+    console.print(
+        f"PR #{report.pr} {report.url}: [bold]{report.verdict}[/bold] ({len(report.findings)} findings)"
+    )
+    for f in report.findings:
+        console.print(
+            f"  {f.severity:<9} {f.file}:{f.line or '?'}  {f.explanation}", highlight=False, markup=False
+        )
+    for skipped in report.skipped:
+        console.print(f"  skipped  {skipped.file}: {skipped.reason}", highlight=False, markup=False)
+    if outcome.posted is not None:
+        console.print(
+            f"  review {'updated' if outcome.posted.updated else 'posted'} ({outcome.posted.n_inline} inline)"
+        )
+    if outcome.fix is not None:
+        console.print(
+            f"  {outcome.fix.reason}" + (f" -> {outcome.fix_file}" if outcome.fix_file else ""), markup=False
+        )
+
+
+@app.command()
+def plan(
+    matrix: Annotated[bool, typer.Option("--matrix", help="Print a GitHub Actions matrix as JSON.")] = False,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Only this task id (repeatable).")] = None,
+    state_branch: StateFlag = False,
+) -> None:
+    """Show the tasks that may start now (overlapping paths wait); `--matrix` for GitHub Actions."""
+    from agent_runner.actions import plan_matrix, pull_state
+
+    root, config = repo_root(), get_config()
+    if state_branch:
+        pull_state(root, config, token=_token())
+    ids = frozenset(i for item in only or [] for i in item.replace(",", " ").split())
+    result = plan_matrix(root, config, only=ids)
+    if matrix:
+        typer.echo(json.dumps(result, separators=(",", ":")))
+        return
+    for entry in result["include"]:
+        console.print(f"{entry['id']}  {entry['file']}  attempt {entry['attempt']}", highlight=False)
+
+
+@app.command()
+def ingest(
+    result_dir: Annotated[
+        Path, typer.Argument(help="Folder of result JSON files (and bundles) from `exec`.")
+    ],
+    publish_results: Annotated[
+        bool, typer.Option("--publish/--no-publish", help="Push and open PRs.")
+    ] = True,
+    state_branch: StateFlag = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record downloaded worker results in the queue, fetch their commits, and publish them."""
+    from agent_runner.actions import ingest as ingest_results
+    from agent_runner.actions import pull_state, push_state
+    from agent_runner.github import GitHubPublisher
+
+    root, config = repo_root(), get_config()
+    if state_branch:
+        pull_state(root, config, token=_token())
+    publisher = GitHubPublisher(config.github) if publish_results else None
+    rows = ingest_results(root, config, result_dir, publisher=publisher)
+    if state_branch and rows:
+        push_state(root, config, token=_token(), message=f"agent-runner: {len(rows)} result(s)")
+    if as_json:
+        _echo_json([row.to_json() for row in rows])
+        return
+    for row in rows:
+        console.print(
+            f"{row.task}: {row.outcome} -> {row.status} {row.pr_url or ''} {row.note}", highlight=False
+        )

@@ -1,5 +1,87 @@
-"""Commands: machines."""
+"""Commands: machines, machines check."""
 
 from __future__ import annotations
 
-from agent_runner.cli.app import app  # noqa: F401
+import json
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from agent_runner.cli.app import app, console, err_console, get_config
+from agent_runner.errors import ConfigError
+from agent_runner.executors.ssh import MachineStatus, SshExecutor, coordinator_version
+
+machines_app = typer.Typer(help="The SSH fleet: reachability, versions, free slots.", no_args_is_help=False)
+app.add_typer(machines_app, name="machines")
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
+
+
+def check_fleet() -> list[MachineStatus]:
+    """Check every configured machine (in parallel) and return what was found."""
+    config = get_config()
+    if not config.machines:
+        raise ConfigError(
+            "no machines configured; add [[tool.agent-runner.machines]] (name, ssh) to pyproject.toml"
+        )
+    executor = SshExecutor(config.machines, ssh=config.ssh, forward_env=config.forward_env)
+    try:
+        return executor.check()
+    finally:
+        executor.close()
+
+
+def _row(status: MachineStatus) -> dict[str, Any]:
+    return {
+        **asdict(status),
+        "free_slots": status.free_slots,
+        "version_mismatch": status.is_version_mismatch,
+    }
+
+
+def _table(statuses: list[MachineStatus]) -> Table:
+    table = Table("machine", "ssh", "reachable", "run-agents", "git", "python", "free", "running", "problem")
+    for s in statuses:
+        table.add_row(
+            s.name, s.target, "[green]yes[/]" if s.is_reachable else "[red]no[/]", _version(s),
+            s.git_version, s.python_version, f"{s.free_slots}/{s.workers}", str(s.n_running_there), s.error,
+        )  # fmt: skip
+    return table
+
+
+def _version(s: MachineStatus) -> str:
+    if not s.is_reachable:
+        return ""
+    return (
+        f"[red]{s.runner_version}[/] (here {coordinator_version()})"
+        if s.is_version_mismatch
+        else s.runner_version
+    )
+
+
+def _report(statuses: list[MachineStatus], *, as_json: bool) -> None:
+    if as_json:
+        data = {"coordinator_version": coordinator_version(), "machines": [_row(s) for s in statuses]}
+        typer.echo(json.dumps(data))
+    else:
+        console.print(_table(statuses))
+    bad = [s for s in statuses if not s.is_reachable or s.is_version_mismatch]
+    for s in bad:
+        problem = s.error or f"runs agent-runner {s.runner_version}, this machine {coordinator_version()}"
+        err_console.print(f"[yellow]Warning:[/] {s.name}: {problem}", highlight=False)
+    if bad:
+        raise typer.Exit(1)
+
+
+@machines_app.callback(invoke_without_command=True)
+def machines(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Show each machine: reachable, run-agents/git/python versions there, free slots, running tasks."""
+    if ctx.invoked_subcommand is None:
+        _report(check_fleet(), as_json=as_json)
+
+
+@machines_app.command("check")
+def check(as_json: JsonFlag = False) -> None:
+    """Check every machine; exit 1 when one is unreachable or runs another agent-runner version."""
+    _report(check_fleet(), as_json=as_json)

@@ -1,5 +1,69 @@
-"""Commands: report."""
+"""Commands: report, status."""
 
 from __future__ import annotations
 
-from agent_runner.cli.app import app  # noqa: F401
+import json
+import webbrowser
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from agent_runner.cli.app import app, console, get_config, repo_root
+from agent_runner.queue import Queue
+from agent_runner.report import RunReport, build_report
+
+OpenFlag = Annotated[bool, typer.Option("--open", help="Open the report in the default browser.")]
+OutPath = Annotated[
+    Path | None, typer.Option("--out", help="Where to write it (default: .agent-runner/report.html).")
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+
+
+@app.command()
+def report(open_: OpenFlag = False, out: OutPath = None) -> None:
+    """Write the HTML report (timeline, costs, gates, trajectories) from the queue file and print its path."""
+    from agent_runner.report_html import generate_report
+
+    path = generate_report(repo_root(), get_config(), out=out.resolve() if out else None)
+    typer.echo(str(path))
+    if open_:
+        webbrowser.open(path.as_uri())
+
+
+@app.command()
+def status(as_json: JsonFlag = False) -> None:
+    """Summarise the run: counts by status, cost so far, per-machine load and the slowest attempts."""
+    config = get_config()
+    data = build_report(
+        Queue(config.path(repo_root(), "queue")), budget_usd=config.budget_usd, default_model=config.model
+    )
+    if as_json:
+        typer.echo(json.dumps(data.to_json(), indent=2, default=str))
+        return
+    _print_status(data)
+
+
+def _print_status(data: RunReport) -> None:
+    counts = ", ".join(f"{n} {s}" for s, n in data.counts().items() if n) or "no tasks"
+    budget = f" of ${data.budget_usd:,.2f} budget" if data.budget_usd else ""
+    share = data.cache_read_share()
+    cached = f"; {share:.0%} of prompt tokens read from cache" if share is not None else ""
+    console.print(f"Tasks: {counts}", markup=False)
+    console.print(f"Cost so far: ${data.total_cost:,.4f}{budget}{cached}", markup=False)
+    machines = Table("machine", "attempts", "running now", "busy", title="Machines", title_justify="left")
+    for name, load in data.machine_load().items():
+        machines.add_row(name, str(int(load["attempts"])), str(int(load["running"])), _secs(load["busy_s"]))
+    if data.attempts:
+        console.print(machines)
+        slow = Table(
+            "task", "attempt", "worker", "outcome", "duration", title="Slowest", title_justify="left"
+        )
+        for a in data.slowest():
+            slow.add_row(a.task_id, str(a.attempt), a.worker, a.outcome, _secs(a.duration))
+        console.print(slow)
+
+
+def _secs(value: float) -> str:
+    return f"{value:.0f} s" if value < 120 else f"{value / 60:.1f} min"

@@ -1,5 +1,310 @@
-"""Commands: run."""
+"""Commands: run, watch, exec (the worker command), clean."""
 
 from __future__ import annotations
 
-from agent_runner.cli.app import app  # noqa: F401
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from agent_runner.cli.app import app, console, err_console, get_config, repo_root
+from agent_runner.config import RunnerConfig
+from agent_runner.errors import ConfigError
+from agent_runner.result import Outcome, TaskResult, WorkRequest
+
+EXECUTORS = ("local", "ssh", "ray")
+
+
+@app.command("exec")
+def exec_(
+    task_file: Annotated[str, typer.Argument(help="A task file, or - for a WorkRequest JSON on stdin.")],
+    repo: Annotated[
+        str | None, typer.Option(help="Source repo path or URL (default: the current repo).")
+    ] = None,
+    base: Annotated[str | None, typer.Option(help="Base branch (default: the task's, else HEAD).")] = None,
+    attempt: Annotated[int, typer.Option(help="Attempt number.")] = 1,
+    model: Annotated[str | None, typer.Option(help="Model spec, e.g. anthropic:claude-sonnet-4-5.")] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the result as JSON (always with -).")
+    ] = False,
+    inline_bundle: Annotated[bool, typer.Option(help="Put the commits in the JSON as base64.")] = False,
+    workdir: Annotated[Path | None, typer.Option(help="State folder for checkouts and runs.")] = None,
+) -> None:
+    """Run one task in its own checkout and print the result (the worker command; never pushes)."""
+    from agent_runner import git
+    from agent_runner.job import run_job
+
+    if task_file == "-":
+        request = WorkRequest.model_validate_json(sys.stdin.buffer.read())
+        folder = workdir or git.home_dir() / "work"
+        _die_with_parent()
+    else:
+        request, config = _file_request(Path(task_file), repo=repo, base=base, attempt=attempt, model=model)
+        folder = workdir or config.path(repo_root(), "state_dir")
+    with _stdout_to_stderr():
+        result = run_job(request, workdir=folder, inline_bundle=inline_bundle)
+    if json_out or task_file == "-":
+        sys.stdout.write(result.model_dump_json(exclude_none=True) + "\n")
+        sys.stdout.flush()
+        return
+    _print_result(result)
+    if result.outcome != Outcome.ACCEPTED:
+        raise typer.Exit(1)
+
+
+def _file_request(
+    path: Path, *, repo: str | None, base: str | None, attempt: int, model: str | None
+) -> tuple[WorkRequest, RunnerConfig]:
+    from agent_runner.task import load_task_file
+
+    task = load_task_file(path)
+    config = get_config()
+    source = repo or task.repo or str(repo_root())
+    secrets = {k: os.environ[k] for k in config.forward_env if os.environ.get(k)}
+    request = WorkRequest(
+        task=task, attempt=attempt, repo=source, base=base or task.base, model=model,
+        config=config.model_dump(mode="json", by_alias=True), secrets=secrets,
+    )  # fmt: skip
+    return request, config
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Keep stdout for the one result line: anything else written to fd 1 goes to stderr."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _die_with_parent() -> None:
+    """Exit when the process that started this worker dies (a killed coordinator leaves no orphans)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            threading.Event().wait(1.0)
+        if os.getpgrp() == os.getpid():
+            os.killpg(os.getpgrp(), signal.SIGKILL)  # the agent's commands go too
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def _print_result(result: TaskResult) -> None:
+    style = "green" if result.outcome == Outcome.ACCEPTED else "red"
+    console.print(f"[{style}]{result.outcome}[/{style}] {result.task_id} (attempt {result.attempt})")
+    for label, value in (
+        ("reason", result.reason), ("summary", result.summary), ("branch", result.branch),
+        ("base", result.base_commit), ("head", result.head_commit), ("bundle", result.bundle_path),
+        ("trajectory", result.trajectory_path), ("checkout", result.checkout_path),
+    ):  # fmt: skip
+        if value:
+            console.print(f"  {label}: {value}", highlight=False)
+    cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
+    console.print(
+        f"  steps {result.model_calls}, tokens {result.usage.total:,}, cost {cost}, {result.duration_s:.1f} s"
+    )
+
+
+# -- run and watch --------------------------------------------------------------------------------------
+WorkersOpt = Annotated[int | None, typer.Option("--workers", "-w", help="Parallel local workers.")]
+OnlyOpt = Annotated[list[str] | None, typer.Option("--only", help="Run only this task id (repeatable).")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="Model spec for every task of this run.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Stream events as JSON lines.")]
+ExecutorOpt = Annotated[str | None, typer.Option("--executor", help="local | ssh | ray.")]
+PublishOpt = Annotated[
+    bool | None,
+    typer.Option("--publish/--no-publish", help="Push and open PRs (default: when a GitHub token is set)."),
+]
+
+
+@app.command()
+def run(
+    workers: WorkersOpt = None,
+    only: OnlyOpt = None,
+    model: ModelOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would run where; change nothing.")
+    ] = False,
+    json_out: JsonOpt = False,
+    executor: ExecutorOpt = None,
+    publish: PublishOpt = None,
+) -> None:
+    """Run every runnable task of the queue, then print a summary (exit 0 all finished, 1 any failed)."""
+    config = get_config(workers=workers, executor=executor)
+    if dry_run:
+        _dry_run(config, only=only, model=model, json_out=json_out)
+        return
+    raise typer.Exit(_run(config, only=only, model=model, json_out=json_out, publish=publish, watch=False))
+
+
+@app.command()
+def watch(
+    workers: WorkersOpt = None,
+    only: OnlyOpt = None,
+    model: ModelOpt = None,
+    json_out: JsonOpt = False,
+    executor: ExecutorOpt = None,
+    publish: PublishOpt = None,
+) -> None:
+    """Keep running: task files dropped into tasks/ are validated, queued and dispatched at once."""
+    config = get_config(workers=workers, executor=executor)
+    raise typer.Exit(_run(config, only=only, model=model, json_out=json_out, publish=publish, watch=True))
+
+
+def _run(
+    config: RunnerConfig,
+    *,
+    only: list[str] | None,
+    model: str | None,
+    json_out: bool,
+    publish: bool | None,
+    watch: bool,
+) -> int:
+    from agent_runner.cli.run_view import JsonView, LiveView, print_summary
+    from agent_runner.intake import open_queue
+    from agent_runner.scheduler import Scheduler
+
+    root = repo_root()
+    queue = open_queue(root, config)
+    queue.check()
+    executor = make_executor(config, root=root)
+    view: Any = JsonView() if json_out else LiveView(console, config.path(root, "state_dir"))
+    scheduler = Scheduler(
+        queue, executor, config=config, root=root, publisher=_publisher(config, publish),
+        only=only or (), model=model, on_event=view.handle,
+    )  # fmt: skip
+    try:
+        with (
+            _interrupts(scheduler),
+            view,
+            _watching(scheduler, config.path(root, "tasks_dir"), enabled=watch),
+        ):
+            summary = scheduler.run(watch=watch)
+    finally:
+        executor.close()
+    if json_out:
+        sys.stdout.write(json.dumps({"event": "summary", **summary.to_json()}) + "\n")
+    else:
+        print_summary(console, summary)
+    return summary.exit_code
+
+
+def make_executor(config: RunnerConfig, *, root: Path) -> Any:
+    """Return the executor named in the config (ssh and ray are imported only when chosen)."""
+    if config.executor == "local":
+        from agent_runner.executors.local import LocalExecutor
+
+        state = config.path(root, "state_dir")
+        return LocalExecutor(workdir=state, workers=config.workers, forward_env=config.forward_env, cwd=root)
+    if config.executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor '{config.executor}'; choose one of {', '.join(EXECUTORS)}")
+    import importlib
+
+    module = importlib.import_module(f"agent_runner.executors.{config.executor}")
+    cls = getattr(module, "SshExecutor" if config.executor == "ssh" else "RayExecutor")
+    factory = getattr(cls, "from_config", None)
+    return factory(config, root=root) if factory else cls(config=config, root=root)
+
+
+def _publisher(config: RunnerConfig, publish: bool | None) -> Any:
+    if publish is None:
+        publish = bool(os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN"))
+    if not publish:
+        return None
+    from agent_runner.github import GitHubPublisher
+
+    return GitHubPublisher(config.github)
+
+
+@contextmanager
+def _interrupts(scheduler: Any) -> Iterator[None]:
+    """First Ctrl-C: stop claiming, let running tasks finish. Second: cancel them and release their leases."""
+    presses = 0
+
+    def handler(signum: int, frame: object) -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            err_console.print("Stopping: running tasks finish and are recorded (Ctrl-C again cancels them).")
+            scheduler.stop()
+        else:
+            err_console.print("Cancelling running tasks; their leases are released.")
+            scheduler.cancel()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def _watching(scheduler: Any, folder: Path, *, enabled: bool) -> Iterator[None]:
+    """In watch mode, ask the scheduler to re-sync whenever a task file appears or changes."""
+    if not enabled:
+        yield
+        return
+    import watchfiles
+
+    stop = threading.Event()
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def loop() -> None:
+        for _changes in watchfiles.watch(
+            folder, stop_event=stop, debounce=200, step=50, raise_interrupt=False
+        ):
+            scheduler.request_sync()
+
+    thread = threading.Thread(target=loop, daemon=True, name="watch-tasks")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _dry_run(config: RunnerConfig, *, only: list[str] | None, model: str | None, json_out: bool) -> None:
+    from agent_runner.cli.run_view import plan_json, plan_table
+    from agent_runner.intake import open_queue
+    from agent_runner.scheduling import plan, preview_states
+
+    root = repo_root()
+    states = preview_states(root, config, open_queue(root, config))
+    slots = make_executor(config, root=root).slots()
+    rows = plan(states, slots, config=config, only=frozenset(only or ()), model=model)
+    if json_out:
+        sys.stdout.write(json.dumps(plan_json(rows)) + "\n")
+    else:
+        console.print(plan_table(rows))
+
+
+@app.command()
+def clean(
+    runs: Annotated[bool, typer.Option("--runs", help="Also delete run logs and trajectories.")] = False,
+) -> None:
+    """Remove the kept checkouts (and with --runs, the run logs and trajectories)."""
+    config = get_config()
+    state = config.path(repo_root(), "state_dir")
+    targets = [state / "checkouts"] + ([state / "runs"] if runs else [])
+    n_removed = 0
+    for folder in targets:
+        if folder.is_dir():
+            n_removed += sum(1 for _ in folder.iterdir())
+            shutil.rmtree(folder)
+    console.print(f"removed {n_removed} folder(s) under {state}")

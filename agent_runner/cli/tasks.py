@@ -1,5 +1,177 @@
-"""Commands: tasks."""
+"""Commands: init, add, list, show, cancel, requeue, compact."""
 
 from __future__ import annotations
 
-from agent_runner.cli.app import app  # noqa: F401
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from agent_runner.cli.app import app, console, err_console, get_config, repo_root
+from agent_runner.cli.task_views import (
+    detail_table,
+    events_table,
+    find_trajectory,
+    row_reasons,
+    rows_table,
+    task_rows,
+)
+from agent_runner.config import RunnerConfig
+from agent_runner.errors import QueueError, TaskFileError
+from agent_runner.intake import SyncReport, add_task, file_digest, open_queue, relative, slugify, sync_tasks
+from agent_runner.queue import Queue
+from agent_runner.scaffold import init_project
+from agent_runner.task import Task, TaskKind, TaskStatus, load_task_file, task_from_fields
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
+TaskId = Annotated[str, typer.Argument(help="The task id (see `run-agents list`).")]
+Kind = Annotated[TaskKind, typer.Argument(help="fix-lint | write-tests | change | review.")]
+Title = Annotated[str, typer.Option(help="One line for tables and the PR title.")]
+Message = Annotated[str, typer.Option("-m", "--message", help="Instructions for the agent.")]
+Ids = Annotated[list[str] | None, typer.Option(help="An id that must finish first (repeatable).")]
+Paths = Annotated[list[str] | None, typer.Option("--path", help="A target file or folder (repeatable).")]
+NewId = Annotated[str | None, typer.Option("--id", help="Task id (default: made from title or message).")]
+Priority = Annotated[int, typer.Option(help="Higher runs first.")]
+ModelSpec = Annotated[str | None, typer.Option(help="Model spec, e.g. openai:gpt-5.")]
+Machine = Annotated[str | None, typer.Option(help="Machine name or tag to pin the task to.")]
+StatusFilter = Annotated[TaskStatus | None, typer.Option(help="Only tasks with this status.")]
+TrajectoryFlag = Annotated[bool, typer.Option(help="Print the latest attempt's trajectory instead.")]
+
+
+def _open(*, sync: bool = True) -> tuple[Path, RunnerConfig, Queue, SyncReport]:
+    """Return the repo root, its config, its queue and (after queueing new task files) the sync report."""
+    root = repo_root()
+    config = get_config()
+    queue = open_queue(root, config)
+    report = sync_tasks(root, config, queue) if sync else SyncReport()
+    for bad in queue.corrupt:
+        warning = f"[yellow]Warning:[/] {queue.path}:{bad.lineno}: not a JSON event, skipped: {bad.text!r}"
+        err_console.print(warning, soft_wrap=True, highlight=False)
+    return root, config, queue, report
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@app.command()
+def init(
+    github: Annotated[
+        bool, typer.Option("--github", help="Also write the GitHub Actions workflows.")
+    ] = False,
+) -> None:
+    """Set up this git repo: tasks/ with an example, prompts/ to edit, config in pyproject.toml."""
+    report = init_project(repo_root(), get_config())
+    for name in report.created:
+        console.print(f"created  {name}", markup=False)
+    for name in report.kept:
+        console.print(f"kept     {name} (already there)", markup=False)
+    if github:
+        from agent_runner.workflows import install_workflows
+
+        for path in install_workflows(repo_root()):
+            console.print(f"created  {path.relative_to(repo_root())}", markup=False)
+    console.print("Next: run-agents add fix-lint --path src/ --title 'Clean lint'", soft_wrap=True)
+
+
+@app.command()
+def add(
+    kind: Kind,
+    path: Paths = None,
+    title: Title = "",
+    message: Message = "",
+    task_id: NewId = None,
+    priority: Priority = 0,
+    model: ModelSpec = None,
+    depends_on: Ids = None,
+    machine: Machine = None,
+) -> None:
+    """Write tasks/<id>.md for a new task and queue it."""
+    task_id = task_id or slugify(title or message)
+    if not task_id:
+        raise TaskFileError("run-agents add", "give --id, --title or -m so the task gets an id", field="id")
+    fields = {"id": task_id, "kind": kind, "title": title, "instructions": message, "paths": path or []}
+    fields |= {"priority": priority, "model": model, "depends_on": depends_on or [], "machine": machine}
+    task = task_from_fields({k: v for k, v in fields.items() if v is not None}, source="run-agents add")
+    root, config, queue, _ = _open()
+    written = add_task(root, config, queue, task)
+    console.print(f"Queued [bold]{task.id}[/] ({relative(root, written)})")
+
+
+@app.command("list")
+def list_tasks(as_json: JsonFlag = False, status: StatusFilter = None) -> None:
+    """Show every task: id, kind, status, attempts, machine, cost, PR (new task files are queued first)."""
+    root, _config, queue, report = _open()
+    rows = task_rows(root, queue, report, status)
+    if as_json:
+        _echo_json(rows)
+    elif rows:
+        console.print(rows_table(rows, width=console.width))
+        for line in row_reasons(rows):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+    else:
+        console.print("No tasks. Add one with `run-agents add KIND ...` or write a file in tasks/.")
+    for task_id in report.edited_after_start:
+        note = f"Note: {task_id}'s file changed after it ran; `run-agents requeue {task_id}` reruns it."
+        err_console.print(note, soft_wrap=True, highlight=False)
+
+
+@app.command()
+def show(task_id: TaskId, as_json: JsonFlag = False, trajectory: TrajectoryFlag = False) -> None:
+    """Show one task's fields and event history (or its latest trajectory)."""
+    root, config, queue, _ = _open()
+    state = queue.states.get(task_id)
+    if state is None:
+        raise QueueError(f"no task '{task_id}' in {queue.path}; `run-agents list` shows the known ids")
+    events = list(queue.events(task_id))
+    if trajectory:
+        from agent_runner.trajectory import render_trajectory
+
+        typer.echo(render_trajectory(find_trajectory(root, config, state, events)))
+    elif as_json:
+        _echo_json({"task": state.to_json(), "events": events})
+    else:
+        console.print(detail_table(state))
+        console.print()
+        console.print(events_table(events))
+
+
+@app.command()
+def cancel(task_id: TaskId) -> None:
+    """Cancel a task; a running attempt's late result is discarded."""
+    _root, _config, queue, _ = _open()
+    before = queue.states.get(task_id)
+    was = f" (was {before.status}, attempt {before.attempt})" if before else ""
+    queue.cancel(task_id)
+    console.print(f"Cancelled {task_id}{was}")
+
+
+@app.command()
+def requeue(task_id: TaskId) -> None:
+    """Queue a task again with fresh attempts, re-reading its task file when it still exists."""
+    root, _config, queue, _ = _open()
+    state = queue.states.get(task_id)
+    file = root / state.file if state is not None and state.file else None
+    if file is not None and file.is_file():
+        task = _reread(file, task_id)
+        queue.requeue(task_id, task, file=relative(root, file), digest=file_digest(file))
+    else:
+        queue.requeue(task_id)
+    console.print(f"Requeued {task_id}")
+
+
+def _reread(file: Path, task_id: str) -> Task:
+    task = load_task_file(file)
+    if task.id != task_id:
+        raise TaskFileError(str(file), f"now says id '{task.id}', not '{task_id}'", field="id")
+    return task
+
+
+@app.command()
+def compact() -> None:
+    """Rewrite the queue file as one line per task (atomic); the state stays the same."""
+    _root, _config, queue, _ = _open(sync=False)
+    n_events = sum(1 for _ in queue.events())
+    n_tasks = queue.compact()
+    console.print(f"Compacted {queue.path}: {n_events} events -> {n_tasks} lines")

@@ -1,0 +1,152 @@
+"""Rows, tables and detail views of queued tasks for `list` and `show`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from agent_runner.config import RunnerConfig
+from agent_runner.errors import QueueError
+from agent_runner.intake import SyncReport
+from agent_runner.queue import Queue
+from agent_runner.queue_state import TaskState
+from agent_runner.task import TaskStatus
+
+COLUMNS = ("id", "kind", "status", "attempts", "machine", "cost", "PR")
+ENDED_WITH_REASON = ("invalid", "failed", "cancelled", "unpublished")
+COLOURS = {"finished": "green", "failed": "red", "invalid": "red", "running": "cyan", "cancelled": "yellow"}
+Row = dict[str, Any]
+
+
+def task_row(state: TaskState) -> Row:
+    """Return the flat record of one task for `list` (the JSON and the table both use it)."""
+    definition = state.task
+    return {
+        "id": state.id,
+        "kind": definition.get("kind"),
+        "title": definition.get("title") or _first_line(definition.get("instructions", "")),
+        "status": state.status.value,
+        "attempts": state.attempt,
+        "max_attempts": state.max_attempts,
+        "machine": state.worker or definition.get("machine"),
+        "cost_usd": round(state.cost_usd, 6),
+        "pr_url": state.pr_url,
+        "reason": state.reason,
+        "file": state.file,
+        "priority": state.priority,
+        "depends_on": state.depends_on,
+    }
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0][:80] if text.strip() else ""
+
+
+def task_rows(root: Path, queue: Queue, report: SyncReport, status: TaskStatus | None) -> list[Row]:
+    """Return the rows of every task in the queue plus invalid files the queue cannot hold (id clashes)."""
+    rows = [task_row(s) for s in queue.states.values() if not _is_stale_invalid(root, s)]
+    recorded = {(row["id"], row["file"]) for row in rows}
+    for bad in report.invalid:
+        if (bad.id, bad.path) not in recorded:
+            row = task_row(TaskState(id=bad.id, status=TaskStatus.INVALID, reason=bad.reason, file=bad.path))
+            rows.append(row)
+    return [row for row in rows if status is None or row["status"] == status.value]
+
+
+def _is_stale_invalid(root: Path, state: TaskState) -> bool:
+    """An invalid record whose file is gone is no longer a task (its id may be reused)."""
+    return state.status == TaskStatus.INVALID and not (state.file and (root / state.file).exists())
+
+
+def rows_table(rows: list[Row], *, width: int = 120) -> Table:
+    """Return the rich table for `list`; the title is cut (or left out) so the columns fit `width`."""
+    cells = [_cells(row) for row in rows]
+    used = sum(max(len(c[i]) for c in [list(COLUMNS), *cells]) + 2 for i in range(len(COLUMNS)))
+    room = width - used
+    table = Table(*COLUMNS, *(["title"] if room >= 8 else []), box=None, pad_edge=False, header_style="bold")
+    for row, texts in zip(rows, cells, strict=True):
+        texts[2] = f"[{COLOURS.get(row['status'], 'default')}]{row['status']}[/]"
+        title = row["title"] or ""
+        table.add_row(
+            *texts, *([title if len(title) <= room else title[: room - 1] + "…"] if room >= 8 else [])
+        )
+    return table
+
+
+def _cells(row: Row) -> list[str]:
+    cost = f"${row['cost_usd']:.2f}" if row["cost_usd"] else "-"
+    return [row["id"], row["kind"] or "-", row["status"], str(row["attempts"]), row["machine"] or "-", cost,
+            row["pr_url"] or "-"]  # fmt: skip
+
+
+def row_reasons(rows: list[Row]) -> list[str]:
+    """Return one line per invalid, failed, cancelled or unpublished task: why."""
+    return [
+        f"{row['id']} ({row['status']}): {row['reason']}"
+        for row in rows
+        if row["status"] in ENDED_WITH_REASON
+    ]
+
+
+def detail_table(state: TaskState) -> Table:
+    """Return the key/value view of one task for `show`."""
+    table = Table(show_header=False, box=None, pad_edge=False)
+    fields = {**state.task, "status": state.status.value, "attempt": state.attempt, "worker": state.worker}
+    fields |= {
+        "reason": state.reason,
+        "file": state.file,
+        "cost_usd": state.cost_usd or None,
+        "pr": state.pr_url,
+    }
+    instructions = fields.pop("instructions", "")
+    for key, value in fields.items():
+        if value not in (None, "", [], {}):
+            table.add_row(f"[bold]{key}[/]", str(value))
+    if instructions:
+        table.add_row("[bold]instructions[/]", instructions)
+    return table
+
+
+def events_table(events: list[dict[str, Any]]) -> Table:
+    """Return the event history of one task for `show`."""
+    table = Table(
+        "time", "event", "attempt", "worker", "detail", box=None, pad_edge=False, header_style="bold"
+    )
+    for event in events:
+        table.add_row(
+            _time(event.get("ts")), str(event.get("type")), str(event.get("attempt", "")),
+            str(event.get("worker") or ""), _detail(event),
+        )  # fmt: skip
+    return table
+
+
+def _time(ts: Any) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if isinstance(ts, int | float) else "?"
+
+
+def _detail(event: dict[str, Any]) -> str:
+    result = event.get("result") or {}
+    parts = [event.get("reason"), result.get("summary"), result.get("pr_url") or event.get("pr_url")]
+    if event.get("type") in ("claimed", "heartbeat") and event.get("lease_until"):
+        parts.append(f"lease until {_time(event['lease_until'])}")
+    return "; ".join(str(p) for p in parts if p)
+
+
+def find_trajectory(root: Path, config: RunnerConfig, state: TaskState, events: list[dict[str, Any]]) -> Path:
+    """Return the trajectory file of the latest attempt that has one."""
+    runs = config.path(root, "state_dir") / "runs" / state.id
+    candidates = [runs / str(state.attempt) / "trajectory.jsonl"]
+    for event in reversed(events):
+        recorded = (event.get("result") or {}).get("trajectory_path")
+        if recorded:
+            candidates.append(Path(recorded) if Path(recorded).is_absolute() else root / recorded)
+    candidates += [runs / str(n) / "trajectory.jsonl" for n in range(state.attempt - 1, 0, -1)]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise QueueError(
+        f"no trajectory for {state.id} yet (attempt {state.attempt}); it appears once a run starts"
+    )

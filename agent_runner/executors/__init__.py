@@ -1,0 +1,1 @@
+"""Executors: transports that run the worker command `run-agents exec` somewhere."""

@@ -1,0 +1,144 @@
+"""Local executor: each attempt is a `run-agents exec -` subprocess on this machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from agent_runner.errors import ExecutorError
+from agent_runner.protocols import Slot
+from agent_runner.result import TaskResult, WorkRequest
+from agent_runner.workspace import AttemptPaths, init_state_dir
+
+KILL_GRACE_S = 5.0
+SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "COOKIE")
+
+
+def worker_command() -> list[str]:
+    """Return the command line that starts `run-agents` with this interpreter."""
+    return [sys.executable, "-m", "agent_runner.cli"]
+
+
+def worker_env(environ: Mapping[str, str], forward: list[str]) -> dict[str, str]:
+    """Return the worker's environment: everything but secrets (model keys travel on stdin instead)."""
+    drop = set(forward) | {"GITHUB_TOKEN", "GH_TOKEN"}
+    return {
+        k: v for k, v in environ.items() if k not in drop and not any(m in k.upper() for m in SECRET_MARKERS)
+    }
+
+
+def parse_result(stdout: str, request: WorkRequest) -> TaskResult:
+    """Return the TaskResult in the worker's stdout (its last JSON line); raise ExecutorError if none."""
+    for line in reversed(stdout.strip().splitlines()):
+        if line.startswith("{"):
+            try:
+                result = TaskResult.model_validate(json.loads(line))
+            except (ValueError, ValidationError):
+                continue
+            if (result.task_id, result.attempt) != (request.task.id, request.attempt):
+                raise ExecutorError(
+                    f"worker answered for {result.task_id}#{result.attempt}, not the task it got"
+                )
+            return result
+    raise ExecutorError("the worker printed no result")
+
+
+class LocalExecutor:
+    """Runs the worker command as a subprocess per attempt, `workers` at a time."""
+
+    def __init__(
+        self,
+        *,
+        workdir: Path,
+        workers: int = 2,
+        forward_env: list[str] | None = None,
+        command: list[str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.workdir = Path(workdir).resolve()
+        self.n_workers = workers
+        self.forward_env = list(forward_env or [])
+        self.command = command or worker_command()
+        self.cwd = cwd
+        self._procs: dict[tuple[str, int], subprocess.Popen[str]] = {}
+        self._lock = threading.Lock()
+
+    def slots(self) -> list[Slot]:
+        """Return one slot per local worker."""
+        return [Slot(f"local-{i + 1}", machine="local") for i in range(self.n_workers)]
+
+    def run(self, request: WorkRequest, slot: Slot) -> TaskResult:
+        """Run one attempt in a subprocess; its stderr goes to runs/<task>/<attempt>/worker.log."""
+        paths = AttemptPaths.under(self.workdir, request.task.id, request.attempt)
+        init_state_dir(self.workdir)
+        paths.run_dir.mkdir(parents=True, exist_ok=True)
+        request = request.model_copy(update={"worker": slot.name})
+        argv = [*self.command, "exec", "-", "--workdir", str(self.workdir)]
+        key = (request.task.id, request.attempt)
+        with open(paths.run_dir / "worker.log", "ab") as log:
+            proc = self._start(argv, log, key)
+            try:
+                stdout, _ = proc.communicate(request.model_dump_json())
+            finally:
+                with self._lock:
+                    self._procs.pop(key, None)
+        if proc.returncode != 0:
+            tail = _tail(paths.run_dir / "worker.log")
+            raise ExecutorError(f"worker exited with {proc.returncode} on {slot.name}: {tail}")
+        return parse_result(stdout, request)
+
+    def _start(self, argv: list[str], log: object, key: tuple[str, int]) -> subprocess.Popen[str]:
+        env = worker_env(os.environ, self.forward_env)
+        try:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
+                cwd=self.cwd, start_new_session=True,  # Ctrl-C in the terminal reaches the coordinator only
+            )  # fmt: skip
+        except OSError as exc:
+            raise ExecutorError(f"cannot start the worker `{' '.join(argv[:3])}`: {exc}") from exc
+        with self._lock:
+            self._procs[key] = proc
+        return proc
+
+    def cancel(self, task_id: str, attempt: int) -> None:
+        """Stop an attempt's worker and everything it started (SIGTERM, then SIGKILL)."""
+        with self._lock:
+            proc = self._procs.get((task_id, attempt))
+        if proc is not None:
+            _kill_group(proc)
+
+    def close(self) -> None:
+        """Stop every worker still running."""
+        with self._lock:
+            procs = list(self._procs.values())
+        for proc in procs:
+            _kill_group(proc)
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=KILL_GRACE_S)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _tail(path: Path, n_chars: int = 800) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "(no log)"
+    return text[-n_chars:].strip().replace("\n", " | ") or "(empty log)"

@@ -1,0 +1,54 @@
+"""Configuration of SSH machines (`[[tool.agent-runner.machines]]`) and of the SSH transport."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class MachineConfig(BaseModel):
+    """One machine of the SSH fleet."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(description="Short name; tasks pin to it with `machine: <name>`.")
+    ssh: str = Field(description="Anything your ssh client accepts: an ~/.ssh/config alias, user@host, ...")
+    workers: int = Field(default=1, ge=1, le=64, description="Tasks this machine runs at once.")
+    tags: list[str] = Field(default_factory=list, description="Tags a task may pin to instead of a name.")
+    command: str = Field(default="run-agents", description="The run-agents command on the machine.")
+    python: str | None = Field(
+        default=None, description="Python on the machine with agent-runner (default: run-agents' own)."
+    )
+    workdir: str = Field(default="~/.agent-runner-worker", description="Folder on the machine for runs.")
+    forward_env: list[str] | None = Field(
+        default=None, description="Model key variables sent as secrets (default: the runner's forward_env)."
+    )
+    env: dict[str, str] = Field(default_factory=dict, description="Plain variables set for the worker there.")
+    source: Literal["auto", "remote", "bundle"] = Field(
+        default="auto",
+        description="How the machine gets the repo: its remote URL, a bundle sent over ssh, or auto.",
+    )
+    repo_url: str | None = Field(default=None, description="URL the machine fetches (default: origin's URL).")
+    connect_timeout_s: int = Field(default=10, ge=1, description="ssh ConnectTimeout.")
+    alive_interval_s: int = Field(default=5, ge=1, description="ssh ServerAliveInterval.")
+    alive_count: int = Field(default=3, ge=1, description="ServerAliveCountMax; lost after interval x count.")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError(f"'{value}' is not a valid machine name; use letters, digits, '.', '_' and '-'")
+        return value
+
+
+class SshConfig(BaseModel):
+    """Settings of the ssh client the SSH executor runs."""
+
+    model_config = ConfigDict(extra="forbid")
+    config_file: str | None = Field(default=None, description="ssh -F file (default: ~/.ssh/config).")
+    control_persist_s: int = Field(default=600, ge=0, description="Idle life of the shared connection.")
+    recheck_s: float = Field(default=30.0, gt=0, description="Re-check a failed machine after this.")
+    options: list[str] = Field(default_factory=list, description="Extra `-o Key=Value` options for ssh.")

@@ -1,0 +1,182 @@
+"""Ray executor: each attempt is a Ray task that runs `run-agents exec - --inline-bundle` on some node.
+
+Ray's own retries are off (the queue decides retries): a dead worker or node is an ExecutorError and the
+task is re-queued. A task pinned to a machine asks for a sliver of the custom resource of that name; as Ray
+leaves a task that no live node can take pending forever, the executor keeps its own deadline and reports
+such a task as unschedulable. `ray` is imported only when this executor is built.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent_runner.errors import ExecutorError
+from agent_runner.executors.local import parse_result
+from agent_runner.executors.source import RepoSource, forwarded_secrets
+from agent_runner.protocols import Slot
+from agent_runner.result import TaskResult, WorkRequest
+
+if TYPE_CHECKING:
+    from agent_runner.config import RunnerConfig
+
+INSTALL_HINT = "the Ray executor needs Ray: pip install 'agent-runner[ray]'"
+PIN_AMOUNT = 0.001  # a sliver of the machine's custom resource: pins without limiting how many run there
+POLL_S = 0.5
+
+
+class RayConfig(BaseModel):
+    """Where the Ray executor connects and what each task asks Ray for."""
+
+    model_config = ConfigDict(extra="forbid")
+    address: str | None = Field(default=None, description="Cluster: 'auto', 'ray://host:10001'; none: local.")
+    workers: int = Field(default=4, ge=1, le=1024, description="Tasks in flight at once.")
+    num_cpus: float = Field(default=1.0, gt=0, description="CPUs each task reserves on its node.")
+    workdir: str = Field(default="~/.agent-runner-worker", description="State folder on each node.")
+    source: Literal["auto", "remote", "bundle"] = Field(default="auto", description="How nodes get the repo.")
+    repo_url: str | None = Field(default=None, description="URL nodes fetch (default: origin's URL).")
+    unschedulable_after_s: float = Field(
+        default=60.0, gt=0, description="Give up on a pin no live node offers after this."
+    )
+
+
+def import_ray() -> Any:
+    """Return the ray module, or raise ExecutorError naming the extra to install."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise ExecutorError(INSTALL_HINT) from exc
+    return ray
+
+
+def _die_with_parent() -> None:
+    if sys.platform == "linux":  # the worker must not outlive a killed Ray worker process
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def run_attempt(payload: bytes, workdir: str) -> tuple[int, bytes, bytes]:
+    """Run the worker command on this node (inside a Ray task) and return its exit code, stdout, stderr."""
+    folder = str(Path(workdir).expanduser())
+    argv = [sys.executable, "-m", "agent_runner.cli", "exec", "-", "--inline-bundle", "--workdir", folder]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        preexec_fn=_die_with_parent,
+    )  # fmt: skip
+    stdout, stderr = proc.communicate(payload)
+    return proc.returncode, stdout, stderr[-4000:]
+
+
+@dataclass(frozen=True)
+class AnySlot(Slot):
+    """A Ray slot: Ray places the task, so every pin is accepted here and checked by Ray."""
+
+    def accepts(self, pin: str | None) -> bool:
+        return True
+
+
+class RayExecutor:
+    """Runs attempts as Ray tasks on a Ray cluster (or a local Ray it starts)."""
+
+    def __init__(self, config: RayConfig | None = None, *, forward_env: list[str] | None = None) -> None:
+        self.config = config or RayConfig()
+        self.forward_env = list(forward_env or [])
+        self.ray = import_ray()
+        self._is_owner = not self.ray.is_initialized()
+        if self._is_owner:
+            self.ray.init(address=self.config.address, include_dashboard=False, log_to_driver=False)
+        self._remote = self.ray.remote(num_cpus=self.config.num_cpus, max_retries=0)(run_attempt)
+        self._source = RepoSource()
+        self._refs: dict[tuple[str, int], Any] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: RunnerConfig, *, root: Path | None = None) -> RayExecutor:
+        """Build the executor from `[tool.agent-runner.ray]`."""
+        return cls(config.ray, forward_env=config.forward_env)
+
+    def slots(self) -> list[Slot]:
+        """Return `workers` slots; Ray decides the node."""
+        return [AnySlot(f"ray/{i + 1}", machine="ray") for i in range(self.config.workers)]
+
+    def has_resource(self, name: str) -> bool:
+        """Return whether some live node offers the custom resource `name`."""
+        return self.ray.cluster_resources().get(name, 0) > 0
+
+    def run(self, request: WorkRequest, slot: Slot) -> TaskResult:
+        """Run one attempt as a Ray task; raise ExecutorError on node loss or an unschedulable pin."""
+        pin = request.task.machine
+        options = {"resources": {pin: PIN_AMOUNT}} if pin else {}
+        payload = self._prepare(request, slot).model_dump_json().encode()
+        key = (request.task.id, request.attempt)
+        ref = self._remote.options(**options).remote(payload, self.config.workdir)
+        with self._lock:
+            self._refs[key] = ref
+        try:
+            self._wait(ref, pin)
+            rc, stdout, stderr = self._get(ref)
+        finally:
+            with self._lock:
+                self._refs.pop(key, None)
+        text = stdout.decode("utf-8", "replace")
+        if rc != 0 and not text.strip():
+            raise ExecutorError(f"worker exited with {rc} on Ray: {stderr.decode('utf-8', 'replace')[-400:]}")
+        return parse_result(text, request).model_copy(update={"machine": f"ray:{slot.name}"})
+
+    def _wait(self, ref: Any, pin: str | None) -> None:
+        """Wait for the task; give up when its pin has had no live node for `unschedulable_after_s`."""
+        missing_since: float | None = None
+        while not self.ray.wait([ref], timeout=POLL_S)[0]:
+            if pin is None or self.has_resource(pin):
+                missing_since = None
+                continue
+            missing_since = missing_since or time.monotonic()
+            if time.monotonic() - missing_since >= self.config.unschedulable_after_s:
+                self.ray.cancel(ref, force=True)
+                raise ExecutorError(
+                    f"unschedulable: no live Ray node offers the resource '{pin}' the task is pinned to; "
+                    f"start one with `ray start --resources '{{\"{pin}\": 1}}'` or remove the pin"
+                )
+
+    def _get(self, ref: Any) -> tuple[int, bytes, bytes]:
+        try:
+            return self.ray.get(ref)  # type: ignore[no-any-return]
+        except self.ray.exceptions.TaskCancelledError as exc:
+            raise ExecutorError("the attempt was cancelled") from exc
+        except self.ray.exceptions.RayError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ExecutorError(f"Ray lost the attempt ({type(exc).__name__}): {first}") from exc
+
+    def _prepare(self, request: WorkRequest, slot: Slot) -> WorkRequest:
+        update: dict[str, Any] = {"secrets": forwarded_secrets(request.secrets, self.forward_env)}
+        update["worker"] = slot.name
+        c = self.config
+        update.update(self._source.update(request, mode=c.source, url=c.repo_url, where="the Ray executor"))
+        return request.model_copy(update=update)
+
+    def cancel(self, task_id: str, attempt: int) -> None:
+        """Cancel the attempt's Ray task (its worker process and the worker command die)."""
+        with self._lock:
+            ref = self._refs.get((task_id, attempt))
+        if ref is not None:
+            self.ray.cancel(ref, force=True)
+
+    def close(self) -> None:
+        """Cancel what still runs; shut down the Ray this executor started (not one started by others)."""
+        with self._lock:
+            refs = list(self._refs.values())
+        for ref in refs:
+            self.ray.cancel(ref, force=True)
+        if self._is_owner:
+            self.ray.shutdown()

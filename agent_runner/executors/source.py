@@ -1,0 +1,79 @@
+"""How a worker on another machine gets the source repo (a fetch of its own, or a bundle) and its keys."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from agent_runner import git
+from agent_runner.errors import ExecutorError, GitError
+from agent_runner.result import WorkRequest
+
+NEVER_FORWARDED = frozenset({"GITHUB_TOKEN", "GH_TOKEN"})
+SourceMode = Literal["auto", "remote", "bundle"]
+
+
+def forwarded_secrets(secrets: Mapping[str, str], allowed: Iterable[str]) -> dict[str, str]:
+    """Return the secrets a remote worker may get: the allowed model keys, never a GitHub token."""
+    names = set(allowed) - NEVER_FORWARDED
+    return {k: v for k, v in secrets.items() if k in names}
+
+
+class RepoSource:
+    """Rewrites a request's repo for a remote worker; keeps the last bundle made (they can be large)."""
+
+    def __init__(self) -> None:
+        self._bundle: tuple[tuple[str, str], str] | None = None
+        self._lock = threading.Lock()
+
+    def update(
+        self, request: WorkRequest, *, mode: SourceMode, url: str | None, where: str
+    ) -> dict[str, Any]:
+        """Return the request fields that tell the worker where to get the repo."""
+        if request.repo_bundle_b64 or not git.is_local(request.repo):
+            return {}
+        repo = Path(request.repo)
+        url = url or origin_url(repo)
+        if mode == "remote" or (mode == "auto" and url and is_pushed(repo, request.base_commit)):
+            if not url:
+                hint = f"set repo_url or source = 'bundle' for {where}"
+                raise ExecutorError(f"{repo} has no remote 'origin'; {hint}")
+            return {"repo": url}
+        return {"repo_bundle_b64": self.bundle(repo, request.base_commit or "HEAD")}
+
+    def bundle(self, repo: Path, base: str) -> str:
+        """Return the repo's branches as a base64 bundle (made once per repo state)."""
+        try:
+            key = (str(repo), git.run_git(repo, "rev-parse", "--branches", base))
+        except GitError as exc:
+            raise ExecutorError(f"cannot bundle {repo} for a remote worker: {exc}") from exc
+        with self._lock:
+            if self._bundle is not None and self._bundle[0] == key:
+                return self._bundle[1]
+        with tempfile.TemporaryDirectory() as tmp:
+            data = git.read_b64(git.bundle_repo(repo, Path(tmp) / "source.bundle"))
+        with self._lock:
+            self._bundle = (key, data)
+        return data
+
+
+def origin_url(repo: Path) -> str | None:
+    """Return the URL of `repo`'s origin remote (relative paths resolved), or None."""
+    try:
+        url = git.run_git(repo, "config", "--get", "remote.origin.url")
+    except GitError:
+        return None
+    if url and git.is_local(url) and not Path(url).is_absolute():
+        url = str((repo / url).resolve())
+    return url or None
+
+
+def is_pushed(repo: Path, commit: str | None) -> bool:
+    """Return whether `commit` (default HEAD) is on a branch of a remote, as last fetched."""
+    try:
+        return bool(git.run_git(repo, "branch", "-r", "--contains", commit or "HEAD").strip())
+    except GitError:
+        return False

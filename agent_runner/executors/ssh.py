@@ -1,0 +1,300 @@
+"""SSH executor: each attempt is `run-agents exec - --inline-bundle` on a fleet machine, over the system ssh.
+
+The request (with the model keys, never the GitHub token) goes on the ssh channel's stdin; the result and
+the commits come back on stdout. A machine that fails its check is left out of `slots()` with a warning
+and checked again after `recheck_s`; a dropped connection is an ExecutorError (the scheduler re-queues
+without spending an attempt). When a lost machine comes back, its lost attempts are killed if they still
+run, and a result that arrived there late is handed to `on_late_result` (the queue's fencing rejects it).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agent_runner.errors import ExecutorError
+from agent_runner.executors.local import parse_result
+from agent_runner.executors.machine import MachineConfig, SshConfig
+from agent_runner.executors.source import RepoSource, forwarded_secrets
+from agent_runner.executors.ssh_transport import (
+    SSH_LOST,
+    WORKDIR_FAILED,
+    SshClient,
+    attempt_script,
+    check_script,
+    harvest_script,
+    kill_script,
+)
+from agent_runner.protocols import Slot
+from agent_runner.result import TaskResult, WorkRequest
+from agent_runner.task import Task, TaskKind
+
+if TYPE_CHECKING:
+    from agent_runner.config import RunnerConfig
+
+__all__ = ["MachineConfig", "MachineStatus", "SshConfig", "SshExecutor", "coordinator_version"]
+log = logging.getLogger(__name__)
+CHECK_TIMEOUT_S = 30.0
+
+
+def coordinator_version() -> str:
+    """Return the agent-runner version installed here."""
+    try:
+        return importlib.metadata.version("agent-runner")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass
+class MachineStatus:
+    """What the last check of a machine found."""
+
+    name: str
+    target: str
+    workers: int
+    is_reachable: bool = False
+    error: str = ""
+    runner_version: str = ""
+    git_version: str = ""
+    python_version: str = ""
+    n_running_there: int = 0
+    n_busy: int = 0
+    checked_at: float = 0.0
+
+    @property
+    def free_slots(self) -> int:
+        return max(0, self.workers - max(self.n_busy, self.n_running_there)) if self.is_reachable else 0
+
+    @property
+    def is_version_mismatch(self) -> bool:
+        return self.is_reachable and self.runner_version != coordinator_version()
+
+
+@dataclass
+class _Machine:
+    config: MachineConfig
+    client: SshClient
+    status: MachineStatus
+    n_busy: int = 0
+    is_checking: bool = False
+    lost: list[tuple[str, int]] = field(default_factory=list)
+
+
+class SshExecutor:
+    """Runs attempts on the machines of `[[tool.agent-runner.machines]]` over ssh."""
+
+    def __init__(
+        self,
+        machines: Sequence[MachineConfig],
+        *,
+        ssh: SshConfig | None = None,
+        forward_env: Sequence[str] = (),
+        on_late_result: Callable[[TaskResult], None] | None = None,
+    ) -> None:
+        if not machines:
+            raise ExecutorError(
+                "no machines configured; add [[tool.agent-runner.machines]] to pyproject.toml"
+            )
+        self.settings = ssh or SshConfig()
+        self.forward_env = list(forward_env)
+        self.on_late_result = on_late_result or _discard_late
+        self._control_dir = Path(tempfile.mkdtemp(prefix="ar-ssh-"))
+        self._machines = {m.name: self._machine(m) for m in machines}
+        self._running: dict[tuple[str, int], tuple[str, subprocess.Popen[bytes]]] = {}
+        self._source = RepoSource()
+        self._lock = threading.Lock()
+        self._checked_once = False
+
+    @classmethod
+    def from_config(cls, config: RunnerConfig, *, root: Path | None = None) -> SshExecutor:
+        """Build the executor from `[[tool.agent-runner.machines]]` and `[tool.agent-runner.ssh]`."""
+        return cls(config.machines, ssh=config.ssh, forward_env=config.forward_env)
+
+    def _machine(self, config: MachineConfig) -> _Machine:
+        client = SshClient(config, settings=self.settings, control_dir=self._control_dir)
+        return _Machine(config, client, MachineStatus(config.name, config.ssh, config.workers))
+
+    # -- checks --------------------------------------------------------------------------------------
+    def check(self, names: Sequence[str] | None = None) -> list[MachineStatus]:
+        """Check machines now (in parallel) and return their status; failed ones get no slots."""
+        chosen = [self._machines[n] for n in (names or self._machines)]
+        with ThreadPoolExecutor(max_workers=max(1, len(chosen))) as pool:
+            list(pool.map(self._check_one, chosen))
+        self._checked_once = True
+        return [m.status for m in chosen]
+
+    def _check_one(self, machine: _Machine) -> None:
+        error = machine.client.start_master()
+        done = None if error else machine.client.run(check_script(machine.config), timeout_s=CHECK_TIMEOUT_S)
+        status = MachineStatus(machine.config.name, machine.config.ssh, machine.config.workers)
+        status.checked_at = time.time()
+        if done is not None and done.returncode == 0:
+            facts = dict(line.split("=", 1) for line in done.stdout.decode().splitlines() if "=" in line)
+            status.is_reachable = True
+            status.git_version = facts.get("git", "").removeprefix("git version ")
+            status.python_version = facts.get("python", "").removeprefix("Python ")
+            status.runner_version = facts.get("runner", "")
+            status.n_running_there = int(facts.get("running", "0").strip() or 0)
+        else:
+            status.error = error or _describe(done, machine.config)
+            log.warning("machine %s is not usable: %s", machine.config.name, status.error)
+        was_down = not machine.status.is_reachable
+        status.n_busy = machine.n_busy
+        machine.status = status
+        if status.is_reachable and was_down and machine.lost:
+            self._harvest(machine)
+
+    def _recheck_due(self) -> None:
+        now = time.time()
+        for machine in self._machines.values():
+            due = now - machine.status.checked_at >= self.settings.recheck_s
+            if not machine.status.is_reachable and due and not machine.is_checking:
+                machine.is_checking = True
+                threading.Thread(target=self._background_check, args=(machine,), daemon=True).start()
+
+    def _background_check(self, machine: _Machine) -> None:
+        try:
+            self._check_one(machine)
+        finally:
+            machine.is_checking = False
+
+    def _harvest(self, machine: _Machine) -> None:
+        """Kill the lost attempts still running on a machine that came back; hand over late results."""
+        lost, machine.lost = machine.lost, []
+        for task_id, attempt in lost:
+            done = machine.client.run(
+                harvest_script(machine.config, task_id, attempt), timeout_s=CHECK_TIMEOUT_S
+            )
+            text = done.stdout.decode("utf-8", "replace")
+            try:
+                result = parse_result(text, _stub_request(task_id, attempt)) if text.strip() else None
+            except ExecutorError:
+                result = None
+            if result is not None:
+                self.on_late_result(result.model_copy(update={"machine": machine.config.name}))
+
+    # -- the Executor protocol -------------------------------------------------------------------------
+    def slots(self) -> list[Slot]:
+        """Return the slots of machines that passed their last check (re-checking failed ones when due)."""
+        if not self._checked_once:
+            self.check()
+        self._recheck_due()
+        slots = []
+        for machine in self._machines.values():
+            if machine.status.is_reachable:
+                tags = frozenset(machine.config.tags)
+                name = machine.config.name
+                slots += [
+                    Slot(f"{name}/{i + 1}", machine=name, tags=tags) for i in range(machine.config.workers)
+                ]
+        return slots
+
+    def run(self, request: WorkRequest, slot: Slot) -> TaskResult:
+        """Run one attempt on the slot's machine; raise ExecutorError when the machine or worker failed."""
+        machine = self._machines.get(slot.machine)
+        if machine is None:
+            raise ExecutorError(f"no machine named '{slot.machine}'; known: {', '.join(self._machines)}")
+        payload = self._prepare(request, machine, slot).model_dump_json().encode()
+        key = (request.task.id, request.attempt)
+        machine.client.start_master()
+        proc = machine.client.popen(attempt_script(machine.config, *key))
+        with self._lock:
+            self._running[key] = (machine.config.name, proc)
+            machine.n_busy += 1
+        try:
+            stdout, stderr = proc.communicate(payload)
+        finally:
+            with self._lock:
+                self._running.pop(key, None)
+                machine.n_busy -= 1
+        return self._finish(machine, request, proc.returncode, stdout, stderr)
+
+    def _finish(
+        self, machine: _Machine, request: WorkRequest, rc: int, stdout: bytes, stderr: bytes
+    ) -> TaskResult:
+        name = machine.config.name
+        text = stdout.decode("utf-8", "replace")
+        if rc == SSH_LOST and not text.strip():
+            machine.lost.append((request.task.id, request.attempt))
+            machine.status.is_reachable = False
+            machine.status.checked_at = time.time()
+            machine.status.error = f"connection lost: {_tail(stderr)}"
+            log.warning(
+                "lost machine %s running %s#%d: %s", name, request.task.id, request.attempt, _tail(stderr)
+            )
+            raise ExecutorError(f"lost the connection to machine {name}: {_tail(stderr)}")
+        if rc == WORKDIR_FAILED:
+            raise ExecutorError(f"cannot use the workdir {machine.config.workdir} on {name}")
+        if rc != 0 and not text.strip():
+            raise ExecutorError(f"worker on {name} exited with {rc}: {_tail(stderr)}")
+        result = parse_result(text, request)
+        return result.model_copy(update={"machine": name})
+
+    def _prepare(self, request: WorkRequest, machine: _Machine, slot: Slot) -> WorkRequest:
+        """Return the request as the machine gets it: its repo source, its secrets, its slot name."""
+        config = machine.config
+        allowed = config.forward_env if config.forward_env is not None else self.forward_env
+        update: dict[str, object] = {
+            "secrets": forwarded_secrets(request.secrets, allowed),
+            "worker": slot.name,
+        }
+        where = f"machine {config.name}"
+        update.update(self._source.update(request, mode=config.source, url=config.repo_url, where=where))
+        return request.model_copy(update=update)
+
+    def cancel(self, task_id: str, attempt: int) -> None:
+        """Kill the attempt's process group on its machine, then the local ssh client."""
+        with self._lock:
+            entry = self._running.get((task_id, attempt))
+        if entry is None:
+            return
+        name, proc = entry
+        machine = self._machines[name]
+        machine.client.run(kill_script(machine.config, task_id, attempt), timeout_s=CHECK_TIMEOUT_S)
+        proc.kill()
+
+    def close(self) -> None:
+        """Stop running attempts' ssh clients and close the shared connections."""
+        with self._lock:
+            procs = [proc for _, proc in self._running.values()]
+        for proc in procs:
+            proc.kill()
+        for machine in self._machines.values():
+            machine.client.stop_master()
+        shutil.rmtree(self._control_dir, ignore_errors=True)
+
+
+def _discard_late(result: TaskResult) -> None:
+    log.warning(
+        "discarded a late result of %s attempt %d from %s", result.task_id, result.attempt, result.machine
+    )
+
+
+def _stub_request(task_id: str, attempt: int) -> WorkRequest:
+    return WorkRequest(task=Task(id=task_id, kind=TaskKind.CHANGE), attempt=attempt, repo="")
+
+
+def _tail(stderr: bytes, n_chars: int = 400) -> str:
+    text = stderr.decode("utf-8", "replace").strip()
+    return text[-n_chars:].replace("\n", " | ") or "(no message)"
+
+
+def _describe(done: object, config: MachineConfig) -> str:
+    rc = getattr(done, "returncode", None)
+    stderr = getattr(done, "stderr", b"") or b""
+    if rc == WORKDIR_FAILED:
+        return f"cannot create the workdir {config.workdir} there"
+    hint = (
+        "" if rc != SSH_LOST else f" (try `ssh {config.ssh} true` by hand: it must work without a password)"
+    )
+    return f"check failed with exit {rc}: {_tail(stderr)}{hint}"

@@ -1,0 +1,153 @@
+"""The system ssh client as a transport: one shared connection per machine and the remote shell scripts.
+
+The system `ssh` is used (not a Python SSH library) so that everything the user's own ssh does just works:
+~/.ssh/config aliases and Match blocks, ProxyJump, the agent, certificates, hardware keys. BatchMode makes
+sure no password or host-key question is ever asked; a shared ControlMaster connection makes each task's
+dispatch a few milliseconds instead of a new handshake.
+
+Remote side: each attempt's shell writes `<workdir>/attempts/<task>.<attempt>.pid` (the shell is the session
+and process-group leader sshd made, so the pid is the group) and keeps the worker's stdout in `.out`,
+so a coordinator can kill an old attempt's whole process group and collect a result that arrived late.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import tempfile
+from pathlib import Path
+
+from agent_runner.executors.machine import MachineConfig, SshConfig
+
+SSH_LOST = 255  # ssh's own exit code: connection failed or dropped
+WORKDIR_FAILED = 97
+_EACH = '"$f"'
+
+
+def remote_path(path: str) -> str:
+    """Return `path` as shell text for the remote side, expanding a leading ~ there."""
+    if path == "~":
+        return '"$HOME"'
+    if path.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
+class SshClient:
+    """Runs commands on one machine through the system ssh client and a shared connection."""
+
+    def __init__(self, machine: MachineConfig, *, settings: SshConfig, control_dir: Path) -> None:
+        self.machine = machine
+        self.settings = settings
+        self.control_path = control_dir / f"{machine.name}.sock"
+
+    def base_argv(self) -> list[str]:
+        """Return the ssh options every call uses (no target)."""
+        m = self.machine
+        argv = ["ssh", "-T", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={m.connect_timeout_s}"]
+        argv += ["-o", f"ServerAliveInterval={m.alive_interval_s}"]
+        argv += ["-o", f"ServerAliveCountMax={m.alive_count}"]
+        argv += ["-o", f"ControlPath={self.control_path}"]
+        if self.settings.config_file:
+            argv += ["-F", str(Path(self.settings.config_file).expanduser())]
+        for option in self.settings.options:
+            argv += ["-o", option]
+        return argv
+
+    def command_argv(self, script: str) -> list[str]:
+        """Return the argv that runs the POSIX shell `script` on the machine."""
+        remote = f"sh -c {shlex.quote(script)}"
+        return [*self.base_argv(), "-o", "ControlMaster=no", self.machine.ssh, "--", remote]
+
+    def start_master(self) -> str | None:
+        """Open the shared connection (idempotent); return ssh's error text, or None when it is up."""
+        if self.control_path.exists() and self._master_alive():
+            return None
+        self.control_path.unlink(missing_ok=True)
+        persist = f"ControlPersist={self.settings.control_persist_s or 'yes'}"
+        argv = [*self.base_argv(), "-o", "ControlMaster=yes", "-o", persist, "-N", "-f", self.machine.ssh]
+        # -f forks a background master that keeps its stderr: a file, not a pipe, or reading it would hang.
+        with tempfile.TemporaryFile() as err:
+            done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+            err.seek(0)
+            text = err.read().decode("utf-8", "replace").strip()
+        return None if done.returncode == 0 else (text or f"ssh exited with {done.returncode}")
+
+    def _master_alive(self) -> bool:
+        argv = [*self.base_argv(), "-O", "check", self.machine.ssh]
+        return subprocess.run(argv, capture_output=True).returncode == 0
+
+    def stop_master(self) -> None:
+        """Close the shared connection."""
+        if self.control_path.exists():
+            argv = [*self.base_argv(), "-O", "exit", self.machine.ssh]
+            subprocess.run(argv, capture_output=True, timeout=10)
+
+    def run(self, script: str, *, timeout_s: float, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+        """Run a short script and return its completed process (ssh failures have exit code 255)."""
+        try:
+            argv = self.command_argv(script)
+            return subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            text = f"no answer within {timeout_s:.0f} s".encode()
+            return subprocess.CompletedProcess([], SSH_LOST, b"", text)
+
+    def popen(self, script: str) -> subprocess.Popen[bytes]:
+        """Start a long script with pipes for stdin, stdout and stderr."""
+        return subprocess.Popen(
+            self.command_argv(script), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+
+
+def _prelude(workdir: str) -> str:
+    return f'w={remote_path(workdir)}; mkdir -p "$w/attempts" && cd "$w" || exit {WORKDIR_FAILED}\n'
+
+
+def _kill_group(pidfile: str) -> str:
+    """Shell text that kills the process group recorded in `pidfile` (TERM, then KILL) and removes it."""
+    return (
+        f'if [ -f {pidfile} ]; then p=$(cat {pidfile}); if [ -n "$p" ] && kill -0 "-$p" 2>/dev/null; then '
+        f'kill -TERM "-$p" 2>/dev/null; sleep 1; kill -KILL "-$p" 2>/dev/null; fi\n'
+        f"rm -f {pidfile}; fi\n"
+    )
+
+
+def attempt_script(machine: MachineConfig, task_id: str, attempt: int) -> str:
+    """The script that kills older attempts of the task there, then runs the worker on stdin's request."""
+    me = f"attempts/{task_id}.{attempt}"
+    env = " ".join(shlex.quote(f"{k}={v}") for k, v in machine.env.items())
+    worker = f'{"env " + env + " " if env else ""}{machine.command} exec - --inline-bundle --workdir "$w"'
+    return (
+        _prelude(machine.workdir)
+        + "find attempts -name '*.out' -mmin +1440 -exec rm -f {} + 2>/dev/null\n"
+        + f"for f in attempts/{task_id}.*.pid; do\n{_kill_group(_EACH)}done\n"
+        + f"echo $$ > {me}.pid\n{worker} > {me}.out; rc=$?\nrm -f {me}.pid\ncat {me}.out\nexit $rc\n"
+    )
+
+
+def kill_script(machine: MachineConfig, task_id: str, attempt: int | None = None) -> str:
+    """The script that kills one attempt of a task there (or every attempt when `attempt` is None)."""
+    pattern = f"attempts/{task_id}.{'*' if attempt is None else attempt}.pid"
+    return _prelude(machine.workdir) + f"for f in {pattern}; do\n{_kill_group(_EACH)}done\n"
+
+
+def harvest_script(machine: MachineConfig, task_id: str, attempt: int) -> str:
+    """The script that kills a lost attempt if it still runs, else prints (and removes) its late result."""
+    me = f"attempts/{task_id}.{attempt}"
+    collect = f"if [ -f {me}.out ]; then cat {me}.out && rm -f {me}.out; fi\n"
+    return _prelude(machine.workdir) + _kill_group(f"{me}.pid") + collect
+
+
+def check_script(machine: MachineConfig) -> str:
+    """The script that reports git, python and agent-runner versions and the attempts running there."""
+    command = shlex.split(machine.command)[0]
+    python = machine.python or f'$(sed -n "1s/^#!//p" "$(command -v {shlex.quote(command)})")'
+    version = "import importlib.metadata as m; print(m.version('agent-runner'))"
+    return (
+        _prelude(machine.workdir)
+        + 'echo "git=$(git --version 2>&1 | head -n1)"\n'
+        + f"py={python}\n"
+        + 'echo "python=$($py --version 2>&1 | head -n1)"\n'
+        + f'echo "runner=$($py -c {shlex.quote(version)} 2>&1 | tail -n1)"\n'
+        + 'echo "running=$(ls attempts/*.pid 2>/dev/null | wc -l)"\n'
+    )

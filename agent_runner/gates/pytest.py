@@ -1,0 +1,178 @@
+"""The test gates: the repo's test command with a junit XML report, as sets of passing/failing test ids."""
+
+from __future__ import annotations
+
+import shlex
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from agent_runner.gates.command import gate_env, run_command, tail
+from agent_runner.gates.coverage import FileCoverage, cov_args, read_coverage
+from agent_runner.gates.ruff import targets_of
+from agent_runner.gates.workdiff import tree_id
+from agent_runner.protocols import GateContext
+from agent_runner.result import GateResult, GateVerdict
+
+NO_TESTS_EXIT = 5
+DEFAULT_TEST_TIMEOUT_S = 1800.0
+MAX_OFFENDING = 40
+
+
+@dataclass(frozen=True)
+class TestReport:
+    """One run of the test command: exit code, test ids by outcome, and coverage when asked for."""
+
+    __test__ = False
+    command: str
+    exit_code: int
+    passed: frozenset[str] = frozenset()
+    failed: frozenset[str] = frozenset()
+    skipped: frozenset[str] = frozenset()
+    has_ids: bool = False
+    output: str = ""
+    duration_s: float = 0.0
+    coverage: dict[str, FileCoverage] | None = None
+
+    @property
+    def is_green(self) -> bool:
+        """Whether the command succeeded (no tests collected counts as success) with no failing test."""
+        return self.exit_code in (0, NO_TESTS_EXIT) and not self.failed
+
+    def counts(self) -> dict[str, float]:
+        """Return passed/failed counts (or the exit code for commands without ids)."""
+        if not self.has_ids:
+            return {"exit_code": self.exit_code}
+        return {"passed": len(self.passed), "failed": len(self.failed)}
+
+
+def is_pytest(command: str) -> bool:
+    """Return whether the test command runs pytest (so junit and coverage options can be added)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return False
+    return any(PurePosixPath(w).name in ("pytest", "py.test") for w in words)
+
+
+def read_junit(path: Path) -> tuple[set[str], set[str], set[str]] | None:
+    """Return (passed, failed, skipped) test ids from a junit XML file; None when it is missing or broken."""
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return None
+    passed: set[str] = set()
+    failed: set[str] = set()
+    skipped: set[str] = set()
+    for case in root.iter("testcase"):
+        classname, name = case.get("classname", ""), case.get("name", "")
+        test_id = f"{classname}::{name}" if classname else name
+        tags = {child.tag for child in case}
+        bucket = failed if tags & {"failure", "error"} else skipped if "skipped" in tags else passed
+        bucket.add(test_id)
+    return passed - failed, failed, skipped - failed
+
+
+def run_tests(
+    ctx: GateContext, *, coverage_of: list[str] | None = None, paths: list[str] | None = None
+) -> TestReport:
+    """Run the repo's test command in the checkout (pytest gets --junitxml and, when asked, --cov)."""
+    command = ctx.test_command
+    timeout = float(ctx.settings.get("test_timeout_s", DEFAULT_TEST_TIMEOUT_S))
+    sandbox = ctx.settings.get("sandbox")
+    if not is_pytest(command):
+        result = run_command(command, cwd=ctx.checkout, timeout_s=timeout, sandbox=sandbox)
+        return TestReport(command, result.exit_code, output=tail(result.output), duration_s=result.duration_s)
+    with tempfile.TemporaryDirectory(prefix="gate-") as tmp:
+        junit, cov_json = Path(tmp, "junit.xml"), Path(tmp, "coverage.json")
+        extra = ["-p", "no:cacheprovider", f"--junitxml={junit}", "-o", "junit_logging=no"]
+        extra += cov_args(coverage_of, cov_json) if coverage_of is not None else []
+        full = f"{command} {shlex.join(extra)}" + (f" {shlex.join(paths)}" if paths else "")
+        env = gate_env({"COVERAGE_FILE": str(Path(tmp, ".coverage"))})
+        result = run_command(full, cwd=ctx.checkout, env=env, timeout_s=timeout, sandbox=sandbox)
+        ids = read_junit(junit)
+        cov = read_coverage(cov_json) if coverage_of is not None else None
+    passed, failed, skipped = ids or (set(), set(), set())
+    return TestReport(
+        command=command,
+        exit_code=result.exit_code,
+        passed=frozenset(passed),
+        failed=frozenset(failed),
+        skipped=frozenset(skipped),
+        has_ids=ids is not None,
+        output=tail(result.output),
+        duration_s=result.duration_s,
+        coverage=cov,
+    )
+
+
+@dataclass
+class SuiteRunner:
+    """Runs the test suite once per state of the working tree (with coverage when a gate needs it)."""
+
+    with_coverage: bool = False
+    _cache: dict[str, TestReport] = field(default_factory=dict)
+
+    def report(self, ctx: GateContext) -> TestReport:
+        """Return the test report for the checkout as it is now."""
+        key = tree_id(ctx.checkout)
+        if key not in self._cache:
+            cov = targets_of(ctx) if self.with_coverage else None
+            self._cache[key] = run_tests(ctx, coverage_of=cov)
+        return self._cache[key]
+
+
+@dataclass
+class TestsGate:
+    """Every test that passed at baseline still passes; with `require_green`, the whole suite passes too."""
+
+    __test__ = False
+    runner: SuiteRunner
+    require_green: bool = False
+    name: str = "tests"
+
+    def baseline(self, ctx: GateContext) -> TestReport:
+        return self.runner.report(ctx)
+
+    def check(self, ctx: GateContext, baseline: TestReport) -> GateResult:
+        after = self.runner.report(ctx)
+        if not (after.has_ids and baseline.has_ids):
+            return self._by_exit_code(baseline, after)
+        lost = sorted(baseline.passed - after.passed)
+        new_failures = sorted(after.failed - baseline.failed)
+        is_ok = not lost and not (self.require_green and new_failures)
+        details = f"{len(lost)} test(s) that passed at baseline no longer pass"
+        if self.require_green:
+            details += f"; {len(new_failures)} new failing test(s)"
+        if after.failed & baseline.failed:
+            details += f"; {len(after.failed & baseline.failed)} already failing at baseline"
+        offending = [f"{t} (passed at baseline)" for t in lost]
+        if self.require_green:
+            offending += [f"{t} (fails)" for t in new_failures if t not in lost]
+        return self._result(after, baseline, is_ok, details, offending)
+
+    def _by_exit_code(self, baseline: TestReport, after: TestReport) -> GateResult:
+        if baseline.exit_code not in (0, NO_TESTS_EXIT):
+            return self._result(
+                after, baseline, True, "baseline already failing; no per-test ids to compare", []
+            )
+        is_ok = after.exit_code in (0, NO_TESTS_EXIT)
+        details = "test command " + ("passes" if is_ok else f"fails (exit {after.exit_code})")
+        return self._result(after, baseline, is_ok, details, [])
+
+    def _result(
+        self, after: TestReport, baseline: TestReport, is_ok: bool, details: str, offending: list[str]
+    ) -> GateResult:
+        if not is_ok and after.output:
+            details += "\n" + after.output
+        return GateResult(
+            name=self.name,
+            verdict=GateVerdict.PASS if is_ok else GateVerdict.FAIL,
+            command=after.command,
+            exit_code=after.exit_code,
+            before=baseline.counts(),
+            after=after.counts(),
+            details=details,
+            offending=offending[:MAX_OFFENDING],
+        )

@@ -1,0 +1,267 @@
+"""The lint gates: ruff with the repo's own config, on the targets and on the whole repo."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent_runner.gates.command import run_command, tail
+from agent_runner.gates.workdiff import tree_id, work_diff
+from agent_runner.protocols import GateContext
+from agent_runner.result import GateResult, GateVerdict
+
+MAX_OFFENDING = 40
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One ruff finding, with the file relative to the checkout."""
+
+    file: str
+    line: int
+    column: int
+    rule: str
+    message: str
+    fixable: bool = False
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """Identity that survives edits elsewhere in the file: (file, rule, message), no line number."""
+        return (self.file, self.rule, self.message)
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.rule} {self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the violation as plain data for prompts."""
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "rule": self.rule,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class LintReport:
+    """The violations of one ruff run."""
+
+    command: str
+    exit_code: int
+    violations: tuple[Violation, ...] = ()
+    error: str = ""
+
+    def within(self, paths: Sequence[str]) -> list[Violation]:
+        """Return the violations inside any of `paths` (files or folders)."""
+        return [v for v in self.violations if in_paths(v.file, paths)]
+
+    def outside(self, paths: Sequence[str]) -> list[Violation]:
+        """Return the violations outside all of `paths`."""
+        return [v for v in self.violations if not in_paths(v.file, paths)]
+
+    def per_file(self) -> Counter[str]:
+        """Count violations per file."""
+        return Counter(v.file for v in self.violations)
+
+    def per_rule(self) -> Counter[str]:
+        """Count violations per rule."""
+        return Counter(v.rule for v in self.violations)
+
+
+def in_paths(file: str, paths: Sequence[str]) -> bool:
+    """Return whether a relative file lies in one of `paths` ('.' is everything)."""
+    for path in paths:
+        norm = path.strip("/").removeprefix("./")
+        if norm in ("", ".") or file == norm or file.startswith(norm + "/"):
+            return True
+    return False
+
+
+def ruff_argv() -> list[str]:
+    """Return the command that runs the ruff installed beside the runner."""
+    try:
+        from ruff.__main__ import find_ruff_bin
+
+        return [str(find_ruff_bin())]
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("ruff")
+        return [found] if found else [sys.executable, "-m", "ruff"]
+
+
+def run_ruff(checkout: Path, paths: Sequence[str] = (".",), *, fix: bool = False) -> LintReport:
+    """Run `ruff check --output-format json` (optionally with --fix) and return the remaining violations."""
+    argv = [*ruff_argv(), "check", "--output-format", "json", *(["--fix"] if fix else []), "--", *paths]
+    result = run_command(argv, cwd=checkout)
+    shown = "ruff check " + ("--fix " if fix else "") + " ".join(paths)
+    try:
+        rows = json.loads(result.stdout or "[]")
+    except json.JSONDecodeError:
+        return LintReport(shown, result.exit_code, error=tail(result.output))
+    if result.exit_code not in (0, 1):
+        return LintReport(shown, result.exit_code, error=tail(result.output))
+    root = checkout.resolve()
+    violations = sorted(
+        {_violation(row, root) for row in rows}, key=lambda v: (v.file, v.line, v.column, v.rule)
+    )
+    return LintReport(shown, result.exit_code, tuple(violations))
+
+
+def run_ruff_format(checkout: Path, paths: Sequence[str]) -> int:
+    """Run `ruff format` on paths and return its exit code."""
+    return run_command([*ruff_argv(), "format", "--", *paths], cwd=checkout).exit_code
+
+
+def _violation(row: dict[str, Any], root: Path) -> Violation:
+    path = Path(row.get("filename") or "")
+    try:
+        rel = path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        rel = path.as_posix()
+    loc = row.get("location") or {}
+    return Violation(
+        file=rel,
+        line=int(loc.get("row") or 0),
+        column=int(loc.get("column") or 0),
+        rule=row.get("code") or "syntax-error",
+        message=str(row.get("message", "")),
+        fixable=bool(row.get("fix")) and (row.get("fix") or {}).get("applicability") == "safe",
+    )
+
+
+def new_violations(before: Iterable[Violation], after: Iterable[Violation]) -> list[Violation]:
+    """Return violations in `after` beyond those in `before`, matched by (file, rule, message)."""
+    budget = Counter(v.key for v in before)
+    extra = []
+    for v in after:
+        if budget[v.key] > 0:
+            budget[v.key] -= 1
+        else:
+            extra.append(v)
+    return extra
+
+
+def targets_of(ctx: GateContext) -> list[str]:
+    """Return the task's target paths ('.' when it names none)."""
+    return list(ctx.task.paths) or ["."]
+
+
+@dataclass
+class LintRunner:
+    """Runs ruff once per state of the working tree and remembers the report."""
+
+    _cache: dict[str, LintReport] = field(default_factory=dict)
+
+    def report(self, ctx: GateContext) -> LintReport:
+        """Return the lint report for the checkout as it is now (whole repo plus targets)."""
+        key = tree_id(ctx.checkout)
+        if key not in self._cache:
+            paths = [".", *[p for p in targets_of(ctx) if p != "."]]
+            self._cache[key] = run_ruff(ctx.checkout, paths)
+        return self._cache[key]
+
+
+def _error(name: str, report: LintReport) -> GateResult:
+    details = f"ruff could not lint the repo (exit {report.exit_code}):\n{report.error}"
+    return GateResult(
+        name=name,
+        verdict=GateVerdict.ERROR,
+        command=report.command,
+        exit_code=report.exit_code,
+        details=details,
+    )
+
+
+@dataclass
+class TargetLintGate:
+    """fix-lint: the targets end with 0 violations (strictly fewer with allow_partial)."""
+
+    runner: LintRunner
+    name: str = "lint-targets"
+
+    def baseline(self, ctx: GateContext) -> LintReport:
+        return self.runner.report(ctx)
+
+    def check(self, ctx: GateContext, baseline: LintReport) -> GateResult:
+        after = self.runner.report(ctx)
+        if after.error or baseline.error:
+            return _error(self.name, after if after.error else baseline)
+        targets = targets_of(ctx)
+        n_before, left = len(baseline.within(targets)), after.within(targets)
+        is_ok = not left or (ctx.task.allow_partial and len(left) < n_before)
+        rules = ", ".join(f"{r} x{n}" for r, n in Counter(v.rule for v in left).most_common(8))
+        return GateResult(
+            name=self.name,
+            verdict=GateVerdict.PASS if is_ok else GateVerdict.FAIL,
+            command=after.command,
+            exit_code=after.exit_code,
+            before={"violations": n_before},
+            after={"violations": len(left)},
+            details=f"{len(left)} violation(s) left in the targets" + (f": {rules}" if rules else ""),
+            offending=[str(v) for v in left[:MAX_OFFENDING]],
+        )
+
+
+@dataclass
+class ElsewhereLintGate:
+    """fix-lint: no new violation outside the targets, matched by (file, rule, message)."""
+
+    runner: LintRunner
+    name: str = "lint-elsewhere"
+
+    def baseline(self, ctx: GateContext) -> LintReport:
+        return self.runner.report(ctx)
+
+    def check(self, ctx: GateContext, baseline: LintReport) -> GateResult:
+        after = self.runner.report(ctx)
+        if after.error or baseline.error:
+            return _error(self.name, after if after.error else baseline)
+        targets = targets_of(ctx)
+        before_v, after_v = baseline.outside(targets), after.outside(targets)
+        extra = new_violations(before_v, after_v)
+        return GateResult(
+            name=self.name,
+            verdict=GateVerdict.FAIL if extra else GateVerdict.PASS,
+            command=after.command,
+            exit_code=after.exit_code,
+            before={"violations": len(before_v)},
+            after={"violations": len(after_v), "new": len(extra)},
+            details=f"{len(extra)} new violation(s) outside the targets",
+            offending=[str(v) for v in extra[:MAX_OFFENDING]],
+        )
+
+
+@dataclass
+class TouchedLintGate:
+    """change: lint on the files the diff touches is not worse than at baseline (per file)."""
+
+    runner: LintRunner
+    name: str = "lint-touched"
+
+    def baseline(self, ctx: GateContext) -> LintReport:
+        return self.runner.report(ctx)
+
+    def check(self, ctx: GateContext, baseline: LintReport) -> GateResult:
+        after = self.runner.report(ctx)
+        if after.error or baseline.error:
+            return _error(self.name, after if after.error else baseline)
+        touched = [p for p in work_diff(ctx.checkout, ctx.base_commit).paths("A", "M") if p.endswith(".py")]
+        before_n, after_n = baseline.per_file(), after.per_file()
+        worse = [f for f in touched if after_n[f] > before_n[f]]
+        offending = [str(v) for v in new_violations(baseline.violations, after.violations) if v.file in worse]
+        return GateResult(
+            name=self.name,
+            verdict=GateVerdict.FAIL if worse else GateVerdict.PASS,
+            command=after.command,
+            exit_code=after.exit_code,
+            before={"violations": sum(before_n[f] for f in touched)},
+            after={"violations": sum(after_n[f] for f in touched)},
+            details=f"{len(touched)} touched file(s); worse: {', '.join(worse) or 'none'}",
+            offending=offending[:MAX_OFFENDING],
+        )

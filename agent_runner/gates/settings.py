@@ -1,0 +1,39 @@
+"""The runner settings gates read from GateContext.settings, and how to build them from the config."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from agent_runner.config import RunnerConfig
+
+
+class GatesConfig(BaseModel):
+    """Gate thresholds and limits ([tool.agent-runner.gates])."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_file_bytes: int = Field(
+        default=1_000_000, ge=1, description="Reject added or changed files over this size."
+    )
+    min_coverage_gain: float = Field(
+        default=0.0,
+        ge=0,
+        description="write-tests: a floor under the task's min_coverage_gain (unless overridden).",
+    )
+    max_mutants: int = Field(default=8, ge=5, le=50, description="write-tests: mutants tried per check.")
+    test_timeout_s: float = Field(
+        default=1800.0, gt=0, description="Seconds one run of the test command may take."
+    )
+
+
+def gate_settings(config: RunnerConfig, **extra: Any) -> dict[str, Any]:
+    """Return GateContext.settings for a job: the config's allow list, override switch and gate limits."""
+    gates = getattr(config, "gates", None) or GatesConfig()
+    return {
+        "allow": list(config.allow),
+        "allow_gate_override": config.allow_gate_override,
+        **gates.model_dump(),
+        **extra,
+    }

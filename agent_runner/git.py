@@ -1,0 +1,254 @@
+"""Git for the runner: a bare cache per source repo, `clone --local` checkouts, commits and bundles.
+
+GitPython lives only here; every git failure leaves this module as GitError. Checkouts are full clones
+of the cache with hard-linked objects (not worktrees: those share hooks and config between checkouts).
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from agent_runner.errors import GitError
+from agent_runner.task import BRANCH_PREFIX
+
+# Options for every git command the runner runs inside a checkout the agent could have edited.
+SAFE_OPTIONS = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+AUTHOR_ENV = {
+    "GIT_AUTHOR_NAME": "agent-runner",
+    "GIT_AUTHOR_EMAIL": "agent-runner@localhost",
+    "GIT_COMMITTER_NAME": "agent-runner",
+    "GIT_COMMITTER_EMAIL": "agent-runner@localhost",
+    "GIT_TERMINAL_PROMPT": "0",
+}
+CACHE_FRESH_S = 60.0
+
+
+def run_git(cwd: Path | str | None, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run `git args...` in `cwd` and return its stdout (stripped); raise GitError on failure."""
+    argv = ["git", *args]
+    try:
+        out = git.Git(str(cwd) if cwd else None).execute(
+            argv, env={**AUTHOR_ENV, **(env or {})}, stdout_as_string=True, strip_newline_in_stdout=True
+        )
+    except git.GitCommandError as exc:
+        detail = (exc.stderr or exc.stdout or "").strip().replace("\n", " ")[-600:]
+        raise GitError(f"`git {' '.join(args[:4])}` failed in {cwd}: {detail or exc}") from exc
+    except (git.GitCommandNotFound, OSError) as exc:
+        raise GitError(f"cannot run git ({exc}); install git and make sure it is on PATH") from exc
+    return str(out)
+
+
+def home_dir() -> Path:
+    """Return the runner's per-machine home (AGENT_RUNNER_HOME or ~/.cache/agent-runner)."""
+    return Path(os.environ.get("AGENT_RUNNER_HOME") or Path.home() / ".cache" / "agent-runner")
+
+
+def is_local(repo: str) -> bool:
+    """Return whether `repo` is a path on this machine (not a URL)."""
+    return "://" not in repo and not (":" in repo.split("/")[0] and not Path(repo).exists())
+
+
+def cache_path(repo: str) -> Path:
+    """Return the bare cache folder for a source repo (keyed by its resolved path or URL)."""
+    key = str(Path(repo).resolve()) if is_local(repo) else repo.rstrip("/")
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return home_dir() / "repos" / f"{digest}.git"
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def has_commit(repo: Path, rev: str) -> bool:
+    """Return whether `rev` names a commit present in `repo`."""
+    try:
+        run_git(repo, "cat-file", "-e", f"{rev}^{{commit}}")
+    except GitError:
+        return False
+    return True
+
+
+def ensure_cache(
+    repo: str, *, need: str | None = None, force: bool = False, bundle: Path | None = None
+) -> Path:
+    """Create or update the bare cache of `repo` (locked; fetched only when stale or missing `need`)."""
+    cache = cache_path(repo)
+    with _file_lock(cache.with_suffix(".lock")):
+        if not (cache / "HEAD").exists():
+            _create_cache(repo, cache, bundle)
+        elif bundle is not None:
+            _fetch_all(cache, str(bundle))
+        elif _needs_fetch(cache, need, force):
+            _fetch_all(cache, _source_url(repo))
+        stamp = cache / "agent-runner-fetched"
+        stamp.touch()
+    return cache
+
+
+def _needs_fetch(cache: Path, need: str | None, force: bool) -> bool:
+    if force:
+        return True
+    if need is not None:
+        return not has_commit(cache, need)
+    stamp = cache / "agent-runner-fetched"
+    return not stamp.exists() or time.time() - stamp.stat().st_mtime > CACHE_FRESH_S
+
+
+def _source_url(repo: str) -> str:
+    return str(Path(repo).resolve()) if is_local(repo) else repo
+
+
+def _create_cache(repo: str, cache: Path, bundle: Path | None) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix=cache.name + ".", dir=cache.parent))
+    try:
+        run_git(None, "init", "-q", "--bare", str(tmp))
+        _fetch_all(tmp, str(bundle) if bundle else _source_url(repo))
+        head = _remote_head(str(bundle) if bundle else _source_url(repo))
+        if head:
+            run_git(tmp, "symbolic-ref", "HEAD", head)
+        os.replace(tmp, cache)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fetch_all(cache: Path, source: str) -> None:
+    run_git(cache, "fetch", "-q", "--prune", "--no-tags", source, "+refs/heads/*:refs/heads/*")
+
+
+def _remote_head(source: str) -> str | None:
+    for line in run_git(None, "ls-remote", "--symref", source, "HEAD").splitlines():
+        if line.startswith("ref: ") and line.endswith("\tHEAD"):
+            return line[5:].split("\t")[0]
+    return None
+
+
+def resolve_base(repo: Path, base: str | None) -> str:
+    """Return the commit of branch/rev `base` in `repo` (default: the repo's HEAD branch)."""
+    candidates = [f"refs/heads/{base}", base] if base else ["HEAD"]
+    for rev in candidates:
+        try:
+            return run_git(repo, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}")
+        except GitError:
+            continue
+    raise GitError(
+        f"base '{base or 'HEAD'}' is not a branch or commit of {repo}; check the task's `base` field"
+    )
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A private clone for one attempt, on the task branch at the base commit."""
+
+    path: Path
+    branch: str
+    base_commit: str
+
+
+def make_checkout(cache: Path, dest: Path, *, branch: str, base_commit: str) -> Checkout:
+    """Clone the cache into `dest` with hard-linked objects and switch to `branch` at `base_commit`."""
+    _check_branch(branch)
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    run_git(None, "clone", "-q", "--local", "--no-checkout", "--template=", str(cache), str(dest))
+    run_git(dest, *SAFE_OPTIONS, "checkout", "-q", "-b", branch, base_commit)
+    return Checkout(dest, branch, base_commit)
+
+
+def exclude_untracked(checkout: Path) -> list[str]:
+    """Add the current untracked files (setup output, copied files) to .git/info/exclude; return them."""
+    out = run_git(checkout, *SAFE_OPTIONS, "status", "--porcelain", "--untracked-files=normal")
+    found = [line[3:] for line in out.splitlines() if line.startswith("?? ")]
+    if found:
+        info = checkout / ".git" / "info"
+        info.mkdir(parents=True, exist_ok=True)
+        with open(info / "exclude", "a", encoding="utf-8") as fh:
+            fh.writelines(f"/{name.strip(chr(34))}\n" for name in found)
+    return found
+
+
+def commit_all(checkout: Checkout, message: str) -> str:
+    """Stage everything, commit it (when anything changed) onto the task branch; return the head commit."""
+    repo = checkout.path
+    run_git(repo, *SAFE_OPTIONS, "add", "-A")
+    if run_git(repo, *SAFE_OPTIONS, "status", "--porcelain", "--untracked-files=no"):
+        run_git(repo, *SAFE_OPTIONS, "commit", "-q", "--no-verify", "-m", message)
+    head = run_git(repo, "rev-parse", "HEAD")
+    # The agent may have switched branches: the task branch always ends at what was committed.
+    run_git(repo, "update-ref", f"refs/heads/{checkout.branch}", head)
+    return head
+
+
+def changed_files(repo: Path, base: str, head: str) -> list[str]:
+    """Return the paths that differ between two commits."""
+    out = run_git(repo, "diff", "--name-only", "--no-renames", base, head)
+    return [line for line in out.splitlines() if line]
+
+
+def create_bundle(checkout: Checkout, dest: Path) -> Path | None:
+    """Write the commits base..branch as a bundle at `dest`; None when there are none."""
+    repo = checkout.path
+    if run_git(repo, "rev-parse", checkout.branch) == checkout.base_commit:
+        return None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    run_git(
+        repo, "bundle", "create", "-q", str(dest), f"^{checkout.base_commit}", f"refs/heads/{checkout.branch}"
+    )
+    return dest
+
+
+def fetch_bundle(repo: Path, bundle: Path, branch: str) -> str:
+    """Fetch `branch` from `bundle` into `repo` as the same branch (force, agent/ only); return its commit."""
+    _check_branch(branch)
+    ref = f"refs/heads/{branch}"
+    heads = run_git(repo, "bundle", "list-heads", str(bundle), ref)
+    if not heads:
+        raise GitError(f"{bundle} has no branch {branch}; the worker sent a bundle for another task")
+    run_git(
+        repo, *SAFE_OPTIONS, "fetch", "-q", "--no-tags", "--no-write-fetch-head", str(bundle), f"+{ref}:{ref}"
+    )
+    return run_git(repo, "rev-parse", ref)
+
+
+def bundle_repo(repo: Path, dest: Path, *, refs: list[str] | None = None) -> Path:
+    """Bundle the branches of `repo` (for workers that cannot reach it)."""
+    run_git(repo, "bundle", "create", "-q", str(dest), *(refs or ["--branches"]))
+    return dest
+
+
+def write_b64(data: str, dest: Path) -> Path:
+    """Decode base64 `data` into the file `dest`."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(base64.b64decode(data))
+    return dest
+
+
+def read_b64(path: Path) -> str:
+    """Return the file at `path` as base64 text."""
+    return base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _check_branch(branch: str) -> None:
+    if not branch.startswith(BRANCH_PREFIX) or ".." in branch:
+        raise GitError(
+            f"refusing to write branch '{branch}': the runner only writes branches under {BRANCH_PREFIX}"
+        )

@@ -1,0 +1,113 @@
+"""The pull request body: task, summary, gate table, figures, trajectory excerpt, marker; capped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from agent_runner.github.api import MARKER
+from agent_runner.result import GateResult, TaskResult
+from agent_runner.task import Task
+
+VERDICT_ICONS = {"pass": "✅ pass", "fail": "❌ fail", "skip": "skip", "error": "⚠️ error"}
+EXCERPT_CHARS = 12_000
+
+
+def render_body(task: Task, result: TaskResult, *, max_chars: int = 60_000) -> str:
+    """Return the PR body for an accepted result, at most `max_chars` long, with the task marker."""
+    marker = MARKER.format(task_id=task.id)
+    head = [
+        f"Automated change by **agent-runner** for task `{task.id}` ({task.kind.value}).",
+        "",
+        "### Task",
+        _quote(task.instructions or task.display_title, 6_000),
+        "",
+        "### Agent summary",
+        _clip(result.summary or "(no summary)", 6_000),
+        "",
+        "### Gates (runner-checked, baseline vs after)",
+        gate_table(result.gates),
+        "",
+        "### Run",
+        figures(result),
+    ]
+    excerpt = trajectory_excerpt(result.trajectory_path)
+    tail = ["", "<details><summary>Trajectory excerpt</summary>", "", "```text", excerpt, "```", "</details>"]
+    text = "\n".join(head + (tail if excerpt else []))
+    budget = max_chars - len(marker) - 40
+    if len(text) > budget:
+        text = text[:budget] + "\n\n…(truncated)"
+    return f"{text}\n\n{marker}\n"
+
+
+def gate_table(gates: list[GateResult]) -> str:
+    """Return a Markdown table of gates: verdict, baseline figures, figures after."""
+    if not gates:
+        return "_No gates ran._"
+    rows = ["| gate | verdict | baseline | after |", "|---|---|---|---|"]
+    for gate in gates:
+        verdict = VERDICT_ICONS.get(gate.verdict.value, gate.verdict.value)
+        rows.append(f"| {_cell(gate.name)} | {verdict} | {_figures(gate.before)} | {_figures(gate.after)} |")
+    return "\n".join(rows)
+
+
+def figures(result: TaskResult) -> str:
+    """Return the run figures: attempt, steps, tokens, cost, model, duration."""
+    usage = result.usage
+    cost = f"${result.cost_usd:.4f}" if result.cost_usd is not None else "unknown"
+    return "\n".join(
+        [
+            f"- attempt: {result.attempt}",
+            f"- steps: {result.steps} ({result.model_calls} model calls)",
+            f"- tokens: {usage.total_input:,} in, {usage.output_tokens:,} out",
+            f"- cost: {cost}",
+            f"- model: `{result.model or 'unknown'}`",
+            f"- duration: {result.duration_s:.0f} s",
+            f"- commits: `{(result.base_commit or '?')[:12]}..{(result.head_commit or '?')[:12]}`",
+        ]
+    )
+
+
+def trajectory_excerpt(path: str | None, *, limit: int = EXCERPT_CHARS) -> str:
+    """Return the last steps of a trajectory file as short text lines (empty when unavailable)."""
+    if not path or not Path(path).is_file():
+        return ""
+    lines = []
+    for raw in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            step = json.loads(raw)
+        except ValueError:
+            continue
+        lines.append(_step_line(step) if isinstance(step, dict) else str(step))
+    text = "\n".join(lines)
+    return text if len(text) <= limit else "…\n" + text[-limit:]
+
+
+def _step_line(step: dict[str, object]) -> str:
+    parts = [f"{key}={_short(step[key])}" for key in ("step", "type", "role", "tool", "name") if key in step]
+    body = next((step[k] for k in ("text", "content", "command", "output", "summary") if step.get(k)), "")
+    return (" ".join(parts) + " " + _short(body, 300)).replace("```", "'''").strip()
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _figures(values: dict[str, float]) -> str:
+    if not values:
+        return "-"
+    return ", ".join(f"{_cell(k)}: {v:g}" for k, v in values.items())
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _quote(text: str, limit: int) -> str:
+    return "\n".join(f"> {line}" for line in _clip(text.strip(), limit).splitlines())

@@ -1,0 +1,249 @@
+"""One attempt of one task: checkout, setup, baselines, prestep, agent, gates, commit, bundle."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent_runner import git, workspace
+from agent_runner.config import RunnerConfig, config_from_dict
+from agent_runner.errors import (
+    GitError,
+    ModelAuthError,
+    ModelUnavailableError,
+    RunnerError,
+    SetupError,
+)
+from agent_runner.messages import Usage
+from agent_runner.protocols import GateContext
+from agent_runner.result import ExitStatus, GateResult, GateVerdict, Outcome, TaskResult, WorkRequest
+from agent_runner.task import Limits
+from agent_runner.workspace import AttemptPaths, SetupNetworkError
+
+
+class JobFailed(Exception):
+    """Ends a job early with an outcome and a reason (control flow inside this module)."""
+
+    def __init__(self, outcome: Outcome, reason: str, exit_status: ExitStatus | None = None) -> None:
+        super().__init__(reason)
+        self.outcome = outcome
+        self.reason = reason
+        self.exit_status = exit_status
+
+
+def run_job(request: WorkRequest, *, workdir: Path, inline_bundle: bool = False) -> TaskResult:
+    """Run one attempt of `request.task` under the state folder `workdir` and return its result."""
+    return Job(request, workdir=workdir, inline_bundle=inline_bundle).run()
+
+
+class Job:
+    """The state of one attempt while it runs."""
+
+    def __init__(self, request: WorkRequest, *, workdir: Path, inline_bundle: bool = False) -> None:
+        self.request = request
+        self.inline_bundle = inline_bundle
+        self.task = request.task
+        self.config: RunnerConfig = config_from_dict(request.config) if request.config else RunnerConfig()
+        self.workdir = Path(workdir).resolve()
+        self.paths = AttemptPaths.under(self.workdir, self.task.id, request.attempt)
+        self.model_spec = request.model or self.task.model or self.config.model
+        self.started = time.time()
+        self.result = TaskResult(
+            task_id=self.task.id, attempt=request.attempt, outcome=Outcome.REJECTED, model=self.model_spec,
+            branch=self.task.branch_name, machine=request.worker, started_at=round(self.started, 3),
+        )  # fmt: skip
+        self.checkout: git.Checkout | None = None
+        self.limits: Limits = self.config.limits_for(self.task.kind, self.task.limits)
+
+    def run(self) -> TaskResult:
+        """Run every step, classify any failure, and return the finished result."""
+        workspace.init_state_dir(self.workdir)
+        self.paths.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._steps()
+            self.result = self.result.model_copy(update={"outcome": Outcome.ACCEPTED})
+        except JobFailed as exc:
+            self._set(
+                outcome=exc.outcome, reason=exc.reason, exit_status=exc.exit_status or self.result.exit_status
+            )
+        except ModelAuthError as exc:
+            self._set(outcome=Outcome.MODEL_AUTH, reason=str(exc))
+        except ModelUnavailableError as exc:
+            self._set(outcome=Outcome.INFRA, reason=f"model unavailable: {exc}")
+        except SetupNetworkError as exc:
+            self._set(outcome=Outcome.INFRA, reason=f"setup failed on a network error: {exc}")
+        except SetupError as exc:
+            self._set(outcome=Outcome.REJECTED, reason=str(exc))
+        except GitError as exc:
+            self._set(outcome=Outcome.INFRA, reason=f"git: {exc}")
+        except RunnerError as exc:
+            self._set(outcome=Outcome.REJECTED, reason=f"{type(exc).__name__}: {exc}")
+        self._set(duration_s=round(time.time() - self.started, 3))
+        self._tidy()
+        return self.result
+
+    def _steps(self) -> None:
+        checkout = self._prepare()
+        ctx = GateContext(
+            checkout.path, self.task, checkout.base_commit, self.config.test, self._gate_settings()
+        )
+        kind = _job_kind(self.task.kind)
+        gates = kind.gates(ctx) if kind else []
+        baselines = {gate.name: gate.baseline(ctx) for gate in gates}
+        prestep = kind.prestep(ctx) if kind else None
+        needs_agent = prestep is None or getattr(prestep, "needs_agent", True)
+        prompt_vars = dict(getattr(prestep, "prompt_vars", {}) or {})
+        check = _gate_checker(gates, baselines, ctx)
+        if needs_agent:
+            self._agent_rounds(kind, prompt_vars, check, gate_names=[g.name for g in gates])
+        else:
+            self._set(summary=getattr(prestep, "summary", ""), exit_status=ExitStatus.FINISHED)
+            self._require_green(check(), rounds_used=0)
+        if kind is None or getattr(kind, "commits", True):
+            self._commit_and_bundle(checkout, require_diff=kind is None)
+
+    def _gate_settings(self) -> dict[str, Any]:
+        try:
+            from agent_runner.gates import gate_settings
+        except ImportError:
+            return {"allow": list(self.config.allow)}
+        return dict(gate_settings(self.config))
+
+    def _prepare(self) -> git.Checkout:
+        checkout = self.checkout = workspace.open_checkout(self.request, self.paths)
+        self._set(base_commit=checkout.base_commit, checkout_path=str(checkout.path))
+        workspace.copy_files(self.request.repo, checkout.path, self.config.copy_files)
+        self.home_env = workspace.private_home(self.paths)
+        env = workspace.setup_env(workspace.default_env(), self.home_env)
+        workspace.run_setup(self.config.setup, checkout.path, env)
+        git.exclude_untracked(checkout.path)
+        return checkout
+
+    # -- the agent and its gate rounds ----------------------------------------------------------------
+    def _agent_rounds(
+        self, kind: Any, prompt_vars: dict[str, Any], check: GateCheck, gate_names: list[str]
+    ) -> None:
+        from agent_runner import job_agent
+
+        agent = job_agent.build_agent(self, gate_names=gate_names)
+        variables = self._prompt_vars(gate_names, prompt_vars)
+        template = getattr(kind, "template", None) or f"{self.task.kind.value}.md.j2"
+        outcome = agent.run(job_agent.render(template, self.paths.checkout, variables))
+        rounds = (
+            self.task.reflection_rounds
+            if self.task.reflection_rounds is not None
+            else self.config.reflection_rounds
+        )
+        for round_no in range(rounds + 1):
+            self._record_outcome(outcome)
+            if outcome.exit_status != ExitStatus.FINISHED:
+                raise JobFailed(Outcome.REJECTED, _stopped_reason(outcome), outcome.exit_status)
+            results = check()
+            if _green(results) or round_no == rounds:
+                self._require_green(results, rounds_used=round_no)
+                return
+            report = gate_report(results)
+            message = job_agent.render(
+                "reflection.md.j2", self.paths.checkout,
+                {**variables, "report": report, "gates": results, "round": round_no + 1, "rounds": rounds},
+            )  # fmt: skip
+            outcome = agent.resume(message)
+
+    def _prompt_vars(self, gate_names: list[str], extra: dict[str, Any]) -> dict[str, Any]:
+        task = self.task
+        return {
+            "task": task, "kind": task.kind.value, "title": task.display_title,
+            "instructions": task.instructions, "paths": task.paths, "limits": self.limits,
+            "test_command": self.config.test, "gates": gate_names, "gate_names": gate_names,
+            "checkout": str(self.paths.checkout), **extra,
+        }  # fmt: skip
+
+    def _record_outcome(self, outcome: Any) -> None:
+        self._set(
+            exit_status=outcome.exit_status, summary=outcome.summary, steps=outcome.steps,
+            model_calls=outcome.model_calls, usage=outcome.usage or Usage(), cost_usd=outcome.cost_usd,
+        )  # fmt: skip
+
+    def _require_green(self, results: list[GateResult], *, rounds_used: int) -> None:
+        self._set(gates=results)
+        if not _green(results):
+            after = f" after {rounds_used} reflection round(s)" if rounds_used else ""
+            raise JobFailed(Outcome.REJECTED, f"gates failed{after}:\n{gate_report(results)}")
+
+    # -- results ----------------------------------------------------------------------------------------
+    def _commit_and_bundle(self, checkout: git.Checkout, *, require_diff: bool) -> None:
+        task = self.task
+        message = f"agent-runner: {task.id}: {task.display_title}\n\nTask {task.id} ({task.kind})"
+        head = git.commit_all(checkout, f"{message}, attempt {self.request.attempt}.")
+        self._set(head_commit=head)
+        if require_diff and head == checkout.base_commit:
+            raise JobFailed(Outcome.REJECTED, "the agent finished without changing any file")
+        bundle = git.create_bundle(checkout, self.paths.bundle)
+        if bundle is not None and self.inline_bundle:
+            self._set(bundle_b64=git.read_b64(bundle))
+        elif bundle is not None:
+            self._set(bundle_path=str(bundle))
+
+    def _set(self, **fields: Any) -> None:
+        self.result = self.result.model_copy(update=fields)
+
+    def _tidy(self) -> None:
+        if self.paths.trajectory.exists():
+            self._set(trajectory_path=str(self.paths.trajectory))
+        keep = self.config.keep_checkouts
+        is_ok = self.result.outcome == Outcome.ACCEPTED
+        if self.checkout is not None and (keep == "never" or (keep == "failed" and is_ok)):
+            workspace.remove_checkout(self.checkout.path)
+            self._set(checkout_path=None)
+
+
+GateCheck = Callable[[], list[GateResult]]
+
+
+def _job_kind(kind: Any) -> Any:
+    try:
+        from agent_runner.gates import get_job_kind
+    except ImportError:
+        return None
+    return get_job_kind(kind)
+
+
+def _gate_checker(gates: list[Any], baselines: dict[str, Any], ctx: GateContext) -> GateCheck:
+    def check() -> list[GateResult]:
+        return [gate.check(ctx, baselines[gate.name]) for gate in gates]
+
+    return check
+
+
+def _green(results: list[GateResult]) -> bool:
+    return all(r.verdict in (GateVerdict.PASS, GateVerdict.SKIP) for r in results)
+
+
+def gate_report(results: list[GateResult]) -> str:
+    """Return the gate report (table and failures) for the agent and the failure reason."""
+    try:
+        from agent_runner.gates import render_report
+    except ImportError:
+        return _plain_report(results)
+    return str(render_report(results))
+
+
+def _plain_report(results: list[GateResult]) -> str:
+    lines = []
+    for r in results:
+        if r.verdict in (GateVerdict.PASS, GateVerdict.SKIP):
+            continue
+        lines.append(
+            f"- {r.name}: {r.verdict.value}" + (f" (`{r.command}` exit {r.exit_code})" if r.command else "")
+        )
+        if r.details:
+            lines.append("  " + r.details.strip().replace("\n", "\n  ")[:4000])
+        lines.extend(f"  {line}" for line in r.offending[:50])
+    return "\n".join(lines) or "all gates passed"
+
+
+def _stopped_reason(outcome: Any) -> str:
+    detail = f": {outcome.error}" if getattr(outcome, "error", "") else ""
+    return f"agent stopped ({outcome.exit_status}){detail}"

@@ -1,0 +1,52 @@
+"""Assembles the agent of one attempt: model, tools, sandbox, trajectory and prompts (imported lazily)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent_runner.job import Job
+
+
+def build_agent(job: Job, *, gate_names: list[str]) -> Any:
+    """Return an Agent for `job` with its model, tools (allowlisted env, sandbox) and trajectory writer."""
+    from agent_runner.agent import Agent, AgentConfig
+    from agent_runner.models import get_model
+    from agent_runner.tools import make_tools
+    from agent_runner.tools.shell import tool_env
+    from agent_runner.trajectory import TrajectoryWriter
+
+    task, config, paths = job.task, job.config, job.paths
+    model = get_model(job.model_spec, config=config.models, cache_key=task.id, secrets=job.request.secrets)
+    env = tool_env(job.home_env)
+    tools = make_tools(paths.checkout, env=env, sandbox=_sandbox(job))
+    trajectory = TrajectoryWriter(paths.trajectory, redact=_redactor(job.request.secrets))
+    variables = job._prompt_vars(gate_names, {})
+    system = render("system.md.j2", paths.checkout, variables)
+    return Agent(model, tools, config=AgentConfig(limits=job.limits), system=system, trajectory=trajectory)
+
+
+def _sandbox(job: Job) -> Any:
+    try:
+        from agent_runner.sandbox import get_sandbox
+    except ImportError:
+        return None
+    mode = job.task.sandbox or job.config.sandbox
+    network = job.task.network if job.task.network is not None else job.config.network
+    return get_sandbox(mode, checkout=job.paths.checkout, network=network)
+
+
+def _redactor(secrets: dict[str, str]) -> Any:
+    try:
+        from agent_runner.redact import Redactor
+    except ImportError:
+        return None
+    return Redactor(secrets.values()).text
+
+
+def render(name: str, project_dir: Path, variables: dict[str, Any]) -> str:
+    """Render prompt template `name` (a project's prompts/ first, then the built-ins)."""
+    from agent_runner.prompts import render as render_prompt
+
+    return render_prompt(name, project_dir=project_dir, **variables)

@@ -1,0 +1,69 @@
+"""Model registry: `provider:name` specs resolve to Model objects; SDKs load only when chosen.
+
+Specs: `anthropic:<model>`, `openai:<model>`, `scripted:<path>`, or a plug-in class given by dotted path,
+`package.module:Class[:name]`, whose `from_spec(name, *, config, cache_key, secrets)` returns the model.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from agent_runner.config import ModelsConfig
+from agent_runner.errors import ConfigError
+from agent_runner.protocols import Model
+
+PROVIDERS: dict[str, str] = {
+    "anthropic": "agent_runner.models.anthropic:AnthropicModel",
+    "openai": "agent_runner.models.openai:OpenAIModel",
+    "scripted": "agent_runner.models.scripted:ScriptedModel",
+}
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """Return (import path of the model class, model name) for a spec string."""
+    head, sep, rest = spec.strip().partition(":")
+    if "." in head and sep:
+        class_name, _, name = rest.partition(":")
+        return f"{head}:{class_name}", name
+    if head not in PROVIDERS:
+        known = ", ".join(f"{p}:<name>" for p in PROVIDERS)
+        raise ConfigError(
+            f"unknown model provider {head!r} in {spec!r}; known: {known}, or package.module:Class[:name]"
+        )
+    if not rest:
+        raise ConfigError(f"model spec {spec!r} has no model name; write {head}:<name>")
+    return PROVIDERS[head], rest
+
+
+def load_class(path: str) -> Any:
+    """Import `package.module:Class` and return the class."""
+    module_name, _, class_name = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import model module {module_name!r}: {exc}") from exc
+    try:
+        return getattr(module, class_name)
+    except AttributeError as exc:
+        raise ConfigError(f"module {module_name!r} has no model class {class_name!r}") from exc
+
+
+def get_model(
+    spec: str,
+    *,
+    config: ModelsConfig,
+    cache_key: str | None = None,
+    secrets: Mapping[str, str] | None = None,
+) -> Model:
+    """Return the model for `spec`; raise ConfigError for a bad spec and ModelAuthError for a missing key."""
+    path, name = parse_spec(spec)
+    cls = load_class(path)
+    if not hasattr(cls, "from_spec"):
+        raise ConfigError(f"model class {path!r} has no from_spec(name, *, config, cache_key, secrets)")
+    model: Model = cls.from_spec(name, config=config, cache_key=cache_key, secrets=secrets)
+    return model
+
+
+__all__ = ["PROVIDERS", "get_model", "load_class", "parse_spec"]

@@ -1,0 +1,250 @@
+"""OpenAI and OpenAI-compatible servers through Chat Completions with native tool calls."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import openai
+
+from agent_runner.config import ModelsConfig
+from agent_runner.errors import (
+    ContextExceededError,
+    ModelAuthError,
+    ModelError,
+    ModelFatalError,
+    ModelUnavailableError,
+)
+from agent_runner.messages import Message, ModelTurn, Role, StopReason, ToolCall, ToolSpec, Usage
+from agent_runner.models import pricing
+from agent_runner.models.base import (
+    base_url,
+    check_tool_calls,
+    clip,
+    find_key,
+    host_of,
+    is_context_error,
+    require_key,
+)
+
+KEY_ENV = "OPENAI_API_KEY"
+BASE_URL_ENV = "OPENAI_BASE_URL"
+OPENAI_HOST = "api.openai.com"
+NO_KEY = "no-key"  # local servers (vLLM, Ollama, llama.cpp) usually accept any key
+_STOP_REASONS = {
+    "stop": StopReason.END_TURN,
+    "tool_calls": StopReason.TOOL_USE,
+    "length": StopReason.MAX_TOKENS,
+}
+
+
+class OpenAIModel:
+    """A chat model behind OpenAI's API or any server that speaks Chat Completions with tools."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        api_key: str,
+        config: ModelsConfig | None = None,
+        base_url: str | None = None,
+        cache_key: str | None = None,
+    ) -> None:
+        self.name = name
+        self.spec = f"openai:{name}"
+        self.config = config or ModelsConfig()
+        self.cache_key = cache_key
+        # OpenAI's own API gets its newer fields; other servers the portable subset (some reject unknowns).
+        self.is_openai = host_of(base_url) in ("", OPENAI_HOST)
+        self._client = openai.OpenAI(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=self.config.timeout_s,
+            max_retries=self.config.max_retries,
+        )
+
+    @classmethod
+    def from_spec(
+        cls,
+        name: str,
+        *,
+        config: ModelsConfig,
+        cache_key: str | None = None,
+        secrets: Mapping[str, str] | None = None,
+    ) -> OpenAIModel:
+        """Build the model for `openai:<name>`; a key is required only for api.openai.com."""
+        url = base_url(config.openai_base_url, BASE_URL_ENV)
+        if host_of(url) in ("", OPENAI_HOST):
+            key = require_key(KEY_ENV, secrets, spec=f"openai:{name}")
+        else:
+            key = find_key(KEY_ENV, secrets) or NO_KEY
+        return cls(name, api_key=key, config=config, base_url=url, cache_key=cache_key)
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._client.close()
+
+    def query(self, system: str, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> ModelTurn:
+        """Send the transcript and return the next assistant turn (bad tool calls set format_error)."""
+        try:
+            reply = self._client.chat.completions.create(**self.request(system, messages, tools))
+        except openai.OpenAIError as exc:
+            raise translate_error(exc, self.spec) from exc
+        except json.JSONDecodeError as exc:
+            raise ModelUnavailableError(
+                f"{self.spec}: the server answered with invalid JSON; retry later."
+            ) from exc
+        return self._turn(reply, tools)
+
+    def request(self, system: str, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> dict[str, Any]:
+        """Return the keyword arguments of one Chat Completions call."""
+        request: dict[str, Any] = {"model": self.name, "messages": convert_messages(system, messages)}
+        if tools:
+            request["tools"] = convert_tools(tools)
+        if self.is_openai:
+            request["max_completion_tokens"] = self.config.max_tokens
+            if self.cache_key:
+                request["prompt_cache_key"] = self.cache_key
+        else:
+            request["max_tokens"] = self.config.max_tokens
+        return request
+
+    def _turn(self, reply: Any, tools: Sequence[ToolSpec]) -> ModelTurn:
+        usage = convert_usage(getattr(reply, "usage", None))
+        cost = pricing.cost(self.name, usage)
+        choices = getattr(reply, "choices", None) or []
+        if not choices or choices[0].message is None:
+            problem = "the server returned no choices"
+            return ModelTurn(message=_assistant(""), usage=usage, cost_usd=cost, format_error=problem)
+        choice = choices[0]
+        text = choice.message.content or ""
+        calls, problem = parse_tool_calls(choice.message.tool_calls or [])
+        problem = problem or check_tool_calls(calls, tools)
+        return ModelTurn(
+            message=_assistant(text, [] if problem else calls),
+            usage=usage,
+            cost_usd=cost,
+            stop_reason=_STOP_REASONS.get(choice.finish_reason or "", StopReason.OTHER),
+            format_error=problem,
+        )
+
+
+def _assistant(text: str, calls: list[ToolCall] | None = None) -> Message:
+    return Message(role=Role.ASSISTANT, text=text, tool_calls=calls or [])
+
+
+def parse_tool_calls(raw_calls: Sequence[Any]) -> tuple[list[ToolCall], str | None]:
+    """Return the tool calls of a reply, or a format-error message for the first broken one."""
+    calls: list[ToolCall] = []
+    for index, raw in enumerate(raw_calls):
+        function = getattr(raw, "function", None)
+        name = getattr(function, "name", None)
+        if not name:
+            return [], f"tool call {index} has no function name"
+        arguments = getattr(function, "arguments", None)
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments) if arguments.strip() else {}
+            except json.JSONDecodeError as exc:
+                return (
+                    [],
+                    f"the arguments of tool call {name!r} are not valid JSON ({exc.msg}): {clip(arguments)}",
+                )
+        if not isinstance(arguments, dict):
+            return [], f"the arguments of {name!r} are not a JSON object: {clip(repr(arguments))}"
+        calls.append(ToolCall(id=getattr(raw, "id", None) or f"call_{index}", name=name, arguments=arguments))
+    return calls, None
+
+
+def convert_tools(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
+    """Return Chat Completions function tools, in the given order."""
+    return [
+        {
+            "type": "function",
+            "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+        }
+        for t in tools
+    ]
+
+
+def convert_messages(system: str, messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """Return Chat Completions messages: system first, one `tool` message per tool result."""
+    wire: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    for message in messages:
+        if message.role is Role.ASSISTANT:
+            wire.append(_assistant_wire(message))
+            continue
+        wire.extend(
+            {"role": "tool", "tool_call_id": result.call_id, "content": result.content or "(no output)"}
+            for result in message.tool_results
+        )
+        if message.text:
+            wire.append({"role": "user", "content": message.text})
+    return wire
+
+
+def _assistant_wire(message: Message) -> dict[str, Any]:
+    entry: dict[str, Any] = {"role": "assistant", "content": message.text or None}
+    if message.tool_calls:
+        entry["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)},
+            }
+            for call in message.tool_calls
+        ]
+    elif entry["content"] is None:
+        entry["content"] = ""
+    return entry
+
+
+def convert_usage(usage: Any) -> Usage:
+    """Map OpenAI usage (prompt_tokens includes cached tokens) to Usage (input excludes them)."""
+    if usage is None:
+        return Usage()
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = (getattr(details, "cached_tokens", None) or 0) if details else 0
+    prompt = getattr(usage, "prompt_tokens", None) or 0
+    return Usage(
+        input_tokens=max(prompt - cached, 0),
+        output_tokens=getattr(usage, "completion_tokens", None) or 0,
+        cache_read_tokens=cached,
+    )
+
+
+def translate_error(exc: openai.OpenAIError, spec: str) -> ModelError:
+    """Return the runner error for an SDK error raised after the SDK's own retries."""
+    if isinstance(exc, openai.APITimeoutError):
+        return ModelUnavailableError(
+            f"{spec}: the call timed out after retries; raise models.timeout_s or retry later."
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        return ModelUnavailableError(
+            f"{spec}: cannot reach the server ({exc}); check the network or OPENAI_BASE_URL."
+        )
+    if not isinstance(exc, openai.APIStatusError):
+        return ModelUnavailableError(
+            f"{spec}: unusable reply from the server ({clip(str(exc))}); retry later."
+        )
+    status = exc.status_code
+    body = exc.body if isinstance(exc.body, dict) else {}
+    detail = clip(str(body.get("message") or exc.message))
+    if status in (401, 402, 403) or exc.code == "insufficient_quota":
+        return ModelAuthError(
+            f"{spec}: the server refused the key (HTTP {status}: {detail}); check {KEY_ENV}."
+        )
+    if status == 413 or (
+        status == 400 and (exc.code == "context_length_exceeded" or is_context_error(detail))
+    ):
+        return ContextExceededError(f"{spec}: the transcript no longer fits the context window ({detail}).")
+    if status == 404:
+        return ModelFatalError(
+            f"{spec}: model or endpoint not found (HTTP 404: {detail}); check the name and base URL."
+        )
+    if status in (408, 409, 429) or status >= 500:
+        return ModelUnavailableError(
+            f"{spec}: HTTP {status} after retries ({detail}); the task will be re-queued."
+        )
+    return ModelFatalError(f"{spec}: the server rejected the request (HTTP {status}: {detail}).")

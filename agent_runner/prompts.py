@@ -1,0 +1,76 @@
+"""Prompt templates (jinja2, StrictUndefined): a project's `prompts/` first, then the built-ins."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from agent_runner.errors import ConfigError
+
+TEMPLATE_SUFFIX = ".md.j2"
+PROJECT_PROMPTS = "prompts"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def builtin_dir() -> Path:
+    """Return the built-in templates' folder: `_prompts` in a wheel, the repo's `prompts/` when editable."""
+    shipped = _PACKAGE_DIR / "_prompts"
+    return shipped if shipped.is_dir() else _PACKAGE_DIR.parent / PROJECT_PROMPTS
+
+
+def search_path(project_dir: Path | None = None) -> list[Path]:
+    """Return the folders searched for templates, in order."""
+    folders = [project_dir / PROJECT_PROMPTS] if project_dir is not None else []
+    return [folder for folder in [*folders, builtin_dir()] if folder.is_dir()]
+
+
+def builtin_names() -> list[str]:
+    """Return the names of the built-in templates."""
+    return sorted(path.name for path in builtin_dir().glob("*.j2"))
+
+
+def builtin_templates() -> list[Path]:
+    """Return the files of the built-in templates (for `run-agents init`)."""
+    return [builtin_dir() / name for name in builtin_names()]
+
+
+def copy_builtins(dest: Path, *, overwrite: bool = False) -> list[Path]:
+    """Copy the built-in templates into `dest` (for customising); return the files written."""
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in builtin_names():
+        target = dest / name
+        if target.exists() and not overwrite:
+            continue
+        shutil.copyfile(builtin_dir() / name, target)
+        written.append(target)
+    return written
+
+
+def render(name: str, *, project_dir: Path | None = None, **variables: Any) -> str:
+    """Render template `name` (`system` is short for `system.md.j2`); ConfigError says what is wrong."""
+    folders = search_path(project_dir)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(folder) for folder in folders]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    full_name = name if name.endswith(".j2") else f"{name}{TEMPLATE_SUFFIX}"
+    try:
+        return env.get_template(full_name).render(**variables)
+    except jinja2.TemplateNotFound as exc:
+        where = ", ".join(str(folder) for folder in folders) or "nowhere"
+        known = ", ".join(builtin_names())
+        raise ConfigError(f"no prompt template {exc.name!r} (looked in {where}); built-ins: {known}") from exc
+    except jinja2.UndefinedError as exc:
+        raise ConfigError(f"prompt template {full_name}: {exc.message}; pass it or guard it") from exc
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(
+            f"prompt template {exc.filename or full_name}, line {exc.lineno}: {exc.message}"
+        ) from exc

@@ -1,0 +1,377 @@
+"""The coordinator: the single writer of the queue file; claims, dispatches, heartbeats and records results.
+
+All queue writes happen on the thread that calls `Scheduler.run`; executors run attempts in worker threads
+and hand results back through an in-memory queue.
+"""
+
+from __future__ import annotations
+
+import os
+import queue as stdqueue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent_runner import git
+from agent_runner.config import RunnerConfig
+from agent_runner.errors import ExecutorError, GitError, GitHubError, RunnerError, StaleAttemptError
+from agent_runner.protocols import Executor, Publisher, Slot
+from agent_runner.queue import Claim, Queue
+from agent_runner.queue_state import TaskState
+from agent_runner.result import Outcome, TaskResult, WorkRequest
+from agent_runner.scheduling import RunEvent, RunSummary, is_pending, model_for, overlaps, sync_task_files
+from agent_runner.task import Task, TaskStatus
+from agent_runner.workspace import AttemptPaths
+
+BACKOFF_CAP_S = 600.0
+POLL_S = 0.2
+
+
+@dataclass
+class Running:
+    """An attempt in flight."""
+
+    claim: Claim
+    task: Task
+    slot: Slot
+    model: str
+    started: float
+    last_beat: float
+
+
+@dataclass
+class _Done:
+    key: tuple[str, int]
+    result: TaskResult | None = None
+    error: BaseException | None = None
+
+
+@dataclass
+class SchedulerOptions:
+    """What one run may touch: task ids, a model override, and whether to keep watching."""
+
+    only: frozenset[str] = field(default_factory=frozenset)
+    model: str | None = None
+    watch: bool = False
+
+
+class Scheduler:
+    """Runs the queue on an executor until nothing runnable is left (or forever with `watch`)."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        executor: Executor,
+        *,
+        config: RunnerConfig,
+        root: Path,
+        publisher: Publisher | None = None,
+        only: Iterable[str] = (),
+        model: str | None = None,
+        on_event: Callable[[RunEvent], None] | None = None,
+    ) -> None:
+        self.queue, self.executor, self.config = queue, executor, config
+        self.root = Path(root).resolve()
+        self.publisher = publisher
+        self.options = SchedulerOptions(only=frozenset(only), model=model)
+        self.on_event = on_event or (lambda event: None)
+        self.state_dir = config.path(self.root, "state_dir")
+        self.running: dict[tuple[str, int], Running] = {}
+        self.blocked_models: dict[str, str] = {}
+        self.summary = RunSummary()
+        self._done: stdqueue.Queue[_Done] = stdqueue.Queue()
+        self._stop = threading.Event()
+        self._cancel = threading.Event()
+        self._resync = threading.Event()
+        self._reported_invalid: set[tuple[str, str]] = set()
+        self._budget_hit = False
+        self._secrets = {k: os.environ[k] for k in config.forward_env if os.environ.get(k)}
+        self._config_json = config.model_dump(mode="json", by_alias=True)
+
+    # -- control (any thread) -------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop claiming; running attempts finish and are recorded (first Ctrl-C)."""
+        self._stop.set()
+
+    def cancel(self) -> None:
+        """Stop claiming and cancel running attempts, releasing their leases (second Ctrl-C)."""
+        self._stop.set()
+        self._cancel.set()
+
+    def request_sync(self) -> None:
+        """Ask the loop to read the task folder again (watch mode)."""
+        self._resync.set()
+
+    # -- the loop ---------------------------------------------------------------------------------------
+    def run(self, *, watch: bool = False) -> RunSummary:
+        """Run until nothing runnable is left (or until stopped, with `watch`); return the summary."""
+        self.options.watch = watch
+        started = time.time()
+        self.summary.interrupted = False
+        self._sync()
+        try:
+            while True:
+                self._drain(timeout=0)
+                if self._cancel.is_set():
+                    self._cancel_running()
+                self._heartbeat_due()
+                if self._resync.is_set():
+                    self._resync.clear()
+                    self._sync()
+                if not self._stop.is_set():
+                    self._dispatch()
+                if not self.running and (self._stop.is_set() or (not watch and not self._has_pending())):
+                    break
+                self._drain(timeout=POLL_S)
+        finally:
+            self.summary.wall_s = time.time() - started
+            self.summary.interrupted = self._stop.is_set()
+            self.summary.blocked_models = dict(self.blocked_models)
+        return self.summary
+
+    def _sync(self) -> None:
+        for invalid in sync_task_files(self.root, self.config, self.queue):
+            key = (invalid.id, invalid.reason)
+            if key not in self._reported_invalid:
+                self._reported_invalid.add(key)
+                self._emit("invalid", invalid.id, message=invalid.reason)
+                self.summary.invalid[invalid.id] = invalid.reason
+
+    def _has_pending(self) -> bool:
+        states = self.queue.refresh()
+        slots = self.executor.slots()
+        return not self._budget_hit and any(self._may_run_later(s, states, slots) for s in states.values())
+
+    def _may_run_later(self, state: TaskState, states: dict[str, TaskState], slots: list[Slot]) -> bool:
+        return is_pending(state, states, in_scope=self._in_scope, slots=slots)
+
+    def _in_scope(self, state: TaskState) -> bool:
+        if self.options.only and state.id not in self.options.only:
+            return False
+        return self._model_of(state) not in self.blocked_models
+
+    def _model_of(self, state: TaskState) -> str:
+        return model_for(state.task, self.options.model, self.config)
+
+    # -- dispatch ---------------------------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        if self._over_budget():
+            return
+        busy = {run.slot.name for run in self.running.values()}
+        for slot in self.executor.slots():
+            if slot.name in busy:
+                continue
+            claim = self.queue.claim(
+                slot.name, lease_s=self.config.lease_seconds, accept=self._acceptor(slot)
+            )
+            if claim is None:
+                continue
+            self._start(claim, slot)
+
+    def _acceptor(self, slot: Slot) -> Callable[[TaskState], bool]:
+        running_paths = [(run.task.repo, run.task.paths) for run in self.running.values()]
+
+        def accept(state: TaskState) -> bool:
+            repo, paths = state.task.get("repo"), state.task.get("paths") or []
+            if not self._in_scope(state) or not slot.accepts(state.task.get("machine")):
+                return False
+            return not any(r == repo and overlaps(paths, other) for r, other in running_paths)
+
+        return accept
+
+    def _over_budget(self) -> bool:
+        budget = self.config.budget_usd
+        if budget is None or self.summary.cost_usd < budget or self._budget_hit:
+            return self._budget_hit
+        self._budget_hit = True
+        self._emit(
+            "budget", message=f"spent ${self.summary.cost_usd:.2f} of the ${budget:.2f} budget; no new tasks"
+        )
+        return True
+
+    def _start(self, claim: Claim, slot: Slot) -> None:
+        try:
+            task = Task.model_validate(claim.state.task)
+            request = self._request(task, claim, slot)
+        except (RunnerError, ValueError) as exc:
+            reason = f"cannot start: {exc}"
+            self._record_safely(claim.task_id, claim.attempt, lambda: self._fail(claim, reason))
+            return
+        now = time.monotonic()
+        run = Running(claim, task, slot, request.model or "", now, now)
+        self.running[(claim.task_id, claim.attempt)] = run
+        self._emit("started", task.id, claim.attempt, slot.name, message=run.model)
+        thread = threading.Thread(
+            target=self._work, args=(request, slot), daemon=True, name=f"task-{task.id}"
+        )
+        thread.start()
+
+    def _request(self, task: Task, claim: Claim, slot: Slot) -> WorkRequest:
+        repo = self._source(task)
+        base_commit = git.resolve_base(Path(repo), task.base) if git.is_local(repo) else None
+        return WorkRequest(
+            task=task, attempt=claim.attempt, repo=repo, base=task.base, base_commit=base_commit,
+            model=model_for(claim.state.task, self.options.model, self.config), config=self._config_json,
+            secrets=self._secrets, worker=slot.name,
+        )  # fmt: skip
+
+    def _source(self, task: Task) -> str:
+        if task.repo is None:
+            return str(self.root)
+        return (
+            str((self.root / task.repo).resolve()) if git.is_local(str(self.root / task.repo)) else task.repo
+        )
+
+    def _work(self, request: WorkRequest, slot: Slot) -> None:
+        key = (request.task.id, request.attempt)
+        try:
+            self._done.put(_Done(key, result=self.executor.run(request, slot)))
+        except BaseException as exc:  # every failure of a worker thread must reach the loop
+            self._done.put(_Done(key, error=exc))
+
+    # -- leases ---------------------------------------------------------------------------------------
+    def _heartbeat_due(self) -> None:
+        now = time.monotonic()
+        for key, run in list(self.running.items()):
+            if now - run.last_beat < self.config.heartbeat_seconds:
+                continue
+            try:
+                self.queue.heartbeat(*key, lease_s=self.config.lease_seconds)
+                run.last_beat = now
+            except StaleAttemptError as exc:
+                self._abandon(key, str(exc))
+
+    def _abandon(self, key: tuple[str, int], reason: str) -> None:
+        self.running.pop(key, None)
+        self.executor.cancel(*key)
+        self._emit("discarded", key[0], key[1], message=reason)
+
+    def _cancel_running(self) -> None:
+        for key in list(self.running):
+            run = self.running.pop(key)
+            self.executor.cancel(*key)
+            reason = "cancelled by Ctrl-C; runs again next time"
+            self._record_safely(*key, lambda k=key, r=reason: self.queue.release(*k, r, infra=False))
+            self._emit("cancelled", key[0], key[1], run.slot.name, message=reason)
+
+    # -- results ----------------------------------------------------------------------------------------
+    def _drain(self, *, timeout: float) -> None:
+        try:
+            done = self._done.get(timeout=timeout) if timeout else self._done.get_nowait()
+        except stdqueue.Empty:
+            return
+        while True:
+            run = self.running.pop(done.key, None)
+            if run is not None:
+                self._record(run, done)
+            try:
+                done = self._done.get_nowait()
+            except stdqueue.Empty:
+                return
+
+    def _record(self, run: Running, done: _Done) -> None:
+        key = (run.claim.task_id, run.claim.attempt)
+        if done.result is None:
+            error = done.error
+            reason = str(error) if isinstance(error, ExecutorError) else f"worker failed: {error!r}"
+            self._record_safely(*key, lambda: self._infra(run, reason))
+            return
+        result = done.result.model_copy(update={"machine": done.result.machine or run.slot.machine})
+        self.summary.add_cost(result)
+        handler = {
+            Outcome.ACCEPTED: self._accept,
+            Outcome.REJECTED: lambda r, res: self._fail(r.claim, res.reason, res),
+            Outcome.INFRA: lambda r, res: self._infra(r, res.reason, res),
+            Outcome.MODEL_AUTH: self._model_auth,
+        }[result.outcome]
+        self._record_safely(*key, lambda: handler(run, result))
+
+    def _record_safely(self, task_id: str, attempt: int, action: Callable[[], Any]) -> None:
+        try:
+            action()
+        except StaleAttemptError as exc:
+            self._emit("discarded", task_id, attempt, message=str(exc))
+
+    def _accept(self, run: Running, result: TaskResult) -> None:
+        task = run.task
+        try:
+            repo = self._land(task, result)
+        except GitError as exc:
+            self._infra(run, f"cannot fetch the result bundle: {exc}", result)
+            return
+        self.queue.finish(task.id, run.claim.attempt, result.for_queue())
+        self.summary.finished.append(task.id)
+        self._emit("finished", task.id, run.claim.attempt, run.slot.name, result=result)
+        if self.publisher is not None and repo is not None:
+            self._publish(task, result, repo)
+
+    def _land(self, task: Task, result: TaskResult) -> Path | None:
+        """Fetch the result's bundle into the source repo (or its cache, for URL repos) as agent/<id>."""
+        source = self._source(task)
+        repo = Path(source) if git.is_local(source) else git.ensure_cache(source)
+        bundle = Path(result.bundle_path) if result.bundle_path else None
+        if result.bundle_b64:
+            paths = AttemptPaths.under(self.state_dir, task.id, result.attempt)
+            bundle = git.write_b64(result.bundle_b64, paths.bundle)
+        if bundle is None:
+            return None  # nothing was committed: nothing to land or publish
+        git.fetch_bundle(repo, bundle, result.branch or task.branch_name)
+        return repo
+
+    def _publish(self, task: Task, result: TaskResult, repo: Path) -> None:
+        assert self.publisher is not None
+        try:
+            url = self.publisher.publish(task, result, repo)
+        except GitHubError as exc:
+            self.queue.publish_event(task.id, error=str(exc))
+            self.summary.unpublished[task.id] = str(exc)
+            self._emit("unpublished", task.id, result.attempt, message=str(exc))
+            return
+        self.queue.publish_event(task.id, pr_url=url)
+        self._emit("published", task.id, result.attempt, message=url or "")
+
+    def _fail(self, claim: Claim, reason: str, result: TaskResult | None = None) -> None:
+        record = result.for_queue() if result else None
+        final = self.queue.fail(claim.task_id, claim.attempt, reason, result=record)
+        if final:
+            self.summary.failed[claim.task_id] = self.queue.states[claim.task_id].reason
+        self._emit("failed", claim.task_id, claim.attempt, message=reason, result=result, final=final)
+
+    def _infra(self, run: Running, reason: str, result: TaskResult | None = None) -> None:
+        state = self.queue.refresh()[run.claim.task_id]
+        backoff = min(BACKOFF_CAP_S, self.config.backoff_seconds * 2**state.infra)
+        final = self.queue.release(
+            run.claim.task_id, run.claim.attempt, reason, infra=True, backoff_s=backoff
+        )
+        if final:
+            self.summary.failed[run.claim.task_id] = self.queue.states[run.claim.task_id].reason
+        event = "failed" if final else "requeued"
+        self._emit(event, run.task.id, run.claim.attempt, message=reason, result=result, final=final)
+
+    def _model_auth(self, run: Running, result: TaskResult) -> None:
+        self.queue.release(run.task.id, run.claim.attempt, result.reason, infra=False)
+        if run.model not in self.blocked_models:
+            self.blocked_models[run.model] = result.reason
+            message = f"{run.model}: {result.reason}. Its tasks stay queued; fix the key and run again."
+            self._emit("model_blocked", run.task.id, run.claim.attempt, message=message)
+
+    def _emit(
+        self,
+        kind: str,
+        task: str | None = None,
+        attempt: int | None = None,
+        worker: str | None = None,
+        *,
+        message: str = "",
+        result: TaskResult | None = None,
+        final: bool = False,
+    ) -> None:
+        self.on_event(RunEvent(kind, task, attempt, worker, message, result, final))
+
+
+def is_done(state: TaskState) -> bool:
+    """Return whether a task has a result that stands."""
+    return state.status in (TaskStatus.FINISHED, TaskStatus.UNPUBLISHED)

@@ -1,0 +1,142 @@
+"""The place one attempt works in: paths, checkout, copied files, setup commands and a private HOME."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent_runner import git
+from agent_runner.errors import GitError, SetupError
+from agent_runner.result import WorkRequest
+
+SETUP_TIMEOUT_S = 1200.0
+TAIL_CHARS = 2000
+# Output of a setup command that failed because the network did: infrastructure, not the task.
+NETWORK_ERROR = re.compile(
+    r"Could not resolve host|Temporary failure in name resolution|Name or service not known|"
+    r"Network is unreachable|Failed to establish a new connection|Connection (?:refused|reset|timed out)|"
+    r"ConnectionError|No route to host|TLS handshake timeout|Read timed out",
+    re.IGNORECASE,
+)
+
+
+class SetupNetworkError(SetupError):
+    """A setup command failed on a network error (retry later, no attempt spent)."""
+
+
+@dataclass(frozen=True)
+class AttemptPaths:
+    """Where one attempt keeps its files on the worker machine."""
+
+    run_dir: Path
+    checkout: Path
+    home: Path
+    trajectory: Path
+    bundle: Path
+
+    @classmethod
+    def under(cls, workdir: Path, task_id: str, attempt: int) -> AttemptPaths:
+        """Return the paths of attempt `attempt` of `task_id` under the state folder `workdir`."""
+        run_dir = workdir / "runs" / task_id / str(attempt)
+        return cls(
+            run_dir=run_dir,
+            checkout=workdir / "checkouts" / f"{task_id}-{attempt}",
+            home=run_dir / "home",
+            trajectory=run_dir / "trajectory.jsonl",
+            bundle=run_dir / "result.bundle",
+        )
+
+
+def init_state_dir(workdir: Path) -> None:
+    """Create the state folder, ignored by git so it never shows up in the source repo's status."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    ignore = workdir / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n", encoding="utf-8")
+
+
+def open_checkout(request: WorkRequest, paths: AttemptPaths) -> git.Checkout:
+    """Update the bare cache (or load it from the request's bundle) and clone the attempt's checkout."""
+    bundle = None
+    if request.repo_bundle_b64:
+        bundle = git.write_b64(request.repo_bundle_b64, paths.run_dir / "source.bundle")
+    cache = git.ensure_cache(request.repo, need=request.base_commit, bundle=bundle)
+    base = request.base_commit or git.resolve_base(cache, request.base or request.task.base)
+    if not git.has_commit(cache, base):
+        raise GitError(
+            f"base commit {base} is not in {request.repo}; was the base branch rewritten or deleted?"
+        )
+    return git.make_checkout(cache, paths.checkout, branch=request.task.branch_name, base_commit=base)
+
+
+def copy_files(source: str, checkout: Path, names: list[str]) -> list[str]:
+    """Copy untracked files (such as .env) from a local source repo into the checkout; return those copied."""
+    if not names or not git.is_local(source):
+        return []
+    copied = []
+    root = Path(source).resolve()
+    for name in names:
+        src = (root / name).resolve()
+        if not src.is_relative_to(root) or not src.exists():
+            continue
+        dest = checkout / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dest, dirs_exist_ok=True, symlinks=True)
+        else:
+            shutil.copy2(src, dest)
+        copied.append(name)
+    return copied
+
+
+def private_home(paths: AttemptPaths) -> dict[str, str]:
+    """Create a HOME and config dirs private to this attempt and return them as environment variables."""
+    for sub in ("", ".config", ".cache", "tmp"):
+        (paths.home / sub).mkdir(parents=True, exist_ok=True)
+    return {
+        "HOME": str(paths.home),
+        "XDG_CONFIG_HOME": str(paths.home / ".config"),
+        "XDG_CACHE_HOME": str(paths.home / ".cache"),
+        "TMPDIR": str(paths.home / "tmp"),
+    }
+
+
+def run_setup(commands: list[str], checkout: Path, env: Mapping[str, str]) -> None:
+    """Run setup commands in the checkout; raise SetupError with the output tail of the first that fails."""
+    for command in commands:
+        try:
+            proc = subprocess.run(
+                command, shell=True, cwd=checkout, env=dict(env), capture_output=True, text=True,
+                errors="replace", timeout=SETUP_TIMEOUT_S, start_new_session=True,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as exc:
+            raise SetupError(f"setup command `{command}` timed out after {SETUP_TIMEOUT_S:.0f} s") from exc
+        if proc.returncode != 0:
+            tail = (proc.stdout + proc.stderr)[-TAIL_CHARS:].strip()
+            error = SetupNetworkError if NETWORK_ERROR.search(tail) else SetupError
+            raise error(f"setup command `{command}` exited with {proc.returncode}:\n{tail}")
+
+
+def setup_env(base: Mapping[str, str], home: Mapping[str, str]) -> dict[str, str]:
+    """Return the environment for setup commands: the allowlisted tool env plus the private HOME."""
+    return {**base, **home}
+
+
+def remove_checkout(path: Path) -> None:
+    """Delete a checkout folder (best effort)."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def default_env() -> dict[str, str]:
+    """Return the allowlisted environment for commands in the checkout (tools' own list when present)."""
+    try:
+        from agent_runner.tools.shell import tool_env
+    except ImportError:
+        keep = ("PATH", "LANG", "LC_ALL", "TERM", "TZ", "USER", "LOGNAME", "SHELL")
+        return {k: v for k, v in os.environ.items() if k in keep}
+    return dict(tool_env())

@@ -1,0 +1,134 @@
+"""The Ray executor on a local Ray: results with bundles, unschedulable pins, a killed worker re-queued."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agent_runner.config import load_config
+from agent_runner.errors import ExecutorError
+from agent_runner.executors.ray import RayConfig, RayExecutor, import_ray
+from agent_runner.intake import open_queue
+from agent_runner.result import Outcome, WorkRequest
+from agent_runner.scheduler import Scheduler
+from agent_runner.task import Task
+
+CONFIG = (
+    '[tool.agent-runner]\nsandbox = "none"\ntest = "true"\nbackoff_seconds = 0\nheartbeat_seconds = 0.5\n'
+)
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in `repo` and return its output."""
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[Any]:
+    """A local Ray with 2 CPUs, started by the test and shut down after the module."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A source repo (no remote: Ray nodes get it as a bundle)."""
+    root = tmp_path / "repo"
+    (root / "tasks").mkdir(parents=True)
+    (root / "pyproject.toml").write_text(CONFIG, encoding="utf-8")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    return root
+
+
+def edit_model(tmp_path: Path, name: str, *, delay_s: float = 0.0) -> str:
+    """Return a scripted model spec that writes <name>.txt, then finishes."""
+    bash = {"name": "bash", "arguments": {"command": f"echo {name} > {name}.txt"}}
+    finish = {"name": "finish", "arguments": {"summary": "done"}}
+    turns = [
+        {"text": "edit", "delay_s": delay_s, "tool_calls": [bash]},
+        {"text": "ok", "tool_calls": [finish]},
+    ]
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"turns": turns}), encoding="utf-8")
+    return f"scripted:{path}"
+
+
+def request(repo: Path, task: Task) -> WorkRequest:
+    """Return a work request for `task` on `repo` with the repo's config."""
+    config = load_config(repo).model_dump(mode="json", by_alias=True)
+    return WorkRequest(task=task, repo=str(repo), config=config, secrets={"GITHUB_TOKEN": "never-sent"})
+
+
+def test_ray_task_returns_result_with_inline_bundle(ray_cluster: Any, repo: Path, tmp_path: Path) -> None:
+    """A Ray task runs the worker on a node and returns an accepted result carrying its commits."""
+    executor = RayExecutor(RayConfig(workdir=str(tmp_path / "node")), forward_env=["ANTHROPIC_API_KEY"])
+    task = Task(id="r1", kind="change", model=edit_model(tmp_path, "r1"))
+    result = executor.run(request(repo, task), executor.slots()[0])
+    executor.close()
+    assert result.outcome == Outcome.ACCEPTED, result.reason
+    assert result.bundle_b64 and result.machine == "ray:ray/1"
+    assert ray_cluster.is_initialized()  # a Ray started by someone else is left running
+
+
+def test_pin_to_absent_resource_is_unschedulable(ray_cluster: Any, repo: Path, tmp_path: Path) -> None:
+    """A task pinned to a resource no live node offers fails fast as unschedulable instead of hanging."""
+    executor = RayExecutor(RayConfig(unschedulable_after_s=1.0, workdir=str(tmp_path / "node")))
+    task = Task(id="pinned", kind="change", machine="gpu-box", model=edit_model(tmp_path, "p"))
+    started = time.monotonic()
+    with pytest.raises(ExecutorError, match=r"unschedulable.*gpu-box"):
+        executor.run(request(repo, task), executor.slots()[0])
+    assert time.monotonic() - started < 10
+
+
+def _ray_workers_running(name: str) -> list[int]:
+    import psutil
+
+    return [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if any(name in part for part in p.info["cmdline"] or [])
+    ]
+
+
+def test_killed_ray_worker_requeues_the_task(ray_cluster: Any, repo: Path, tmp_path: Path) -> None:
+    """Killing the Ray worker process mid-task re-queues the task; it then finishes without spending an attempt."""
+    (repo / "tasks" / "k.md").write_text(
+        f"---\nkind: change\nmodel: {edit_model(tmp_path, 'k', delay_s=2)}\n---\nGo.\n"
+    )
+    config = load_config(repo, overrides={"ray": {"workdir": str(tmp_path / "node")}})
+    queue = open_queue(repo, config)
+    executor = RayExecutor(config.ray)
+    runner = threading.Thread(target=Scheduler(queue, executor, config=config, root=repo).run, daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 30
+    while not (pids := _ray_workers_running("ray::run_attempt")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert pids, "the Ray task never started"
+    time.sleep(0.5)
+    for pid in pids:
+        subprocess.run(["kill", f"-{signal.SIGKILL.value}", str(pid)], check=False)
+    runner.join(timeout=60)
+    executor.close()
+    state = queue.refresh()["k"]
+    assert state.status == "finished" and state.attempt == 2 and state.spent == 0 and state.infra == 1
+    assert git(repo, "show", "agent/k:k.txt") == "k"
+
+
+def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without Ray installed, choosing the Ray executor says which extra to install."""
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ExecutorError, match=r"pip install 'agent-runner\[ray\]'"):
+        import_ray()

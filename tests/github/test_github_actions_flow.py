@@ -1,0 +1,138 @@
+"""The GitHub Actions jobs, run locally in sequence: plan --matrix -> exec per task -> ingest (FakeGitHub)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import git
+
+from agent_runner.testing.fake_github import FakeGitHub
+
+RUN_AGENTS = [sys.executable, "-m", "agent_runner.cli"]
+TASK = "---\nkind: fix-lint\ntitle: {title}\npaths: [app.py]\n---\n{body}\n"
+
+
+def run_agents(cwd: Path, env: dict[str, str], *args: str) -> str:
+    """Run the CLI as the workflow does and return stdout (fails the test on a non-zero exit)."""
+    proc = subprocess.run([*RUN_AGENTS, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.fixture
+def repo(source: Path) -> Path:
+    """The user's repo with two fix-lint tasks on the same file (so they must not run together)."""
+    (source / "app.py").write_text("import os\nimport sys\n\n\ndef f():\n    return 1\n")
+    (source / "tasks").mkdir()
+    (source / "tasks" / "fix-app.md").write_text(
+        TASK.format(title="Remove unused imports", body="Fix app.py.")
+    )
+    (source / "tasks" / "tidy-app.md").write_text(TASK.format(title="Same file", body="Also app.py."))
+    (source / "pyproject.toml").write_text('[tool.agent-runner]\nsandbox = "none"\n')
+    (source / ".gitignore").write_text(".agent-runner/\n")
+    git(source, "add", "-A")
+    git(source, "commit", "-q", "-m", "tasks")
+    git(source, "push", "-q", "origin", "main")
+    return source
+
+
+@pytest.fixture
+def env(fake: FakeGitHub, tmp_path: Path) -> dict[str, str]:
+    """The environment of the publish job: a token and the fake API."""
+    config = {
+        "api_url": fake.base_url,
+        "repository": fake.full_name,
+        "request_interval_s": 0,
+        "write_interval_s": 0,
+    }
+    script = tmp_path / "script.json"
+    script.write_text(
+        json.dumps({"turns": [{"tool_calls": [{"name": "finish", "arguments": {"summary": "ok"}}]}]})
+    )
+    return {
+        **os.environ,
+        "GITHUB_TOKEN": "t",
+        "AGENT_RUNNER_GITHUB": json.dumps(config),
+        "SCRIPT": str(script),
+    }
+
+
+def work_job(repo: Path, env: dict[str, str], entry: dict[str, object], out: Path) -> None:
+    """What one matrix job does: exec the task, keep the result JSON and copy the bundle beside it."""
+    args = [
+        "exec",
+        str(entry["file"]),
+        "--json",
+        "--attempt",
+        str(entry["attempt"]),
+        "--model",
+        f"scripted:{env['SCRIPT']}",
+    ]
+    text = run_agents(repo, env, *args)
+    folder = out / f"result-{entry['id']}"
+    folder.mkdir(parents=True)
+    (folder / f"{entry['id']}.json").write_text(text)
+    bundle = json.loads(text).get("bundle_path")
+    if bundle:
+        shutil.copy(bundle, folder / f"{entry['id']}.bundle")
+
+
+def test_plan_exec_ingest_publishes_and_records_on_state_branch(
+    repo: Path, origin: Path, fake: FakeGitHub, env: dict[str, str], tmp_path: Path
+) -> None:
+    """One task per overlap group runs, its PR opens, the queue lands on the state branch, main is untouched."""
+    main_before = git(origin, "rev-parse", "main")
+    matrix = json.loads(run_agents(repo, env, "plan", "--matrix", "--state-branch"))
+    assert [e["id"] for e in matrix["include"]] == ["fix-app"]  # tidy-app overlaps: it waits
+    results = tmp_path / "results"
+    for entry in matrix["include"]:
+        work_job(repo, env, entry, results)
+    rows = json.loads(run_agents(repo, env, "ingest", str(results), "--state-branch", "--json"))
+    assert [(r["task"], r["status"]) for r in rows] == [("fix-app", "finished")]
+    (pull,) = fake.store.pulls.values()
+    assert pull["head"]["ref"] == "agent/fix-app" and pull["draft"] and "lint-targets" in pull["body"]
+    assert "import os" not in git(origin, "show", "agent/fix-app:app.py")
+    assert git(origin, "rev-parse", "main") == main_before
+    events = [
+        json.loads(line) for line in git(origin, "show", "agent-runner/state:tasks/queue.jsonl").splitlines()
+    ]
+    assert [e["type"] for e in events if e["task"] == "fix-app"][-2:] == ["finished", "published"]
+
+    fresh = tmp_path / "fresh"  # the next workflow run: a new checkout that only knows the state branch
+    subprocess.run(["git", "clone", "-q", str(origin), str(fresh)], check=True)
+    again = json.loads(run_agents(fresh, env, "plan", "--matrix", "--state-branch"))
+    assert [e["id"] for e in again["include"]] == ["tidy-app"]
+    rows = json.loads(run_agents(fresh, env, "ingest", str(results), "--state-branch", "--json"))
+    assert rows[0]["note"].startswith("already finished") and len(fake.store.pulls) == 1
+
+
+def test_missing_token_leaves_task_unpublished_then_publish_retries(
+    repo: Path, fake: FakeGitHub, env: dict[str, str], tmp_path: Path
+) -> None:
+    """Without a token the result is recorded as unpublished with the reason; `publish ID` later opens the PR."""
+    matrix = json.loads(run_agents(repo, env, "plan", "--matrix"))
+    work_job(repo, env, matrix["include"][0], tmp_path / "results")
+    no_token = {k: v for k, v in env.items() if k not in ("GITHUB_TOKEN", "GH_TOKEN")}
+    (row,) = json.loads(run_agents(repo, no_token, "ingest", str(tmp_path / "results"), "--json"))
+    assert (
+        row["status"] == "unpublished" and "GITHUB_TOKEN or GH_TOKEN" in row["note"] and not fake.store.pulls
+    )
+    listed = json.loads(run_agents(repo, env, "list", "--json"))
+    assert any(t["id"] == "fix-app" and t["status"] == "unpublished" for t in listed)
+    run_agents(repo, env, "publish", "fix-app")
+    assert len(fake.store.pulls) == 1
+    fake.set_check(fake.store.pulls[1]["head"]["sha"] or "0" * 40, conclusion="success")
+    (pr,) = json.loads(run_agents(repo, env, "prs", "--json"))
+    assert (pr["task"], pr["state"], pr["checks"], pr["review"], pr["mergeable"]) == (
+        "fix-app",
+        "draft",
+        "success",
+        "none",
+        True,
+    )

@@ -1,0 +1,101 @@
+"""Checkouts, commits and bundles on real git repos."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import Project, git
+
+from agent_runner import git as agit
+from agent_runner.errors import GitError
+
+
+def _checkout(project: Project, tmp_path: Path, name: str = "co", branch: str = "agent/t1") -> agit.Checkout:
+    cache = agit.ensure_cache(str(project.root))
+    base = agit.resolve_base(cache, None)
+    return agit.make_checkout(cache, tmp_path / name, branch=branch, base_commit=base)
+
+
+def test_checkout_is_on_task_branch_with_private_hooks(project: Project, tmp_path: Path) -> None:
+    """A checkout is its own clone on agent/<id> at the base; a hook planted in one is not in another."""
+    first = _checkout(project, tmp_path, "one")
+    second = _checkout(project, tmp_path, "two", branch="agent/t2")
+    assert git(first.path, "rev-parse", "--abbrev-ref", "HEAD") == "agent/t1"
+    assert first.base_commit == git(project.root, "rev-parse", "HEAD")
+    (first.path / ".git" / "hooks").mkdir(exist_ok=True)
+    (first.path / ".git" / "hooks" / "pre-commit").write_text("#!/bin/sh\nexit 1\n")
+    assert not (second.path / ".git" / "hooks" / "pre-commit").exists()
+    assert not (first.path / ".git" / "commondir").exists()  # not a worktree
+
+
+def test_commit_ignores_planted_hook_and_bundle_lands_in_source(project: Project, tmp_path: Path) -> None:
+    """The runner's commit skips planted hooks; the bundle fetches into the source as agent/<id> only."""
+    checkout = _checkout(project, tmp_path)
+    hooks = checkout.path / ".git" / "hooks"
+    hooks.mkdir(exist_ok=True)
+    (hooks / "pre-commit").write_text("#!/bin/sh\nexit 1\n")
+    (hooks / "pre-commit").chmod(0o755)
+    (checkout.path / "new.txt").write_text("hello\n")
+    head = agit.commit_all(checkout, "agent-runner: t1: add new.txt")
+    assert head != checkout.base_commit
+    bundle = agit.create_bundle(checkout, tmp_path / "t1.bundle")
+    assert bundle is not None
+    main_before = git(project.root, "rev-parse", "main")
+    assert agit.fetch_bundle(project.root, bundle, "agent/t1") == head
+    assert git(project.root, "show", "agent/t1:new.txt") == "hello"
+    assert git(project.root, "rev-parse", "main") == main_before
+    with pytest.raises(GitError, match="only writes branches under agent/"):
+        agit.fetch_bundle(project.root, bundle, "main")
+
+
+def test_no_change_means_no_bundle(project: Project, tmp_path: Path) -> None:
+    """An attempt that changed nothing produces no bundle."""
+    checkout = _checkout(project, tmp_path)
+    assert agit.commit_all(checkout, "nothing") == checkout.base_commit
+    assert agit.create_bundle(checkout, tmp_path / "none.bundle") is None
+
+
+def test_concurrent_cache_creation_is_locked(project: Project) -> None:
+    """Four workers asking for the same cache at once get one valid cache, no errors."""
+    errors: list[BaseException] = []
+
+    def use() -> None:
+        try:
+            agit.ensure_cache(str(project.root), force=True)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=use) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    cache = agit.cache_path(str(project.root))
+    assert agit.resolve_base(cache, "main") == git(project.root, "rev-parse", "main")
+
+
+def test_cache_from_bundle_when_remote_unreachable(project: Project, tmp_path: Path) -> None:
+    """A worker that cannot reach the repo builds its cache from a bundle of the branches."""
+    bundle = agit.bundle_repo(project.root, tmp_path / "src.bundle")
+    cache = agit.ensure_cache("https://unreachable.invalid/repo.git", bundle=bundle)
+    assert agit.resolve_base(cache, "main") == git(project.root, "rev-parse", "main")
+
+
+def test_setup_output_is_not_committed(project: Project, tmp_path: Path) -> None:
+    """Files present before the agent (setup output, copied files) are excluded from the commit."""
+    checkout = _checkout(project, tmp_path)
+    (checkout.path / ".venv").mkdir()
+    (checkout.path / ".venv" / "lib.py").write_text("x = 1\n")
+    assert agit.exclude_untracked(checkout.path) == [".venv/"]
+    (checkout.path / "calc.py").write_text("def add(a, b):\n    return b + a\n")
+    head = agit.commit_all(checkout, "change")
+    assert agit.changed_files(checkout.path, checkout.base_commit, head) == ["calc.py"]
+
+
+def test_unknown_base_is_a_clear_error(project: Project) -> None:
+    """A task base that is not a branch names itself in the error."""
+    with pytest.raises(GitError, match="no-such-branch"):
+        agit.resolve_base(project.root, "no-such-branch")

@@ -1,0 +1,93 @@
+"""One attempt end to end in-process: checkout, setup, agent (scripted), gates, commit, bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from conftest import Project, git
+
+from agent_runner.config import load_config
+from agent_runner.job import run_job
+from agent_runner.result import ExitStatus, Outcome, WorkRequest
+from agent_runner.task import load_task_file
+
+NEW_CALC = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
+
+
+def _request(project: Project, task_id: str, **config: Any) -> WorkRequest:
+    settings = load_config(project.root, overrides=config).model_dump(mode="json", by_alias=True)
+    task = load_task_file(project.tasks / f"{task_id}.md")
+    return WorkRequest(task=task, repo=str(project.root), config=settings)
+
+
+def test_change_task_commits_and_bundles(project: Project, tmp_path: Path) -> None:
+    """An accepted change has base/head commits, a bundle with the edit, a trajectory; no checkout left."""
+    project.task("add-sub", project.edit_script("add", "calc.py", NEW_CALC), title="Add sub")
+    result = run_job(_request(project, "add-sub"), workdir=tmp_path / "state")
+    assert result.outcome == Outcome.ACCEPTED, result.reason
+    assert result.base_commit == git(project.root, "rev-parse", "HEAD")
+    assert result.model_calls == 2 and result.exit_status == ExitStatus.FINISHED
+    assert result.bundle_path and Path(result.trajectory_path or "").is_file()
+    git(project.root, "fetch", "-q", result.bundle_path, "agent/add-sub:agent/add-sub")
+    assert "def sub" in git(project.root, "show", "agent/add-sub:calc.py")
+    assert "add-sub" in git(project.root, "log", "-1", "--format=%s", "agent/add-sub")
+    assert not (tmp_path / "state" / "checkouts" / "add-sub-1").exists()
+
+
+def test_setup_failure_is_a_task_failure_without_agent(project: Project, tmp_path: Path) -> None:
+    """A failing setup command rejects the task with its output tail, and no model is called."""
+    project.task("broken", project.edit_script("b", "calc.py", NEW_CALC))
+    request = _request(
+        project, "broken", setup=["echo preparing && echo 'no such package: frob' >&2 && exit 3"]
+    )
+    result = run_job(request, workdir=tmp_path / "state")
+    assert result.outcome == Outcome.REJECTED
+    assert "exited with 3" in result.reason and "no such package: frob" in result.reason
+    assert result.model_calls == 0 and result.trajectory_path is None
+    assert Path(result.checkout_path or "").is_dir()  # kept for inspection
+
+
+def test_setup_network_error_is_infrastructure(project: Project, tmp_path: Path) -> None:
+    """A setup command that fails on DNS is an infrastructure failure (retried, no attempt spent)."""
+    project.task("net", project.edit_script("n", "calc.py", NEW_CALC))
+    request = _request(project, "net", setup=["echo 'Could not resolve host: pypi.org' >&2; exit 1"])
+    assert run_job(request, workdir=tmp_path / "state").outcome == Outcome.INFRA
+
+
+def test_setup_runs_in_checkout_with_private_home_and_copied_files(project: Project, tmp_path: Path) -> None:
+    """Setup sees copied untracked files and a private HOME; its output is not committed."""
+    (project.root / ".env").write_text("SETTING=1\n")
+    project.task("env", project.edit_script("e", "calc.py", NEW_CALC))
+    setup = ["test -f .env && mkdir -p .venv && echo $HOME > .venv/home.txt"]
+    request = _request(project, "env", setup=setup, copy=[".env"], keep_checkouts="always")
+    result = run_job(request, workdir=tmp_path / "state")
+    assert result.outcome == Outcome.ACCEPTED, result.reason
+    home = (tmp_path / "state" / "runs" / "env" / "1" / "home").resolve()
+    assert (Path(result.checkout_path or "") / ".venv" / "home.txt").read_text().strip() == str(home)
+    git(project.root, "fetch", "-q", result.bundle_path or "", "agent/env:agent/env")
+    assert git(project.root, "diff", "--name-only", "main", "agent/env") == "calc.py"
+
+
+def test_model_errors_are_classified(project: Project, tmp_path: Path) -> None:
+    """A rejected key stops the model (model_auth); an outage is infrastructure."""
+    project.task("auth", project.script("auth", [{"error": "auth"}]))
+    project.task("down", project.script("down", [{"error": "unavailable"}]))
+    assert run_job(_request(project, "auth"), workdir=tmp_path / "s").outcome == Outcome.MODEL_AUTH
+    assert run_job(_request(project, "down"), workdir=tmp_path / "s").outcome == Outcome.INFRA
+
+
+def test_agent_without_changes_is_rejected(project: Project, tmp_path: Path) -> None:
+    """An agent that finishes without touching a file fails the task, with the gate report as reason."""
+    finish = [{"tool_calls": [{"name": "finish", "arguments": {"summary": "nothing to do"}}]}]
+    project.task("lazy", project.script("lazy", finish * 4))
+    result = run_job(_request(project, "lazy", reflection_rounds=1), workdir=tmp_path / "state")
+    assert result.outcome == Outcome.REJECTED
+    assert "non-empty-diff" in result.reason and result.bundle_path is None
+
+
+def test_inline_bundle_travels_in_the_result(project: Project, tmp_path: Path) -> None:
+    """With inline_bundle the commits come back as base64 instead of a path."""
+    project.task("inline", project.edit_script("i", "calc.py", NEW_CALC))
+    result = run_job(_request(project, "inline"), workdir=tmp_path / "state", inline_bundle=True)
+    assert result.bundle_b64 and result.bundle_path is None

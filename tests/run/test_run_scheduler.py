@@ -1,0 +1,168 @@
+"""The scheduler with the local executor: real worker subprocesses, real git, scripted models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from conftest import Project, git
+
+from agent_runner.config import load_config
+from agent_runner.executors.local import LocalExecutor
+from agent_runner.intake import open_queue
+from agent_runner.job import run_job
+from agent_runner.protocols import Slot
+from agent_runner.queue import Queue
+from agent_runner.result import TaskResult, WorkRequest
+from agent_runner.scheduler import Scheduler
+from agent_runner.scheduling import RunEvent, RunSummary
+from agent_runner.task import TaskStatus
+
+
+def _run(
+    project: Project, *, executor: Any = None, **overrides: Any
+) -> tuple[RunSummary, list[RunEvent], Queue]:
+    config = load_config(project.root, overrides=overrides)
+    queue = open_queue(project.root, config)
+    state = config.path(project.root, "state_dir")
+    executor = executor or LocalExecutor(workdir=state, workers=config.workers, cwd=project.root)
+    events: list[RunEvent] = []
+    scheduler = Scheduler(queue, executor, config=config, root=project.root, on_event=events.append)
+    summary = scheduler.run()
+    executor.close()
+    return summary, events, queue
+
+
+def _intervals(project: Project) -> dict[str, tuple[float, float]]:
+    starts: dict[str, float] = {}
+    spans: dict[str, tuple[float, float]] = {}
+    for event in project.queue_events():
+        if event["type"] == "claimed":
+            starts[event["task"]] = event["ts"]
+        elif event["type"] == "finished":
+            spans[event["task"]] = (starts[event["task"]], event["ts"])
+    return spans
+
+
+def test_finished_task_lands_as_agent_branch(project: Project) -> None:
+    """A change task ends with branch agent/<id> in the source repo holding the agent's commit."""
+    project.task("greet", project.edit_script("greet", "greet.py", "print('hi')\n"), title="Add greet.py")
+    summary, events, queue = _run(project)
+    assert summary.finished == ["greet"] and summary.exit_code == 0
+    assert git(project.root, "show", "agent/greet:greet.py") == "print('hi')"
+    assert git(project.root, "rev-parse", "--abbrev-ref", "HEAD") == "main"
+    assert queue.refresh()["greet"].status == TaskStatus.FINISHED
+    assert [e.kind for e in events] == ["started", "finished"]
+
+
+def test_three_tasks_on_two_workers_run_in_parallel(project: Project) -> None:
+    """With 2 workers, 3 slow tasks overlap in time, never more than 2 at once."""
+    for name in ("a", "b", "c"):
+        project.task(
+            name, project.edit_script(name, f"{name}.py", "x = 1\n", delay_s=1.0), paths=[f"{name}.py"]
+        )
+    summary, _, _ = _run(project, workers=2)
+    assert sorted(summary.finished) == ["a", "b", "c"]
+    spans = _intervals(project)
+    overlapping = [
+        (x, y)
+        for x in spans
+        for y in spans
+        if x < y and spans[x][0] < spans[y][1] and spans[y][0] < spans[x][1]
+    ]
+    assert overlapping
+    for x, (start, _) in spans.items():
+        assert sum(1 for s, e in spans.values() if s <= start < e) <= 2, x
+
+
+def test_tasks_with_overlapping_paths_are_serialized(project: Project) -> None:
+    """Two tasks on the same file never run at the same time, even with free workers."""
+    project.task("one", project.edit_script("one", "calc.py", "A = 1\n", delay_s=0.3), paths=["calc.py"])
+    project.task("two", project.edit_script("two", "calc.py", "B = 2\n", delay_s=0.3), paths=["."])
+    summary, _, _ = _run(project, workers=2)
+    assert sorted(summary.finished) == ["one", "two"]
+    (s1, e1), (s2, e2) = _intervals(project).values()
+    assert e1 <= s2 or e2 <= s1
+
+
+def test_invalid_task_file_is_reported_and_valid_ones_run(project: Project) -> None:
+    """A task file with a bad field is reported once, naming the file, and the valid task beside it runs."""
+    project.task("good", project.edit_script("good", "good.py", "ok = True\n"))
+    (project.tasks / "bad.md").write_text("---\nkind: refactor-everything\n---\nNo.\n")
+    summary, events, _ = _run(project)
+    assert summary.finished == ["good"]
+    invalid = [e for e in events if e.kind == "invalid"]
+    assert len(invalid) == 1 and "bad.md" in invalid[0].message and "kind" in invalid[0].message
+    assert summary.exit_code == 0
+
+
+def test_infrastructure_failure_is_requeued_without_spending_an_attempt(
+    project: Project, tmp_path: Path
+) -> None:
+    """A setup network error re-queues the task; the retry finishes and no attempt was spent."""
+    marker = tmp_path / "network-was-down"
+    setup = f"test -f {marker} || {{ touch {marker}; echo 'Could not resolve host: pypi.org' >&2; exit 1; }}"
+    project.task("flaky", project.edit_script("flaky", "f.py", "f = 1\n"), max_attempts=1)
+    summary, events, queue = _run(project, setup=[setup])
+    assert summary.finished == ["flaky"]
+    state = queue.refresh()["flaky"]
+    assert (state.attempt, state.spent, state.infra) == (2, 0, 1)
+    assert [e.kind for e in events] == ["started", "requeued", "started", "finished"]
+
+
+def test_task_failure_spends_attempts_until_failed(project: Project) -> None:
+    """An agent that changes nothing fails each attempt; after max_attempts the task fails with the reason."""
+    finish = {"tool_calls": [{"name": "finish", "arguments": {"summary": "done?"}}]}
+    project.task("idle", project.script("idle", [finish] * 3), max_attempts=2)
+    summary, _, queue = _run(project, reflection_rounds=0)
+    assert "idle" in summary.failed and "non-empty-diff" in summary.failed["idle"]
+    assert "attempt 2 of 2" in summary.failed["idle"]
+    assert queue.refresh()["idle"].spent == 2 and summary.exit_code == 1
+
+
+def test_model_auth_error_stops_dispatching_to_that_model(project: Project) -> None:
+    """A rejected key is reported once; other tasks on that model stay queued, tasks on other models run."""
+    bad = project.script("bad-key", [{"error": "auth"}])
+    for name in ("k1", "k2", "k3"):
+        project.task(name, bad)
+    project.task("fine", project.edit_script("fine", "fine.py", "x = 2\n"))
+    summary, events, queue = _run(project, workers=1)
+    assert [e.kind for e in events].count("model_blocked") == 1
+    assert summary.finished == ["fine"] and bad in summary.blocked_models
+    states = queue.refresh()
+    assert sorted(s.id for s in states.values() if s.status == TaskStatus.QUEUED) == ["k1", "k2", "k3"]
+    assert all(states[k].spent == 0 for k in ("k1", "k2", "k3")) and summary.exit_code == 1
+
+
+class RegrantingExecutor:
+    """Runs the job in-process, but the lease is lost and re-granted while it runs (a late result)."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.regranted = False
+
+    def slots(self) -> list[Slot]:
+        return [Slot("inline-1")]
+
+    def run(self, request: WorkRequest, slot: Slot) -> TaskResult:
+        result = run_job(request, workdir=self.project.root / ".agent-runner")
+        if not self.regranted:
+            self.regranted = True
+            other = Queue(self.project.tasks / "queue.jsonl")
+            other.release(request.task.id, request.attempt, "lease expired (simulated)")
+        return result
+
+    def cancel(self, task_id: str, attempt: int) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def test_late_result_of_a_regranted_attempt_is_discarded(project: Project) -> None:
+    """A result for an attempt that lost its lease is discarded; the task runs again and lands once."""
+    project.task("late", project.edit_script("late", "late.py", "x = 3\n"))
+    _, events, queue = _run(project, executor=RegrantingExecutor(project))
+    kinds = [e.kind for e in events]
+    assert kinds == ["started", "discarded", "started", "finished"]
+    assert [e["attempt"] for e in queue.events("late") if e["type"] == "finished"] == [2]
