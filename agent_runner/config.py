@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agent_runner.errors import ConfigError
 from agent_runner.executors.machine import MachineConfig, SshConfig
 from agent_runner.executors.ray import RayConfig
+from agent_runner.gates.settings import GatesConfig
 from agent_runner.github.api import GitHubConfig
 from agent_runner.task import Limits, TaskKind
 
@@ -33,7 +34,9 @@ class ModelsConfig(BaseModel):
     anthropic_base_url: str | None = Field(default=None, description="Anthropic API base URL, without /v1.")
     openai_base_url: str | None = Field(default=None, description="OpenAI-compatible base URL, with /v1.")
     max_tokens: int = Field(default=8192, ge=256, description="Output tokens per model call.")
-    timeout_s: float = Field(default=300.0, gt=0, description="Seconds per model call before it counts as a hang.")
+    timeout_s: float = Field(
+        default=300.0, gt=0, description="Seconds per model call before it counts as a hang."
+    )
     max_retries: int = Field(default=4, ge=0, description="SDK retries for 429/5xx/connection errors.")
     context_tokens: int = Field(default=150_000, ge=1000, description="Elide old tool output past this.")
 
@@ -50,11 +53,17 @@ class RunnerConfig(BaseModel):
     workers: int = Field(default=2, ge=1, le=256, description="Local parallel workers.")
     executor: Literal["local", "ssh", "ray"] = Field(default="local", description="Where workers run.")
     lease_seconds: float = Field(default=120.0, gt=0, description="A claim expires unless heartbeated.")
-    heartbeat_seconds: float = Field(default=20.0, gt=0, description="How often running tasks are heartbeated.")
+    heartbeat_seconds: float = Field(
+        default=20.0, gt=0, description="How often running tasks are heartbeated."
+    )
     infra_retries: int = Field(default=5, ge=0, description="Re-queues for infrastructure failures.")
     backoff_seconds: float = Field(default=5.0, ge=0, description="First infra back-off; doubles each time.")
-    setup: list[str] = Field(default_factory=list, description="Commands run in each checkout before the agent.")
-    copy_files: list[str] = Field(default_factory=list, alias="copy", description="Untracked files copied in.")
+    setup: list[str] = Field(
+        default_factory=list, description="Commands run in each checkout before the agent."
+    )
+    copy_files: list[str] = Field(
+        default_factory=list, alias="copy", description="Untracked files copied in."
+    )
     test: str = Field(default="python -m pytest -q", description="The repo's test command.")
     keep_checkouts: Literal["failed", "always", "never"] = Field(default="failed", description="Keep which.")
     reflection_rounds: int = Field(default=3, ge=0, le=10, description="Gate feedback rounds per attempt.")
@@ -72,7 +81,10 @@ class RunnerConfig(BaseModel):
     machines: list[MachineConfig] = Field(default_factory=list, description="The SSH fleet.")
     ssh: SshConfig = Field(default_factory=SshConfig, description="The ssh client of the SSH executor.")
     ray: RayConfig = Field(default_factory=RayConfig, description="The Ray executor.")
-    github: GitHubConfig = Field(default_factory=GitHubConfig, description="Publishing, reviews, Actions state.")
+    github: GitHubConfig = Field(
+        default_factory=GitHubConfig, description="Publishing, reviews, Actions state."
+    )
+    gates: GatesConfig = Field(default_factory=GatesConfig, description="Gate limits and thresholds.")
 
     def limits_for(self, kind: TaskKind, task_limits: Limits | None = None) -> Limits:
         """Return the effective limits: kind defaults < config < task file."""

@@ -190,11 +190,14 @@ def commit_all(checkout: Checkout, message: str) -> str:
     """Stage everything, commit it (when anything changed) onto the task branch; return the head commit."""
     repo = checkout.path
     run_git(repo, *SAFE_OPTIONS, "add", "-A")
-    if run_git(repo, *SAFE_OPTIONS, "status", "--porcelain", "--untracked-files=no"):
+    try:
         run_git(repo, *SAFE_OPTIONS, "commit", "-q", "--no-verify", "-m", message)
-    head = run_git(repo, "rev-parse", "HEAD")
-    # The agent may have switched branches: the task branch always ends at what was committed.
-    run_git(repo, "update-ref", f"refs/heads/{checkout.branch}", head)
+    except GitError as exc:
+        if "nothing to commit" not in str(exc) and "nothing added to commit" not in str(exc):
+            raise
+    head, branch_head = run_git(repo, "rev-parse", "HEAD", f"refs/heads/{checkout.branch}").splitlines()
+    if branch_head != head:  # the agent switched branches: the task branch ends at what was committed
+        run_git(repo, "update-ref", f"refs/heads/{checkout.branch}", head)
     return head
 
 
@@ -204,10 +207,10 @@ def changed_files(repo: Path, base: str, head: str) -> list[str]:
     return [line for line in out.splitlines() if line]
 
 
-def create_bundle(checkout: Checkout, dest: Path) -> Path | None:
+def create_bundle(checkout: Checkout, dest: Path, *, head: str | None = None) -> Path | None:
     """Write the commits base..branch as a bundle at `dest`; None when there are none."""
     repo = checkout.path
-    if run_git(repo, "rev-parse", checkout.branch) == checkout.base_commit:
+    if (head or run_git(repo, "rev-parse", checkout.branch)) == checkout.base_commit:
         return None
     dest.parent.mkdir(parents=True, exist_ok=True)
     run_git(
@@ -216,17 +219,19 @@ def create_bundle(checkout: Checkout, dest: Path) -> Path | None:
     return dest
 
 
-def fetch_bundle(repo: Path, bundle: Path, branch: str) -> str:
-    """Fetch `branch` from `bundle` into `repo` as the same branch (force, agent/ only); return its commit."""
+def fetch_bundle(repo: Path, bundle: Path, branch: str) -> None:
+    """Fetch `branch` from `bundle` into `repo` as the same branch (force; agent/ branches only)."""
     _check_branch(branch)
     ref = f"refs/heads/{branch}"
-    heads = run_git(repo, "bundle", "list-heads", str(bundle), ref)
-    if not heads:
-        raise GitError(f"{bundle} has no branch {branch}; the worker sent a bundle for another task")
-    run_git(
-        repo, *SAFE_OPTIONS, "fetch", "-q", "--no-tags", "--no-write-fetch-head", str(bundle), f"+{ref}:{ref}"
-    )
-    return run_git(repo, "rev-parse", ref)
+    options = ("-q", "--no-tags", "--no-write-fetch-head")
+    try:
+        run_git(repo, *SAFE_OPTIONS, "fetch", *options, str(bundle), f"+{ref}:{ref}")
+    except GitError as exc:
+        if "couldn't find remote ref" in str(exc):
+            raise GitError(
+                f"{bundle} has no branch {branch}; the worker sent a bundle for another task"
+            ) from exc
+        raise
 
 
 def bundle_repo(repo: Path, dest: Path, *, refs: list[str] | None = None) -> Path:

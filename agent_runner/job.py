@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,8 @@ from agent_runner.protocols import GateContext
 from agent_runner.result import ExitStatus, GateResult, GateVerdict, Outcome, TaskResult, WorkRequest
 from agent_runner.task import Limits
 from agent_runner.workspace import AttemptPaths, SetupNetworkError
+
+log = logging.getLogger(__name__)
 
 
 class JobFailed(Exception):
@@ -56,6 +60,8 @@ class Job:
         )  # fmt: skip
         self.checkout: git.Checkout | None = None
         self.limits: Limits = self.config.limits_for(self.task.kind, self.task.limits)
+        self.timings: dict[str, float] = {}
+        self.home_env: dict[str, str] = {}
 
     def run(self) -> TaskResult:
         """Run every step, classify any failure, and return the finished result."""
@@ -82,27 +88,51 @@ class Job:
             self._set(outcome=Outcome.REJECTED, reason=f"{type(exc).__name__}: {exc}")
         self._set(duration_s=round(time.time() - self.started, 3))
         self._tidy()
+        timings = " ".join(f"{k}={v * 1000:.0f}ms" for k, v in self.timings.items())
+        log.info("%s#%d %s: %s", self.task.id, self.request.attempt, self.result.outcome, timings)
         return self.result
 
     def _steps(self) -> None:
-        checkout = self._prepare()
+        with self._phase("checkout"):
+            checkout = self._open()
+        with self._phase("setup"):
+            self._setup(checkout)
         ctx = GateContext(
             checkout.path, self.task, checkout.base_commit, self.config.test, self._gate_settings()
         )
-        kind = _job_kind(self.task.kind)
-        gates = kind.gates(ctx) if kind else []
-        baselines = {gate.name: gate.baseline(ctx) for gate in gates}
-        prestep = kind.prestep(ctx) if kind else None
+        with self._phase("baseline"):
+            kind = _job_kind(self.task.kind)
+            gates = kind.gates(ctx) if kind else []
+            baselines = {gate.name: gate.baseline(ctx) for gate in gates}
+            prestep = kind.prestep(ctx) if kind else None
         needs_agent = prestep is None or getattr(prestep, "needs_agent", True)
         prompt_vars = dict(getattr(prestep, "prompt_vars", {}) or {})
-        check = _gate_checker(gates, baselines, ctx)
-        if needs_agent:
-            self._agent_rounds(kind, prompt_vars, check, gate_names=[g.name for g in gates])
-        else:
-            self._set(summary=getattr(prestep, "summary", ""), exit_status=ExitStatus.FINISHED)
-            self._require_green(check(), rounds_used=0)
+        check = self._timed(_gate_checker(gates, baselines, ctx))
+        with self._phase("agent"):
+            if needs_agent:
+                self._agent_rounds(kind, prompt_vars, check, gate_names=[g.name for g in gates])
+            else:
+                self._set(summary=getattr(prestep, "summary", ""), exit_status=ExitStatus.FINISHED)
+                self._require_green(check(), rounds_used=0)
+        self.timings["agent"] -= self.timings.get("gates", 0.0)
         if kind is None or getattr(kind, "commits", True):
-            self._commit_and_bundle(checkout, require_diff=kind is None)
+            with self._phase("commit"):
+                self._commit_and_bundle(checkout, require_diff=kind is None)
+
+    @contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
+
+    def _timed(self, check: GateCheck) -> GateCheck:
+        def timed() -> list[GateResult]:
+            with self._phase("gates"):
+                return check()
+
+        return timed
 
     def _gate_settings(self) -> dict[str, Any]:
         try:
@@ -111,15 +141,18 @@ class Job:
             return {"allow": list(self.config.allow)}
         return dict(gate_settings(self.config))
 
-    def _prepare(self) -> git.Checkout:
+    def _open(self) -> git.Checkout:
         checkout = self.checkout = workspace.open_checkout(self.request, self.paths)
         self._set(base_commit=checkout.base_commit, checkout_path=str(checkout.path))
+        return checkout
+
+    def _setup(self, checkout: git.Checkout) -> None:
         workspace.copy_files(self.request.repo, checkout.path, self.config.copy_files)
         self.home_env = workspace.private_home(self.paths)
         env = workspace.setup_env(workspace.default_env(), self.home_env)
         workspace.run_setup(self.config.setup, checkout.path, env)
-        git.exclude_untracked(checkout.path)
-        return checkout
+        if self.config.setup or self.config.copy_files:
+            git.exclude_untracked(checkout.path)
 
     # -- the agent and its gate rounds ----------------------------------------------------------------
     def _agent_rounds(
@@ -180,7 +213,7 @@ class Job:
         self._set(head_commit=head)
         if require_diff and head == checkout.base_commit:
             raise JobFailed(Outcome.REJECTED, "the agent finished without changing any file")
-        bundle = git.create_bundle(checkout, self.paths.bundle)
+        bundle = git.create_bundle(checkout, self.paths.bundle, head=head)
         if bundle is not None and self.inline_bundle:
             self._set(bundle_b64=git.read_b64(bundle))
         elif bundle is not None:

@@ -23,6 +23,7 @@ from agent_runner.queue_state import EventType, TaskState, apply, is_expired, is
 from agent_runner.task import Task, TaskStatus
 
 Accept = Callable[[TaskState], bool]
+_decode = json.JSONDecoder().decode  # skips json.loads' per-call encoding detection: the fold is hot
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Queue:
         self._lineno = 0
         self._inode: int | None = None
         self._head = b""  # first bytes of the file: tells a compacted file apart even if its inode is reused
+        self._live_ids: set[str] = set()  # queued or running: all that claim() has to look at
 
     # -- reading -------------------------------------------------------------------------------------
     def refresh(self) -> dict[str, TaskState]:
@@ -78,6 +80,7 @@ class Queue:
 
     def _reset(self, inode: int | None) -> None:
         self.states, self.corrupt = {}, []
+        self._live_ids = set()
         self._offset = self._lineno = 0
         self._inode = inode
         self._head = b""
@@ -86,21 +89,26 @@ class Queue:
         end = data.rfind(b"\n") + 1  # a torn last line is left for later (or repaired by a writer)
         if self._offset == 0 and end:
             self._head = data[: min(end, 64)]
-        for raw in data[:end].split(b"\n")[:-1]:
+        self._offset += end
+        for line in data[:end].decode("utf-8", "replace").split("\n")[:-1]:
             self._lineno += 1
-            self._offset += len(raw) + 1
-            if raw.strip():
-                self._apply_line(raw)
+            if line.strip():
+                self._apply_line(line)
 
-    def _apply_line(self, raw: bytes) -> None:
+    def _apply_line(self, line: str) -> None:
         try:
-            event = json.loads(raw)
+            event = _decode(line)
             if not isinstance(event, dict):
                 raise ValueError("not an object")
         except ValueError:
-            self.corrupt.append(CorruptLine(self._lineno, raw.decode("utf-8", "replace")[:200]))
+            self.corrupt.append(CorruptLine(self._lineno, line[:200]))
             return
         apply(self.states, event, self._lineno)
+        state = self.states.get(event.get("task"))  # type: ignore[arg-type]
+        if state is not None and state.status in (TaskStatus.QUEUED, TaskStatus.RUNNING):
+            self._live_ids.add(state.id)
+        elif state is not None:
+            self._live_ids.discard(state.id)
 
     def check(self) -> None:
         """Raise QueueCorruptError naming the first corrupt line, if any."""
@@ -195,7 +203,8 @@ class Queue:
         with self.locked() as states:
             now = self.clock()
             self._expire(states, now)
-            ok = [s for s in states.values() if is_runnable(s, states, now) and (accept is None or accept(s))]
+            live = [states[task_id] for task_id in self._live_ids]
+            ok = [s for s in live if is_runnable(s, states, now) and (accept is None or accept(s))]
             if not ok:
                 return None
             best = min(ok, key=lambda s: (-s.priority, s.seq))
@@ -205,7 +214,7 @@ class Queue:
             return Claim(best.id, attempt, states[best.id])
 
     def _expire(self, states: dict[str, TaskState], now: float) -> None:
-        for state in [s for s in states.values() if is_expired(s, now)]:
+        for state in [states[task_id] for task_id in self._live_ids if is_expired(states[task_id], now)]:
             final = state.infra + 1 > self.max_infra
             reason = f"lease expired on {state.worker} (attempt {state.attempt})"
             reason += "; too many infrastructure failures" if final else ""

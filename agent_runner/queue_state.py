@@ -72,15 +72,18 @@ def apply(states: dict[str, TaskState], event: dict[str, Any], seq: int) -> None
     """Fold one event into `states` (events for unknown tasks create them)."""
     kind = event.get("type")
     task_id = event.get("task")
-    if not isinstance(task_id, str) or kind not in EventType.__members__.values():
+    handler = _HANDLERS.get(kind) if isinstance(kind, str) else None  # StrEnum keys match plain strings
+    if not isinstance(task_id, str):
         return
     if kind == EventType.SNAPSHOT:
         states[task_id] = TaskState.from_json(event["state"])
         return
+    if handler is None:
+        return
     state = states.get(task_id)
     if state is None:
         state = states[task_id] = TaskState(id=task_id, seq=seq)
-    _HANDLERS[EventType(kind)](state, event)
+    handler(state, event)
 
 
 def _queued(state: TaskState, event: dict[str, Any]) -> None:

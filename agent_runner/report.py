@@ -228,17 +228,18 @@ class _Folder:
         if state.get("status") == "running":
             self.open[attempt.task_id] = (attempt, claim)
         else:
-            attempt.end, attempt.outcome = ts, SNAPSHOT_OUTCOMES.get(state.get("status"), state.get("status"))
+            status = str(state.get("status"))
+            attempt.end, attempt.outcome = ts, SNAPSHOT_OUTCOMES.get(status, status)
         self.attempts.append(attempt)
 
 
 def _outcome(event: dict[str, Any]) -> str:
     kind = event.get("type")
-    result = event.get("result") if isinstance(event.get("result"), dict) else {}
+    result = event.get("result")
     if kind == EventType.FINISHED:
         return "accepted"
     if kind == EventType.FAILED:
-        return str(result.get("outcome") or "rejected")
+        return str(result.get("outcome") or "rejected") if isinstance(result, dict) else "rejected"
     if kind == EventType.RELEASED:
         return "infra" if event.get("infra", True) else "released"
     return "cancelled"

@@ -7,8 +7,10 @@ large, and loses per-bar hover text without pygal's CDN-hosted JS. Cost and toke
 
 from __future__ import annotations
 
+import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +19,13 @@ import jinja2
 
 from agent_runner.config import RunnerConfig
 from agent_runner.queue import Queue
+from agent_runner.redact import Redactor
 from agent_runner.report import Attempt, RunReport, build_report
 from agent_runner.report_pages import TrajectoryPages
 
 TEMPLATES = Path(__file__).parent / "templates"
 REPORT_FILE = "report.html"
+Redact = Callable[[str], str]
 TOP_TASKS = 25
 OUTCOME_COLOURS = {
     "accepted": "#2e9e4f", "rejected": "#d64545", "infra": "#e8912d", "cancelled": "#8c8c8c",
@@ -40,6 +44,10 @@ class Bar:
     task_id: str
 
 
+def _same(text: str) -> str:
+    return text
+
+
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -51,6 +59,7 @@ def _env() -> jinja2.Environment:
     env.filters["usd"] = lambda v: f"${v:,.4f}" if v is not None else "-"
     env.filters["clock"] = lambda ts: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
     env.filters["secs"] = _secs
+    env.filters["num"] = lambda v: f"{v:g}" if isinstance(v, int | float) else str(v)
     return env
 
 
@@ -68,11 +77,9 @@ def timeline(report: RunReport) -> tuple[list[dict[str, Any]], list[tuple[float,
     lanes = []
     rows: dict[tuple[str, str], list[Bar]] = {(m, w): [] for m, ws in report.lanes().items() for w in ws}
     for a in report.attempts:
-        rows[(a.machine, a.worker)].append(_bar(a, t0, span))
-    for machine, workers in report.lanes().items():
-        lanes.append(
-            {"machine": machine, "workers": [{"name": w, "bars": rows[(machine, w)]} for w in workers]}
-        )
+        rows[a.machine, a.worker].append(_bar(a, t0, span))
+    for machine, names in report.lanes().items():
+        lanes.append({"machine": machine, "workers": [{"name": w, "bars": rows[machine, w]} for w in names]})
     ticks = [(100 * i / 5, time.strftime("%H:%M:%S", time.localtime(t0 + span * i / 5))) for i in range(6)]
     return lanes, ticks
 
@@ -124,23 +131,27 @@ def _svg(chart: Any) -> str:
     return re.sub(r"<!--.*?-->", "", chart.render(is_unicode=True), flags=re.S)
 
 
-def render_report(report: RunReport, *, root: Path, state_dir: Path, out: Path) -> str:
+def render_report(
+    report: RunReport, *, root: Path, state_dir: Path, out: Path, redact: Redact = _same
+) -> str:
     """Return the report HTML (writing trajectory pages for large trajectories beside `out`)."""
     env = _env()
-    pages = TrajectoryPages(env, root=root, state_dir=state_dir, out=out)
+    pages = TrajectoryPages(env, root=root, state_dir=state_dir, out=out, redact=redact)
     trajectories = {row.id: pages.for_task(row) for row in report.tasks}
     lanes, ticks = timeline(report)
-    return env.get_template("report.html.j2").render(
+    return redact(env.get_template("report.html.j2").render(
         report=report, lanes=lanes, ticks=ticks, charts=charts(report), colours=OUTCOME_COLOURS,
         trajectories=trajectories, kinds=sorted({t.kind for t in report.tasks}),
         statuses=[s for s, n in report.counts().items() if n], share=report.cache_read_share(),
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
-def write_report(report: RunReport, *, root: Path, state_dir: Path, out: Path) -> Path:
-    """Write the report to `out` (atomically) and return its path."""
+def write_report(
+    report: RunReport, *, root: Path, state_dir: Path, out: Path, redact: Redact = _same
+) -> Path:
+    """Write the report to `out` (atomically, every page passed through `redact`) and return its path."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    text = render_report(report, root=root, state_dir=state_dir, out=out)
+    text = render_report(report, root=root, state_dir=state_dir, out=out, redact=redact)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(out)
@@ -152,4 +163,7 @@ def generate_report(root: Path, config: RunnerConfig, *, out: Path | None = None
     state_dir = config.path(root, "state_dir")
     queue = Queue(config.path(root, "queue"))
     report = build_report(queue, budget_usd=config.budget_usd, default_model=config.model)
-    return write_report(report, root=root, state_dir=state_dir, out=out or state_dir / REPORT_FILE)
+    redactor = Redactor.from_env(os.environ, names=config.forward_env)  # reports end up in public artifacts
+    return write_report(
+        report, root=root, state_dir=state_dir, out=out or state_dir / REPORT_FILE, redact=redactor.text
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,8 +108,10 @@ def _read(path: Path) -> list[Step]:
 class TrajectoryPages:
     """Decides, per task, whether its trajectories are inlined in the report or written as a linked page."""
 
-    def __init__(self, env: jinja2.Environment, *, root: Path, state_dir: Path, out: Path) -> None:
-        self.env, self.root = env, root
+    def __init__(
+        self, env: jinja2.Environment, *, root: Path, state_dir: Path, out: Path, redact: Callable[[str], str]
+    ) -> None:
+        self.env, self.root, self.redact = env, root, redact
         self.runs = state_dir / "runs"
         self.pages_dir = out.parent / f"{out.stem}-tasks"
         self.report_name = out.name
@@ -141,7 +144,7 @@ class TrajectoryPages:
                 row=row, body=body, report=self.report_name
             )
             self.pages_dir.mkdir(parents=True, exist_ok=True)
-            page.write_text(text.replace("\n", "\n" + stamp, 1), encoding="utf-8")
+            page.write_text(self.redact(text.replace("\n", "\n" + stamp, 1)), encoding="utf-8")
         return f"{self.pages_dir.name}/{page.name}"
 
     def _path(self, a: Attempt) -> Path | None:

@@ -81,11 +81,19 @@ class WorkRequest(BaseModel):
     attempt: int = Field(default=1, ge=1)
     repo: str = Field(description="Source repo: a local path or a git URL the worker can fetch.")
     base: str | None = Field(default=None, description="Base branch name.")
-    base_commit: str | None = Field(default=None, description="Exact base commit, when the coordinator knows it.")
+    base_commit: str | None = Field(
+        default=None, description="Exact base commit, when the coordinator knows it."
+    )
     model: str | None = Field(default=None, description="Model spec overriding the task's and config's.")
-    repo_bundle_b64: str | None = Field(default=None, description="The source repo as a bundle, for workers that cannot fetch.")
-    config: dict[str, Any] = Field(default_factory=dict, description="The runner config, as the coordinator resolved it.")
-    secrets: dict[str, str] = Field(default_factory=dict, repr=False, description="Model keys, never put in env.")
+    repo_bundle_b64: str | None = Field(
+        default=None, description="The source repo as a bundle, for workers that cannot fetch."
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="The runner config, as the coordinator resolved it."
+    )
+    secrets: dict[str, str] = Field(
+        default_factory=dict, repr=False, description="Model keys, never put in env."
+    )
     worker: str = Field(default="local", description="Name of the worker slot or machine.")
 
 

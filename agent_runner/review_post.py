@@ -139,7 +139,8 @@ def plan_fix(
     fix = Task(
         id=f"{root}-fix{next_round}", kind=TaskKind.CHANGE,
         title=f"Address review of #{report.pr} (round {next_round})",
-        instructions=instructions, branch=head_ref, paths=sorted({f.file for f in report.blocking}),
+        instructions=instructions, branch=head_ref, base=head_ref,
+        paths=sorted({f.file for f in report.blocking}),
         labels=list(task.labels) if task else [], pr=task.pr if task else "draft",
     )  # fmt: skip
     return FixPlan(fix, next_round, f"fix round {next_round} of {max_rounds}: task {fix.id}")

@@ -38,7 +38,7 @@ HIDDEN_HOME_PATHS = (
 _warned: set[str] = set()  # fall-back warnings already given in this process (once each, by design)
 
 
-@dataclass(frozen=True)
+@dataclass
 class NoSandbox:
     """Runs commands as they are (the checkout is the working directory, nothing more)."""
 
@@ -49,7 +49,7 @@ class NoSandbox:
         return list(argv)
 
 
-@dataclass(frozen=True)
+@dataclass
 class BwrapSandbox:
     """Runs commands under bubblewrap: / read-only, the checkout and a private /tmp writable."""
 
@@ -67,9 +67,9 @@ class BwrapSandbox:
         """Return the bwrap options (mount order matters: later mounts cover earlier ones)."""
         checkout = str(self.checkout)
         opts = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-        opts += self._mask_home()
-        opts += ["--bind", checkout, checkout, *self._protect_git()]
+        opts += ["--bind", checkout, checkout, *self._protect_git(), *self._mask_home()]
         opts += ["--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session"]
+        opts += ["--setenv", "TMPDIR", "/tmp", "--setenv", "XDG_CACHE_HOME", "/tmp/.cache"]  # writable places
         if not self.network:
             opts.append("--unshare-net")
         return opts

@@ -18,16 +18,17 @@ from typing import Any
 from agent_runner import git
 from agent_runner.config import RunnerConfig
 from agent_runner.errors import ExecutorError, GitError, GitHubError, RunnerError, StaleAttemptError
+from agent_runner.landing import land_result, source_repo
 from agent_runner.protocols import Executor, Publisher, Slot
 from agent_runner.queue import Claim, Queue
 from agent_runner.queue_state import TaskState
 from agent_runner.result import Outcome, TaskResult, WorkRequest
 from agent_runner.scheduling import RunEvent, RunSummary, is_pending, model_for, overlaps, sync_task_files
-from agent_runner.task import Task, TaskStatus
-from agent_runner.workspace import AttemptPaths
+from agent_runner.task import Task
 
 BACKOFF_CAP_S = 600.0
 POLL_S = 0.2
+BASE_TTL_S = 30.0
 
 
 @dataclass
@@ -88,6 +89,7 @@ class Scheduler:
         self._resync = threading.Event()
         self._reported_invalid: set[tuple[str, str]] = set()
         self._budget_hit = False
+        self._bases: dict[tuple[str, str | None], tuple[str, float]] = {}
         self._secrets = {k: os.environ[k] for k in config.forward_env if os.environ.get(k)}
         self._config_json = config.model_dump(mode="json", by_alias=True)
 
@@ -143,10 +145,9 @@ class Scheduler:
     def _has_pending(self) -> bool:
         states = self.queue.refresh()
         slots = self.executor.slots()
-        return not self._budget_hit and any(self._may_run_later(s, states, slots) for s in states.values())
-
-    def _may_run_later(self, state: TaskState, states: dict[str, TaskState], slots: list[Slot]) -> bool:
-        return is_pending(state, states, in_scope=self._in_scope, slots=slots)
+        return not self._budget_hit and any(
+            is_pending(s, states, in_scope=self._in_scope, slots=slots) for s in states.values()
+        )
 
     def _in_scope(self, state: TaskState) -> bool:
         if self.options.only and state.id not in self.options.only:
@@ -210,20 +211,22 @@ class Scheduler:
         thread.start()
 
     def _request(self, task: Task, claim: Claim, slot: Slot) -> WorkRequest:
-        repo = self._source(task)
-        base_commit = git.resolve_base(Path(repo), task.base) if git.is_local(repo) else None
+        repo = source_repo(self.root, task)
+        base_commit = self._base_commit(repo, task.base)
         return WorkRequest(
             task=task, attempt=claim.attempt, repo=repo, base=task.base, base_commit=base_commit,
             model=model_for(claim.state.task, self.options.model, self.config), config=self._config_json,
             secrets=self._secrets, worker=slot.name,
         )  # fmt: skip
 
-    def _source(self, task: Task) -> str:
-        if task.repo is None:
-            return str(self.root)
-        return (
-            str((self.root / task.repo).resolve()) if git.is_local(str(self.root / task.repo)) else task.repo
-        )
+    def _base_commit(self, repo: str, base: str | None) -> str | None:
+        """Resolve a local repo's base once per run (re-read after BASE_TTL_S, for watch mode)."""
+        if not git.is_local(repo):
+            return None
+        cached = self._bases.get((repo, base))
+        if cached is None or time.monotonic() - cached[1] > BASE_TTL_S:
+            cached = self._bases[(repo, base)] = (git.resolve_base(Path(repo), base), time.monotonic())
+        return cached[0]
 
     def _work(self, request: WorkRequest, slot: Slot) -> None:
         key = (request.task.id, request.attempt)
@@ -279,7 +282,9 @@ class Scheduler:
             reason = str(error) if isinstance(error, ExecutorError) else f"worker failed: {error!r}"
             self._record_safely(*key, lambda: self._infra(run, reason))
             return
-        result = done.result.model_copy(update={"machine": done.result.machine or run.slot.machine})
+        result = _redacted(
+            done.result.model_copy(update={"machine": done.result.machine or run.slot.machine})
+        )
         self.summary.add_cost(result)
         handler = {
             Outcome.ACCEPTED: self._accept,
@@ -298,7 +303,7 @@ class Scheduler:
     def _accept(self, run: Running, result: TaskResult) -> None:
         task = run.task
         try:
-            repo = self._land(task, result)
+            repo = land_result(self.root, self.state_dir, task, result)
         except GitError as exc:
             self._infra(run, f"cannot fetch the result bundle: {exc}", result)
             return
@@ -307,19 +312,6 @@ class Scheduler:
         self._emit("finished", task.id, run.claim.attempt, run.slot.name, result=result)
         if self.publisher is not None and repo is not None:
             self._publish(task, result, repo)
-
-    def _land(self, task: Task, result: TaskResult) -> Path | None:
-        """Fetch the result's bundle into the source repo (or its cache, for URL repos) as agent/<id>."""
-        source = self._source(task)
-        repo = Path(source) if git.is_local(source) else git.ensure_cache(source)
-        bundle = Path(result.bundle_path) if result.bundle_path else None
-        if result.bundle_b64:
-            paths = AttemptPaths.under(self.state_dir, task.id, result.attempt)
-            bundle = git.write_b64(result.bundle_b64, paths.bundle)
-        if bundle is None:
-            return None  # nothing was committed: nothing to land or publish
-        git.fetch_bundle(repo, bundle, result.branch or task.branch_name)
-        return repo
 
     def _publish(self, task: Task, result: TaskResult, repo: Path) -> None:
         assert self.publisher is not None
@@ -372,6 +364,9 @@ class Scheduler:
         self.on_event(RunEvent(kind, task, attempt, worker, message, result, final))
 
 
-def is_done(state: TaskState) -> bool:
-    """Return whether a task has a result that stands."""
-    return state.status in (TaskStatus.FINISHED, TaskStatus.UNPUBLISHED)
+def _redacted(result: TaskResult) -> TaskResult:
+    """Mask secrets of this process's environment and token patterns in a worker's result (untrusted text)."""
+    from agent_runner.redact import Redactor
+
+    data = Redactor.from_env(os.environ).obj(result.model_dump(mode="json", exclude={"bundle_b64"}))
+    return TaskResult.model_validate({**data, "bundle_b64": result.bundle_b64})

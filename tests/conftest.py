@@ -8,7 +8,9 @@ collect_ignore = ["fixtures"]  # small real projects copied into tmp repos by te
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--run-live", action="store_true", help="run tests that need real API keys or the internet")
+    parser.addoption(
+        "--run-live", action="store_true", help="run tests that need real API keys or the internet"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -25,7 +27,8 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     """Point the runner's home at a temp dir and drop real keys so no test spends money."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("AGENT_RUNNER_HOME", str(home))
-    for key in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GITHUB_TOKEN", "GH_TOKEN"):
+    secrets = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GITHUB_TOKEN", "GH_TOKEN")
+    for key in (*secrets, "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL"):
         monkeypatch.delenv(key, raising=False)
     for key in list(__import__("os").environ):
         if key.startswith("AGENT_RUNNER_") and key != "AGENT_RUNNER_HOME":

@@ -68,35 +68,30 @@ def publish(task_id: Annotated[str, typer.Argument(help="A finished or unpublish
 def prs(as_json: JsonFlag = False) -> None:
     """List the pull requests this runner opened, with state, checks, review state and mergeability."""
     from agent_runner.intake import open_queue
-    from agent_runner.review_post import parse_pr_ref
 
     root, config = repo_root(), get_config()
     states = [s for s in open_queue(root, config).refresh().values() if s.pr_url]
-    gh = _repo() if states else None
-    rows = []
-    for state in states:
-        info = gh.status(parse_pr_ref(state.pr_url or ""))
-        pull = info.pull
-        merged_or_state = (
-            "merged" if pull.merged else ("draft" if pull.draft and pull.state == "open" else pull.state)
-        )
-        rows.append({"task": state.id, "pr": pull.number, "url": pull.url, "state": merged_or_state,
-                     "checks": info.checks, "review": info.review_state, "mergeable": pull.mergeable,
-                     "mergeable_state": pull.mergeable_state})  # fmt: skip
+    rows = [_pr_row(gh, s) for gh in [_repo()] for s in states] if states else []
     if as_json:
         _echo_json(rows)
         return
     table = Table("task", "PR", "state", "checks", "review", "mergeable")
     for row in rows:
-        table.add_row(
-            row["task"],
-            f"#{row['pr']}",
-            row["state"],
-            row["checks"],
-            row["review"],
-            str(row["mergeable_state"]),
-        )
+        cells = (row["state"], row["checks"], row["review"], str(row["mergeable_state"]))
+        table.add_row(row["task"], f"#{row['pr']}", *cells)
     console.print(table if rows else "No pull requests yet (run-agents run publishes them).")
+
+
+def _pr_row(gh: Any, state: Any) -> dict[str, Any]:
+    from agent_runner.review_post import parse_pr_ref
+
+    info = gh.status(parse_pr_ref(state.pr_url))
+    pull = info.pull
+    shown = "merged" if pull.merged else ("draft" if pull.draft and pull.state == "open" else pull.state)
+    return {
+        "task": state.id, "pr": pull.number, "url": pull.url, "state": shown, "checks": info.checks,
+        "review": info.review_state, "mergeable": pull.mergeable, "mergeable_state": pull.mergeable_state,
+    }  # fmt: skip
 
 
 @app.command()

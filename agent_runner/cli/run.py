@@ -39,21 +39,22 @@ def exec_(
     workdir: Annotated[Path | None, typer.Option(help="State folder for checkouts and runs.")] = None,
 ) -> None:
     """Run one task in its own checkout and print the result (the worker command; never pushes)."""
-    from agent_runner import git
+    from agent_runner import git, worker
     from agent_runner.job import run_job
 
     if task_file == "-":
-        request = WorkRequest.model_validate_json(sys.stdin.buffer.read())
+        worker.die_with_parent()
+        worker.log_to_stderr()
         folder = workdir or git.home_dir() / "work"
-        _die_with_parent()
-    else:
-        request, config = _file_request(Path(task_file), repo=repo, base=base, attempt=attempt, model=model)
-        folder = workdir or config.path(repo_root(), "state_dir")
-    with _stdout_to_stderr():
+        result = worker.serve_request(sys.stdin.buffer.read(), workdir=folder, inline_bundle=inline_bundle)
+        sys.stdout.write(worker.result_line(result))
+        return
+    request, config = _file_request(Path(task_file), repo=repo, base=base, attempt=attempt, model=model)
+    folder = workdir or config.path(repo_root(), "state_dir")
+    with worker.stdout_to_stderr():
         result = run_job(request, workdir=folder, inline_bundle=inline_bundle)
-    if json_out or task_file == "-":
-        sys.stdout.write(result.model_dump_json(exclude_none=True) + "\n")
-        sys.stdout.flush()
+    if json_out:
+        sys.stdout.write(worker.result_line(result))
         return
     _print_result(result)
     if result.outcome != Outcome.ACCEPTED:
@@ -74,34 +75,6 @@ def _file_request(
         config=config.model_dump(mode="json", by_alias=True), secrets=secrets,
     )  # fmt: skip
     return request, config
-
-
-@contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Keep stdout for the one result line: anything else written to fd 1 goes to stderr."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
-def _die_with_parent() -> None:
-    """Exit when the process that started this worker dies (a killed coordinator leaves no orphans)."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            threading.Event().wait(1.0)
-        if os.getpgrp() == os.getpid():
-            os.killpg(os.getpgrp(), signal.SIGKILL)  # the agent's commands go too
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 def _print_result(result: TaskResult) -> None:

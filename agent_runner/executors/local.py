@@ -1,4 +1,8 @@
-"""Local executor: each attempt is a `run-agents exec -` subprocess on this machine."""
+"""Local executor: each attempt runs the worker (`run-agents exec -`) in its own process on this machine.
+
+By default the processes are forked from a fork server that has the runner imported (a few ms per attempt
+instead of ~0.5 s of interpreter start); `fork=False` starts `run-agents exec -` itself for every attempt.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from agent_runner.errors import ExecutorError
+from agent_runner.executors.forkclient import ForkClient
 from agent_runner.protocols import Slot
 from agent_runner.result import TaskResult, WorkRequest
 from agent_runner.workspace import AttemptPaths, init_state_dir
@@ -62,13 +67,17 @@ class LocalExecutor:
         forward_env: list[str] | None = None,
         command: list[str] | None = None,
         cwd: Path | None = None,
+        fork: bool = True,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.n_workers = workers
         self.forward_env = list(forward_env or [])
         self.command = command or worker_command()
         self.cwd = cwd
+        self.fork = fork and command is None
         self._procs: dict[tuple[str, int], subprocess.Popen[str]] = {}
+        self._pids: dict[tuple[str, int], int] = {}
+        self._client: ForkClient | None = None
         self._lock = threading.Lock()
 
     def slots(self) -> list[Slot]:
@@ -81,6 +90,8 @@ class LocalExecutor:
         init_state_dir(self.workdir)
         paths.run_dir.mkdir(parents=True, exist_ok=True)
         request = request.model_copy(update={"worker": slot.name})
+        if self.fork:
+            return self._run_forked(request, slot, paths)
         argv = [*self.command, "exec", "-", "--workdir", str(self.workdir)]
         key = (request.task.id, request.attempt)
         with open(paths.run_dir / "worker.log", "ab") as log:
@@ -94,6 +105,35 @@ class LocalExecutor:
             tail = _tail(paths.run_dir / "worker.log")
             raise ExecutorError(f"worker exited with {proc.returncode} on {slot.name}: {tail}")
         return parse_result(stdout, request)
+
+    def _run_forked(self, request: WorkRequest, slot: Slot, paths: AttemptPaths) -> TaskResult:
+        key = (request.task.id, request.attempt)
+        result_file = paths.run_dir / "result.json"
+        result_file.unlink(missing_ok=True)
+        client = self._fork_client()
+        command = {
+            "id": f"{key[0]}#{key[1]}", "request": request.model_dump_json(), "workdir": str(self.workdir),
+            "log": str(paths.run_dir / "worker.log"), "result": str(result_file),
+        }  # fmt: skip
+        pid = client.start(command)
+        with self._lock:
+            self._pids[key] = pid
+        try:
+            code = client.wait(pid)
+        finally:
+            with self._lock:
+                self._pids.pop(key, None)
+        if code != 0 or not result_file.exists():
+            tail = _tail(paths.run_dir / "worker.log")
+            raise ExecutorError(f"worker exited with {code} on {slot.name}: {tail}")
+        return parse_result(result_file.read_text(encoding="utf-8"), request)
+
+    def _fork_client(self) -> ForkClient:
+        with self._lock:
+            if self._client is None or not self._client.is_alive:
+                env = worker_env(os.environ, self.forward_env)
+                self._client = ForkClient(env=env, cwd=self.cwd)
+            return self._client
 
     def _start(self, argv: list[str], log: object, key: tuple[str, int]) -> subprocess.Popen[str]:
         env = worker_env(os.environ, self.forward_env)
@@ -112,15 +152,29 @@ class LocalExecutor:
         """Stop an attempt's worker and everything it started (SIGTERM, then SIGKILL)."""
         with self._lock:
             proc = self._procs.get((task_id, attempt))
+            pid = self._pids.get((task_id, attempt))
         if proc is not None:
             _kill_group(proc)
+        if pid is not None:
+            _signal_group(pid, signal.SIGTERM)
+            threading.Timer(KILL_GRACE_S, _signal_group, (pid, signal.SIGKILL)).start()
 
     def close(self) -> None:
         """Stop every worker still running."""
         with self._lock:
             procs = list(self._procs.values())
+            client, self._client = self._client, None
         for proc in procs:
             _kill_group(proc)
+        if client is not None:
+            client.close()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:

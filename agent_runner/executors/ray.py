@@ -42,6 +42,7 @@ class RayConfig(BaseModel):
     workers: int = Field(default=4, ge=1, le=1024, description="Tasks in flight at once.")
     num_cpus: float = Field(default=1.0, gt=0, description="CPUs each task reserves on its node.")
     workdir: str = Field(default="~/.agent-runner-worker", description="State folder on each node.")
+    env: dict[str, str] = Field(default_factory=dict, description="Plain variables set for the worker.")
     source: Literal["auto", "remote", "bundle"] = Field(default="auto", description="How nodes get the repo.")
     repo_url: str | None = Field(default=None, description="URL nodes fetch (default: origin's URL).")
     unschedulable_after_s: float = Field(
@@ -65,11 +66,11 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def run_attempt(payload: bytes, workdir: str) -> tuple[int, bytes, bytes]:
+def run_attempt(payload: bytes, workdir: str, extra_env: dict[str, str]) -> tuple[int, bytes, bytes]:
     """Run the worker command on this node (inside a Ray task) and return its exit code, stdout, stderr."""
     folder = str(Path(workdir).expanduser())
     argv = [sys.executable, "-m", "agent_runner.cli", "exec", "-", "--inline-bundle", "--workdir", folder]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | extra_env
     proc = subprocess.Popen(
         argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
         preexec_fn=_die_with_parent,
@@ -120,7 +121,7 @@ class RayExecutor:
         options = {"resources": {pin: PIN_AMOUNT}} if pin else {}
         payload = self._prepare(request, slot).model_dump_json().encode()
         key = (request.task.id, request.attempt)
-        ref = self._remote.options(**options).remote(payload, self.config.workdir)
+        ref = self._remote.options(**options).remote(payload, self.config.workdir, self.config.env)
         with self._lock:
             self._refs[key] = ref
         try:

@@ -36,13 +36,23 @@ class RepoSource:
         if request.repo_bundle_b64 or not git.is_local(request.repo):
             return {}
         repo = Path(request.repo)
+        base_commit = request.base_commit or self.base_commit(repo, request.base or request.task.base)
+        fields: dict[str, Any] = {"base_commit": base_commit}
         url = url or origin_url(repo)
-        if mode == "remote" or (mode == "auto" and url and is_pushed(repo, request.base_commit)):
+        if mode == "remote" or (mode == "auto" and url and is_pushed(repo, base_commit)):
             if not url:
                 hint = f"set repo_url or source = 'bundle' for {where}"
                 raise ExecutorError(f"{repo} has no remote 'origin'; {hint}")
-            return {"repo": url}
-        return {"repo_bundle_b64": self.bundle(repo, request.base_commit or "HEAD")}
+            return {**fields, "repo": url}
+        return {**fields, "repo_bundle_b64": self.bundle(repo, base_commit)}
+
+    @staticmethod
+    def base_commit(repo: Path, base: str | None) -> str:
+        """Return the commit the attempt starts from, so the worker needs no branch names of its own."""
+        try:
+            return git.resolve_base(repo, base)
+        except GitError as exc:
+            raise ExecutorError(f"cannot resolve the base of {repo}: {exc}") from exc
 
     def bundle(self, repo: Path, base: str) -> str:
         """Return the repo's branches as a base64 bundle (made once per repo state)."""

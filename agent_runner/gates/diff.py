@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from agent_runner.gates.testfiles import is_test_file, is_test_module, test_names
+from agent_runner.gates.testfiles import defined_tests, is_test_file, is_test_module
 from agent_runner.gates.workdiff import WorkDiff, show_file, work_diff
 from agent_runner.protocols import GateContext
 from agent_runner.result import GateResult, GateVerdict
@@ -149,8 +149,8 @@ def check_deleted_tests(ctx: GateContext, diff: WorkDiff) -> list[Offence]:
     after: set[str] = set()
     for path in diff.paths():
         if is_test_module(path):
-            before |= test_names(show_file(ctx.checkout, diff.base, path) or "")
-            after |= test_names(_read(ctx, path))
+            before |= defined_tests(show_file(ctx.checkout, diff.base, path) or "")
+            after |= defined_tests(_read(ctx, path))
     found += [Offence("delete-tests", name, "test function removed") for name in sorted(before - after)]
     return found
 

@@ -18,7 +18,7 @@ from agent_runner.gates.command import CommandResult, gate_env, run_command, tai
 from agent_runner.gates.mutate import Mutant, apply_mutant, choose_mutants, find_mutants
 from agent_runner.gates.pytest import SuiteRunner, is_pytest
 from agent_runner.gates.ruff import in_paths, targets_of
-from agent_runner.gates.testfiles import is_test_file, is_test_module, test_functions
+from agent_runner.gates.testfiles import find_test_functions, is_test_file, is_test_module
 from agent_runner.gates.workdiff import WorkDiff, show_file, work_diff
 from agent_runner.protocols import GateContext
 from agent_runner.result import GateResult, GateVerdict
@@ -45,11 +45,11 @@ def new_tests(ctx: GateContext, diff: WorkDiff) -> NewTests:
         if not is_test_module(path):
             continue
         source = (ctx.checkout / path).read_text(encoding="utf-8", errors="replace")
-        old = {f.node for f in test_functions(show_file(ctx.checkout, diff.base, path) or "")}
+        old = {f.node for f in find_test_functions(show_file(ctx.checkout, diff.base, path) or "")}
         lines = {line.number for line in diff.files[path].added}
         picked = [
             f
-            for f in test_functions(source)
+            for f in find_test_functions(source)
             if f.node not in old or any(f.start <= n <= f.end for n in lines)
         ]
         node_ids += [f"{path}::{f.node}" for f in picked]

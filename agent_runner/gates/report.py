@@ -61,3 +61,24 @@ def failure_reason(results: Sequence[GateResult]) -> str:
     return "; ".join(
         f"{r.name}: {r.details.strip().splitlines()[0] if r.details.strip() else r.verdict}" for r in failed
     )
+
+
+def brief(results: Sequence[GateResult]) -> str:
+    """Return one short line: each gate's verdict, with its headline numbers where it has them."""
+    parts = []
+    for r in results:
+        mark = {GateVerdict.PASS: "ok", GateVerdict.SKIP: "skip"}.get(r.verdict, r.verdict.value.upper())
+        parts.append(f"{r.name}{_headline(r)} {mark}")
+    return ", ".join(parts)
+
+
+def _headline(r: GateResult) -> str:
+    if "violations" in r.before and "violations" in r.after:
+        return f" {r.before['violations']:g}->{r.after['violations']:g}"
+    if "percent" in r.before and "percent" in r.after:
+        return f" {r.before['percent']:g}%->{r.after['percent']:g}%"
+    if "killed" in r.after:
+        return f" {r.after['killed']:g}/{r.after['mutants']:g} killed"
+    if "passed" in r.after:
+        return f" {r.after['passed']:g} passed"
+    return ""

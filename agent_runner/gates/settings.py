@@ -23,6 +23,9 @@ class GatesConfig(BaseModel):
         description="write-tests: a floor under the task's min_coverage_gain (unless overridden).",
     )
     max_mutants: int = Field(default=8, ge=5, le=50, description="write-tests: mutants tried per check.")
+    mutant_workers: int = Field(
+        default=2, ge=1, le=16, description="write-tests: scratch copies run in parallel."
+    )
     test_timeout_s: float = Field(
         default=1800.0, gt=0, description="Seconds one run of the test command may take."
     )

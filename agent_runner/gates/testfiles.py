@@ -42,7 +42,7 @@ def is_test_module(path: str) -> bool:
     return pure.suffix == ".py" and (pure.name.startswith("test_") or pure.stem.endswith("_test"))
 
 
-def test_names(source: str) -> set[str]:
+def defined_tests(source: str) -> set[str]:
     """Return the test functions a module defines, as `name` or `Class.name`; empty when it does not parse."""
     tree = _parse(source)
     if tree is None:
@@ -65,7 +65,7 @@ class TestFunction:
     asserts: bool
 
 
-def test_functions(source: str) -> list[TestFunction]:
+def find_test_functions(source: str) -> list[TestFunction]:
     """Return the module's top-level test functions and test methods, with their spans."""
     tree = _parse(source)
     if tree is None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agent_runner.github.api import MARKER
+from agent_runner.gates.report import render_table
+from agent_runner.github.records import MARKER
 from agent_runner.result import GateResult, TaskResult
 from agent_runner.task import Task
 
-VERDICT_ICONS = {"pass": "✅ pass", "fail": "❌ fail", "skip": "skip", "error": "⚠️ error"}
 EXCERPT_CHARS = 12_000
 
 
@@ -41,14 +41,8 @@ def render_body(task: Task, result: TaskResult, *, max_chars: int = 60_000) -> s
 
 
 def gate_table(gates: list[GateResult]) -> str:
-    """Return a Markdown table of gates: verdict, baseline figures, figures after."""
-    if not gates:
-        return "_No gates ran._"
-    rows = ["| gate | verdict | baseline | after |", "|---|---|---|---|"]
-    for gate in gates:
-        verdict = VERDICT_ICONS.get(gate.verdict.value, gate.verdict.value)
-        rows.append(f"| {_cell(gate.name)} | {verdict} | {_figures(gate.before)} | {_figures(gate.after)} |")
-    return "\n".join(rows)
+    """Return the Markdown gate table (gate, baseline, after, verdict) the gates report uses everywhere."""
+    return render_table(gates) if gates else "_No gates ran._"
 
 
 def figures(result: TaskResult) -> str:
@@ -93,16 +87,6 @@ def _short(value: object, limit: int = 60) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _figures(values: dict[str, float]) -> str:
-    if not values:
-        return "-"
-    return ", ".join(f"{_cell(k)}: {v:g}" for k, v in values.items())
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _clip(text: str, limit: int) -> str:

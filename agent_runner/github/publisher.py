@@ -7,11 +7,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from agent_runner.errors import GitHubError
-from agent_runner.github.api import GitHubConfig, GitHubRepo, PullInfo, connect, get_token
+from agent_runner.github.api import GitHubConfig, GitHubRepo, connect, get_token
 from agent_runner.github.body import render_body
 from agent_runner.github.push import check_agent_branch, push_branch, remote_url, resolve
+from agent_runner.github.records import MARKER, MARKER_RE, PullInfo
 from agent_runner.result import TaskResult
-from agent_runner.task import Task
+from agent_runner.task import BRANCH_PREFIX, Task
 
 
 class GitHubPublisher:
@@ -46,9 +47,14 @@ class GitHubPublisher:
         body = render_body(task, result, max_chars=self.config.body_max_chars)
         existing = self.find_pull(gh, task.id, branch)
         if existing is not None:
-            pull = gh.edit_pull(existing.number, title=title, body=body)
+            # A follow-up task (a review fix) keeps the earlier tasks' markers, so each still finds this PR.
+            earlier = [MARKER.format(task_id=i) for i in MARKER_RE.findall(existing.body) if i != task.id]
+            pull = gh.edit_pull(
+                existing.number, title=title, body="\n".join([body.rstrip(), *earlier]) + "\n"
+            )
         else:
-            base = task.base or gh.default_branch
+            # A fix task starts from its agent branch; a new PR for it still targets the default branch.
+            base = task.base if task.base and not task.base.startswith(BRANCH_PREFIX) else gh.default_branch
             pull = gh.create_pull(title=title, body=body, head=branch, base=base, draft=task.pr == "draft")
         labels = [*self.config.labels, task.kind.value, *task.labels]
         missing = [label for label in dict.fromkeys(labels) if label not in pull.labels]

@@ -128,7 +128,10 @@ def commit_file(
         blob = git(repo, "hash-object", "-w", str(blob_file), action="store the state file").strip()
         git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env, action="stage")
         tree = git(repo, "write-tree", env=env, action="write the state tree").strip()
-        if parent and git(repo, "rev-parse", f"{parent}^{{tree}}", action="read the state tree").strip() == tree:
+        old_tree = (
+            git(repo, "rev-parse", f"{parent}^{{tree}}", action="read the tree").strip() if parent else ""
+        )
+        if parent and old_tree == tree:
             return parent  # nothing changed: no empty commit, no push
         args = ["commit-tree", tree, "-m", message, *(["-p", parent] if parent else [])]
         commit = git(repo, *args, env=env, action="commit the state file").strip()

@@ -25,10 +25,12 @@ BASE_URL_ENV = "ANTHROPIC_BASE_URL"
 EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
 MESSAGE_BREAKPOINTS = 2  # plus one on the system prompt: 3 of the 4 the API allows
 THINKING_TYPES = ("thinking", "redacted_thinking")
+_ACCOUNT_CODES = {"organization_on_hold", "linked_organization_billing_unavailable"}
 _STOP_REASONS = {
     "end_turn": StopReason.END_TURN,
     "tool_use": StopReason.TOOL_USE,
     "max_tokens": StopReason.MAX_TOKENS,
+    "model_context_window_exceeded": StopReason.MAX_TOKENS,
 }
 
 
@@ -98,7 +100,8 @@ class AnthropicModel:
             if block.type == "tool_use"
         ]
         usage = convert_usage(getattr(reply, "usage", None))
-        problem = check_tool_calls(calls, tools)
+        stop = _STOP_REASONS.get(getattr(reply, "stop_reason", None) or "", StopReason.OTHER)
+        problem = check_tool_calls(calls, tools, is_truncated=stop is StopReason.MAX_TOKENS)
         thinking = [block.to_dict() for block in content if block.type in THINKING_TYPES]
         if thinking and calls and not problem:
             self._thinking[calls[0].id] = thinking
@@ -107,7 +110,7 @@ class AnthropicModel:
             message=message,
             usage=usage,
             cost_usd=pricing.cost(self.name, usage),
-            stop_reason=_STOP_REASONS.get(getattr(reply, "stop_reason", None) or "", StopReason.OTHER),
+            stop_reason=stop,
             format_error=problem,
         )
 
@@ -154,7 +157,7 @@ def convert_messages(
 
 
 def _blocks(message: Message) -> list[dict[str, Any]]:
-    # Tool results must come first in a user turn; empty text blocks are rejected by the API.
+    # Tool results must come first in a user turn; blank text blocks are rejected by the API.
     blocks: list[dict[str, Any]] = [
         {
             "type": "tool_result",
@@ -164,7 +167,7 @@ def _blocks(message: Message) -> list[dict[str, Any]]:
         }
         for result in message.tool_results
     ]
-    if message.text:
+    if message.text.strip():
         blocks.append({"type": "text", "text": message.text})
     blocks.extend(
         {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
@@ -198,8 +201,13 @@ def translate_error(exc: anthropic.AnthropicError, spec: str) -> ModelError:
     if not isinstance(exc, anthropic.APIStatusError):
         return ModelUnavailableError(f"{spec}: unusable reply from the API ({clip(str(exc))}); retry later.")
     status, detail = exc.status_code, clip(exc.api_message or exc.message)
-    if status in (401, 402, 403):
-        return ModelAuthError(f"{spec}: the API refused the key (HTTP {status}: {detail}); check {KEY_ENV}.")
+    code = exc.error_code or ""
+    is_account = exc.type == "billing_error" or code in _ACCOUNT_CODES or "spend_limit" in code
+    if status in (401, 402, 403) or is_account:
+        return ModelAuthError(
+            f"{spec}: the API refused the key or the account (HTTP {status}: {detail}); "
+            f"check {KEY_ENV} and the account's billing and spend limits."
+        )
     if status == 413 or (status == 400 and is_context_error(detail)):
         return ContextExceededError(f"{spec}: the transcript no longer fits the context window ({detail}).")
     if status == 404:

@@ -50,8 +50,12 @@ def is_context_error(message: str) -> bool:
     return bool(_CONTEXT_PATTERNS.search(message))
 
 
-def check_tool_calls(calls: Sequence[ToolCall], tools: Sequence[ToolSpec]) -> str | None:
-    """Return a format-error message when the turn calls no tool or an unknown one, else None."""
+def check_tool_calls(
+    calls: Sequence[ToolCall], tools: Sequence[ToolSpec], *, is_truncated: bool = False
+) -> str | None:
+    """Return a format-error message when the turn calls no tool, an unknown one, or was cut off."""
+    if calls and is_truncated:
+        return "the reply hit the output token limit in the middle of a tool call; make smaller steps"
     known = [tool.name for tool in tools]
     if not calls and known:
         return f"the reply called no tool; call one of: {', '.join(known)} (call `finish` when done)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -31,6 +32,7 @@ from agent_runner.models.base import (
 KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
 OPENAI_HOST = "api.openai.com"
+AZURE_HOST_SUFFIX = ".openai.azure.com"
 NO_KEY = "no-key"  # local servers (vLLM, Ollama, llama.cpp) usually accept any key
 _STOP_REASONS = {
     "stop": StopReason.END_TURN,
@@ -56,7 +58,9 @@ class OpenAIModel:
         self.config = config or ModelsConfig()
         self.cache_key = cache_key
         # OpenAI's own API gets its newer fields; other servers the portable subset (some reject unknowns).
-        self.is_openai = host_of(base_url) in ("", OPENAI_HOST)
+        host = host_of(base_url)
+        self.is_openai = host in ("", OPENAI_HOST)
+        self.is_azure = host.endswith(AZURE_HOST_SUFFIX)
         self._client = openai.OpenAI(
             api_key=api_key,
             base_url=base_url,
@@ -102,12 +106,11 @@ class OpenAIModel:
         request: dict[str, Any] = {"model": self.name, "messages": convert_messages(system, messages)}
         if tools:
             request["tools"] = convert_tools(tools)
-        if self.is_openai:
-            request["max_completion_tokens"] = self.config.max_tokens
-            if self.cache_key:
-                request["prompt_cache_key"] = self.cache_key
-        else:
-            request["max_tokens"] = self.config.max_tokens
+        # Newer OpenAI models refuse max_tokens; many compatible servers know only max_tokens.
+        tokens_field = "max_completion_tokens" if self.is_openai or self.is_azure else "max_tokens"
+        request[tokens_field] = self.config.max_tokens
+        if self.is_openai and self.cache_key:
+            request["prompt_cache_key"] = self.cache_key
         return request
 
     def _turn(self, reply: Any, tools: Sequence[ToolSpec]) -> ModelTurn:
@@ -115,19 +118,27 @@ class OpenAIModel:
         cost = pricing.cost(self.name, usage)
         choices = getattr(reply, "choices", None) or []
         if not choices or choices[0].message is None:
-            problem = "the server returned no choices"
-            return ModelTurn(message=_assistant(""), usage=usage, cost_usd=cost, format_error=problem)
+            no_choice = "the server returned no choices"
+            return ModelTurn(message=_assistant(""), usage=usage, cost_usd=cost, format_error=no_choice)
         choice = choices[0]
-        text = choice.message.content or ""
+        text = _text(choice.message.content)
+        stop = _STOP_REASONS.get(choice.finish_reason or "", StopReason.OTHER)
         calls, problem = parse_tool_calls(choice.message.tool_calls or [])
-        problem = problem or check_tool_calls(calls, tools)
+        problem = problem or check_tool_calls(calls, tools, is_truncated=stop is StopReason.MAX_TOKENS)
         return ModelTurn(
             message=_assistant(text, [] if problem else calls),
             usage=usage,
             cost_usd=cost,
-            stop_reason=_STOP_REASONS.get(choice.finish_reason or "", StopReason.OTHER),
+            stop_reason=stop,
             format_error=problem,
         )
+
+
+def _text(content: Any) -> str:
+    """Return reply text; some servers send a list of content parts instead of a string."""
+    if isinstance(content, list):
+        return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
+    return content if isinstance(content, str) else ""
 
 
 def _assistant(text: str, calls: list[ToolCall] | None = None) -> Message:
@@ -144,16 +155,15 @@ def parse_tool_calls(raw_calls: Sequence[Any]) -> tuple[list[ToolCall], str | No
             return [], f"tool call {index} has no function name"
         arguments = getattr(function, "arguments", None)
         if isinstance(arguments, str):
+            raw_text = arguments
             try:
-                arguments = json.loads(arguments) if arguments.strip() else {}
+                arguments = json.loads(raw_text) if raw_text.strip() else {}
             except json.JSONDecodeError as exc:
-                return (
-                    [],
-                    f"the arguments of tool call {name!r} are not valid JSON ({exc.msg}): {clip(arguments)}",
-                )
+                return [], f"the arguments of {name!r} are not valid JSON ({exc.msg}): {clip(raw_text)}"
         if not isinstance(arguments, dict):
             return [], f"the arguments of {name!r} are not a JSON object: {clip(repr(arguments))}"
-        calls.append(ToolCall(id=getattr(raw, "id", None) or f"call_{index}", name=name, arguments=arguments))
+        call_id = getattr(raw, "id", None) or f"call_{uuid.uuid4().hex[:12]}"  # some servers send no id
+        calls.append(ToolCall(id=call_id, name=name, arguments=arguments))
     return calls, None
 
 

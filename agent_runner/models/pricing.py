@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from agent_runner.messages import Usage
 
@@ -27,9 +26,16 @@ class Price:
     long: Price | None = None
 
 
-def _anthropic(input_: float, output: float, *, read: float = 0.1, **long: Any) -> Price:
+def _anthropic(
+    input_: float,
+    output: float,
+    *,
+    read: float = 0.1,
+    long_above: int | None = None,
+    long: Price | None = None,
+) -> Price:
     # Anthropic: 5-minute cache writes cost 1.25x input; reads 0.1x (0.05x or 0.025x on some newer models).
-    return Price(input_, output, round(input_ * read, 4), round(input_ * 1.25, 4), **long)
+    return Price(input_, output, round(input_ * read, 4), round(input_ * 1.25, 4), long_above, long)
 
 
 def _openai(input_: float, output: float, cached: float) -> Price:
@@ -37,7 +43,7 @@ def _openai(input_: float, output: float, cached: float) -> Price:
     return Price(input_, output, cached, input_)
 
 
-_SONNET_4_LONG = {"long_above": 200_000, "long": _anthropic(6.0, 22.5)}
+_SONNET_4_LONG = _anthropic(6.0, 22.5)  # Sonnet 4 and 4.5 past 200k prompt tokens
 
 PRICES: dict[str, Price] = {
     "claude-fable-5-1": _anthropic(10.0, 50.0, read=0.025),
@@ -55,8 +61,8 @@ PRICES: dict[str, Price] = {
     "claude-sonnet-5-5": _anthropic(2.0, 10.0, read=0.05),  # cache reads cut to 0.05x on 2026-10-07
     "claude-sonnet-5": _anthropic(2.0, 10.0),
     "claude-sonnet-4-6": _anthropic(3.0, 15.0),
-    "claude-sonnet-4-5": _anthropic(3.0, 15.0, **_SONNET_4_LONG),
-    "claude-sonnet-4": _anthropic(3.0, 15.0, **_SONNET_4_LONG),
+    "claude-sonnet-4-5": _anthropic(3.0, 15.0, long_above=200_000, long=_SONNET_4_LONG),
+    "claude-sonnet-4": _anthropic(3.0, 15.0, long_above=200_000, long=_SONNET_4_LONG),
     "claude-haiku-5-5": _anthropic(0.10, 0.50, long_above=100_000, long=_anthropic(0.50, 2.50)),
     "claude-haiku-4-5": _anthropic(1.0, 5.0),
     "gpt-5.6-sol": _openai(5.0, 30.0, 0.50),

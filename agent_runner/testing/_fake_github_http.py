@@ -81,6 +81,13 @@ def _review_comments(fake: Any, m: re.Match[str], q: dict[str, str], body: Any) 
     return [c for c in fake.store.review_comments if c["number"] == int(m["n"])]
 
 
+def _get(items: str) -> Route:
+    def get(fake: Any, m: re.Match[str], q: dict[str, str], body: Any) -> Any:
+        return fake.find(getattr(fake.store, items), int(m["id"]))
+
+    return get
+
+
 def _edit_comment(items: str) -> Route:
     def edit(fake: Any, m: re.Match[str], q: dict[str, str], body: Any) -> Any:
         comment = fake.find(getattr(fake.store, items), int(m["id"]))
@@ -128,12 +135,12 @@ ROUTES: list[tuple[str, str, Route]] = [
     ("GET", "/pulls/(?P<n>\\d+)/files", lambda f, m, q, b: f.pull_files(int(m["n"]))),
     ("GET", "/pulls/(?P<n>\\d+)/reviews", _reviews),
     ("POST", "/pulls/(?P<n>\\d+)/reviews", lambda f, m, q, b: f.add_review(int(m["n"]), b)),
-    ("GET", "/pulls/(?P<n>\\d+)/reviews/(?P<id>\\d+)", lambda f, m, q, b: f.find(f.store.reviews, int(m["id"]))),
+    ("GET", "/pulls/(?P<n>\\d+)/reviews/(?P<id>\\d+)", _get("reviews")),
     ("PUT", "/pulls/(?P<n>\\d+)/reviews/(?P<id>\\d+)", _edit_review),
     ("PUT", "/pulls/(?P<n>\\d+)/reviews/(?P<id>\\d+)/dismissals", _dismiss_review),
     ("GET", "/pulls/(?P<n>\\d+)/comments", _review_comments),
     ("POST", "/pulls/(?P<n>\\d+)/comments", lambda f, m, q, b: f.add_review_comment(int(m["n"]), b)),
-    ("GET", "/pulls/comments/(?P<id>\\d+)", lambda f, m, q, b: f.find(f.store.review_comments, int(m["id"]))),
+    ("GET", "/pulls/comments/(?P<id>\\d+)", _get("review_comments")),
     ("PATCH", "/pulls/comments/(?P<id>\\d+)", _edit_comment("review_comments")),
     ("DELETE", "/pulls/comments/(?P<id>\\d+)", _delete_comment("review_comments")),
     ("GET", "/issues", _list_issues),

@@ -66,7 +66,8 @@ class Reply:
         )
         if protocol == "anthropic":
             kind = _ANTHROPIC_ERROR_TYPES.get(self.status, "api_error")
-            return {"type": "error", "error": {"type": kind, "message": message}}
+            details = {"details": {"error_code": self.code}} if self.code else {}
+            return {"type": "error", "error": {"type": kind, "message": message, **details}}
         return {
             "error": {"message": message, "type": "invalid_request_error", "param": None, "code": self.code}
         }

@@ -8,6 +8,8 @@ leftovers of dead runs are removed when the next fleet starts).
 from __future__ import annotations
 
 import atexit
+import contextlib
+import itertools
 import os
 import random
 import shutil
@@ -20,6 +22,7 @@ from pathlib import Path
 
 SSHD = "/usr/sbin/sshd"
 PREFIX = "arft"  # agent-runner fleet test: names carry the creating pid so leftovers can be found
+_fleet_numbers = itertools.count()
 
 
 def unavailable_reason() -> str | None:
@@ -83,20 +86,20 @@ def remove_stale() -> None:
         parts = name.split("-")
         if parts[0] == PREFIX and len(parts) >= 3 and parts[1].isdigit() and not _pid_alive(int(parts[1])):
             _delete_netns(name)
-    links = subprocess.run(["ip", "-o", "link", "show", "type", "bridge"], capture_output=True, text=True).stdout
+    argv = ["ip", "-o", "link", "show", "type", "bridge"]
+    links = subprocess.run(argv, capture_output=True, text=True).stdout
     for line in links.splitlines():
         name = line.split(":")[1].strip().split("@")[0]
-        if name.startswith(f"{PREFIX}b") and name[5:].isdigit() and not _pid_alive(int(name[5:])):
+        pid = name[5:].split("-")[0]
+        if name.startswith(f"{PREFIX}b") and pid.isdigit() and not _pid_alive(int(pid)):
             _quiet("ip", "link", "del", name)
 
 
 def _delete_netns(netns: str) -> None:
     pids = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True).stdout.split()
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
     _quiet("ip", "netns", "del", netns)
 
 
@@ -107,10 +110,12 @@ class NetnsFleet:
         self.root = Path(root)
         self.names = names or [f"m{i + 1}" for i in range(n)]
         self.pid = os.getpid()
-        self.tag = f"{self.pid}-{random.randrange(1 << 16):x}"
-        self.bridge = f"{PREFIX}b{self.pid}"[:15]
+        self.number = next(_fleet_numbers) % 100
+        self.tag = f"{self.pid}-{self.number}"
+        self.bridge = f"{PREFIX}b{self.pid}-{self.number}"
         self.subnet = f"10.{random.randrange(16, 250)}.{random.randrange(1, 250)}"
         self.machines: dict[str, NetnsMachine] = {}
+        self._netns: list[str] = []
         self.ssh_config = self.root / "ssh_config"
         self.key = self.root / "id_test"
         self._closed = False
@@ -147,8 +152,10 @@ class NetnsFleet:
 
     def _machine(self, index: int, name: str) -> NetnsMachine:
         netns = f"{PREFIX}-{self.tag}-{index}"
-        host_veth, peer = f"arv{self.pid % 100000}h{index}", f"arv{self.pid % 100000}n{index}"
+        short = f"ar{self.pid % 100000}x{self.number}"
+        host_veth, peer = f"{short}h{index}", f"{short}n{index}"
         address = f"{self.subnet}.{index + 2}"
+        self._netns.append(netns)
         _run("ip", "netns", "add", netns)
         _run("ip", "link", "add", host_veth, "type", "veth", "peer", "name", peer)
         _run("ip", "link", "set", peer, "netns", netns)
@@ -196,7 +203,8 @@ class NetnsFleet:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if machine.sshd is not None and machine.sshd.poll() is not None:
-                raise RuntimeError(f"sshd for {machine.name} exited: {(machine.dir / 'sshd.log').read_text()}")
+                log = (machine.dir / "sshd.log").read_text()
+                raise RuntimeError(f"sshd for {machine.name} exited: {log}")
             try:
                 with socket.create_connection((machine.address, machine.port), timeout=0.5):
                     return
@@ -221,6 +229,7 @@ class NetnsFleet:
             if machine.sshd is not None and machine.sshd.poll() is None:
                 machine.sshd.kill()
                 machine.sshd.wait()
-            _delete_netns(machine.netns)
+        for netns in self._netns:
+            _delete_netns(netns)
         _quiet("ip", "link", "del", self.bridge)
         atexit.unregister(self.close)

@@ -152,13 +152,19 @@ class BashTool:
         output, code, timed_out = self._execute(self.sandbox.wrap(argv) if self.sandbox else argv, timeout)
         body = output.removesuffix("\n") or "(no output)"
         if timed_out:
-            return f"{body}\n[timed out after {timeout:g} s: the command and its child processes were killed]"
+            return (
+                f"{body}\n[timed out after {round(timeout, 1):g} s: the command and its children were killed]"
+            )
         return f"{body}\n[exit code: {code}]"
 
     def _timeout(self, raw: Any) -> float:
-        if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0):
+        try:
+            asked = None if raw is None or isinstance(raw, bool) else float(raw)  # small models send "30"
+        except ValueError:
+            asked = -1.0
+        if raw is not None and (asked is None or not asked > 0):
             raise ToolError(f"'timeout' must be a positive number of seconds, not {raw!r}")
-        timeout = self.timeout_s if raw is None else min(float(raw), self.max_timeout_s)
+        timeout = self.timeout_s if asked is None else min(asked, self.max_timeout_s)
         if self.deadline is not None:
             timeout = min(timeout, max(self.deadline - time.monotonic(), 1.0))
         return timeout

@@ -15,7 +15,7 @@ def template(name: str) -> str:
 
 
 def install_workflows(root: Path, *, overwrite: bool = False, pip_spec: str | None = None) -> list[Path]:
-    """Write the workflows into root/.github/workflows (existing files kept unless `overwrite`); return written."""
+    """Write the workflows into root/.github/workflows (kept if present unless `overwrite`); return them."""
     folder = root / ".github" / "workflows"
     folder.mkdir(parents=True, exist_ok=True)
     written = []

@@ -66,6 +66,12 @@ def edit_model(tmp_path: Path, name: str, *, delay_s: float = 0.0) -> str:
     return f"scripted:{path}"
 
 
+def node_config(tmp_path: Path, **fields: Any) -> RayConfig:
+    """Return a Ray config whose workers keep their state and git caches under tmp_path."""
+    env = {"AGENT_RUNNER_HOME": str(tmp_path / "node-home")}
+    return RayConfig(workdir=str(tmp_path / "node"), env=env, **fields)
+
+
 def request(repo: Path, task: Task) -> WorkRequest:
     """Return a work request for `task` on `repo` with the repo's config."""
     config = load_config(repo).model_dump(mode="json", by_alias=True)
@@ -74,7 +80,7 @@ def request(repo: Path, task: Task) -> WorkRequest:
 
 def test_ray_task_returns_result_with_inline_bundle(ray_cluster: Any, repo: Path, tmp_path: Path) -> None:
     """A Ray task runs the worker on a node and returns an accepted result carrying its commits."""
-    executor = RayExecutor(RayConfig(workdir=str(tmp_path / "node")), forward_env=["ANTHROPIC_API_KEY"])
+    executor = RayExecutor(node_config(tmp_path), forward_env=["ANTHROPIC_API_KEY"])
     task = Task(id="r1", kind="change", model=edit_model(tmp_path, "r1"))
     result = executor.run(request(repo, task), executor.slots()[0])
     executor.close()
@@ -85,7 +91,7 @@ def test_ray_task_returns_result_with_inline_bundle(ray_cluster: Any, repo: Path
 
 def test_pin_to_absent_resource_is_unschedulable(ray_cluster: Any, repo: Path, tmp_path: Path) -> None:
     """A task pinned to a resource no live node offers fails fast as unschedulable instead of hanging."""
-    executor = RayExecutor(RayConfig(unschedulable_after_s=1.0, workdir=str(tmp_path / "node")))
+    executor = RayExecutor(node_config(tmp_path, unschedulable_after_s=1.0))
     task = Task(id="pinned", kind="change", machine="gpu-box", model=edit_model(tmp_path, "p"))
     started = time.monotonic()
     with pytest.raises(ExecutorError, match=r"unschedulable.*gpu-box"):
@@ -104,11 +110,11 @@ def _ray_workers_running(name: str) -> list[int]:
 
 
 def test_killed_ray_worker_requeues_the_task(ray_cluster: Any, repo: Path, tmp_path: Path) -> None:
-    """Killing the Ray worker process mid-task re-queues the task; it then finishes without spending an attempt."""
+    """Killing the Ray worker mid-task re-queues the task; it then finishes without spending an attempt."""
     (repo / "tasks" / "k.md").write_text(
         f"---\nkind: change\nmodel: {edit_model(tmp_path, 'k', delay_s=2)}\n---\nGo.\n"
     )
-    config = load_config(repo, overrides={"ray": {"workdir": str(tmp_path / "node")}})
+    config = load_config(repo, overrides={"ray": node_config(tmp_path).model_dump()})
     queue = open_queue(repo, config)
     executor = RayExecutor(config.ray)
     runner = threading.Thread(target=Scheduler(queue, executor, config=config, root=repo).run, daemon=True)

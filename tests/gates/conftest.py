@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from agent_runner.config import RunnerConfig
-from agent_runner.gates import gate_settings, get_job_kind
+from agent_runner.gates import GatesConfig, gate_settings, get_job_kind
 from agent_runner.gates.kinds import JobKind, PreStep
 from agent_runner.protocols import GateContext
 from agent_runner.result import GateResult
@@ -56,7 +56,7 @@ def make_ctx() -> Callable[..., GateContext]:
 
     def build(repo: Path, *, config: RunnerConfig | None = None, **task_fields: Any) -> GateContext:
         task = Task.model_validate({"id": "t1", **task_fields})
-        settings = gate_settings(config or RunnerConfig())
+        settings = gate_settings(config or RunnerConfig(gates=GatesConfig(max_mutants=5)))
         base = git(repo, "rev-parse", "HEAD").strip()
         return GateContext(repo, task, base, f"{sys.executable} -m pytest -q", settings)
 

@@ -58,7 +58,7 @@ def test_known_bug():
 
 
 def test_real_tests_are_accepted_with_coverage_gain(calc_repo: Path, make_ctx, gate_run) -> None:
-    """Real tests for the untested module pass every gate; the coverage gain and killed mutants are reported."""
+    """Real tests for an untested module pass every gate; coverage gain and killed mutants are reported."""
     run = gate_run(make_ctx(calc_repo, kind="write-tests", paths=["calc/stats.py"]))
     assert run.prestep.prompt_vars["coverage_before"] == 0.0
     assert run.prestep.prompt_vars["coverage"][0]["file"] == "calc/stats.py"

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 from conftest import git
+from typer.testing import CliRunner
 
+from agent_runner.cli import get_app
 from agent_runner.testing.fake_github import FakeGitHub
 
 RUN_AGENTS = [sys.executable, "-m", "agent_runner.cli"]
@@ -19,10 +21,16 @@ TASK = "---\nkind: fix-lint\ntitle: {title}\npaths: [app.py]\n---\n{body}\n"
 
 
 def run_agents(cwd: Path, env: dict[str, str], *args: str) -> str:
-    """Run the CLI as the workflow does and return stdout (fails the test on a non-zero exit)."""
-    proc = subprocess.run([*RUN_AGENTS, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout
+    """Run a command as the workflow does and return stdout: `exec` in a subprocess, the rest in-process."""
+    if args[0] == "exec":
+        proc = subprocess.run(
+            [*RUN_AGENTS, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout
+    result = CliRunner().invoke(get_app(), ["--root", str(cwd), *args], env=env)
+    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+    return result.stdout
 
 
 @pytest.fixture
@@ -34,7 +42,7 @@ def repo(source: Path) -> Path:
         TASK.format(title="Remove unused imports", body="Fix app.py.")
     )
     (source / "tasks" / "tidy-app.md").write_text(TASK.format(title="Same file", body="Also app.py."))
-    (source / "pyproject.toml").write_text('[tool.agent-runner]\nsandbox = "none"\n')
+    (source / "pyproject.toml").write_text('[tool.agent-runner]\nsandbox = "none"\ntest = "true"\n')
     (source / ".gitignore").write_text(".agent-runner/\n")
     git(source, "add", "-A")
     git(source, "commit", "-q", "-m", "tasks")
@@ -64,17 +72,11 @@ def env(fake: FakeGitHub, tmp_path: Path) -> dict[str, str]:
 
 
 def work_job(repo: Path, env: dict[str, str], entry: dict[str, object], out: Path) -> None:
-    """What one matrix job does: exec the task, keep the result JSON and copy the bundle beside it."""
-    args = [
-        "exec",
-        str(entry["file"]),
-        "--json",
-        "--attempt",
-        str(entry["attempt"]),
-        "--model",
-        f"scripted:{env['SCRIPT']}",
-    ]
-    text = run_agents(repo, env, *args)
+    """What one matrix job does on a fresh runner: exec the task, keep the result JSON, copy the bundle."""
+    spec = f"scripted:{env['SCRIPT']}"
+    args = ["exec", str(entry["file"]), "--json", "--attempt", str(entry["attempt"]), "--model", spec]
+    home = out.parent / f"runner-home-{out.name}-{entry['id']}"  # nothing cached from earlier jobs
+    text = run_agents(repo, {**env, "AGENT_RUNNER_HOME": str(home)}, *args)
     folder = out / f"result-{entry['id']}"
     folder.mkdir(parents=True)
     (folder / f"{entry['id']}.json").write_text(text)
@@ -86,7 +88,7 @@ def work_job(repo: Path, env: dict[str, str], entry: dict[str, object], out: Pat
 def test_plan_exec_ingest_publishes_and_records_on_state_branch(
     repo: Path, origin: Path, fake: FakeGitHub, env: dict[str, str], tmp_path: Path
 ) -> None:
-    """One task per overlap group runs, its PR opens, the queue lands on the state branch, main is untouched."""
+    """One task of an overlap group runs, its PR opens, the queue lands on the state branch; main kept."""
     main_before = git(origin, "rev-parse", "main")
     matrix = json.loads(run_agents(repo, env, "plan", "--matrix", "--state-branch"))
     assert [e["id"] for e in matrix["include"]] == ["fix-app"]  # tidy-app overlaps: it waits
@@ -115,7 +117,7 @@ def test_plan_exec_ingest_publishes_and_records_on_state_branch(
 def test_missing_token_leaves_task_unpublished_then_publish_retries(
     repo: Path, fake: FakeGitHub, env: dict[str, str], tmp_path: Path
 ) -> None:
-    """Without a token the result is recorded as unpublished with the reason; `publish ID` later opens the PR."""
+    """Without a token the result is recorded unpublished with the reason; `publish ID` later opens the PR."""
     matrix = json.loads(run_agents(repo, env, "plan", "--matrix"))
     work_job(repo, env, matrix["include"][0], tmp_path / "results")
     no_token = {k: v for k, v in env.items() if k not in ("GITHUB_TOKEN", "GH_TOKEN")}
@@ -136,3 +138,34 @@ def test_missing_token_leaves_task_unpublished_then_publish_retries(
         "none",
         True,
     )
+
+
+def test_review_fix_round_adds_commits_to_the_same_pr(
+    repo: Path, origin: Path, fake: FakeGitHub, env: dict[str, str], tmp_path: Path
+) -> None:
+    """review --fix writes a task on agent/fix-app; running it pushes a commit on top and updates PR #1."""
+    (repo / "tasks" / "tidy-app.md").unlink()
+    results = tmp_path / "results"
+    for entry in json.loads(run_agents(repo, env, "plan", "--matrix"))["include"]:
+        work_job(repo, env, entry, results)
+    run_agents(repo, env, "ingest", str(results))
+    first_head = git(origin, "rev-parse", "agent/fix-app").strip()
+    finding = {"file": "app.py", "line": 1, "severity": "blocking", "explanation": "f needs a docstring"}
+    review = tmp_path / "review.json"
+    summary = json.dumps({"verdict": "request_changes", "findings": [finding]})
+    review.write_text(
+        json.dumps({"turns": [{"tool_calls": [{"name": "finish", "arguments": {"summary": summary}}]}]})
+    )
+    run_agents(repo, env, "review", "1", "--fix", "--model", f"scripted:{review}")
+    matrix = json.loads(run_agents(repo, env, "plan", "--matrix"))
+    assert [e["id"] for e in matrix["include"]] == ["fix-app-fix1"]
+    edit = 'sed -i \'s/def f():/def f():\\n    """Return one."""/\' app.py'
+    turns = [{"tool_calls": [{"name": "bash", "arguments": {"command": edit}}]},
+             {"tool_calls": [{"name": "finish", "arguments": {"summary": "docstring added"}}]}]  # fmt: skip
+    Path(env["SCRIPT"]).write_text(json.dumps({"turns": turns}))
+    work_job(repo, env, matrix["include"][0], tmp_path / "fix-results")
+    (row,) = json.loads(run_agents(repo, env, "ingest", str(tmp_path / "fix-results"), "--json"))
+    assert row["status"] == "finished" and row["pr_url"].endswith("/pull/1") and len(fake.store.pulls) == 1
+    assert git(origin, "rev-parse", "agent/fix-app~1").strip() == first_head
+    body = fake.store.pulls[1]["body"]
+    assert "task=fix-app-fix1" in body and "task=fix-app -->" in body

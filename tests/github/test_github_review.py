@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 from conftest import agent_commit, make_result, make_task
+from typer.testing import CliRunner
 
+from agent_runner.cli import get_app
 from agent_runner.github import FileDiff, GitHubConfig, GitHubPublisher, GitHubRepo, connect
 from agent_runner.messages import Message, ModelTurn, Role, ToolCall
 from agent_runner.models.scripted import ScriptedModel
@@ -196,3 +198,25 @@ def test_report_findings_tool_arguments_are_accepted() -> None:
     )
     verdict, findings, _ = parse_turn(turn)
     assert verdict == "comment" and findings[0].line == 3
+
+
+def test_review_command_posts_once_and_prints_json(
+    pr: GitHubRepo, source: Path, fake: FakeGitHub, gh_config: GitHubConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run-agents review 1 --post --json` with a scripted review model posts one review and reports it."""
+    script = source.parent / "review.json"
+    findings = [{"file": "app.py", "line": 9, "severity": "major", "explanation": "mul lacks a test"}]
+    script.write_text(json.dumps({"turns": [finish("comment", findings)]}))
+    monkeypatch.setenv("GITHUB_TOKEN", "t")
+    monkeypatch.setenv("AGENT_RUNNER_GITHUB", gh_config.model_dump_json())
+    args = ["--root", str(source), "review", "1", "--post", "--json", "--model", f"scripted:{script}"]
+    result = CliRunner().invoke(get_app(), args)
+    assert result.exit_code == 0, result.output
+    (report,) = json.loads(result.output)
+    assert (
+        report["verdict"] == "comment"
+        and report["findings"][0]["line"] == 9
+        and report["task_id"] == "fix-app"
+    )
+    assert report["posted"]["n_inline"] == 1 and len(fake.store.reviews) == 1
+    assert pr.status(1).review_state == "commented"

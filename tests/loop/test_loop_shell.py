@@ -98,7 +98,14 @@ def test_cap_output_leaves_short_text_alone() -> None:
 
 
 @pytest.mark.parametrize(
-    "arguments", [{}, {"command": "  "}, {"command": 5}, {"command": "ls", "timeout": -1}]
+    "arguments",
+    [
+        {},
+        {"command": "  "},
+        {"command": 5},
+        {"command": "ls", "timeout": -1},
+        {"command": "ls", "timeout": "x"},
+    ],
 )
 def test_bad_arguments_are_tool_errors(tmp_path: Path, arguments: dict[str, object]) -> None:
     """A missing command or a bad timeout is reported to the agent as a ToolError."""
@@ -135,3 +142,10 @@ def test_sandbox_wraps_the_command(tmp_path: Path) -> None:
     """With a sandbox, the command runs through the argv the sandbox returns."""
     out = BashTool(tmp_path, env=tool_env(), sandbox=_MarkingSandbox()).run({"command": "echo $SANDBOXED"})
     assert out.startswith("yes")
+
+
+def test_timeout_given_as_text_is_accepted(tmp_path: Path) -> None:
+    """A numeric timeout sent as a string (common with small models) works."""
+    assert "timed out after 0.5 s" in _bash(tmp_path, kill_grace_s=0.2).run(
+        {"command": "sleep 5", "timeout": "0.5"}
+    )

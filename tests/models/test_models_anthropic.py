@@ -157,6 +157,7 @@ def test_big_max_tokens_needs_no_streaming(server: FakeLLMServer, tools: list[To
     [
         (error(401, "invalid x-api-key"), ModelAuthError, "ANTHROPIC_API_KEY"),
         (error(403, "forbidden"), ModelAuthError, "HTTP 403"),
+        (error(429, "limit", code="enforced_spend_limit_reached", retry_after_ms=5), ModelAuthError, "spend"),
         (error(400, "tools.0: bad schema"), ModelFatalError, "bad schema"),
         (error(404, "model: claude-nope"), ModelFatalError, "model not found"),
         (context_too_long(), ContextExceededError, "prompt is too long"),
@@ -167,11 +168,11 @@ def test_errors_are_translated(
     server: FakeLLMServer, fast: ModelsConfig, tools: list[ToolSpec], reply, error_class, words
 ) -> None:
     """Each HTTP failure becomes its runner error with a message that says what happened."""
-    server.enqueue(reply)
+    server.enqueue(reply, reply, reply)
     with pytest.raises(error_class, match=words) as caught:
         make(server, fast).query("s", [Message.user("t")], tools)
     assert type(caught.value) is error_class
-    assert len(server.requests) == 1  # not retried
+    assert len(server.requests) == (3 if reply.status == 429 else 1)  # only 429 is retried
 
 
 @pytest.mark.parametrize(
@@ -229,3 +230,16 @@ def test_unknown_tool_and_junk_are_format_errors(
     assert "unknown tool 'rm_rf'" in (unknown.format_error or "") and not unknown.message.tool_calls
     junk = model.query("s", [Message.user("t")], tools)
     assert "called no tool" in (junk.format_error or "")
+
+
+def test_tool_call_cut_off_at_max_tokens_is_a_format_error(
+    server: FakeLLMServer, fast: ModelsConfig, tools: list[ToolSpec]
+) -> None:
+    """A tool call truncated by the output limit is not run: it comes back as a format error."""
+    content = [{"type": "tool_use", "id": "toolu_1", "name": "bash", "input": {}}]
+    body = {"id": "m", "type": "message", "role": "assistant", "model": "x", "content": content}
+    usage = {"input_tokens": 1, "output_tokens": 1}
+    server.enqueue(raw_json({**body, "stop_reason": "max_tokens", "usage": usage}))
+    reply = make(server, fast).query("s", [Message.user("t")], tools)
+    assert reply.stop_reason is StopReason.MAX_TOKENS
+    assert "output token limit" in (reply.format_error or "") and not reply.message.tool_calls

@@ -89,6 +89,9 @@ def test_compatible_server_gets_the_portable_request(
     _OPEN.append(official)
     request = official.request("s", [Message.user("t")], tools)
     assert request["prompt_cache_key"] == "task-1" and request["max_completion_tokens"] == fast.max_tokens
+    azure = OpenAIModel("gpt-test", api_key="k", config=fast, base_url="https://x.openai.azure.com/openai/v1")
+    _OPEN.append(azure)
+    assert "max_completion_tokens" in azure.request("s", [], tools)
 
 
 def test_local_server_needs_no_key(server: FakeLLMServer, fast: ModelsConfig, tools: list[ToolSpec]) -> None:
@@ -123,6 +126,10 @@ def test_local_server_needs_no_key(server: FakeLLMServer, fast: ModelsConfig, to
             "no function name",
         ),
         (completion({"role": "assistant", "content": "I would run ls."}, "stop"), "called no tool"),
+        (
+            completion({"role": "assistant", "tool_calls": [call("bash", '{"command": "ls"}')]}, "length"),
+            "output token limit",
+        ),
         (completion(None, "stop"), "no choices"),  # type: ignore[arg-type]
         ({"id": "x", "object": "chat.completion", "choices": []}, "no choices"),
     ],
@@ -135,6 +142,18 @@ def test_junk_replies_are_format_errors(
     reply = make(server, fast).query("s", [Message.user("t")], tools)
     assert words in (reply.format_error or "")
     assert reply.message.tool_calls == []
+
+
+def test_content_parts_and_missing_ids(
+    server: FakeLLMServer, fast: ModelsConfig, tools: list[ToolSpec]
+) -> None:
+    """Text sent as content parts is joined, and tool calls without ids get unique ones."""
+    calls = [{"type": "function", "function": {"name": "bash", "arguments": '{"command": "ls"}'}}] * 2
+    content = [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
+    server.enqueue(raw_json(completion({"role": "assistant", "content": content, "tool_calls": calls})))
+    reply = make(server, fast).query("s", [Message.user("t")], tools)
+    assert reply.message.text == "ab" and reply.format_error is None
+    assert len({call.id for call in reply.message.tool_calls}) == 2
 
 
 @pytest.mark.parametrize(("arguments", "parsed"), [("", {}), ({"command": "ls"}, {"command": "ls"})])

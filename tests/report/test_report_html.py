@@ -208,3 +208,38 @@ def test_report_out_option(tmp_path: Path) -> None:
     assert result.output.strip() == str(out)
     assert (tmp_path / "artifacts" / "run-tasks" / "task-19.html").exists()
     assert "../run.html#task-task-19" in (tmp_path / "artifacts" / "run-tasks" / "task-19.html").read_text()
+
+
+def test_report_redacts_secrets_in_queue_and_trajectories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A secret value or key-shaped string in a reason or a trajectory never reaches the report files."""
+    root = make_root(tmp_path)
+    secret, token = "planted-secret-value-123", "ghp_" + "Zq9" * 12
+    monkeypatch.setenv("MY_SERVICE_API_KEY", secret)
+    Queue(root / "tasks" / "queue.jsonl").mark_invalid(
+        "task-99", "tasks/task-99.md", f"leaked {secret} {token}"
+    )
+    big = root / ".agent-runner/runs/task-19/2/trajectory.jsonl"
+    with big.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"type": "user", "text": f"env shows {secret} and {token}"}) + "\n")
+    result = CliRunner().invoke(get_app(), ["--root", str(root), "report"])
+    assert result.exit_code == 0, result.output
+    written = [root / ".agent-runner/report.html", root / ".agent-runner/report-tasks/task-19.html"]
+    for path in written:
+        text = path.read_text(encoding="utf-8")
+        assert secret not in text and token not in text
+        assert "[REDACTED]" in text
+
+
+def test_compacted_queue_keeps_lanes_and_the_running_attempt(tmp_path: Path) -> None:
+    """After `compact`, the report still shows every task, the three lanes and the open attempt."""
+    path = tmp_path / "queue.jsonl"
+    shutil.copy(FIXTURES / "queue.jsonl", path)
+    Queue(path).compact()
+    data = build_report(Queue(path))
+    assert sorted(t.id for t in data.tasks) == TASK_IDS
+    assert list(data.lanes()) == ["alpha", "beta", "gamma"]
+    running = [a for a in data.attempts if a.outcome == "running"]
+    assert [a.task_id for a in running] == ["task-26"]
+    assert {a.outcome for a in data.attempts} >= {"accepted", "rejected", "cancelled"}

@@ -43,11 +43,14 @@ def test_commit_ignores_planted_hook_and_bundle_lands_in_source(project: Project
     bundle = agit.create_bundle(checkout, tmp_path / "t1.bundle")
     assert bundle is not None
     main_before = git(project.root, "rev-parse", "main")
-    assert agit.fetch_bundle(project.root, bundle, "agent/t1") == head
+    agit.fetch_bundle(project.root, bundle, "agent/t1")
+    assert git(project.root, "rev-parse", "agent/t1") == head
     assert git(project.root, "show", "agent/t1:new.txt") == "hello"
     assert git(project.root, "rev-parse", "main") == main_before
     with pytest.raises(GitError, match="only writes branches under agent/"):
         agit.fetch_bundle(project.root, bundle, "main")
+    with pytest.raises(GitError, match="has no branch agent/other"):
+        agit.fetch_bundle(project.root, bundle, "agent/other")
 
 
 def test_no_change_means_no_bundle(project: Project, tmp_path: Path) -> None:

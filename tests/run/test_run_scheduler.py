@@ -166,3 +166,29 @@ def test_late_result_of_a_regranted_attempt_is_discarded(project: Project) -> No
     kinds = [e.kind for e in events]
     assert kinds == ["started", "discarded", "started", "finished"]
     assert [e["attempt"] for e in queue.events("late") if e["type"] == "finished"] == [2]
+
+
+def test_only_and_budget_limit_what_runs(project: Project) -> None:
+    """--only runs just the named tasks; the budget stops new claims once the run has spent it."""
+    for name in ("p1", "p2", "p3", "other"):
+        turns = [
+            {
+                "cost_usd": 1.0,
+                "tool_calls": [{"name": "bash", "arguments": {"command": f"echo 1 > {name}.txt"}}],
+            },
+            {"cost_usd": 0.0, "tool_calls": [{"name": "finish", "arguments": {"summary": "ok"}}]},
+        ]
+        project.task(name, project.script(name, turns))
+    config = load_config(project.root, overrides={"workers": 1, "budget_usd": 1.5})
+    queue = open_queue(project.root, config)
+    executor = LocalExecutor(workdir=config.path(project.root, "state_dir"), workers=1, cwd=project.root)
+    events: list[RunEvent] = []
+    only = ["p1", "p2", "p3"]
+    scheduler = Scheduler(
+        queue, executor, config=config, root=project.root, only=only, on_event=events.append
+    )
+    summary = scheduler.run()
+    assert summary.finished == ["p1", "p2"] and summary.cost_usd == 2.0
+    assert [e.kind for e in events][-1] == "budget"
+    states = queue.refresh()
+    assert states["p3"].status == states["other"].status == TaskStatus.QUEUED

@@ -21,6 +21,15 @@ def test_token_patterns_are_masked_without_known_values(token: str) -> None:
     assert out == f"key={MASK} next"
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["risk-assessment-of-the-whole-module-and-more", "task-sk-ant-upgrade-the-client-library-x", "gho_st"],
+)
+def test_ordinary_words_are_not_tokens(text: str) -> None:
+    """Slugs that merely contain a token prefix are left alone."""
+    assert Redactor().text(text) == text
+
+
 def test_known_values_are_masked_longest_first() -> None:
     """Registered values are masked, including one that contains another; short values are left alone."""
     red = Redactor(["hunter2-password", "hunter2-password-extended", "short"])

@@ -73,7 +73,8 @@ def test_writes_land_only_in_checkout_and_private_tmp(checkout: Path, tmp_path: 
     probe = f"/usr/local/agent-runner-probe-{uuid.uuid4().hex}"
     sandbox = get_sandbox("bwrap", checkout=checkout, network=False)
     script = (
-        f"echo in > {checkout}/inside.txt && echo tmp > /tmp/private.txt && cat /tmp/private.txt "
+        f'echo in > {checkout}/inside.txt && echo tmp > "$TMPDIR/private.txt" && cat /tmp/private.txt '
+        '&& mkdir -p "$XDG_CACHE_HOME/tool" '
         f"&& echo x > {outside}/escaped.txt; touch {probe} 2>&1; touch {Path.home()}/escaped 2>&1; true"
     )
     proc = run_in(sandbox, script, checkout)
@@ -97,6 +98,21 @@ def test_git_hooks_and_config_are_read_only(checkout: Path) -> None:
     assert not (checkout / ".git" / "hooks" / "pre-commit").exists()
     assert (checkout / ".git" / "config").read_text() == "[core]\n"
     assert (checkout / ".git" / "other").read_text() == "ok\n"
+
+
+@needs_bwrap
+def test_credential_files_in_home_are_hidden(checkout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """~/.ssh and ~/.netrc read as empty inside the sandbox; other home files stay readable."""
+    home = checkout / "home"  # under the checkout, so the private /tmp does not hide it anyway
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_text("PRIVATE KEY")
+    (home / ".netrc").write_text("machine x password hunter22")
+    (home / "notes.txt").write_text("visible")
+    monkeypatch.setenv("HOME", str(home))
+    sandbox = get_sandbox("bwrap", checkout=checkout, network=False)
+    proc = run_in(sandbox, f"cat {home}/.ssh/id_ed25519 {home}/.netrc {home}/notes.txt 2>&1", checkout)
+    assert "PRIVATE KEY" not in proc.stdout and "hunter22" not in proc.stdout
+    assert "visible" in proc.stdout
 
 
 CONNECT = "exec 3<>/dev/tcp/127.0.0.1/{port} && echo connected || echo refused"

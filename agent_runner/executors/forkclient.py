@@ -1,0 +1,91 @@
+"""The executor's side of the fork server (agent_runner/forkserver.py): start attempts, see them end."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from agent_runner.errors import ExecutorError
+
+START_TIMEOUT_S = 60.0
+
+
+class ForkClient:
+    """One fork server process; thread-safe `start` and `wait`."""
+
+    def __init__(self, *, env: dict[str, str], cwd: Path | None) -> None:
+        argv = [sys.executable, "-m", "agent_runner.forkserver"]
+        try:
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=cwd, start_new_session=True
+            )
+        except OSError as exc:
+            raise ExecutorError(f"cannot start the fork server: {exc}") from exc
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._pids: dict[str, int] = {}
+        self._exits: dict[int, int] = {}
+        self._n_sent = 0
+        self.is_alive = True
+        threading.Thread(target=self._read, daemon=True, name="forkserver-reader").start()
+
+    def start(self, command: dict[str, Any]) -> int:
+        """Send one attempt to the server and return the pid of its child."""
+        with self._lock:
+            self._n_sent += 1
+            command_id = command["id"] = f"{command['id']}:{self._n_sent}"
+            self._write(command)
+            if not self._changed.wait_for(
+                lambda: command_id in self._pids or not self.is_alive, START_TIMEOUT_S
+            ):
+                raise ExecutorError("the fork server did not start the worker in time")
+            if command_id not in self._pids:
+                raise ExecutorError("the fork server died")
+            return self._pids.pop(command_id)
+
+    def wait(self, pid: int) -> int:
+        """Block until child `pid` exits and return its exit code (negative: killed by that signal)."""
+        with self._lock:
+            self._changed.wait_for(lambda: pid in self._exits or not self.is_alive)
+            if pid not in self._exits:
+                raise ExecutorError("the fork server died while the worker ran")
+            return self._exits.pop(pid)
+
+    def _write(self, command: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write((json.dumps(command) + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError) as exc:
+            self.is_alive = False
+            raise ExecutorError("the fork server is gone") from exc
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            message = json.loads(line)
+            with self._lock:
+                if "id" in message:
+                    self._pids[message["id"]] = message["pid"]
+                else:
+                    self._exits[message["pid"]] = message["exit"]
+                self._changed.notify_all()
+        with self._lock:
+            self.is_alive = False
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        """Close the server's input: it kills its children and exits."""
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

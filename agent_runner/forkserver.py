@@ -1,0 +1,147 @@
+"""A worker parent with the runner already imported: it forks one child per attempt.
+
+Starting `run-agents exec -` costs about half a second of interpreter start and imports per attempt; a
+fork of this process costs a few milliseconds. The child runs exactly what `exec -` runs (worker.py) in its
+own session, with stdout and stderr in the attempt's worker.log and the result JSON in a file.
+
+Protocol (one JSON object per line): the executor writes `{"id", "request", "workdir", "log", "result",
+"inline_bundle"}`; the server answers `{"id", "pid"}` at once and `{"pid", "exit"}` when the child ends.
+When its stdin closes (the coordinator is gone) it kills every child's process group and exits.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import select
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+PRELOAD = (
+    "agent_runner.worker",
+    "agent_runner.job_agent",
+    "agent_runner.agent",
+    "agent_runner.models",
+    "agent_runner.models.scripted",
+    "agent_runner.tools",
+    "agent_runner.trajectory",
+    "agent_runner.prompts",
+    "agent_runner.gates",
+    "agent_runner.sandbox",
+    "agent_runner.redact",
+)
+POLL_S = 0.02
+
+
+def preload() -> None:
+    """Import what every attempt needs, so children inherit it."""
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue
+
+
+def serve(read_fd: int = 0, write_fd: int = 1) -> None:
+    """Fork a child per request line until the input closes; report pids and exit codes."""
+    children: set[int] = set()
+    buffer = b""
+    while True:
+        ready, _, _ = select.select([read_fd], [], [], POLL_S)
+        if ready:
+            chunk = os.read(read_fd, 65536)
+            if not chunk:
+                break
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                command = json.loads(line)
+                pid = spawn(command)
+                children.add(pid)
+                _send(write_fd, {"id": command["id"], "pid": pid})
+        _reap(children, write_fd)
+    for pid in children:
+        _kill_group(pid)
+
+
+def spawn(command: dict[str, Any]) -> int:
+    """Fork a child that runs one work request; return its pid (the child never returns)."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        os.setsid()
+        _redirect(command["log"])
+        code = run_child(command)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def run_child(command: dict[str, Any]) -> int:
+    """Run the request as `exec -` would and write the result line to the result file."""
+    from agent_runner import worker
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    worker.die_with_parent()
+    worker.log_to_stderr()
+    result = worker.serve_request(
+        command["request"],
+        workdir=Path(command["workdir"]),
+        inline_bundle=command.get("inline_bundle", False),
+    )
+    target = Path(command["result"])
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(worker.result_line(result), encoding="utf-8")
+    os.replace(tmp, target)
+    return 0
+
+
+def _redirect(log: str) -> None:
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    os.close(null)
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+
+
+def _reap(children: set[int], write_fd: int) -> None:
+    while children:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        children.discard(pid)
+        _send(write_fd, {"pid": pid, "exit": os.waitstatus_to_exitcode(status)})
+
+
+def _send(fd: int, message: dict[str, Any]) -> None:
+    data = (json.dumps(message) + "\n").encode()
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
+    preload()
+    serve()

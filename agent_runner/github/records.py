@@ -1,0 +1,74 @@
+"""Typed records for pull requests, diffs, reviews and comments, and the hidden task marker in PR bodies."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+MARKER = "<!-- agent-runner:task={task_id} -->"
+MARKER_RE = re.compile(r"<!-- agent-runner:task=([a-z0-9-]+) -->")
+
+
+@dataclass(frozen=True)
+class PullInfo:
+    """A pull request as the runner needs it."""
+
+    number: int
+    url: str
+    title: str
+    body: str
+    state: str
+    draft: bool
+    merged: bool
+    head_ref: str
+    head_sha: str
+    base_ref: str
+    mergeable: bool | None = None
+    mergeable_state: str = ""
+    labels: tuple[str, ...] = ()
+
+    @property
+    def task_id(self) -> str | None:
+        """The task id from the hidden marker in the body, if any."""
+        match = MARKER_RE.search(self.body or "")
+        return match.group(1) if match else None
+
+
+@dataclass(frozen=True)
+class FileDiff:
+    """One changed file of a pull request; `patch` is None when GitHub shows no text diff."""
+
+    filename: str
+    status: str
+    patch: str | None
+
+
+@dataclass(frozen=True)
+class ReviewInfo:
+    """A submitted review."""
+
+    id: int
+    body: str
+    state: str
+    user: str
+
+
+@dataclass(frozen=True)
+class CommentInfo:
+    """An inline review comment or an issue comment."""
+
+    id: int
+    body: str
+    path: str = ""
+    line: int | None = None
+    review_id: int | None = None
+
+
+@dataclass(frozen=True)
+class PullStatus:
+    """A PR's live status for `run-agents prs`."""
+
+    pull: PullInfo
+    checks: str
+    review_state: str
+    reviews: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,194 @@
+"""Fleet benchmark: 40 tasks over 1, 2 and 4 SSH machines (network namespaces with real sshd), as root.
+
+Each task's fake model sleeps 0.5 s per call, 5 calls per task. Prints throughput and parallel efficiency
+(target >= 90% at 4 machines), and per-task dispatch overhead over SSH beside the local executor's (target
+<= 300 ms with ControlMaster), with a new ssh connection per command as the naive baseline.
+
+    sudo /path/to/venv/bin/python bench/fleet_bench.py [--tasks 40] [--machines 1,2,4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agent_runner.config import load_config
+from agent_runner.executors.local import LocalExecutor
+from agent_runner.executors.ssh import SshExecutor
+from agent_runner.intake import open_queue
+from agent_runner.result import WorkRequest
+from agent_runner.scheduler import Scheduler
+from agent_runner.task import Task
+from agent_runner.testing.netns import NetnsFleet, unavailable_reason
+
+CALL_S = 0.5
+CALLS = 5
+RUN_AGENTS = str(Path(sys.executable).parent / "run-agents")
+CONFIG = (
+    '[tool.agent-runner]\nsandbox = "none"\ntest = "true"\nlease_seconds = 60\nheartbeat_seconds = 1\n'
+    'backoff_seconds = 0\nkeep_checkouts = "never"\n'
+)
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def make_repo(tmp: Path) -> Path:
+    """Return a coordinator repo whose origin is a bare repo the machines fetch themselves."""
+    remote, root = tmp / "remote.git", tmp / "repo"
+    git(tmp, "init", "-q", "--bare", "-b", "main", str(remote))
+    (root / "tasks").mkdir(parents=True)
+    (root / "pyproject.toml").write_text(CONFIG)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "remote", "add", "origin", str(remote))
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "init")
+    git(root, "push", "-q", "-u", "origin", "main")
+    return root
+
+
+def model_spec(folder: Path, name: str, *, calls: int, delay_s: float) -> str:
+    """Write a scripted model: `calls - 1` bash calls then finish, each after `delay_s`."""
+    turns: list[dict[str, Any]] = []
+    for step in range(calls - 1):
+        bash = [{"name": "bash", "arguments": {"command": f"echo {name} {step} >> {name}.txt"}}]
+        turns.append({"text": "work", "delay_s": delay_s, "tool_calls": bash})
+    turns.append({"text": "done", "delay_s": delay_s, "tool_calls": [{"name": "finish", "arguments": {}}]})
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"turns": turns}))
+    return f"scripted:{path}"
+
+
+def machines(fleet: NetnsFleet, n: int) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "ssh": name, "workers": 1, "command": RUN_AGENTS} for name in list(fleet.machines)[:n]
+    ]
+
+
+def run_queue(root: Path, fleet: NetnsFleet, n: int, n_tasks: int, models: Path) -> float:
+    """Queue `n_tasks` tasks, run them over `n` machines, return the wall time."""
+    tasks = root / "tasks"
+    for old in tasks.glob("*.md"):
+        old.unlink()
+    for i in range(n_tasks):
+        spec = model_spec(models, f"t{n}-{i}", calls=CALLS, delay_s=CALL_S)
+        (tasks / f"t{n}-{i}.md").write_text(f"---\nkind: change\nmodel: {spec}\n---\nWork.\n")
+    overrides = {"executor": "ssh", "queue": f"tasks/queue-{n}.jsonl", "machines": machines(fleet, n),
+                 "ssh": {"config_file": str(fleet.ssh_config)}}  # fmt: skip
+    config = load_config(root, overrides=overrides)
+    executor = SshExecutor.from_config(config, root=root)
+    executor.slots()  # connect first: the run measures dispatch, not the first handshake
+    started = time.perf_counter()
+    summary = Scheduler(open_queue(root, config), executor, config=config, root=root).run()
+    wall = time.perf_counter() - started
+    executor.close()
+    n_done = sum(1 for s in open_queue(root, config).refresh().values() if s.status == "finished")
+    if n_done != n_tasks:
+        sys.exit(f"only {n_done} of {n_tasks} tasks finished over {n} machine(s): {summary}")
+    return wall
+
+
+def overhead_ms(executor: Any, slot: Any, root: Path, models: Path, tag: str, n: int = 5) -> float:
+    """Median of (executor.run wall time - the worker's own duration) for quick tasks, in ms."""
+    config = load_config(root).model_dump(mode="json", by_alias=True)
+    samples = []
+    for i in range(n):
+        task = Task(
+            id=f"o-{tag}-{i}", kind="change", model=model_spec(models, f"o{tag}{i}", calls=2, delay_s=0)
+        )
+        base = git(root, "rev-parse", "HEAD")
+        request = WorkRequest(task=task, repo=str(root), base_commit=base, config=config)
+        started = time.perf_counter()
+        result = executor.run(request, slot)
+        samples.append(time.perf_counter() - started - result.duration_s)
+    return statistics.median(samples) * 1000
+
+
+def ssh_round_trip_ms(fleet: NetnsFleet, *, shared: bool, n: int = 10) -> float:
+    """Median time of `ssh m1 true`, through a ControlMaster socket or a new connection each time."""
+    argv = ["ssh", "-F", str(fleet.ssh_config), "-o", "BatchMode=yes"]
+    control = Path(tempfile.mkdtemp(prefix="ar-b-")) / "s"
+    if shared:
+        argv += ["-o", f"ControlPath={control}", "-o", "ControlMaster=auto", "-o", "ControlPersist=30"]
+        subprocess.run(
+            [*argv, "-f", "-N", "m1"], check=True, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        subprocess.run([*argv, "m1", "true"], check=True, capture_output=True)
+        samples.append(time.perf_counter() - started)
+    if shared:
+        subprocess.run([*argv, "-O", "exit", "m1"], capture_output=True)
+    return statistics.median(samples) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=40)
+    parser.add_argument("--machines", default="1,2,4")
+    args = parser.parse_args()
+    counts = [int(c) for c in args.machines.split(",")]
+    reason = unavailable_reason()
+    if reason:
+        sys.exit(f"cannot build namespace machines: {reason}")
+    with tempfile.TemporaryDirectory(prefix="fleet-bench-") as name:
+        tmp = Path(name)
+        os.environ["AGENT_RUNNER_HOME"] = str(tmp / "coordinator-home")
+        root, models = make_repo(tmp), tmp / "models"
+        models.mkdir()
+        with NetnsFleet(tmp / "fleet", max(counts)) as fleet:
+            report(root, fleet, models, counts, args.tasks)
+
+
+def report(root: Path, fleet: NetnsFleet, models: Path, counts: list[int], n_tasks: int) -> None:
+    ideal = CALL_S * CALLS
+    print(f"{n_tasks} tasks, fake model {CALLS} calls x {CALL_S} s = {ideal:.1f} s of model time per task")
+    walls = {n: run_queue(root, fleet, n, n_tasks, models) for n in counts}
+    base = walls[counts[0]] * counts[0]
+    rows = []
+    for n, wall in walls.items():
+        efficiency = base / (n * wall)
+        ideal_eff = n_tasks * ideal / (n * wall)
+        rows.append({"machines": n, "wall_s": round(wall, 2), "tasks_per_min": round(n_tasks / wall * 60, 1),
+                     "efficiency": round(efficiency, 3), "model_time_share": round(ideal_eff, 3)})  # fmt: skip
+        print(f"  {n} machine(s): {wall:6.1f} s  {n_tasks / wall * 60:5.1f} tasks/min  "
+              f"parallel efficiency {efficiency:.0%} (vs {counts[0]} machine)  "
+              f"model-time share {ideal_eff:.0%}")  # fmt: skip
+    config = load_config(
+        root, overrides={"machines": machines(fleet, 1), "ssh": {"config_file": str(fleet.ssh_config)}}
+    )
+    ssh = SshExecutor.from_config(config, root=root)
+    ssh_ms = overhead_ms(ssh, ssh.slots()[0], root, models, "ssh")
+    ssh.close()
+    local = LocalExecutor(workdir=root / ".agent-runner", workers=1)
+    local_ms = overhead_ms(local, local.slots()[0], root, models, "local")
+    shared, fresh = ssh_round_trip_ms(fleet, shared=True), ssh_round_trip_ms(fleet, shared=False)
+    print(f"dispatch overhead per task (wall - worker's own time): ssh {ssh_ms:.0f} ms, "
+          f"local {local_ms:.0f} ms, ssh extra {ssh_ms - local_ms:.0f} ms")  # fmt: skip
+    print(f"ssh round trip: ControlMaster {shared:.0f} ms vs new connection {fresh:.0f} ms "
+          f"(naive baseline, {fresh / shared:.1f}x slower)")  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "runs": rows,
+                "overhead_ms": {"ssh": round(ssh_ms), "local": round(local_ms)},
+                "ssh_round_trip_ms": {"control_master": round(shared), "new_connection": round(fresh)},
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Gate overhead on a medium project (50 modules, 250 tests) against one plain `pytest` + `ruff check` run.
+
+Run: /work/venv/bin/python bench/gates_bench.py
+Prints the time of the naive check, of the gates' baseline + after-run per job kind (ratio; target <= 2.5x),
+and of the mutation check (target < 60 s, by running only the new tests against each mutant).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from agent_runner.config import RunnerConfig
+from agent_runner.gates import gate_settings, get_job_kind
+from agent_runner.gates.ruff import ruff_argv
+from agent_runner.protocols import GateContext
+from agent_runner.task import Task
+
+N_MODULES = 50
+N_TESTS_PER_MODULE = 5
+
+MODULE = '''"""Module {i}."""
+import os
+
+
+def scale_{i}(x, factor=2):
+    """Return x times factor."""
+    return x * factor
+
+
+def clip_{i}(x, low=0, high=100):
+    """Return x limited to [low, high]."""
+    if x < low:
+        return low
+    if x > high:
+        return high
+    return x
+
+
+def label_{i}(x):
+    """Return a label for x."""
+    if x == 0:
+        return "zero"
+    return "positive" if x > 0 else "negative"
+'''
+
+TESTS = """from pkg.mod_{i:02d} import clip_{i}, label_{i}, scale_{i}
+
+
+def test_scale():
+    assert scale_{i}(3) == 6
+
+
+def test_clip_low():
+    assert clip_{i}(-5) == 0
+
+
+def test_clip_high():
+    assert clip_{i}(500) == 100
+
+
+def test_label_zero():
+    assert label_{i}(0) == "zero"
+
+
+def test_label_sign():
+    assert label_{i}(-1) == "negative"
+"""
+
+UNTESTED = '''"""Not tested yet."""
+
+
+def tier(points):
+    """Return the tier name for a number of points."""
+    if points >= 1000:
+        return "gold"
+    if points >= 100:
+        return "silver"
+    return "bronze"
+
+
+def bonus(points, rate=0.1):
+    """Return the bonus for points."""
+    if points <= 0:
+        return 0
+    return round(points * rate, 2)
+'''
+
+NEW_TESTS = """from pkg.untested import bonus, tier
+
+
+def test_tier():
+    assert tier(5) == "bronze"
+    assert tier(100) == "silver"
+    assert tier(1000) == "gold"
+
+
+def test_bonus():
+    assert bonus(0) == 0
+    assert bonus(50) == 5.0
+"""
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git quietly with a fixed identity."""
+    ident = ["-c", "user.name=bench", "-c", "user.email=bench@example.com"]
+    return subprocess.run(["git", *ident, *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+def make_project(root: Path) -> Path:
+    """Write the medium fixture and commit it."""
+    (root / "pkg").mkdir(parents=True)
+    (root / "tests").mkdir()
+    (root / "pkg/__init__.py").write_text("")
+    (root / "pkg/untested.py").write_text(UNTESTED)
+    for i in range(N_MODULES):
+        (root / f"pkg/mod_{i:02d}.py").write_text(MODULE.format(i=i))
+        (root / f"tests/test_mod_{i:02d}.py").write_text(TESTS.format(i=i))
+    (root / "pyproject.toml").write_text('[tool.ruff.lint]\nselect = ["E", "F", "I"]\n')
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "base")
+    return root
+
+
+def timed(action) -> float:
+    """Return the seconds `action()` takes."""
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def naive(repo: Path, test_command: str) -> float:
+    """One plain test run and one plain ruff run, as a person would check the work."""
+    run = lambda argv: subprocess.run(argv, cwd=repo, capture_output=True, check=False)  # noqa: E731
+    return timed(lambda: run(test_command.split())) + timed(lambda: run([*ruff_argv(), "check", "."]))
+
+
+def gate_pass(repo: Path, kind: str, paths: list[str], edit, test_command: str) -> tuple[float, float, dict]:
+    """Time baseline + after-run of a kind's gates (the mutation gate apart); return (gates s, mutants s, results)."""
+    task = Task(id="bench", kind=kind, paths=paths)
+    ctx = GateContext(
+        repo, task, git(repo, "rev-parse", "HEAD").strip(), test_command, gate_settings(RunnerConfig())
+    )
+    job = get_job_kind(kind)
+    gates = job.gates(ctx)
+    start = time.perf_counter()
+    baselines = {g.name: g.baseline(ctx) for g in gates}
+    baseline_s = time.perf_counter() - start
+    edit(repo)
+    results, mutants_s, check_s = {}, 0.0, 0.0
+    for gate in gates:
+        took = timed(lambda gate=gate: results.__setitem__(gate.name, gate.check(ctx, baselines[gate.name])))
+        if gate.name == "mutants":
+            mutants_s = took
+        else:
+            check_s += took
+    git(repo, "reset", "-q", "--hard")
+    git(repo, "clean", "-qfdx")
+    return baseline_s + check_s, mutants_s, results
+
+
+def main() -> None:
+    """Build the fixture, measure, print figures and ratios."""
+    tmp = Path(tempfile.mkdtemp(prefix="gates-bench-"))
+    try:
+        repo = make_project(tmp / "repo")
+        test_command = f"{sys.executable} -m pytest -q -p no:cacheprovider"
+        naive(repo, test_command)  # warm the file cache once
+        plain = min(naive(repo, test_command) for _ in range(2))
+        print(f"fixture: {N_MODULES} modules, {N_MODULES * N_TESTS_PER_MODULE} tests")
+        print(f"naive check (pytest + ruff check, once):        {plain:6.2f} s")
+
+        def fix_lint(r: Path) -> None:
+            path = r / "pkg/mod_07.py"
+            path.write_text(path.read_text().replace("import os\n", ""))
+
+        gates_s, _, results = gate_pass(repo, "fix-lint", ["pkg/mod_07.py"], fix_lint, test_command)
+        verdicts = ", ".join(f"{n} {r.verdict.value}" for n, r in results.items())
+        print(
+            f"fix-lint gates, baseline + after-run:           {gates_s:6.2f} s  ratio {gates_s / plain:4.2f}x  ({verdicts})"
+        )
+
+        def write_tests(r: Path) -> None:
+            (r / "tests/test_untested.py").write_text(NEW_TESTS)
+
+        gates_s, mutants_s, results = gate_pass(
+            repo, "write-tests", ["pkg/untested.py"], write_tests, test_command
+        )
+        mutants = results["mutants"].after
+        print(
+            f"write-tests gates (with coverage), no mutants:  {gates_s:6.2f} s  ratio {gates_s / plain:4.2f}x"
+        )
+        print(
+            f"mutation check (only the new tests):           {mutants_s:6.2f} s  "
+            f"killed {mutants.get('killed', 0):g}/{mutants.get('mutants', 0):g}  (target < 60 s)"
+        )
+        print("target: ratio <= 2.5x (two suite runs, baseline and after, plus junit/coverage parsing)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

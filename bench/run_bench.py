@@ -1,0 +1,232 @@
+"""Benchmarks of the run path: runner overhead, parallel efficiency, checkout cost.
+
+    python bench/run_bench.py                       # all three, full size
+    python bench/run_bench.py --only overhead --tasks 40
+
+Everything runs on real git repos in a temp folder with the scripted model and the local executor
+(real `run-agents exec -` worker subprocesses). Figures are printed; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from agent_runner import git as agit
+from agent_runner.config import load_config
+from agent_runner.executors.local import LocalExecutor
+from agent_runner.intake import open_queue
+from agent_runner.scheduler import Scheduler
+
+PYPROJECT = """\
+[tool.agent-runner]
+sandbox = "none"
+test = "true"
+lease_seconds = 120
+heartbeat_seconds = 20
+"""
+
+
+def sh(cwd: Path, *argv: str, stdin: bytes | None = None) -> str:
+    """Run a command, fail loudly, return stdout."""
+    out = subprocess.run(argv, cwd=cwd, input=stdin, capture_output=True, check=True)
+    return out.stdout.decode()
+
+
+def small_repo(folder: Path) -> Path:
+    """A repo with one module and the runner config for benchmarks."""
+    folder.mkdir(parents=True)
+    (folder / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    (folder / "pyproject.toml").write_text(PYPROJECT)
+    (folder / "tasks").mkdir()
+    sh(folder, "git", "init", "-q", "-b", "main")
+    sh(folder, "git", "add", "-A")
+    sh(folder, "git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "init")
+    return folder
+
+
+def write_tasks(repo: Path, n_tasks: int, *, delay_s: float) -> None:
+    """Write n change tasks whose scripted agent writes one file and finishes (delay_s per model call)."""
+    script = repo.parent / f"script-{delay_s}.yaml"
+    edit = {"name": "bash", "arguments": {"command": "echo done > out.txt"}}
+    finish = {"name": "finish", "arguments": {"summary": "wrote out.txt"}}
+    turns = [{"delay_s": delay_s, "tool_calls": [edit]}, {"delay_s": delay_s, "tool_calls": [finish]}]
+    script.write_text(yaml.safe_dump({"turns": turns}))
+    for i in range(n_tasks):
+        front = yaml.safe_dump({"kind": "change", "model": f"scripted:{script}"})
+        (repo / "tasks" / f"t{i:04d}.md").write_text(f"---\n{front}---\nWrite out.txt.\n")
+
+
+def run_queue(repo: Path, workers: int) -> tuple[float, list[float]]:
+    """Run the queue of `repo` with `workers` local workers; return wall seconds and job durations."""
+    config = load_config(repo, overrides={"workers": workers})
+    queue = open_queue(repo, config)
+    executor = LocalExecutor(workdir=config.path(repo, "state_dir"), workers=workers, cwd=repo)
+    durations: list[float] = []
+
+    def collect(event: object) -> None:
+        result = getattr(event, "result", None)
+        if result is not None:
+            durations.append(result.duration_s)
+
+    scheduler = Scheduler(queue, executor, config=config, root=repo, on_event=collect)
+    started = time.perf_counter()
+    summary = scheduler.run()
+    wall = time.perf_counter() - started
+    executor.close()
+    if summary.failed or len(summary.finished) != len(durations):
+        raise SystemExit(f"benchmark run failed: {summary.failed}")
+    return wall, durations
+
+
+def checkout_seconds(repo: Path, tmp: Path, n: int = 10) -> float:
+    """Mean seconds of one checkout (cache already warm) of `repo`."""
+    cache = agit.ensure_cache(str(repo))
+    base = agit.resolve_base(cache, None)
+    times = []
+    for i in range(n):
+        started = time.perf_counter()
+        agit.make_checkout(cache, tmp / f"co-{i}", branch=f"agent/bench-{i}", base_commit=base)
+        times.append(time.perf_counter() - started)
+        shutil.rmtree(tmp / f"co-{i}")
+    return statistics.mean(times)
+
+
+def worker_start_seconds(n: int = 5) -> float:
+    """Mean seconds for `python -m agent_runner.cli exec --help` (interpreter plus imports)."""
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        sh(Path.cwd(), sys.executable, "-m", "agent_runner.cli", "exec", "--help")
+        times.append(time.perf_counter() - started)
+    return statistics.mean(times)
+
+
+def bench_overhead(tmp: Path, n_tasks: int, worker_counts: list[int]) -> None:
+    """Runner overhead per task beyond the checkout, with a model that answers at once."""
+    print(f"\n== runner overhead: {n_tasks} tasks, scripted model answering at once ==")
+    probe = small_repo(tmp / "probe")
+    checkout = checkout_seconds(probe, tmp)
+    start = worker_start_seconds()
+    print(f"checkout {checkout * 1000:.0f} ms; worker interpreter start + imports {start * 1000:.0f} ms")
+    print("workers | wall s | per task ms (slot time) | beyond checkout ms | inside job ms | outside job ms")
+    for workers in worker_counts:
+        repo = small_repo(tmp / f"overhead-{workers}")
+        write_tasks(repo, n_tasks, delay_s=0.0)
+        wall, durations = run_queue(repo, workers)
+        slot_ms = wall * workers / n_tasks * 1000
+        inside = statistics.mean(durations) * 1000
+        print(
+            f"{workers:7d} | {wall:6.1f} | {slot_ms:23.0f} | {slot_ms - checkout * 1000:18.0f} | "
+            f"{inside:13.0f} | {slot_ms - inside:14.0f}"
+        )
+
+
+def bench_parallel(tmp: Path, n_tasks: int, worker_counts: list[int], delay_s: float) -> None:
+    """Parallel efficiency: T(1) / (k * T(k)) with a model that sleeps `delay_s` per call."""
+    print(f"\n== parallel efficiency: {n_tasks} tasks, model sleeping {delay_s} s per call (2 calls/task) ==")
+    print("workers | wall s | T1/(k*Tk) | model-time ideal / measured")
+    base = None
+    for workers in worker_counts:
+        repo = small_repo(tmp / f"parallel-{workers}")
+        write_tasks(repo, n_tasks, delay_s=delay_s)
+        wall, _ = run_queue(repo, workers)
+        base = base or wall * (1 if workers == 1 else workers)
+        ideal = n_tasks * 2 * delay_s / workers
+        print(f"{workers:7d} | {wall:6.1f} | {base / (workers * wall):9.0%} | {ideal / wall:.0%}")
+
+
+def large_repo(folder: Path, n_files: int, n_commits: int) -> Path:
+    """Generate a repo with n_files files and n_commits commits through git fast-import."""
+    folder.mkdir(parents=True)
+    sh(folder, "git", "init", "-q", "-b", "main")
+    chunks = []
+    for c in range(n_commits):
+        msg = f"commit {c}".encode()
+        chunks.append(b"commit refs/heads/main\n")
+        chunks.append(b"committer b <b@b> %d +0000\n" % (1_700_000_000 + c))
+        chunks.append(b"data %d\n%s\n" % (len(msg), msg))
+        if c > 0:
+            chunks.append(b"from refs/heads/main^0\n")
+        touched = range(n_files) if c == 0 else [(c * 7 + k * 131) % n_files for k in range(10)]
+        for i in touched:
+            body = f"# file {i}, revision {c}\n".encode() + b"x = 1\n" * 20
+            chunks.append(
+                b"M 100644 inline pkg%03d/mod%05d.py\ndata %d\n%s\n" % (i % 200, i, len(body), body)
+            )
+    sh(folder, "git", "fast-import", "--quiet", stdin=b"".join(chunks))
+    sh(folder, "git", "checkout", "-q", "-f", "main")
+    return folder
+
+
+def timed(action: object, n: int) -> float:
+    """Mean seconds of `action(i)` over n runs."""
+    times = []
+    for i in range(n):
+        started = time.perf_counter()
+        action(i)  # type: ignore[operator]
+        times.append(time.perf_counter() - started)
+    return statistics.mean(times)
+
+
+def bench_checkout(tmp: Path, n_files: int, n_commits: int, n: int) -> None:
+    """Checkout cost on a large repo: clone --local from the cache vs a full clone vs copying the work tree."""
+    print(f"\n== checkout cost: generated repo, {n_files} files, {n_commits} commits, {n} checkouts each ==")
+    started = time.perf_counter()
+    repo = large_repo(tmp / "large", n_files, n_commits)
+    print(f"generated in {time.perf_counter() - started:.1f} s")
+    cache = agit.ensure_cache(str(repo))
+    base = agit.resolve_base(cache, None)
+    out = tmp / "out"
+    out.mkdir()
+
+    def ours(i: int) -> None:
+        agit.make_checkout(cache, out / f"ours-{i}", branch=f"agent/b{i}", base_commit=base)
+
+    def full_clone(i: int) -> None:
+        sh(tmp, "git", "clone", "-q", "--no-local", f"file://{repo}", str(out / f"clone-{i}"))
+
+    def copy_tree(i: int) -> None:
+        sh(tmp, "cp", "-a", "--reflink=never", str(repo), str(out / f"copy-{i}"))
+        shutil.rmtree(out / f"copy-{i}" / ".git")
+
+    t_ours, t_clone, t_copy = timed(ours, n), timed(full_clone, n), timed(copy_tree, n)
+    print(f"clone --local from the bare cache : {t_ours:6.2f} s per checkout")
+    print(f"full clone (git clone --no-local) : {t_clone:6.2f} s  ({t_clone / t_ours:.1f}x ours)")
+    print(f"copy the work tree (cp -a)        : {t_copy:6.2f} s  (ours is {t_ours / t_copy:.2f}x copying)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=["overhead", "parallel", "checkout"], action="append")
+    parser.add_argument("--tasks", type=int, default=200, help="tasks for the overhead benchmark")
+    parser.add_argument("--parallel-tasks", type=int, default=40)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--files", type=int, default=20_000)
+    parser.add_argument("--commits", type=int, default=2_000)
+    parser.add_argument("--checkouts", type=int, default=5)
+    args = parser.parse_args()
+    chosen = args.only or ["overhead", "parallel", "checkout"]
+    with tempfile.TemporaryDirectory(prefix="run-bench-") as folder:
+        tmp = Path(folder)
+        os.environ["AGENT_RUNNER_HOME"] = str(tmp / "home")
+        print(f"machine: {os.cpu_count()} CPUs; python {sys.version.split()[0]}")
+        if "overhead" in chosen:
+            bench_overhead(tmp, args.tasks, args.workers)
+        if "parallel" in chosen:
+            bench_parallel(tmp, args.parallel_tasks, args.workers, 0.5)
+        if "checkout" in chosen:
+            bench_checkout(tmp, args.files, args.commits, args.checkouts)
+
+
+if __name__ == "__main__":
+    main()
