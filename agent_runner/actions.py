@@ -8,6 +8,7 @@ the queue file to the state branch (never to main).
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,6 +55,8 @@ def pull_state(root: Path, config: RunnerConfig, *, token: str | None) -> bool:
         return False
     path = config.path(root, "queue")
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not text.startswith(path.read_text(encoding="utf-8")):
+        shutil.copyfile(path, path.with_name(path.name + ".before-pull"))  # local events the branch lacks
     tmp = path.with_name(path.name + ".pulled")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
@@ -148,7 +151,8 @@ def _fetch(root: Path, result: TaskResult, path: Path, branch: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             git.fetch_bundle(root, git.write_b64(result.bundle_b64, Path(tmp) / "result.bundle"), branch)
         return
-    for candidate in (path.with_suffix(".bundle"), path.parent / Path(result.bundle_path or "x.bundle").name):
+    # Beside the result (an Actions artifact), else where the worker wrote it (a local run).
+    for candidate in (path.with_suffix(".bundle"), Path(result.bundle_path or path.with_suffix(".bundle"))):
         if candidate.is_file():
             git.fetch_bundle(root, candidate, branch)
             return

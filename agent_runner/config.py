@@ -48,7 +48,7 @@ class RunnerConfig(BaseModel):
     tasks_dir: str = Field(default="tasks", description="Folder of task files, relative to the repo root.")
     queue: str = Field(default="tasks/queue.jsonl", description="The central queue file.")
     state_dir: str = Field(default=".agent-runner", description="Runs, checkouts, caches and reports.")
-    model: str = Field(default="anthropic:claude-sonnet-4-5", description="Default model spec.")
+    model: str = Field(default="anthropic:claude-sonnet-5-5", description="Default model spec.")
     review_model: str | None = Field(default=None, description="Model for PR reviews (default: model).")
     workers: int = Field(default=2, ge=1, le=256, description="Local parallel workers.")
     executor: Literal["local", "ssh", "ray"] = Field(default="local", description="Where workers run.")

@@ -34,7 +34,7 @@ PRELOAD = (
     "agent_runner.sandbox",
     "agent_runner.redact",
 )
-POLL_S = 0.02
+POLL_S = 1.0
 
 
 def preload() -> None:
@@ -50,9 +50,12 @@ def serve(read_fd: int = 0, write_fd: int = 1) -> None:
     """Fork a child per request line until the input closes; report pids and exit codes."""
     children: set[int] = set()
     buffer = b""
+    wake = _wake_on_child_exit()
     while True:
-        ready, _, _ = select.select([read_fd], [], [], POLL_S)
-        if ready:
+        ready, _, _ = select.select([read_fd, wake], [], [], POLL_S)
+        if wake in ready:
+            os.read(wake, 4096)
+        if read_fd in ready:
             chunk = os.read(read_fd, 65536)
             if not chunk:
                 break
@@ -75,6 +78,8 @@ def spawn(command: dict[str, Any]) -> int:
         return pid
     code = 1
     try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()
         _redirect(command["log"])
         code = run_child(command)
@@ -92,15 +97,16 @@ def run_child(command: dict[str, Any]) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     worker.die_with_parent()
     worker.log_to_stderr()
+    trash: list[Path] = []
+    inline = command.get("inline_bundle", False)
     result = worker.serve_request(
-        command["request"],
-        workdir=Path(command["workdir"]),
-        inline_bundle=command.get("inline_bundle", False),
+        command["request"], workdir=Path(command["workdir"]), inline_bundle=inline, trash=trash
     )
     target = Path(command["result"])
     tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(worker.result_line(result), encoding="utf-8")
     os.replace(tmp, target)
+    worker.remove_in_background(trash)
     return 0
 
 
@@ -114,6 +120,16 @@ def _redirect(log: str) -> None:
     os.close(null)
     sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
     sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+
+
+def _wake_on_child_exit() -> int:
+    """Return a file descriptor that becomes readable whenever a child exits."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    os.set_blocking(write_end, False)
+    signal.set_wakeup_fd(write_end)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    return read_end
 
 
 def _reap(children: set[int], write_fd: int) -> None:

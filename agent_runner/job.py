@@ -37,17 +37,31 @@ class JobFailed(Exception):
         self.exit_status = exit_status
 
 
-def run_job(request: WorkRequest, *, workdir: Path, inline_bundle: bool = False) -> TaskResult:
-    """Run one attempt of `request.task` under the state folder `workdir` and return its result."""
-    return Job(request, workdir=workdir, inline_bundle=inline_bundle).run()
+def run_job(
+    request: WorkRequest, *, workdir: Path, inline_bundle: bool = False, trash: list[Path] | None = None
+) -> TaskResult:
+    """Run one attempt of `request.task` under the state folder `workdir` and return its result.
+
+    With `trash`, a checkout to delete is moved aside and appended there, so the caller can report the
+    result first and delete it afterwards.
+    """
+    return Job(request, workdir=workdir, inline_bundle=inline_bundle, trash=trash).run()
 
 
 class Job:
     """The state of one attempt while it runs."""
 
-    def __init__(self, request: WorkRequest, *, workdir: Path, inline_bundle: bool = False) -> None:
+    def __init__(
+        self,
+        request: WorkRequest,
+        *,
+        workdir: Path,
+        inline_bundle: bool = False,
+        trash: list[Path] | None = None,
+    ) -> None:
         self.request = request
         self.inline_bundle = inline_bundle
+        self.trash = trash
         self.task = request.task
         self.config: RunnerConfig = config_from_dict(request.config) if request.config else RunnerConfig()
         self.workdir = Path(workdir).resolve()
@@ -228,7 +242,10 @@ class Job:
         keep = self.config.keep_checkouts
         is_ok = self.result.outcome == Outcome.ACCEPTED
         if self.checkout is not None and (keep == "never" or (keep == "failed" and is_ok)):
-            workspace.remove_checkout(self.checkout.path)
+            if self.trash is None:
+                workspace.remove_checkout(self.checkout.path)
+            else:
+                self.trash.append(workspace.move_to_trash(self.checkout.path, self.workdir))
             self._set(checkout_path=None)
 
 

@@ -189,6 +189,8 @@ def review_prs(
     """Review each PR (or every open agent PR); optionally post the review and write fix tasks."""
     numbers = [parse_pr_ref(r) for r in refs]
     if all_open:
+        if not config.labels:
+            raise GitHubError("--all finds agent PRs by label; set [tool.agent-runner.github] labels")
         numbers += [p.number for p in gh.labeled_pulls(config.labels[0]) if p.number not in numbers]
     outcomes = []
     for number in numbers:

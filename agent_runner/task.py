@@ -64,7 +64,7 @@ class Task(BaseModel):
     repo: str | None = Field(default=None, description="Path or git URL; default: the repo holding tasks/.")
     base: str | None = Field(default=None, description="Base branch; default: the repo's default branch.")
     branch: str | None = Field(default=None, description="Branch to work on; must start with agent/.")
-    model: str | None = Field(default=None, description="Model spec such as anthropic:claude-sonnet-4-5.")
+    model: str | None = Field(default=None, description="Model spec such as anthropic:claude-sonnet-5-5.")
     limits: Limits = Field(default_factory=Limits, description="steps, cost_usd, minutes, tokens.")
     pr: bool | Literal["draft"] = Field(default="draft", description="true | false | draft.")
     labels: list[str] = Field(default_factory=list, description="Extra PR labels.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -17,11 +18,32 @@ from agent_runner.result import TaskResult, WorkRequest
 LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
 
 
-def serve_request(data: bytes | str, *, workdir: Path, inline_bundle: bool = False) -> TaskResult:
+def serve_request(
+    data: bytes | str, *, workdir: Path, inline_bundle: bool = False, trash: list[Path] | None = None
+) -> TaskResult:
     """Run the WorkRequest JSON `data` with stdout kept clean, and return its result."""
     request = WorkRequest.model_validate_json(data)
     with stdout_to_stderr():
-        return run_job(request, workdir=workdir, inline_bundle=inline_bundle)
+        return run_job(request, workdir=workdir, inline_bundle=inline_bundle, trash=trash)
+
+
+def remove_in_background(paths: list[Path]) -> None:
+    """Delete `paths` in a detached grandchild, so this worker can exit (and report) at once."""
+    if not paths:
+        return
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            if os.fork() == 0:  # the grandchild is adopted by init, so nobody waits for it
+                for path in paths:
+                    shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)  # the short-lived child, not the grandchild doing the work
 
 
 def result_line(result: TaskResult) -> str:

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,15 @@ def setup_env(base: Mapping[str, str], home: Mapping[str, str]) -> dict[str, str
 def remove_checkout(path: Path) -> None:
     """Delete a checkout folder (best effort)."""
     shutil.rmtree(path, ignore_errors=True)
+
+
+def move_to_trash(path: Path, workdir: Path) -> Path:
+    """Move a checkout out of the way at once (a rename); return where it went, for deleting later."""
+    trash = workdir / "trash"
+    trash.mkdir(parents=True, exist_ok=True)
+    target = trash / f"{path.name}.{os.getpid()}.{time.monotonic_ns()}"
+    os.replace(path, target)
+    return target
 
 
 def default_env() -> dict[str, str]:

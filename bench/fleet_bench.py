@@ -99,20 +99,48 @@ def run_queue(root: Path, fleet: NetnsFleet, n: int, n_tasks: int, models: Path)
     return wall
 
 
-def overhead_ms(executor: Any, slot: Any, root: Path, models: Path, tag: str, n: int = 5) -> float:
-    """Median of (executor.run wall time - the worker's own duration) for quick tasks, in ms."""
+NOOP_WORKER = """#!/bin/sh
+exec {python} -c 'import json, sys; r = json.load(sys.stdin); print(json.dumps({{"task_id": r["task"]["id"], \
+"attempt": r["attempt"], "outcome": "accepted", "duration_s": 0}}))'
+"""
+
+
+def noop_worker(folder: Path) -> str:
+    """Write a worker that answers at once (python + json only): isolates the transport's own cost."""
+    path = folder / "noop-worker"
+    path.write_text(NOOP_WORKER.format(python=sys.executable))
+    path.chmod(0o755)
+    return str(path)
+
+
+def overhead_ms(executor: Any, slot: Any, root: Path, models: Path, tag: str, n: int = 7) -> float:
+    """Median of (executor.run wall time - the worker's own duration), in ms."""
     config = load_config(root).model_dump(mode="json", by_alias=True)
+    base = git(root, "rev-parse", "HEAD")
     samples = []
     for i in range(n):
-        task = Task(
-            id=f"o-{tag}-{i}", kind="change", model=model_spec(models, f"o{tag}{i}", calls=2, delay_s=0)
-        )
-        base = git(root, "rev-parse", "HEAD")
+        spec = model_spec(models, f"o{tag}{i}", calls=2, delay_s=0)
+        task = Task(id=f"o-{tag}-{i}", kind="change", model=spec)
         request = WorkRequest(task=task, repo=str(root), base_commit=base, config=config)
         started = time.perf_counter()
         result = executor.run(request, slot)
         samples.append(time.perf_counter() - started - result.duration_s)
-    return statistics.median(samples) * 1000
+    return statistics.median(samples[1:]) * 1000  # the first run warms caches on both sides
+
+
+def overhead(root: Path, fleet: NetnsFleet, models: Path, command: str, *, ssh: bool) -> float:
+    """Return the dispatch overhead of the SSH executor (on m1) or the local one, `command` as the worker."""
+    tag = f"{'s' if ssh else 'l'}{len(command)}"
+    if not ssh:
+        local = LocalExecutor(workdir=root / ".agent-runner", workers=1, command=[command])
+        return overhead_ms(local, local.slots()[0], root, models, tag)
+    machine = {**machines(fleet, 1)[0], "command": command}
+    settings = {"config_file": str(fleet.ssh_config)}
+    executor = SshExecutor.from_config(load_config(root, overrides={"machines": [machine], "ssh": settings}))
+    try:
+        return overhead_ms(executor, executor.slots()[0], root, models, tag)
+    finally:
+        executor.close()
 
 
 def ssh_round_trip_ms(fleet: NetnsFleet, *, shared: bool, n: int = 10) -> float:
@@ -161,33 +189,23 @@ def report(root: Path, fleet: NetnsFleet, models: Path, counts: list[int], n_tas
     for n, wall in walls.items():
         efficiency = base / (n * wall)
         ideal_eff = n_tasks * ideal / (n * wall)
-        rows.append({"machines": n, "wall_s": round(wall, 2), "tasks_per_min": round(n_tasks / wall * 60, 1),
-                     "efficiency": round(efficiency, 3), "model_time_share": round(ideal_eff, 3)})  # fmt: skip
+        row = {"machines": n, "wall_s": round(wall, 2), "per_min": round(n_tasks / wall * 60, 1)}
+        rows.append({**row, "efficiency": round(efficiency, 3), "model_time_share": round(ideal_eff, 3)})
         print(f"  {n} machine(s): {wall:6.1f} s  {n_tasks / wall * 60:5.1f} tasks/min  "
               f"parallel efficiency {efficiency:.0%} (vs {counts[0]} machine)  "
               f"model-time share {ideal_eff:.0%}")  # fmt: skip
-    config = load_config(
-        root, overrides={"machines": machines(fleet, 1), "ssh": {"config_file": str(fleet.ssh_config)}}
-    )
-    ssh = SshExecutor.from_config(config, root=root)
-    ssh_ms = overhead_ms(ssh, ssh.slots()[0], root, models, "ssh")
-    ssh.close()
-    local = LocalExecutor(workdir=root / ".agent-runner", workers=1)
-    local_ms = overhead_ms(local, local.slots()[0], root, models, "local")
+    print("dispatch overhead per task, median ms (executor.run wall - the worker's own duration):")
+    figures = {}
+    for kind, command in (("real worker", RUN_AGENTS), ("no-op worker", noop_worker(models))):
+        ssh_ms = overhead(root, fleet, models, command, ssh=True)
+        local_ms = overhead(root, fleet, models, command, ssh=False)
+        figures[kind] = {"ssh": round(ssh_ms), "local": round(local_ms)}
+        print(f"  {kind:12}: ssh {ssh_ms:5.0f}   local {local_ms:5.0f}   ssh extra {ssh_ms - local_ms:5.0f}")
     shared, fresh = ssh_round_trip_ms(fleet, shared=True), ssh_round_trip_ms(fleet, shared=False)
-    print(f"dispatch overhead per task (wall - worker's own time): ssh {ssh_ms:.0f} ms, "
-          f"local {local_ms:.0f} ms, ssh extra {ssh_ms - local_ms:.0f} ms")  # fmt: skip
-    print(f"ssh round trip: ControlMaster {shared:.0f} ms vs new connection {fresh:.0f} ms "
+    print(f"ssh round trip: ControlMaster {shared:.0f} ms vs a new connection each time {fresh:.0f} ms "
           f"(naive baseline, {fresh / shared:.1f}x slower)")  # fmt: skip
-    print(
-        json.dumps(
-            {
-                "runs": rows,
-                "overhead_ms": {"ssh": round(ssh_ms), "local": round(local_ms)},
-                "ssh_round_trip_ms": {"control_master": round(shared), "new_connection": round(fresh)},
-            }
-        )
-    )
+    trips = {"control_master": round(shared), "new_connection": round(fresh)}
+    print(json.dumps({"runs": rows, "overhead_ms": figures, "ssh_round_trip_ms": trips}))
 
 
 if __name__ == "__main__":

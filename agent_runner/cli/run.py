@@ -46,8 +46,12 @@ def exec_(
         worker.die_with_parent()
         worker.log_to_stderr()
         folder = workdir or git.home_dir() / "work"
-        result = worker.serve_request(sys.stdin.buffer.read(), workdir=folder, inline_bundle=inline_bundle)
+        trash: list[Path] = []
+        data = sys.stdin.buffer.read()
+        result = worker.serve_request(data, workdir=folder, inline_bundle=inline_bundle, trash=trash)
         sys.stdout.write(worker.result_line(result))
+        sys.stdout.flush()
+        worker.remove_in_background(trash)
         return
     request, config = _file_request(Path(task_file), repo=repo, base=base, attempt=attempt, model=model)
     folder = workdir or config.path(repo_root(), "state_dir")
@@ -274,7 +278,7 @@ def clean(
     """Remove the kept checkouts (and with --runs, the run logs and trajectories)."""
     config = get_config()
     state = config.path(repo_root(), "state_dir")
-    targets = [state / "checkouts"] + ([state / "runs"] if runs else [])
+    targets = [state / "checkouts", state / "trash"] + ([state / "runs"] if runs else [])
     n_removed = 0
     for folder in targets:
         if folder.is_dir():

@@ -1,8 +1,10 @@
-"""Configuration of SSH machines (`[[tool.agent-runner.machines]]`) and of the SSH transport."""
+"""SSH machines: their configuration (`[[tool.agent-runner.machines]]`), the transport's, and their status."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -52,3 +54,36 @@ class SshConfig(BaseModel):
     control_persist_s: int = Field(default=600, ge=0, description="Idle life of the shared connection.")
     recheck_s: float = Field(default=30.0, gt=0, description="Re-check a failed machine after this.")
     options: list[str] = Field(default_factory=list, description="Extra `-o Key=Value` options for ssh.")
+
+
+def coordinator_version() -> str:
+    """Return the agent-runner version installed here."""
+    try:
+        return importlib.metadata.version("agent-runner")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass
+class MachineStatus:
+    """What the last check of a machine found."""
+
+    name: str
+    target: str
+    workers: int
+    is_reachable: bool = False
+    error: str = ""
+    runner_version: str = ""
+    git_version: str = ""
+    python_version: str = ""
+    n_running_there: int = 0
+    n_busy: int = 0
+    checked_at: float = 0.0
+
+    @property
+    def free_slots(self) -> int:
+        return max(0, self.workers - max(self.n_busy, self.n_running_there)) if self.is_reachable else 0
+
+    @property
+    def is_version_mismatch(self) -> bool:
+        return self.is_reachable and self.runner_version != coordinator_version()

@@ -27,6 +27,7 @@ class RepoSource:
 
     def __init__(self) -> None:
         self._bundle: tuple[tuple[str, str], str] | None = None
+        self._remotes: dict[tuple[str, str, str | None], tuple[str | None, bool]] = {}
         self._lock = threading.Lock()
 
     def update(
@@ -38,13 +39,25 @@ class RepoSource:
         repo = Path(request.repo)
         base_commit = request.base_commit or self.base_commit(repo, request.base or request.task.base)
         fields: dict[str, Any] = {"base_commit": base_commit}
-        url = url or origin_url(repo)
-        if mode == "remote" or (mode == "auto" and url and is_pushed(repo, base_commit)):
+        url, is_fetchable = self._remote_of(repo, base_commit, url)
+        if mode == "remote" or (mode == "auto" and is_fetchable):
             if not url:
                 hint = f"set repo_url or source = 'bundle' for {where}"
                 raise ExecutorError(f"{repo} has no remote 'origin'; {hint}")
             return {**fields, "repo": url}
         return {**fields, "repo_bundle_b64": self.bundle(repo, base_commit)}
+
+    def _remote_of(self, repo: Path, commit: str, url: str | None) -> tuple[str | None, bool]:
+        """Return the URL a worker fetches and whether `commit` is there (cached per repo and commit)."""
+        key = (str(repo), commit, url)
+        with self._lock:
+            known = self._remotes.get(key)
+        if known is None:
+            found = url or origin_url(repo)
+            known = (found, bool(found) and is_pushed(repo, commit))
+            with self._lock:
+                self._remotes[key] = known
+        return known
 
     @staticmethod
     def base_commit(repo: Path, base: str | None) -> str:

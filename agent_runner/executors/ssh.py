@@ -9,7 +9,6 @@ run, and a result that arrived there late is handed to `on_late_result` (the que
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from agent_runner.errors import ExecutorError
 from agent_runner.executors.local import parse_result
-from agent_runner.executors.machine import MachineConfig, SshConfig
+from agent_runner.executors.machine import MachineConfig, MachineStatus, SshConfig, coordinator_version
 from agent_runner.executors.source import RepoSource, forwarded_secrets
 from agent_runner.executors.ssh_transport import (
     SSH_LOST,
@@ -45,39 +44,6 @@ if TYPE_CHECKING:
 __all__ = ["MachineConfig", "MachineStatus", "SshConfig", "SshExecutor", "coordinator_version"]
 log = logging.getLogger(__name__)
 CHECK_TIMEOUT_S = 30.0
-
-
-def coordinator_version() -> str:
-    """Return the agent-runner version installed here."""
-    try:
-        return importlib.metadata.version("agent-runner")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
-@dataclass
-class MachineStatus:
-    """What the last check of a machine found."""
-
-    name: str
-    target: str
-    workers: int
-    is_reachable: bool = False
-    error: str = ""
-    runner_version: str = ""
-    git_version: str = ""
-    python_version: str = ""
-    n_running_there: int = 0
-    n_busy: int = 0
-    checked_at: float = 0.0
-
-    @property
-    def free_slots(self) -> int:
-        return max(0, self.workers - max(self.n_busy, self.n_running_there)) if self.is_reachable else 0
-
-    @property
-    def is_version_mismatch(self) -> bool:
-        return self.is_reachable and self.runner_version != coordinator_version()
 
 
 @dataclass
@@ -204,6 +170,8 @@ class SshExecutor:
         machine = self._machines.get(slot.machine)
         if machine is None:
             raise ExecutorError(f"no machine named '{slot.machine}'; known: {', '.join(self._machines)}")
+        if not machine.status.is_reachable:
+            raise ExecutorError(f"machine {slot.machine} is down: {machine.status.error}")
         payload = self._prepare(request, machine, slot).model_dump_json().encode()
         key = (request.task.id, request.attempt)
         machine.client.start_master()
@@ -224,21 +192,27 @@ class SshExecutor:
     ) -> TaskResult:
         name = machine.config.name
         text = stdout.decode("utf-8", "replace")
-        if rc == SSH_LOST and not text.strip():
-            machine.lost.append((request.task.id, request.attempt))
-            machine.status.is_reachable = False
-            machine.status.checked_at = time.time()
-            machine.status.error = f"connection lost: {_tail(stderr)}"
-            log.warning(
-                "lost machine %s running %s#%d: %s", name, request.task.id, request.attempt, _tail(stderr)
-            )
-            raise ExecutorError(f"lost the connection to machine {name}: {_tail(stderr)}")
+        if rc == SSH_LOST:
+            try:  # the result may have arrived whole just before the connection dropped
+                return parse_result(text, request).model_copy(update={"machine": name})
+            except ExecutorError:
+                self._lose(machine, request, _tail(stderr))
         if rc == WORKDIR_FAILED:
             raise ExecutorError(f"cannot use the workdir {machine.config.workdir} on {name}")
         if rc != 0 and not text.strip():
             raise ExecutorError(f"worker on {name} exited with {rc}: {_tail(stderr)}")
-        result = parse_result(text, request)
-        return result.model_copy(update={"machine": name})
+        return parse_result(text, request).model_copy(update={"machine": name})
+
+    def _lose(self, machine: _Machine, request: WorkRequest, why: str) -> None:
+        """Mark the machine down (its lost attempt is collected when it is back); raise ExecutorError."""
+        machine.lost.append((request.task.id, request.attempt))
+        machine.status.is_reachable = False
+        machine.status.checked_at = time.time()
+        machine.status.error = f"connection lost: {why}"
+        log.warning(
+            "lost machine %s running %s#%d: %s", machine.config.name, request.task.id, request.attempt, why
+        )
+        raise ExecutorError(f"lost the connection to machine {machine.config.name}: {why}")
 
     def _prepare(self, request: WorkRequest, machine: _Machine, slot: Slot) -> WorkRequest:
         """Return the request as the machine gets it: its repo source, its secrets, its slot name."""
@@ -264,11 +238,11 @@ class SshExecutor:
         proc.kill()
 
     def close(self) -> None:
-        """Stop running attempts' ssh clients and close the shared connections."""
+        """Cancel running attempts (there and here) and close the shared connections."""
         with self._lock:
-            procs = [proc for _, proc in self._running.values()]
-        for proc in procs:
-            proc.kill()
+            running = list(self._running)
+        for task_id, attempt in running:
+            self.cancel(task_id, attempt)
         for machine in self._machines.values():
             machine.client.stop_master()
         shutil.rmtree(self._control_dir, ignore_errors=True)

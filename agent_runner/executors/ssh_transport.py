@@ -61,7 +61,7 @@ class SshClient:
 
     def start_master(self) -> str | None:
         """Open the shared connection (idempotent); return ssh's error text, or None when it is up."""
-        if self.control_path.exists() and self._master_alive():
+        if self.control_path.exists():  # a stale socket only makes ssh fall back to a direct connection
             return None
         self.control_path.unlink(missing_ok=True)
         persist = f"ControlPersist={self.settings.control_persist_s or 'yes'}"
@@ -72,10 +72,6 @@ class SshClient:
             err.seek(0)
             text = err.read().decode("utf-8", "replace").strip()
         return None if done.returncode == 0 else (text or f"ssh exited with {done.returncode}")
-
-    def _master_alive(self) -> bool:
-        argv = [*self.base_argv(), "-O", "check", self.machine.ssh]
-        return subprocess.run(argv, capture_output=True).returncode == 0
 
     def stop_master(self) -> None:
         """Close the shared connection."""

@@ -23,6 +23,7 @@ from agent_runner.models.base import base_url, check_tool_calls, clip, is_contex
 KEY_ENV = "ANTHROPIC_API_KEY"
 BASE_URL_ENV = "ANTHROPIC_BASE_URL"
 EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
+MAX_RETRY_WAIT_S = 60.0
 MESSAGE_BREAKPOINTS = 2  # plus one on the system prompt: 3 of the 4 the API allows
 THINKING_TYPES = ("thinking", "redacted_thinking")
 _ACCOUNT_CODES = {"organization_on_hold", "linked_organization_billing_unavailable"}
@@ -32,6 +33,30 @@ _STOP_REASONS = {
     "max_tokens": StopReason.MAX_TOKENS,
     "model_context_window_exceeded": StopReason.MAX_TOKENS,
 }
+
+
+class RetryTooLateError(Exception):
+    """The API asked to wait longer than MAX_RETRY_WAIT_S before retrying."""
+
+
+class _RetryWaitCap(anthropic.Middleware):
+    """Stop the SDK from sleeping on a long retry-after: the scheduler re-queues the task instead."""
+
+    def handle(self, request: Any, call_next: Any) -> Any:
+        response = call_next(request)
+        if response.status_code in (408, 409, 429) or response.status_code >= 500:
+            wait = _retry_after(response.headers)
+            if wait > MAX_RETRY_WAIT_S:
+                raise RetryTooLateError(f"HTTP {response.status_code}, retry-after {wait:.0f} s")
+        return response
+
+
+def _retry_after(headers: Mapping[str, str]) -> float:
+    """Return the seconds a response asks to wait (0 when absent or not a number, e.g. an HTTP date)."""
+    try:
+        return float(headers.get("retry-after-ms") or 0) / 1000 or float(headers.get("retry-after") or 0)
+    except ValueError:
+        return 0.0
 
 
 class AnthropicModel:
@@ -55,6 +80,7 @@ class AnthropicModel:
             base_url=base_url,
             timeout=self.config.timeout_s,
             max_retries=self.config.max_retries,
+            middleware=[_RetryWaitCap()],
         )
 
     @classmethod
@@ -85,6 +111,8 @@ class AnthropicModel:
             )
         except anthropic.AnthropicError as exc:
             raise translate_error(exc, self.spec) from exc
+        except RetryTooLateError as exc:
+            raise ModelUnavailableError(f"{self.spec}: the API asked to wait ({exc}); retry later.") from exc
         except json.JSONDecodeError as exc:
             raise ModelUnavailableError(
                 f"{self.spec}: the API answered with invalid JSON; retry later."

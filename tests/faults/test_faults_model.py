@@ -1,19 +1,28 @@
-"""Model server faults through the real SDKs and the real job: each ends in the right class, in bounded time."""
+"""Model server faults through the real SDKs and the real job: each ends in its class in bounded time."""
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 from faults_helpers import Project, Scenario, json_events, task_types, write_command
 
+from agent_runner.config import load_config
+from agent_runner.job import run_job
+from agent_runner.result import Outcome, WorkRequest
+from agent_runner.task import load_task_file
 from agent_runner.testing.fake_llm import FakeLLMServer, error, hang, raw, raw_json, reset, turn
 from agent_runner.testing.fake_llm_wire import Reply
 
 KEYS = {"ANTHROPIC_API_KEY": "test-key-anthropic", "OPENAI_API_KEY": "test-key-openai"}
-RETRIES = 1  # models.max_retries: each fault is served RETRIES + 1 times to get past the SDK's own retries
+RETRIES = (
+    1  # models.max_retries: each fault is served N = RETRIES + 1 times to get past the SDK's own retries
+)
+N = RETRIES + 1
+INFRA = Outcome.INFRA
 
 
 def _good() -> list[Reply]:
@@ -49,77 +58,114 @@ def _broken_arguments() -> Reply:
 
 @dataclass
 class Fault:
-    """One model-server fault, the replies that inject it, and the class it must end in."""
+    """One model-server fault, the replies that inject it, and the outcome its attempt must end in."""
 
     name: str
     replies: list[Reply]
-    expect: str  # infra | rejected | model_auth | accepted
+    expect: Outcome
     provider: str = "anthropic"
     default: Reply | None = None
-    extra_tasks: list[str] = field(default_factory=list)
+    reason: str = ""
 
 
 FAULTS = [
-    Fault("429 retry-after", [error(429, retry_after=0.05)] * (RETRIES + 1) + _good(), "infra"),
-    Fault("529 overloaded", [error(529, retry_after_ms=10)] * (RETRIES + 1) + _good(), "infra"),
-    Fault("500 server error", [error(500, retry_after_ms=10)] * (RETRIES + 1) + _good(), "infra"),
-    Fault("connection reset", [reset()] * (RETRIES + 1) + _good(), "infra"),
-    Fault("hang past timeout", [hang(8.0)] * (RETRIES + 1) + _good(), "infra"),
-    Fault("invalid JSON", [raw(b'{"id": "msg_1", "content": [')] * (RETRIES + 1) + _good(), "infra"),
-    Fault("401 bad key", [error(401, "invalid x-api-key")], "model_auth", extra_tasks=["second"]),
-    Fault("broken tool arguments", [_broken_arguments(), *_good()], "accepted", provider="openai"),
-    Fault("never calls tools", [], "rejected", default=turn("Looks fine to me; nothing to do.")),
+    Fault("429 retry-after", [error(429, retry_after=0.05)] * N, INFRA, reason="unavailable"),
+    Fault("529 overloaded", [error(529, retry_after_ms=10)] * N, INFRA, reason="unavailable"),
+    Fault(
+        "500 server error",
+        [error(500, retry_after_ms=10)] * (RETRIES + 1),
+        Outcome.INFRA,
+        reason="unavailable",
+    ),
+    Fault("connection reset", [reset()] * N, INFRA, reason="unavailable"),
+    Fault("hang past timeout", [hang(8.0)] * N, INFRA, reason="timed out"),
+    Fault(
+        "invalid JSON",
+        [raw(b'{"id": "msg_1", "content": [')] * (RETRIES + 1),
+        Outcome.INFRA,
+        reason="unavailable",
+    ),
+    Fault("401 bad key", [error(401, "invalid x-api-key")], Outcome.MODEL_AUTH, reason="key"),
+    Fault("broken tool arguments", [_broken_arguments(), *_good()], Outcome.ACCEPTED, provider="openai"),
+    Fault(
+        "never calls tools", [], Outcome.REJECTED, default=turn("Looks fine; nothing to do."), reason="chang"
+    ),
 ]
 
 
+@pytest.fixture
+def server() -> Iterator[FakeLLMServer]:
+    """A fake LLM server (replies are queued by each test)."""
+    with FakeLLMServer() as fake:
+        yield fake
+
+
+def _models_config(project: Project, server: FakeLLMServer) -> None:
+    project.configure(
+        f'[tool.agent-runner.models]\nanthropic_base_url = "{server.anthropic_base_url}"\n'
+        f'openai_base_url = "{server.openai_base_url}"\nmax_retries = {RETRIES}\ntimeout_s = 1.0\n'
+    )
+
+
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name.replace(" ", "-") for f in FAULTS])
-def test_model_fault_ends_in_the_right_class(project: Project, scenario: Scenario, fault: Fault) -> None:
-    """The fault is classified (infra re-queue unspent / task failure / model stopped) within bounded time."""
+def test_model_fault_ends_in_the_right_class(
+    project: Project, scenario: Scenario, server: FakeLLMServer, fault: Fault
+) -> None:
+    """One attempt of the real job against the faulty server ends in the fault's outcome, in bounded time."""
     scenario.name = f"model fault: {fault.name}"
+    server.default = fault.default or server.default
+    server.enqueue(*fault.replies)
+    _models_config(project, server)
     spec = "anthropic:claude-test" if fault.provider == "anthropic" else "openai:gpt-test"
-    with FakeLLMServer(default=fault.default) as server:
-        server.enqueue(*fault.replies)
-        project.configure("workers = 1\n")
-        project.configure(
-            f'[tool.agent-runner.models]\nanthropic_base_url = "{server.anthropic_base_url}"\n'
-            f'openai_base_url = "{server.openai_base_url}"\nmax_retries = {RETRIES}\ntimeout_s = 1.0\n'
-        )
-        for task_id in ["flaky", *fault.extra_tasks]:
-            project.task(task_id, spec, max_attempts=1, reflection_rounds=0)
-        started = time.monotonic()
-        out = project.cli("run", "--json", env=KEYS, timeout=60)
-        elapsed = time.monotonic() - started
-        requests = list(server.requests)
-    events = project.events()
-    types = task_types(events, "flaky")
-    stream = json_events(out.stdout)
-    assert elapsed < 30, f"{fault.name} took {elapsed:.0f} s"
-    assert "failed" not in types or fault.expect == "rejected", types
-    if fault.expect == "infra":
-        released = [e for e in events if e["type"] == "released" and e["task"] == "flaky"]
-        assert types == ["queued", "claimed", "released", "claimed", "finished"], (types, out.stdout)
-        assert released[0]["infra"] is True and "unavailable" in released[0]["reason"]
-        assert out.returncode == 0, out.stdout
-        outcome = f"infra re-queue, attempt unspent, then finished ({released[0]['reason'][:60]})"
-    elif fault.expect == "model_auth":
-        blocked = [e for e in stream if e.get("event") == "model_blocked"]
-        assert len(blocked) == 1 and "claude-test" in blocked[0]["message"], out.stdout
-        assert "claimed" not in task_types(events, "second"), "no dispatch to a model with a bad key"
-        assert len(requests) == 1 and out.returncode == 1
-        outcome = f"model blocked after 1 call: {blocked[0]['message'][:60]}"
-    elif fault.expect == "accepted":
-        assert types == ["queued", "claimed", "finished"], (types, out.stdout)
-        answer = json.dumps(requests[1].json["messages"][-1])
+    task = load_task_file(project.task("flaky", spec, reflection_rounds=0))
+    config = load_config(project.root).model_dump(mode="json", by_alias=True)
+    request = WorkRequest(task=task, repo=str(project.root), config=config, secrets=KEYS, model=spec)
+    started = time.monotonic()
+    result = run_job(request, workdir=project.state)
+    elapsed = time.monotonic() - started
+    assert result.outcome == fault.expect, result.reason
+    assert fault.reason in result.reason, result.reason
+    assert elapsed < 15, f"{fault.name} took {elapsed:.0f} s"
+    if fault.name == "broken tool arguments":
+        answer = json.dumps(server.requests[1].json["messages"][-1])
         assert "could not be used" in answer and "call_bad" in answer
-        outcome = "reported back to the model; task finished"
-    else:
-        failed = [e for e in events if e["type"] == "failed"]
-        assert types == ["queued", "claimed", "failed"] and failed[0]["final"], types
-        assert out.returncode == 1
-        outcome = f"task failure: {failed[0]['reason'].splitlines()[0][:60]}"
-    scenario.outcome = f"{outcome} in {elapsed:.1f} s"
+    if fault.expect == Outcome.MODEL_AUTH:
+        assert len(server.requests) == 1  # a bad key is not retried
+    scenario.outcome = (
+        f"{result.outcome}: {(result.reason or 'finished').splitlines()[0][:70]} ({elapsed:.1f} s)"
+    )
 
 
-def test_model_fault_suite_covers_every_class() -> None:
-    """The parametrized faults cover all four expected classes (a guard against trimming the list)."""
-    assert {f.expect for f in FAULTS} == {"infra", "rejected", "model_auth", "accepted"}
+def test_rate_limited_attempt_is_requeued_unspent_then_finishes(
+    project: Project, scenario: Scenario, server: FakeLLMServer
+) -> None:
+    """`run`: a 429 past the SDK's retries re-queues the task, no attempt spent; it finishes later."""
+    server.enqueue(*[error(429, retry_after=0.05)] * (RETRIES + 1), *_good())
+    _models_config(project, server)
+    project.task("flaky", "anthropic:claude-test", max_attempts=1, reflection_rounds=0)
+    out = project.cli("run", "--json", env=KEYS, timeout=60)
+    events = [e for e in project.events() if e["type"] != "heartbeat"]
+    assert task_types(events, "flaky") == ["queued", "claimed", "released", "claimed", "finished"], out.stdout
+    released = next(e for e in events if e["type"] == "released")
+    assert (released["infra"] is True and "rate" in released["reason"].lower()) or "429" in released["reason"]
+    assert out.returncode == 0
+    scenario.outcome = f"re-queued unspent ({released['reason'][:50]}), then finished"
+
+
+def test_bad_key_stops_dispatching_to_that_model(
+    project: Project, scenario: Scenario, server: FakeLLMServer
+) -> None:
+    """`run`: a 401 blocks the model with one message; its other tasks stay queued, never dispatched."""
+    server.enqueue(error(401, "invalid x-api-key"))
+    _models_config(project, server)
+    project.configure("workers = 1\n")
+    for task_id in ("first", "second"):
+        project.task(task_id, "anthropic:claude-test", max_attempts=1)
+    out = project.cli("run", "--json", env=KEYS, timeout=60)
+    blocked = [e for e in json_events(out.stdout) if e.get("event") == "model_blocked"]
+    assert len(blocked) == 1 and "claude-test" in blocked[0]["message"], out.stdout
+    claimed = [e["task"] for e in project.events() if e["type"] == "claimed"]
+    assert len(claimed) == 1 and len(server.requests) == 1
+    assert not [e for e in project.events() if e["type"] == "failed"]  # nothing failed: the tasks wait
+    assert out.returncode == 1
+    scenario.outcome = f"model blocked after one call: {blocked[0]['message'][:60]}"

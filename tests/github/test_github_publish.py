@@ -30,7 +30,7 @@ def test_publish_opens_draft_pr_with_head_base_labels_and_gate_table(
     pull = fake.store.pulls[1]
     assert url == pull["html_url"]
     assert [label["name"] for label in pull["labels"]] == ["agent-runner", "fix-lint", "chore"]
-    assert "| ruff | ✅ pass | violations: 7 | violations: 0 |" in pull["body"]
+    assert "| ruff | violations 7 | violations 0 | pass |" in pull["body"]
     assert "<!-- agent-runner:task=fix-app -->" in pull["body"] and "attempt: 2" in pull["body"]
 
 

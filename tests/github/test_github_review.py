@@ -203,13 +203,16 @@ def test_report_findings_tool_arguments_are_accepted() -> None:
 def test_review_command_posts_once_and_prints_json(
     pr: GitHubRepo, source: Path, fake: FakeGitHub, gh_config: GitHubConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`run-agents review 1 --post --json` with a scripted review model posts one review and reports it."""
+    """`run-agents review 1 --post --json` uses `review_model`, posts one review and reports it."""
     script = source.parent / "review.json"
     findings = [{"file": "app.py", "line": 9, "severity": "major", "explanation": "mul lacks a test"}]
     script.write_text(json.dumps({"turns": [finish("comment", findings)]}))
     monkeypatch.setenv("GITHUB_TOKEN", "t")
     monkeypatch.setenv("AGENT_RUNNER_GITHUB", gh_config.model_dump_json())
-    args = ["--root", str(source), "review", "1", "--post", "--json", "--model", f"scripted:{script}"]
+    monkeypatch.setenv(
+        "AGENT_RUNNER_REVIEW_MODEL", f"scripted:{script}"
+    )  # review_model, not the author's model
+    args = ["--root", str(source), "review", "1", "--post", "--json"]
     result = CliRunner().invoke(get_app(), args)
     assert result.exit_code == 0, result.output
     (report,) = json.loads(result.output)

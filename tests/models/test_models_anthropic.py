@@ -204,6 +204,17 @@ def test_transient_error_then_success(
     assert make(server, fast).query("s", [Message.user("t")], tools).message.tool_calls
 
 
+def test_long_retry_after_is_not_slept_on(
+    server: FakeLLMServer, fast: ModelsConfig, tools: list[ToolSpec]
+) -> None:
+    """A 429 asking to wait an hour surfaces at once: the scheduler re-queues, no worker sleeps."""
+    server.enqueue(error(429, retry_after=3600), error(429, retry_after=3600))
+    started = time.monotonic()
+    with pytest.raises(ModelUnavailableError, match="retry-after 3600 s"):
+        make(server, fast).query("s", [Message.user("t")], tools)
+    assert time.monotonic() - started < 2 and len(server.requests) == 1
+
+
 def test_hang_times_out_as_unavailable(server: FakeLLMServer, tools: list[ToolSpec]) -> None:
     """A server that never answers costs timeout_s per attempt, then ModelUnavailableError."""
     server.enqueue(hang(10))
