@@ -146,7 +146,6 @@ def ingest_one(
 
 
 def _fetch(root: Path, result: TaskResult, path: Path, branch: str) -> None:
-    branch = result.branch or branch
     if result.bundle_b64:
         with tempfile.TemporaryDirectory() as tmp:
             git.fetch_bundle(root, git.write_b64(result.bundle_b64, Path(tmp) / "result.bundle"), branch)

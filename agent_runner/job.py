@@ -100,8 +100,11 @@ class Job:
             self._set(outcome=Outcome.INFRA, reason=f"git: {exc}")
         except RunnerError as exc:
             self._set(outcome=Outcome.REJECTED, reason=f"{type(exc).__name__}: {exc}")
+        except OSError as exc:  # the checkout or state folder vanished or filled up under the job
+            self._set(outcome=Outcome.INFRA, reason=f"file system error under {self.workdir}: {exc}")
         self._set(duration_s=round(time.time() - self.started, 3))
         self._tidy()
+        self.result = _redacted(self.result, self.request.secrets)
         timings = " ".join(f"{k}={v * 1000:.0f}ms" for k, v in self.timings.items())
         log.info("%s#%d %s: %s", self.task.id, self.request.attempt, self.result.outcome, timings)
         return self.result
@@ -297,3 +300,11 @@ def _plain_report(results: list[GateResult]) -> str:
 def _stopped_reason(outcome: Any) -> str:
     detail = f": {outcome.error}" if getattr(outcome, "error", "") else ""
     return f"agent stopped ({outcome.exit_status}){detail}"
+
+
+def _redacted(result: TaskResult, secrets: dict[str, str]) -> TaskResult:
+    """Mask the worker's secrets and token patterns in the result (its text comes from the model)."""
+    from agent_runner.redact import Redactor
+
+    data = Redactor(secrets.values()).obj(result.model_dump(mode="json", exclude={"bundle_b64"}))
+    return TaskResult.model_validate({**data, "bundle_b64": result.bundle_b64})

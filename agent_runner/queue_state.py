@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -177,7 +178,7 @@ def _unpublished(state: TaskState, event: dict[str, Any]) -> None:
         state.reason = event.get("reason", "")
 
 
-_HANDLERS = {
+_HANDLERS: dict[str, Callable[[TaskState, dict[str, Any]], None]] = {
     EventType.QUEUED: _queued,
     EventType.INVALID: _invalid,
     EventType.CLAIMED: _claimed,

@@ -92,27 +92,24 @@ def split_diff(files: Sequence[FileDiff], budget: int) -> tuple[list[str], list[
     reviewed: list[str] = []
     skipped: list[SkippedFile] = []
     for entry in files:
-        if not entry.patch:
-            skipped.append(
-                SkippedFile(file=entry.filename, reason="no text diff (binary, renamed only, or too large)")
-            )
-            continue
-        parts = (
-            [file_diff(entry)]
-            if len(file_diff(entry)) <= budget
-            else [file_diff(entry, h) for h in split_hunks(entry.patch)]
-        )
-        fitting = [p for p in parts if len(p) <= budget]
-        if len(fitting) < len(parts):
-            skipped.append(
-                SkippedFile(
-                    file=entry.filename, reason=f"{len(parts) - len(fitting)} hunk(s) over {budget} chars"
-                )
-            )
+        fitting, reason = _file_pieces(entry, budget)
+        if reason:
+            skipped.append(SkippedFile(file=entry.filename, reason=reason))
         if fitting:
             reviewed.append(entry.filename)
-        pieces.extend(fitting)
+            pieces.extend(fitting)
     return _pack(pieces, budget), reviewed, skipped
+
+
+def _file_pieces(entry: FileDiff, budget: int) -> tuple[list[str], str]:
+    """Return the parts of one file's diff that fit the budget, and why anything was left out."""
+    if not entry.patch:
+        return [], "no text diff (binary, renamed only, or too large for GitHub)"
+    whole = file_diff(entry)
+    parts = [whole] if len(whole) <= budget else [file_diff(entry, hunk) for hunk in split_hunks(entry.patch)]
+    fitting = [part for part in parts if len(part) <= budget]
+    n_left = len(parts) - len(fitting)
+    return fitting, f"{n_left} hunk(s) over {budget} characters" if n_left else ""
 
 
 def _pack(pieces: list[str], budget: int) -> list[str]:

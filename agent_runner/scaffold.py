@@ -28,7 +28,7 @@ Fix the ruff violations under src/ without changing behaviour.
 CONFIG_TABLE = """
 [tool.agent-runner]
 # Every setting and its default: see the README's configuration reference.
-# model = "anthropic:claude-sonnet-4-5"
+# model = "{model}"
 # workers = 2
 # test = "python -m pytest -q"
 # setup = ["pip install -e ."]
@@ -101,7 +101,7 @@ def _add_config_table(root: Path, config: RunnerConfig, report: InitReport) -> N
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     if text and not text.endswith("\n"):
         text += "\n"
-    table = CONFIG_TABLE.format(tasks_dir=config.tasks_dir, queue=config.queue)
+    table = CONFIG_TABLE.format(tasks_dir=config.tasks_dir, queue=config.queue, model=config.model)
     path.write_text(text + table, encoding="utf-8")
     read_pyproject(root)  # fails loudly if the result is not valid TOML
     report.created.append("pyproject.toml [tool.agent-runner]")

@@ -6,12 +6,12 @@ and hand results back through an in-memory queue.
 
 from __future__ import annotations
 
+import functools
 import os
 import queue as stdqueue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,40 +23,23 @@ from agent_runner.protocols import Executor, Publisher, Slot
 from agent_runner.queue import Claim, Queue
 from agent_runner.queue_state import TaskState
 from agent_runner.result import Outcome, TaskResult, WorkRequest
-from agent_runner.scheduling import RunEvent, RunSummary, is_pending, model_for, overlaps, sync_task_files
+from agent_runner.scheduling import (
+    Done,
+    RunEvent,
+    Running,
+    RunSummary,
+    SchedulerOptions,
+    is_pending,
+    model_for,
+    overlaps,
+    sync_task_files,
+)
 from agent_runner.task import Task
 
 BACKOFF_CAP_S = 600.0
 POLL_S = 0.2
 BASE_TTL_S = 30.0
-
-
-@dataclass
-class Running:
-    """An attempt in flight."""
-
-    claim: Claim
-    task: Task
-    slot: Slot
-    model: str
-    started: float
-    last_beat: float
-
-
-@dataclass
-class _Done:
-    key: tuple[str, int]
-    result: TaskResult | None = None
-    error: BaseException | None = None
-
-
-@dataclass
-class SchedulerOptions:
-    """What one run may touch: task ids, a model override, and whether to keep watching."""
-
-    only: frozenset[str] = field(default_factory=frozenset)
-    model: str | None = None
-    watch: bool = False
+WATCH_RESYNC_S = 5.0  # a safety net under the file watcher (a file written while it starts up)
 
 
 class Scheduler:
@@ -83,12 +66,13 @@ class Scheduler:
         self.running: dict[tuple[str, int], Running] = {}
         self.blocked_models: dict[str, str] = {}
         self.summary = RunSummary()
-        self._done: stdqueue.Queue[_Done] = stdqueue.Queue()
+        self._done: stdqueue.Queue[Done] = stdqueue.Queue()
         self._stop = threading.Event()
         self._cancel = threading.Event()
         self._resync = threading.Event()
         self._reported_invalid: set[tuple[str, str]] = set()
         self._budget_hit = False
+        self._synced_at = 0.0
         self._bases: dict[tuple[str, str | None], tuple[str, float]] = {}
         self._secrets = {k: os.environ[k] for k in config.forward_env if os.environ.get(k)}
         self._config_json = config.model_dump(mode="json", by_alias=True)
@@ -120,7 +104,7 @@ class Scheduler:
                 if self._cancel.is_set():
                     self._cancel_running()
                 self._heartbeat_due()
-                if self._resync.is_set():
+                if self._resync.is_set() or (watch and time.monotonic() - self._synced_at > WATCH_RESYNC_S):
                     self._resync.clear()
                     self._sync()
                 if not self._stop.is_set():
@@ -135,6 +119,7 @@ class Scheduler:
         return self.summary
 
     def _sync(self) -> None:
+        self._synced_at = time.monotonic()
         for invalid in sync_task_files(self.root, self.config, self.queue):
             key = (invalid.id, invalid.reason)
             if key not in self._reported_invalid:
@@ -231,9 +216,9 @@ class Scheduler:
     def _work(self, request: WorkRequest, slot: Slot) -> None:
         key = (request.task.id, request.attempt)
         try:
-            self._done.put(_Done(key, result=self.executor.run(request, slot)))
+            self._done.put(Done(key, result=self.executor.run(request, slot)))
         except BaseException as exc:  # every failure of a worker thread must reach the loop
-            self._done.put(_Done(key, error=exc))
+            self._done.put(Done(key, error=exc))
 
     # -- leases ---------------------------------------------------------------------------------------
     def _heartbeat_due(self) -> None:
@@ -257,7 +242,7 @@ class Scheduler:
             run = self.running.pop(key)
             self.executor.cancel(*key)
             reason = "cancelled by Ctrl-C; runs again next time"
-            self._record_safely(*key, lambda k=key, r=reason: self.queue.release(*k, r, infra=False))
+            self._record_safely(*key, functools.partial(self.queue.release, *key, reason, infra=False))
             self._emit("cancelled", key[0], key[1], run.slot.name, message=reason)
 
     # -- results ----------------------------------------------------------------------------------------
@@ -275,7 +260,7 @@ class Scheduler:
             except stdqueue.Empty:
                 return
 
-    def _record(self, run: Running, done: _Done) -> None:
+    def _record(self, run: Running, done: Done) -> None:
         key = (run.claim.task_id, run.claim.attempt)
         if done.result is None:
             error = done.error
@@ -356,12 +341,9 @@ class Scheduler:
         task: str | None = None,
         attempt: int | None = None,
         worker: str | None = None,
-        *,
-        message: str = "",
-        result: TaskResult | None = None,
-        final: bool = False,
+        **fields: Any,
     ) -> None:
-        self.on_event(RunEvent(kind, task, attempt, worker, message, result, final))
+        self.on_event(RunEvent(kind, task, attempt, worker, **fields))
 
 
 def _redacted(result: TaskResult) -> TaskResult:

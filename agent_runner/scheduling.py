@@ -11,10 +11,10 @@ from typing import Any
 from agent_runner.config import RunnerConfig
 from agent_runner.intake import sync_tasks
 from agent_runner.protocols import Slot
-from agent_runner.queue import Queue
+from agent_runner.queue import Claim, Queue
 from agent_runner.queue_state import TaskState
 from agent_runner.result import TaskResult
-from agent_runner.task import InvalidTask, Limits, TaskKind, TaskStatus
+from agent_runner.task import InvalidTask, Limits, Task, TaskKind, TaskStatus
 
 DONE = (TaskStatus.FINISHED, TaskStatus.UNPUBLISHED)
 
@@ -217,3 +217,33 @@ def preview_states(root: Path, config: RunnerConfig, queue: Queue) -> dict[str, 
         seq += 1
         apply(states, {"type": EventType.QUEUED, "task": task_id, "def": definition}, seq)
     return states
+
+
+@dataclass
+class Running:
+    """An attempt in flight."""
+
+    claim: Claim
+    task: Task
+    slot: Slot
+    model: str
+    started: float
+    last_beat: float
+
+
+@dataclass
+class Done:
+    """What a worker thread hands back: a result or the error that ended it."""
+
+    key: tuple[str, int]
+    result: TaskResult | None = None
+    error: BaseException | None = None
+
+
+@dataclass
+class SchedulerOptions:
+    """What one run may touch: task ids, a model override, and whether to keep watching."""
+
+    only: frozenset[str] = field(default_factory=frozenset)
+    model: str | None = None
+    watch: bool = False

@@ -199,7 +199,7 @@ def task_from_fields(data: dict[str, Any], *, source: str = "<task>") -> Task:
     try:
         return Task.model_validate(data)
     except ValidationError as exc:
-        errors = [{**err, "loc": _field_loc(err)} for err in exc.errors()]
+        errors: list[dict[str, Any]] = [{**err, "loc": _field_loc(err)} for err in exc.errors()]
         first = errors[0]
         same = [err for err in errors if err["loc"] == first["loc"]]  # a union reports one error per member
         if len(same) > 1:

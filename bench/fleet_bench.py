@@ -76,18 +76,25 @@ def machines(fleet: NetnsFleet, n: int) -> list[dict[str, Any]]:
     ]
 
 
-def run_queue(root: Path, fleet: NetnsFleet, n: int, n_tasks: int, models: Path) -> float:
-    """Queue `n_tasks` tasks, run them over `n` machines, return the wall time."""
+def run_queue(
+    root: Path, fleet: NetnsFleet, n: int, n_tasks: int, models: Path, *, local: bool = False
+) -> float:
+    """Queue `n_tasks` tasks, run them over `n` machines (or `n` local workers), return the wall time."""
+    name = f"{'l' if local else 't'}{n}"
     tasks = root / "tasks"
     for old in tasks.glob("*.md"):
         old.unlink()
     for i in range(n_tasks):
-        spec = model_spec(models, f"t{n}-{i}", calls=CALLS, delay_s=CALL_S)
-        (tasks / f"t{n}-{i}.md").write_text(f"---\nkind: change\nmodel: {spec}\n---\nWork.\n")
-    overrides = {"executor": "ssh", "queue": f"tasks/queue-{n}.jsonl", "machines": machines(fleet, n),
-                 "ssh": {"config_file": str(fleet.ssh_config)}}  # fmt: skip
+        spec = model_spec(models, f"{name}-{i}", calls=CALLS, delay_s=CALL_S)
+        (tasks / f"{name}-{i}.md").write_text(f"---\nkind: change\nmodel: {spec}\n---\nWork.\n")
+    overrides = {"executor": "local" if local else "ssh", "workers": n, "queue": f"tasks/queue-{name}.jsonl",
+                 "machines": machines(fleet, n), "ssh": {"config_file": str(fleet.ssh_config)}}  # fmt: skip
     config = load_config(root, overrides=overrides)
-    executor = SshExecutor.from_config(config, root=root)
+    executor: Any = (
+        LocalExecutor(workdir=config.path(root, "state_dir"), workers=n, cwd=root)
+        if local
+        else SshExecutor.from_config(config, root=root)
+    )
     executor.slots()  # connect first: the run measures dispatch, not the first handshake
     started = time.perf_counter()
     summary = Scheduler(open_queue(root, config), executor, config=config, root=root).run()
@@ -95,7 +102,7 @@ def run_queue(root: Path, fleet: NetnsFleet, n: int, n_tasks: int, models: Path)
     executor.close()
     n_done = sum(1 for s in open_queue(root, config).refresh().values() if s.status == "finished")
     if n_done != n_tasks:
-        sys.exit(f"only {n_done} of {n_tasks} tasks finished over {n} machine(s): {summary}")
+        sys.exit(f"only {n_done} of {n_tasks} tasks finished ({name}): {summary}")
     return wall
 
 
@@ -194,6 +201,13 @@ def report(root: Path, fleet: NetnsFleet, models: Path, counts: list[int], n_tas
         print(f"  {n} machine(s): {wall:6.1f} s  {n_tasks / wall * 60:5.1f} tasks/min  "
               f"parallel efficiency {efficiency:.0%} (vs {counts[0]} machine)  "
               f"model-time share {ideal_eff:.0%}")  # fmt: skip
+    local_wall = run_queue(root, fleet, counts[-1], n_tasks, models, local=True)
+    local_eff = base / (counts[-1] * local_wall)
+    print(f"  same host, local executor, {counts[-1]} workers: {local_wall:6.1f} s  "
+          f"parallel efficiency {local_eff:.0%} (vs 1 SSH machine)")  # fmt: skip
+    rows.append(
+        {"local_workers": counts[-1], "wall_s": round(local_wall, 2), "efficiency": round(local_eff, 3)}
+    )
     print("dispatch overhead per task, median ms (executor.run wall - the worker's own duration):")
     figures = {}
     for kind, command in (("real worker", RUN_AGENTS), ("no-op worker", noop_worker(models))):

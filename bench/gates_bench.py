@@ -8,6 +8,7 @@ and of the mutation check (target < 60 s, by running only the new tests against 
 from __future__ import annotations
 
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -160,7 +161,7 @@ def gate_pass(repo: Path, kind: str, paths: list[str], edit, test_command: str) 
         else:
             check_s += took
     git(repo, "reset", "-q", "--hard")
-    git(repo, "clean", "-qfdx")
+    git(repo, "clean", "-qfd")  # keeps ignored caches (__pycache__), as a person re-running tests would
     return baseline_s + check_s, mutants_s, results
 
 
@@ -175,33 +176,44 @@ def write_tests_edit(repo: Path) -> None:
     (repo / "tests/test_untested.py").write_text(NEW_TESTS)
 
 
-def main(repeats: int = 3) -> None:
-    """Build the fixture, measure each figure `repeats` times (best kept: the machine is shared), print ratios."""
+def one_round(repo: Path, cmd: str) -> dict[str, float]:
+    """Measure the naive checks and both gate passes back to back (so machine load hits them alike)."""
+    plain = naive(repo, cmd)
+    lint_s, _, _ = gate_pass(repo, "fix-lint", ["pkg/mod_07.py"], fix_lint_edit, cmd)
+    tests_s, mutants_s, results = gate_pass(repo, "write-tests", ["pkg/untested.py"], write_tests_edit, cmd)
+    killed = results["mutants"].after
+    return {
+        "plain": plain,
+        "lint": lint_s,
+        "tests": tests_s,
+        "mutants": mutants_s,
+        "killed": killed.get("killed", 0),
+        "n_mutants": killed.get("mutants", 0),
+        "lint_ratio": lint_s / plain,
+        "tests_ratio": tests_s / plain,
+    }
+
+
+def show(label: str, seconds: float, note: str = "") -> None:
+    """Print one figure."""
+    print(f"{label:<44} {seconds:6.2f} s  {note}")
+
+
+def main(repeats: int = 5) -> None:
+    """Build the fixture, measure `repeats` interleaved rounds, print medians and ratios."""
     tmp = Path(tempfile.mkdtemp(prefix="gates-bench-"))
     try:
         repo = make_project(tmp / "repo")
         cmd = f"{sys.executable} -m pytest -q -p no:cacheprovider"
         naive(repo, cmd)  # warm the file cache once
-        plain = min(naive(repo, cmd) for _ in range(repeats))
-        lint = min((gate_pass(repo, "fix-lint", ["pkg/mod_07.py"], fix_lint_edit, cmd) for _ in range(repeats)),
-                   key=lambda run: run[0])  # fmt: skip
-        tests = min((gate_pass(repo, "write-tests", ["pkg/untested.py"], write_tests_edit, cmd) for _ in range(2)),
-                    key=lambda run: run[0])  # fmt: skip
-        mutants = tests[2]["mutants"].after
-        print(
-            f"fixture: {N_MODULES} modules, {N_MODULES * N_TESTS_PER_MODULE} tests; best of {repeats} runs each"
-        )
-        print(f"naive check (one pytest + one ruff check):       {plain:6.2f} s")
-        print(
-            f"fix-lint gates, baseline + after-run:            {lint[0]:6.2f} s  ratio {lint[0] / plain:4.2f}x"
-        )
-        print(
-            f"write-tests gates with coverage (no mutants):    {tests[0]:6.2f} s  ratio {tests[0] / plain:4.2f}x"
-        )
-        print(
-            f"mutation check, only the new tests:              {tests[1]:6.2f} s  "
-            f"killed {mutants.get('killed', 0):g} of {mutants.get('mutants', 0):g} mutants (target < 60 s)"
-        )
+        rounds = [one_round(repo, cmd) for _ in range(repeats)]
+        med = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+        print(f"fixture: {N_MODULES} modules, {N_MODULES * N_TESTS_PER_MODULE} tests; median of {repeats}")
+        show("naive check: one pytest + one ruff check", med["plain"])
+        show("fix-lint gates: baseline + after-run", med["lint"], f"ratio {med['lint_ratio']:4.2f}x")
+        show("write-tests gates (coverage), no mutants", med["tests"], f"ratio {med['tests_ratio']:4.2f}x")
+        killed = f"killed {med['killed']:g} of {med['n_mutants']:g} mutants (target < 60 s)"
+        show("mutation check, only the new tests", med["mutants"], killed)
         print("target: ratio <= 2.5x (a baseline and an after-run of the suite, plus junit/coverage parsing)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -29,7 +29,10 @@ def main() -> None:
     except RunnerError as exc:
         if state.debug:
             raise
-        err_console.print(f"[red]Error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+        from rich.markup import escape  # messages name TOML tables like [tool.agent-runner]: not markup
+
+        message = f"[red]Error:[/red] {escape(str(exc))}"
+        err_console.print(message, markup=True, highlight=False, soft_wrap=True)
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -103,6 +103,9 @@ OnlyOpt = Annotated[list[str] | None, typer.Option("--only", help="Run only this
 ModelOpt = Annotated[str | None, typer.Option("--model", help="Model spec for every task of this run.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Stream events as JSON lines.")]
 ExecutorOpt = Annotated[str | None, typer.Option("--executor", help="local | ssh | ray.")]
+RayAddressOpt = Annotated[
+    str | None, typer.Option("--ray-address", help="Ray cluster for --executor ray: auto, ray://host:10001.")
+]
 PublishOpt = Annotated[
     bool | None,
     typer.Option("--publish/--no-publish", help="Push and open PRs (default: when a GitHub token is set)."),
@@ -119,10 +122,13 @@ def run(
     ] = False,
     json_out: JsonOpt = False,
     executor: ExecutorOpt = None,
+    ray_address: RayAddressOpt = None,
     publish: PublishOpt = None,
 ) -> None:
     """Run every runnable task of the queue, then print a summary (exit 0 all finished, 1 any failed)."""
-    config = get_config(workers=workers, executor=executor)
+    config = get_config(
+        workers=workers, executor=executor, ray={"address": ray_address} if ray_address else None
+    )
     if dry_run:
         _dry_run(config, only=only, model=model, json_out=json_out)
         return
@@ -136,10 +142,13 @@ def watch(
     model: ModelOpt = None,
     json_out: JsonOpt = False,
     executor: ExecutorOpt = None,
+    ray_address: RayAddressOpt = None,
     publish: PublishOpt = None,
 ) -> None:
     """Keep running: task files dropped into tasks/ are validated, queued and dispatched at once."""
-    config = get_config(workers=workers, executor=executor)
+    config = get_config(
+        workers=workers, executor=executor, ray={"address": ray_address} if ray_address else None
+    )
     raise typer.Exit(_run(config, only=only, model=model, json_out=json_out, publish=publish, watch=True))
 
 

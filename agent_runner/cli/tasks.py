@@ -91,7 +91,8 @@ def add(
     task_id = task_id or slugify(title or message)
     if not task_id:
         raise TaskFileError("run-agents add", "give --id, --title or -m so the task gets an id", field="id")
-    fields = {"id": task_id, "kind": kind, "title": title, "instructions": message, "paths": path or []}
+    fields: dict[str, Any] = {"id": task_id, "kind": kind, "title": title, "instructions": message}
+    fields |= {"paths": path or []}
     fields |= {"priority": priority, "model": model, "depends_on": depends_on or [], "machine": machine}
     task = task_from_fields({k: v for k, v in fields.items() if v is not None}, source="run-agents add")
     root, config, queue, _ = _open()

@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
 
 from pydantic import ValidationError
 
@@ -135,7 +136,7 @@ class LocalExecutor:
                 self._client = ForkClient(env=env, cwd=self.cwd)
             return self._client
 
-    def _start(self, argv: list[str], log: object, key: tuple[str, int]) -> subprocess.Popen[str]:
+    def _start(self, argv: list[str], log: IO[bytes], key: tuple[str, int]) -> subprocess.Popen[str]:
         env = worker_env(os.environ, self.forward_env)
         try:
             proc = subprocess.Popen(

@@ -35,9 +35,8 @@ class CommandResult:
 
 
 def gate_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Return the environment for gate commands: no secret-looking variables, no bytecode files."""
+    """Return the environment for gate commands: the runner's, without secret-looking variables."""
     env = {k: v for k, v in os.environ.items() if not SECRET_NAME.search(k)}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.update(extra or {})
     return env
 

@@ -93,6 +93,9 @@ class Trial:
         """Run the new tests in `scratch` with its folders first on PYTHONPATH."""
         roots = [str(scratch), *([str(scratch / "src")] if (scratch / "src").is_dir() else [])]
         extra = {"PYTHONPATH": os.pathsep.join([*roots, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        extra["PYTHONDONTWRITEBYTECODE"] = (
+            "1"  # a mutant of equal size within the same second would hit a stale .pyc
+        )
         if not self.autoload:
             extra["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         return run_command(self.argv, cwd=scratch, env=gate_env(extra), timeout_s=self.timeout_s)
@@ -195,7 +198,7 @@ class MutationGate:
         total: int = 0,
         offending: list[str] | None = None,
     ) -> GateResult:
-        after = {"killed": killed, "mutants": total} if total else {}
+        after: dict[str, float] = {"killed": killed, "mutants": total} if total else {}
         return GateResult(
             name=self.name,
             verdict=verdict,

@@ -18,14 +18,16 @@ from agent_runner.errors import GitHubError
 from agent_runner.github.records import MARKER, CommentInfo, FileDiff, PullInfo, PullStatus, ReviewInfo
 
 TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
+PUBLIC_API = "https://api.github.com"
 
 
 class GitHubConfig(BaseModel):
     """Where and how the runner publishes to GitHub and reviews pull requests."""
 
     model_config = ConfigDict(extra="forbid")
-    api_url: str = Field(
-        default="https://api.github.com", description="REST API base (GHE: https://HOST/api/v3)."
+    api_url: str | None = Field(
+        default=None,
+        description="REST API base (GHE: https://HOST/api/v3); default: GITHUB_API_URL, else github.com.",
     )
     repository: str | None = Field(
         default=None, description="owner/name; default: parsed from the remote URL."
@@ -116,7 +118,8 @@ class GitHubRepo:
         self.config = config
         auth = github.Auth.Token(token)
         self._gh = github.Github(
-            auth=auth, base_url=config.api_url.rstrip("/"), timeout=int(config.timeout_s), retry=2,
+            auth=auth, base_url=(config.api_url or PUBLIC_API).rstrip("/"), timeout=int(config.timeout_s),
+            retry=2,
             seconds_between_requests=config.request_interval_s,
             seconds_between_writes=config.write_interval_s,
         )  # fmt: skip
@@ -266,15 +269,18 @@ def connect(
     """Open the repository named in config, else parsed from the remote URL, else GITHUB_REPOSITORY."""
     env = os.environ if environ is None else environ
     token = get_token(env)
-    name = config.repository
-    if name is None and remote_url:
-        try:
-            name = parse_remote(remote_url)
-        except GitHubError:
-            name = env.get("GITHUB_REPOSITORY")
-    name = name or env.get("GITHUB_REPOSITORY")
+    name = config.repository or _name_from_remote(remote_url) or env.get("GITHUB_REPOSITORY")
     if not name:
         raise GitHubError(
             "cannot tell which GitHub repository to use; set [tool.agent-runner.github] repository"
         )
+    if config.api_url is None and env.get("GITHUB_API_URL"):  # set by GitHub Actions, also on GHE
+        config = config.model_copy(update={"api_url": env["GITHUB_API_URL"]})
     return GitHubRepo(name, token=token, config=config)
+
+
+def _name_from_remote(url: str | None) -> str | None:
+    try:
+        return parse_remote(url) if url else None
+    except GitHubError:
+        return None

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from agent_runner.gates.report import render_table
 from agent_runner.github.records import MARKER
 from agent_runner.result import GateResult, TaskResult
 from agent_runner.task import Task
+from agent_runner.trajectory import render_trajectory
 
 EXCERPT_CHARS = 12_000
 
@@ -63,30 +63,11 @@ def figures(result: TaskResult) -> str:
 
 
 def trajectory_excerpt(path: str | None, *, limit: int = EXCERPT_CHARS) -> str:
-    """Return the last steps of a trajectory file as short text lines (empty when unavailable)."""
+    """Return the end of a trajectory rendered as text (empty when the file is not here)."""
     if not path or not Path(path).is_file():
         return ""
-    lines = []
-    for raw in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            step = json.loads(raw)
-        except ValueError:
-            continue
-        lines.append(_step_line(step) if isinstance(step, dict) else str(step))
-    text = "\n".join(lines)
+    text = render_trajectory(Path(path), max_output_chars=400).replace("```", "'''")
     return text if len(text) <= limit else "…\n" + text[-limit:]
-
-
-def _step_line(step: dict[str, object]) -> str:
-    parts = [f"{key}={_short(step[key])}" for key in ("step", "type", "role", "tool", "name") if key in step]
-    body = next((step[k] for k in ("text", "content", "command", "output", "summary") if step.get(k)), "")
-    return (" ".join(parts) + " " + _short(body, 300)).replace("```", "'''").strip()
-
-
-def _short(value: object, limit: int = 60) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _clip(text: str, limit: int) -> str:

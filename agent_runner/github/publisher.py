@@ -26,7 +26,11 @@ class GitHubPublisher:
 
     def publish(self, task: Task, result: TaskResult, repo: Path) -> str | None:
         """Push the task's branch and open or update its PR; return the PR URL (None with `pr: false`)."""
-        branch = result.branch or task.branch_name
+        branch = task.branch_name
+        if result.branch not in (None, branch):
+            raise GitHubError(
+                f"refusing to push '{result.branch}': a result of {task.id} may only push {branch}"
+            )
         check_agent_branch(branch)
         wants_pr = task.pr is not False
         token = (

@@ -41,9 +41,16 @@ def git(repo: Path, *args: str, env: dict[str, str] | None = None, action: str =
         ["git", "-C", str(repo), *args], capture_output=True, text=True, env=full_env, check=False
     )
     if proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()
-        raise GitHubError(f"{action} failed: {' '.join(detail[-3:]) or f'exit {proc.returncode}'}")
+        detail = _git_detail(proc.stderr or proc.stdout)
+        raise GitHubError(f"{action} failed: {detail or f'exit {proc.returncode}'}")
     return proc.stdout
+
+
+def _git_detail(output: str) -> str:
+    """Return git's explanation (its remote:, fatal:, error: and rejection lines; else its last lines)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    telling = [line for line in lines if line.startswith(("remote:", "fatal:", "error:", "!"))]
+    return " ".join((telling or lines)[-4:])
 
 
 def remote_url(repo: Path, remote: str) -> str:

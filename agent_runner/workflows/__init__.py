@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 
 WORKFLOWS = ("run-agents.yml", "agent-review.yml", "agent-issue.yml")
@@ -12,6 +12,14 @@ PIP_LINE = "  AGENT_RUNNER_PIP: agent-runner\n"
 def template(name: str) -> str:
     """Return the text of a shipped workflow template."""
     return resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
+
+
+def pinned_spec() -> str:
+    """Return the pip requirement for the agent-runner version running now (workflows install the same)."""
+    try:
+        return f"agent-runner=={metadata.version('agent-runner')}"
+    except metadata.PackageNotFoundError:
+        return "agent-runner"
 
 
 def install_workflows(root: Path, *, overwrite: bool = False, pip_spec: str | None = None) -> list[Path]:
@@ -24,8 +32,7 @@ def install_workflows(root: Path, *, overwrite: bool = False, pip_spec: str | No
         if path.exists() and not overwrite:
             continue
         text = template(name)
-        if pip_spec is not None:
-            text = text.replace(PIP_LINE, f'  AGENT_RUNNER_PIP: "{pip_spec}"\n')
+        text = text.replace(PIP_LINE, f'  AGENT_RUNNER_PIP: "{pip_spec or pinned_spec()}"\n')
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written

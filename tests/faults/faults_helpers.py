@@ -103,14 +103,17 @@ class Project:
         return cls(root, origin)
 
     def configure(self, extra: str) -> None:
-        """Append TOML lines to pyproject.toml; a `key = value` line replaces that key in the first table."""
+        """Set `key = value` lines in [tool.agent-runner] (replacing the key), or append a `[table]` block."""
         path = self.root / "pyproject.toml"
         lines = path.read_text(encoding="utf-8").splitlines()
-        for new in extra.splitlines():
-            key = new.split("=")[0].strip() if "=" in new and not new.startswith("[") else None
-            if key and any(line.split("=")[0].strip() == key for line in lines) and "[" not in extra:
+        if extra.startswith("["):
+            lines.append(extra)
+        else:
+            for new in extra.strip().splitlines():
+                key = new.split("=")[0].strip()
                 lines = [line for line in lines if line.split("=")[0].strip() != key]
-        path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
+                lines.insert(lines.index("[tool.agent-runner]") + 1, new)
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     def script(self, name: str, turns: list[dict[str, Any]]) -> str:
         """Write a scripted-model file outside the repo and return its model spec."""

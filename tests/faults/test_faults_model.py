@@ -69,7 +69,8 @@ class Fault:
 
 
 FAULTS = [
-    Fault("429 retry-after", [error(429, retry_after=0.05)] * N, INFRA, reason="unavailable"),
+    Fault("429 retry-after", [error(429, retry_after=1)] * N, INFRA, reason="unavailable"),
+    Fault("429 retry-after 1 h", [error(429, retry_after=3600)], INFRA, reason="wait"),
     Fault("529 overloaded", [error(529, retry_after_ms=10)] * N, INFRA, reason="unavailable"),
     Fault(
         "500 server error",
@@ -88,7 +89,11 @@ FAULTS = [
     Fault("401 bad key", [error(401, "invalid x-api-key")], Outcome.MODEL_AUTH, reason="key"),
     Fault("broken tool arguments", [_broken_arguments(), *_good()], Outcome.ACCEPTED, provider="openai"),
     Fault(
-        "never calls tools", [], Outcome.REJECTED, default=turn("Looks fine; nothing to do."), reason="chang"
+        "never calls tools",
+        [],
+        Outcome.REJECTED,
+        default=turn("Looks fine; nothing to do."),
+        reason="called no tool",
     ),
 ]
 
@@ -128,7 +133,7 @@ def test_model_fault_ends_in_the_right_class(
     assert elapsed < 15, f"{fault.name} took {elapsed:.0f} s"
     if fault.name == "broken tool arguments":
         answer = json.dumps(server.requests[1].json["messages"][-1])
-        assert "could not be used" in answer and "call_bad" in answer
+        assert "could not be used" in answer and "not valid JSON" in answer
     if fault.expect == Outcome.MODEL_AUTH:
         assert len(server.requests) == 1  # a bad key is not retried
     scenario.outcome = (
@@ -140,7 +145,7 @@ def test_rate_limited_attempt_is_requeued_unspent_then_finishes(
     project: Project, scenario: Scenario, server: FakeLLMServer
 ) -> None:
     """`run`: a 429 past the SDK's retries re-queues the task, no attempt spent; it finishes later."""
-    server.enqueue(*[error(429, retry_after=0.05)] * (RETRIES + 1), *_good())
+    server.enqueue(*[error(429, retry_after_ms=10)] * N, *_good())
     _models_config(project, server)
     project.task("flaky", "anthropic:claude-test", max_attempts=1, reflection_rounds=0)
     out = project.cli("run", "--json", env=KEYS, timeout=60)

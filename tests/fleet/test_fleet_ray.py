@@ -99,14 +99,16 @@ def test_pin_to_absent_resource_is_unschedulable(ray_cluster: Any, repo: Path, t
     assert time.monotonic() - started < 10
 
 
-def _ray_workers_running(name: str) -> list[int]:
-    import psutil
-
-    return [
-        p.pid
-        for p in psutil.process_iter(["cmdline"])
-        if any(name in part for part in p.info["cmdline"] or [])
-    ]
+def _ray_workers_running(title: str) -> list[int]:
+    """Return the pids whose command line (a Ray worker's process title) contains `title`."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if title in cmdline.read_bytes().decode("utf-8", "replace"):
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return pids
 
 
 def test_killed_ray_worker_requeues_the_task(ray_cluster: Any, repo: Path, tmp_path: Path) -> None:

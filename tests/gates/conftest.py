@@ -19,6 +19,8 @@ from agent_runner.result import GateResult
 from agent_runner.task import Task
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+# Plugin autoload costs ~0.5 s per pytest start in the shared venv; the fixture needs only pytest-cov.
+TEST_COMMAND = f"env PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 {sys.executable} -m pytest -q -p pytest_cov"
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t"}
 GIT_ENV["GIT_COMMITTER_EMAIL"] = "t@example.com"
 
@@ -58,7 +60,7 @@ def make_ctx() -> Callable[..., GateContext]:
         task = Task.model_validate({"id": "t1", **task_fields})
         settings = gate_settings(config or RunnerConfig(gates=GatesConfig(max_mutants=5)))
         base = git(repo, "rev-parse", "HEAD").strip()
-        return GateContext(repo, task, base, f"{sys.executable} -m pytest -q", settings)
+        return GateContext(repo, task, base, TEST_COMMAND, settings)
 
     return build
 
@@ -66,10 +68,10 @@ def make_ctx() -> Callable[..., GateContext]:
 class GateRun:
     """One job kind driven by hand: baselines, prestep, the 'agent' edit, then the gate results."""
 
-    def __init__(self, ctx: GateContext) -> None:
+    def __init__(self, ctx: GateContext, *only: str) -> None:
         self.ctx = ctx
         self.kind: JobKind = get_job_kind(ctx.task.kind)
-        self.gates = self.kind.gates(ctx)
+        self.gates = [g for g in self.kind.gates(ctx) if not only or g.name in only]
         self.baselines = {g.name: g.baseline(ctx) for g in self.gates}
         self.prestep: PreStep = self.kind.prestep(ctx)
 
@@ -80,6 +82,6 @@ class GateRun:
 
 
 @pytest.fixture
-def gate_run() -> Callable[[GateContext], GateRun]:
-    """Start a job kind's gates on a context (baselines and prestep done)."""
+def gate_run() -> Callable[..., GateRun]:
+    """Start a job kind's gates (all, or those named) on a context, with baselines and prestep done."""
     return GateRun

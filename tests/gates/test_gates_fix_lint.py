@@ -55,7 +55,9 @@ def test_only_auto_fixable_needs_no_agent(calc_repo: Path, make_ctx, gate_run) -
 
 def test_added_noqa_is_rejected(calc_repo: Path, make_ctx, gate_run) -> None:
     """Silencing violations with # noqa passes lint but fails the diff policy, with the lines shown."""
-    run = gate_run(make_ctx(calc_repo, kind="fix-lint", paths=["calc/geometry.py"]))
+    run = gate_run(
+        make_ctx(calc_repo, kind="fix-lint", paths=["calc/geometry.py"]), "lint-targets", "diff-policy"
+    )
     path = calc_repo / "calc/geometry.py"
     text = (
         path.read_text()
@@ -80,7 +82,7 @@ def test_noqa_allowed_only_when_config_permits(calc_repo: Path, make_ctx, gate_r
             allow=["noqa"],
             config=RunnerConfig(allow=config_allow),
         )
-        run = gate_run(ctx)
+        run = gate_run(ctx, "diff-policy")
         path = calc_repo / "legacy/old.py"
         path.write_text(path.read_text().replace("l = text.strip()", "l = text.strip()  # noqa: E741"))
         results = run.check()
@@ -93,7 +95,9 @@ def test_noqa_allowed_only_when_config_permits(calc_repo: Path, make_ctx, gate_r
 
 def test_weakened_ruff_config_is_rejected(calc_repo: Path, make_ctx, gate_run) -> None:
     """Ignoring the rules in [tool.ruff] makes the lint gate green but the diff policy rejects it."""
-    run = gate_run(make_ctx(calc_repo, kind="fix-lint", paths=["calc/geometry.py"]))
+    run = gate_run(
+        make_ctx(calc_repo, kind="fix-lint", paths=["calc/geometry.py"]), "lint-targets", "diff-policy"
+    )
     pyproject = calc_repo / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace('"UP"]', '"UP"]\nignore = ["B006", "E741"]'))
     results = run.check()
@@ -106,7 +110,8 @@ def test_weakened_ruff_config_is_rejected(calc_repo: Path, make_ctx, gate_run) -
 
 def test_new_violation_elsewhere_is_rejected(calc_repo: Path, make_ctx, gate_run) -> None:
     """Fixing the targets while adding a violation in another file fails lint-elsewhere."""
-    run = gate_run(make_ctx(calc_repo, kind="fix-lint", paths=["calc/geometry.py"]))
+    ctx = make_ctx(calc_repo, kind="fix-lint", paths=["calc/geometry.py"])
+    run = gate_run(ctx, "lint-targets", "lint-elsewhere")
     (calc_repo / "calc/geometry.py").write_text(FIXED_GEOMETRY)
     core = calc_repo / "calc/core.py"
     core.write_text("import os\n" + core.read_text())

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import yaml
+from conftest import TEST_COMMAND
 
 from agent_runner.job import run_job
 from agent_runner.result import Outcome, WorkRequest
@@ -20,7 +20,7 @@ REPAIR = "sed -i 's/return 0$/return None/' calc/core.py"
 
 
 def _request(repo: Path, task: Task, model: str) -> WorkRequest:
-    config = {"test": f"{sys.executable} -m pytest -q", "sandbox": "none", "keep_checkouts": "always"}
+    config = {"test": TEST_COMMAND, "sandbox": "none", "keep_checkouts": "always"}
     return WorkRequest(task=task, repo=str(repo), base="main", model=model, config=config)
 
 

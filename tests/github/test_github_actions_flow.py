@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import git
+from github_helpers import git
 from typer.testing import CliRunner
 
 from agent_runner.cli import get_app
@@ -80,9 +80,11 @@ def work_job(repo: Path, env: dict[str, str], entry: dict[str, object], out: Pat
     folder = out / f"result-{entry['id']}"
     folder.mkdir(parents=True)
     (folder / f"{entry['id']}.json").write_text(text)
-    bundle = json.loads(text).get("bundle_path")
-    if bundle:
-        shutil.copy(bundle, folder / f"{entry['id']}.bundle")
+    result = json.loads(text)
+    if result.get("bundle_path"):
+        shutil.copy(result["bundle_path"], folder / f"{entry['id']}.bundle")
+    if result.get("trajectory_path"):
+        shutil.copy(result["trajectory_path"], folder / f"{entry['id']}.trajectory.jsonl")
 
 
 def test_plan_exec_ingest_publishes_and_records_on_state_branch(
@@ -169,3 +171,4 @@ def test_review_fix_round_adds_commits_to_the_same_pr(
     assert git(origin, "rev-parse", "agent/fix-app~1").strip() == first_head
     body = fake.store.pulls[1]["body"]
     assert "task=fix-app-fix1" in body and "task=fix-app -->" in body
+    assert "<summary>Trajectory excerpt</summary>" in body and "Return one." in body

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import agent_commit, git, make_result, make_task
+from github_helpers import agent_commit, git, make_result, make_task
 
 from agent_runner.errors import GitHubError
-from agent_runner.github import GitHubConfig, GitHubPublisher, parse_remote
+from agent_runner.github import GitHubConfig, GitHubPublisher, connect, parse_remote
 from agent_runner.github.body import render_body
 from agent_runner.github.push import push_branch
 from agent_runner.testing.fake_github import FakeGitHub
@@ -158,3 +158,22 @@ def test_parse_remote_rejects_a_path() -> None:
     """A local path is not a GitHub remote: the error says to configure the repository."""
     with pytest.raises(GitHubError, match="repository"):
         parse_remote("/srv/git/widgets.git")
+
+
+def test_result_cannot_force_push_another_tasks_branch(
+    source: Path, origin: Path, gh_config: GitHubConfig, token_env: dict[str, str]
+) -> None:
+    """A result naming another agent branch is refused: a task force-pushes only its own branch."""
+    head = agent_commit(source, "agent/other", {"app.py": "x = 1\n"})
+    with pytest.raises(GitHubError, match="may only push agent/fix-app"):
+        GitHubPublisher(gh_config, environ=token_env).publish(
+            make_task(), make_result(head, branch="agent/other"), source
+        )
+    assert git(origin, "branch", "--list", "agent/*") == ""
+
+
+def test_actions_environment_names_the_api_and_repository(fake: FakeGitHub) -> None:
+    """In GitHub Actions (also GHE), GITHUB_API_URL and GITHUB_REPOSITORY are enough to connect."""
+    env = {"GITHUB_TOKEN": "t", "GITHUB_API_URL": fake.base_url, "GITHUB_REPOSITORY": "acme/widgets"}
+    config = GitHubConfig(request_interval_s=0, write_interval_s=0)
+    assert connect(config, remote_url="/srv/git/widgets.git", environ=env).default_branch == "main"

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import agent_commit, make_result, make_task
+from github_helpers import agent_commit, make_result, make_task
 from typer.testing import CliRunner
 
 from agent_runner.cli import get_app

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import git
+from github_helpers import git
 
 from agent_runner.actions import pull_state, push_state
 from agent_runner.config import RunnerConfig

@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from agent_runner.cli import get_app
-from agent_runner.workflows import WORKFLOWS, install_workflows, template
+from agent_runner.workflows import WORKFLOWS, install_workflows, pinned_spec, template
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATES = REPO / "agent_runner" / "workflows"
@@ -81,6 +81,7 @@ def test_init_github_writes_the_three_workflows(tmp_path: Path) -> None:
     (folder / "agent-review.yml").write_text("# mine\n")
     result = CliRunner().invoke(get_app(), ["--root", str(tmp_path), "init", "--github"])
     assert result.exit_code == 0, result.output
-    assert (folder / "run-agents.yml").read_text() == template("run-agents.yml")
+    pinned = template("run-agents.yml").replace("PIP: agent-runner", f'PIP: "{pinned_spec()}"')
+    assert (folder / "run-agents.yml").read_text() == pinned
     assert (folder / "agent-review.yml").read_text() == "# mine\n"
-    assert [p.name for p in install_workflows(tmp_path)] == []
+    assert [p.name for p in install_workflows(tmp_path)] == [] and "==" in pinned_spec()

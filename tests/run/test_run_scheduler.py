@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,12 @@ def _intervals(project: Project) -> dict[str, tuple[float, float]]:
 
 
 def test_finished_task_lands_as_agent_branch(project: Project) -> None:
-    """A change task ends with branch agent/<id> in the source repo holding the agent's commit."""
+    """A change task (worker: a real `run-agents exec -` process) lands as agent/<id> in the source repo."""
     project.task("greet", project.edit_script("greet", "greet.py", "print('hi')\n"), title="Add greet.py")
-    summary, events, queue = _run(project)
+    state = project.root / ".agent-runner"
+    summary, events, queue = _run(
+        project, executor=LocalExecutor(workdir=state, fork=False, cwd=project.root)
+    )
     assert summary.finished == ["greet"] and summary.exit_code == 0
     assert git(project.root, "show", "agent/greet:greet.py") == "print('hi')"
     assert git(project.root, "rev-parse", "--abbrev-ref", "HEAD") == "main"
@@ -192,3 +196,52 @@ def test_only_and_budget_limit_what_runs(project: Project) -> None:
     assert [e.kind for e in events][-1] == "budget"
     states = queue.refresh()
     assert states["p3"].status == states["other"].status == TaskStatus.QUEUED
+
+
+def _start_in_thread(project: Project, **overrides: Any) -> tuple[Scheduler, list[RunEvent], Any]:
+    import threading
+
+    config = load_config(project.root, overrides=overrides)
+    queue = open_queue(project.root, config)
+    executor = LocalExecutor(workdir=config.path(project.root, "state_dir"), workers=1, cwd=project.root)
+    events: list[RunEvent] = []
+    scheduler = Scheduler(queue, executor, config=config, root=project.root, on_event=events.append)
+    box: dict[str, RunSummary] = {}
+    thread = threading.Thread(target=lambda: box.update(summary=scheduler.run()))
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not any(e.kind == "started" for e in events) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    def finish() -> RunSummary:
+        thread.join(timeout=60)
+        executor.close()
+        return box["summary"]
+
+    return scheduler, events, finish
+
+
+def test_first_interrupt_lets_running_tasks_finish(project: Project) -> None:
+    """stop() (first Ctrl-C): the running task finishes and lands, the queued one is not started."""
+    project.task("run1", project.edit_script("run1", "r1.py", "a = 1\n", delay_s=1.0), priority=1)
+    project.task("run2", project.edit_script("run2", "r2.py", "b = 1\n"))
+    scheduler, events, finish = _start_in_thread(project)
+    scheduler.stop()
+    summary = finish()
+    assert summary.finished == ["run1"] and summary.exit_code == 130
+    assert [e.kind for e in events] == ["started", "finished"]
+    assert git(project.root, "show", "agent/run1:r1.py") == "a = 1"
+
+
+def test_second_interrupt_cancels_and_releases_without_spending(project: Project) -> None:
+    """cancel() (second Ctrl-C): the worker is killed at once and the task is queued again, unspent."""
+    project.task("slow", project.edit_script("slow", "s.py", "c = 1\n", delay_s=30))
+    scheduler, events, finish = _start_in_thread(project)
+    started = time.monotonic()
+    scheduler.cancel()
+    summary = finish()
+    assert time.monotonic() - started < 10 and summary.exit_code == 130
+    state = open_queue(project.root, load_config(project.root)).refresh()["slow"]
+    assert (state.status, state.spent) == (TaskStatus.QUEUED, 0)
+    assert [e.kind for e in events] == ["started", "cancelled"]
+    assert git(project.root, "branch", "--list", "agent/slow") == ""

@@ -41,8 +41,12 @@ def queue(tmp_path: Path, clock: Clock) -> Queue:
 
 def reread(queue: Queue) -> dict[str, dict[str, object]]:
     """Fold the file again from scratch in a fresh Queue and return every state as JSON."""
-    fresh = Queue(queue.path)
-    return {task_id: state.to_json() for task_id, state in fresh.refresh().items()}
+    return folded(Queue(queue.path))
+
+
+def folded(queue: Queue) -> dict[str, dict[str, object]]:
+    """Return the states `queue` folds after reading what is new (without `seq`, which orders only)."""
+    return {k: {**v.to_json(), "seq": None} for k, v in queue.refresh().items()}
 
 
 def lines(queue: Queue) -> list[str]:
@@ -67,7 +71,7 @@ def test_fold_follows_events_and_matches_a_fresh_read(queue: Queue) -> None:
     )
     queue.cancel("b")
     assert queue.states["b"].status == TaskStatus.CANCELLED
-    assert reread(queue) == {k: v.to_json() for k, v in queue.states.items()}
+    assert reread(queue) == folded(queue)
     assert [json.loads(line)["type"] for line in lines(queue)] == [
         "queued",
         "queued",
@@ -295,11 +299,6 @@ def test_compaction_preserves_state_and_keeps_working(queue: Queue, clock: Clock
     assert folded(observer) == reread(queue)
 
 
-def folded(queue: Queue) -> dict[str, dict[str, object]]:
-    """Return the states `queue` folds after reading what is new."""
-    return {k: v.to_json() for k, v in queue.refresh().items()}
-
-
 def test_events_and_publish_records(queue: Queue) -> None:
     """events() yields one task's history; publish events move finished <-> unpublished."""
     queue.add(make_task("a"))
@@ -317,3 +316,25 @@ def test_events_and_publish_records(queue: Queue) -> None:
         "unpublished",
         "published",
     ]
+
+
+def test_compaction_keeps_first_come_first_served(queue: Queue) -> None:
+    """After compaction, a task queued later still runs after older tasks of the same priority."""
+    for n in range(3):
+        queue.add(make_task(f"old{n}"))
+    first = queue.claim("w", lease_s=60)
+    assert first is not None and first.task_id == "old0"
+    queue.compact()
+    queue.add(make_task("new"))
+    order = [claim.task_id for claim in iter(lambda: queue.claim("w", lease_s=60), None)]
+    assert order == ["old1", "old2", "new"]
+
+
+def test_write_error_while_compacting_leaves_the_queue(queue: Queue, tmp_path: Path) -> None:
+    """A compaction that cannot write its temporary file fails with a QueueError and changes nothing."""
+    queue.add(make_task("a"))
+    before = queue.path.read_bytes()
+    (tmp_path / "queue.jsonl.compact").mkdir()  # opening the temporary file for writing fails
+    with pytest.raises(QueueError, match="cannot compact"):
+        queue.compact()
+    assert queue.path.read_bytes() == before
