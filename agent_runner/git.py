@@ -143,7 +143,8 @@ def _remote_head(source: str) -> str | None:
 
 def resolve_base(repo: Path, base: str | None) -> str:
     """Return the commit of branch/rev `base` in `repo` (default: the repo's HEAD branch)."""
-    candidates = [f"refs/heads/{base}", base] if base else ["HEAD"]
+    # Without a base: HEAD, or (in a cache built from a bundle, whose HEAD may be unborn) main or master.
+    candidates = [f"refs/heads/{base}", base] if base else ["HEAD", "refs/heads/main", "refs/heads/master"]
     for rev in candidates:
         try:
             return run_git(repo, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}")

@@ -22,7 +22,7 @@ from agent_runner.messages import Usage
 from agent_runner.protocols import GateContext
 from agent_runner.result import ExitStatus, GateResult, GateVerdict, Outcome, TaskResult, WorkRequest
 from agent_runner.task import Limits
-from agent_runner.workspace import AttemptPaths, SetupNetworkError
+from agent_runner.workspace import AttemptPaths, BaseMissingError, SetupNetworkError
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,8 @@ class Job:
         except SetupNetworkError as exc:
             self._set(outcome=Outcome.INFRA, reason=f"setup failed on a network error: {exc}")
         except SetupError as exc:
+            self._set(outcome=Outcome.REJECTED, reason=str(exc))
+        except BaseMissingError as exc:
             self._set(outcome=Outcome.REJECTED, reason=str(exc))
         except GitError as exc:
             self._set(outcome=Outcome.INFRA, reason=f"git: {exc}")

@@ -196,8 +196,10 @@ def review_prs(
     for number in numbers:
         pull = gh.pull(number)
         task = tasks.get(pull.task_id) if pull.task_id else None
-        report = review_pull(
-            gh, number, model=model, task=task, chunk_chars=config.review_chunk_chars, project_dir=root
+        report = _redacted(
+            review_pull(
+                gh, number, model=model, task=task, chunk_chars=config.review_chunk_chars, project_dir=root
+            )
         )
         plan = (
             plan_fix(
@@ -214,3 +216,12 @@ def review_prs(
         posted = post_review(gh, report, fix_note=plan.reason if plan else "") if post else None
         outcomes.append(ReviewOutcome(report, posted, plan, str(path) if path else None))
     return outcomes
+
+
+def _redacted(report: ReviewReport) -> ReviewReport:
+    """Mask secret values of this environment and token patterns in the model's findings (untrusted text)."""
+    import os
+
+    from agent_runner.redact import Redactor
+
+    return ReviewReport.model_validate(Redactor.from_env(os.environ).obj(report.model_dump(mode="json")))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from agent_runner.config import RunnerConfig, read_pyproject
 from agent_runner.errors import ConfigError
+from agent_runner.prompts import builtin_templates
 
 EXAMPLE_NAME = "_example.md"  # a leading '_' keeps it out of the queue: it is a template to copy
 EXAMPLE_TASK = """\
@@ -35,7 +36,6 @@ CONFIG_TABLE = """
 tasks_dir = "{tasks_dir}"
 queue = "{queue}"
 """
-SOURCE_PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
 
 
 @dataclass
@@ -61,16 +61,8 @@ def init_project(root: Path, config: RunnerConfig) -> InitReport:
 
 
 def builtin_prompts() -> list[Path]:
-    """Return the built-in prompt templates (from agent_runner.prompts when it can list them)."""
-    try:
-        from agent_runner import prompts
-    except ImportError:
-        prompts = None  # type: ignore[assignment]
-    lister = getattr(prompts, "builtin_templates", None)
-    if callable(lister):
-        return [Path(p) for p in lister()]
-    folder = Path(getattr(prompts, "BUILTIN_DIR", SOURCE_PROMPTS))
-    return sorted(folder.glob("*.j2")) if folder.is_dir() else []
+    """Return the built-in prompt templates that `init` copies for editing."""
+    return builtin_templates()
 
 
 def _write_new(root: Path, path: Path, text: str, report: InitReport) -> None:

@@ -34,7 +34,7 @@ from agent_runner.scheduling import (
     overlaps,
     sync_task_files,
 )
-from agent_runner.task import Task
+from agent_runner.task import Limits, Task, TaskKind
 
 BACKOFF_CAP_S = 600.0
 POLL_S = 0.2
@@ -71,7 +71,7 @@ class Scheduler:
         self._cancel = threading.Event()
         self._resync = threading.Event()
         self._reported_invalid: set[tuple[str, str]] = set()
-        self._budget_hit = False
+        self._budget_hit = self._budget_blocked = False
         self._synced_at = 0.0
         self._bases: dict[tuple[str, str | None], tuple[str, float]] = {}
         self._secrets = {k: os.environ[k] for k in config.forward_env if os.environ.get(k)}
@@ -109,6 +109,7 @@ class Scheduler:
                     self._sync()
                 if not self._stop.is_set():
                     self._dispatch()
+                    self._check_budget()
                 if not self.running and (self._stop.is_set() or (not watch and not self._has_pending())):
                     break
                 self._drain(timeout=POLL_S)
@@ -144,7 +145,8 @@ class Scheduler:
 
     # -- dispatch ---------------------------------------------------------------------------------------
     def _dispatch(self) -> None:
-        if self._over_budget():
+        self._budget_blocked = False
+        if self._budget_hit:
             return
         busy = {run.slot.name for run in self.running.values()}
         for slot in self.executor.slots():
@@ -164,19 +166,36 @@ class Scheduler:
             repo, paths = state.task.get("repo"), state.task.get("paths") or []
             if not self._in_scope(state) or not slot.accepts(state.task.get("machine")):
                 return False
-            return not any(r == repo and overlaps(paths, other) for r, other in running_paths)
+            if any(r == repo and overlaps(paths, other) for r, other in running_paths):
+                return False
+            return self._fits_budget(state)
 
         return accept
 
-    def _over_budget(self) -> bool:
+    def _fits_budget(self, state: TaskState) -> bool:
+        """Whether the task's cost limit fits what is left of the run's budget after running tasks' limits."""
         budget = self.config.budget_usd
-        if budget is None or self.summary.cost_usd < budget or self._budget_hit:
-            return self._budget_hit
-        self._budget_hit = True
-        self._emit(
-            "budget", message=f"spent ${self.summary.cost_usd:.2f} of the ${budget:.2f} budget; no new tasks"
-        )
-        return True
+        if budget is None:
+            return True
+        reserved = sum(self._cost_cap(run.task.kind, run.task.limits) for run in self.running.values())
+        task = Task.model_validate(state.task)
+        if self.summary.cost_usd + reserved + self._cost_cap(task.kind, task.limits) <= budget + 1e-9:
+            return True
+        self._budget_blocked = True
+        return False
+
+    def _cost_cap(self, kind: TaskKind, limits: Limits) -> float:
+        cap = self.config.limits_for(kind, limits).cost_usd
+        return (self.config.budget_usd or 0.0) if cap is None else cap
+
+    def _check_budget(self) -> None:
+        if self._budget_blocked and not self.running and not self._budget_hit:
+            self._budget_hit = True
+            spent, budget = self.summary.cost_usd, self.config.budget_usd or 0.0
+            message = (
+                f"spent ${spent:.2f} of the ${budget:.2f} budget; the next task's cost limit does not fit"
+            )
+            self._emit("budget", message=message)
 
     def _start(self, claim: Claim, slot: Slot) -> None:
         try:

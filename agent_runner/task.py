@@ -162,7 +162,7 @@ def _read_text(path: Path) -> str:
     if b"\x00" in raw:
         raise TaskFileError(str(path), "is a binary file; task files are UTF-8 text")
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8").removeprefix("\ufeff")  # editors on Windows may add a BOM
     except UnicodeDecodeError as exc:
         raise TaskFileError(str(path), f"is not valid UTF-8 (byte {exc.start})") from exc
 

@@ -26,6 +26,10 @@ NETWORK_ERROR = re.compile(
 )
 
 
+class BaseMissingError(GitError):
+    """The task's base branch does not exist in the source repo (a task failure, not infrastructure)."""
+
+
 class SetupNetworkError(SetupError):
     """A setup command failed on a network error (retry later, no attempt spent)."""
 
@@ -67,7 +71,10 @@ def open_checkout(request: WorkRequest, paths: AttemptPaths) -> git.Checkout:
     if request.repo_bundle_b64:
         bundle = git.write_b64(request.repo_bundle_b64, paths.run_dir / "source.bundle")
     cache = git.ensure_cache(request.repo, need=request.base_commit, bundle=bundle)
-    base = request.base_commit or git.resolve_base(cache, request.base or request.task.base)
+    try:
+        base = request.base_commit or git.resolve_base(cache, request.base or request.task.base)
+    except GitError as exc:
+        raise BaseMissingError(str(exc)) from exc
     if not git.has_commit(cache, base):
         raise GitError(
             f"base commit {base} is not in {request.repo}; was the base branch rewritten or deleted?"

@@ -163,7 +163,7 @@ def bench_parallel(tmp: Path, n_tasks: int, worker_counts: list[int], delay_s: f
         print(f"{workers:7d} | {wall:6.1f} | {base / (workers * wall):9.0%} | {ideal / wall:.0%}")
 
 
-def large_repo(folder: Path, n_files: int, n_commits: int) -> Path:
+def large_repo(folder: Path, n_files: int, n_commits: int, *, churn_bytes: int = 4096) -> Path:
     """Generate a repo with n_files files and n_commits commits through git fast-import."""
     folder.mkdir(parents=True)
     sh(folder, "git", "init", "-q", "-b", "main")
@@ -175,7 +175,10 @@ def large_repo(folder: Path, n_files: int, n_commits: int) -> Path:
         chunks.append(b"data %d\n%s\n" % (len(msg), msg))
         touched = range(n_files) if c == 0 else [(c * 7 + k * 131) % n_files for k in range(10)]
         for i in touched:
-            body = f"# file {i}, revision {c}\n".encode() + b"x = 1\n" * 20
+            # the first commit writes small files; later ones rewrite 10 files with fresh (incompressible)
+            # data, so the history is much larger than the work tree, as in real long-lived repos
+            noise = os.urandom(churn_bytes // 2).hex().encode() if c else b"x = 1\n" * 20
+            body = f"# file {i}, revision {c}\n".encode() + noise
             chunks.append(
                 b"M 100644 inline pkg%03d/mod%05d.py\ndata %d\n%s\n" % (i % 200, i, len(body), body)
             )
@@ -194,12 +197,13 @@ def timed(action: object, n: int) -> float:
     return statistics.mean(times)
 
 
-def bench_checkout(tmp: Path, n_files: int, n_commits: int, n: int) -> None:
+def bench_checkout(tmp: Path, n_files: int, n_commits: int, n: int, churn_bytes: int) -> None:
     """Checkout cost on a large repo: clone --local from the cache vs a full clone vs copying the tree."""
     print(f"\n== checkout cost: generated repo, {n_files} files, {n_commits} commits, {n} checkouts each ==")
     started = time.perf_counter()
-    repo = large_repo(tmp / "large", n_files, n_commits)
-    print(f"generated in {time.perf_counter() - started:.1f} s")
+    repo = large_repo(tmp / "large", n_files, n_commits, churn_bytes=churn_bytes)
+    history = sum(f.stat().st_size for f in (repo / ".git").rglob("*") if f.is_file()) / 1e6
+    print(f"generated in {time.perf_counter() - started:.1f} s; history {history:.0f} MB")
     cache = agit.ensure_cache(str(repo))
     base = agit.resolve_base(cache, None)
     out = tmp / "out"
@@ -229,19 +233,21 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--files", type=int, default=20_000)
     parser.add_argument("--commits", type=int, default=2_000)
+    parser.add_argument("--churn-bytes", type=int, default=4096, help="bytes per file rewrite in history")
     parser.add_argument("--checkouts", type=int, default=5)
     args = parser.parse_args()
     chosen = args.only or ["overhead", "parallel", "checkout"]
     with tempfile.TemporaryDirectory(prefix="run-bench-") as folder:
         tmp = Path(folder)
         os.environ["AGENT_RUNNER_HOME"] = str(tmp / "home")
-        print(f"machine: {os.cpu_count()} CPUs; python {sys.version.split()[0]}")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"machine: {os.cpu_count()} CPUs, load average {load}; python {sys.version.split()[0]}")
         if "overhead" in chosen:
             bench_overhead(tmp, args.tasks, args.workers)
         if "parallel" in chosen:
             bench_parallel(tmp, args.parallel_tasks, args.workers, 0.5)
         if "checkout" in chosen:
-            bench_checkout(tmp, args.files, args.commits, args.checkouts)
+            bench_checkout(tmp, args.files, args.commits, args.checkouts, args.churn_bytes)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -25,6 +26,7 @@ def check_fleet() -> list[MachineStatus]:
         raise ConfigError(
             "no machines configured; add [[tool.agent-runner.machines]] (name, ssh) to pyproject.toml"
         )
+    logging.getLogger("agent_runner.executors.ssh").setLevel(logging.ERROR)  # problems are printed below
     executor = SshExecutor(config.machines, ssh=config.ssh, forward_env=config.forward_env)
     try:
         return executor.check()
@@ -41,11 +43,11 @@ def _row(status: MachineStatus) -> dict[str, Any]:
 
 
 def _table(statuses: list[MachineStatus]) -> Table:
-    table = Table("machine", "ssh", "reachable", "run-agents", "git", "python", "free", "running", "problem")
+    table = Table("machine", "ssh", "up", "run-agents", "git", "python", "free", "running")
     for s in statuses:
         table.add_row(
             s.name, s.target, "[green]yes[/]" if s.is_reachable else "[red]no[/]", _version(s),
-            s.git_version, s.python_version, f"{s.free_slots}/{s.workers}", str(s.n_running_there), s.error,
+            s.git_version, s.python_version, f"{s.free_slots}/{s.workers}", str(s.n_running_there),
         )  # fmt: skip
     return table
 

@@ -21,7 +21,6 @@ from agent_runner.config import RunnerConfig
 from agent_runner.errors import QueueError, TaskFileError
 from agent_runner.intake import SyncReport, add_task, file_digest, open_queue, relative, slugify, sync_tasks
 from agent_runner.queue import Queue
-from agent_runner.scaffold import init_project
 from agent_runner.task import Task, TaskKind, TaskStatus, load_task_file, task_from_fields
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
@@ -62,6 +61,8 @@ def init(
     ] = False,
 ) -> None:
     """Set up this git repo: tasks/ with an example, prompts/ to edit, config in pyproject.toml."""
+    from agent_runner.scaffold import init_project  # imports jinja2, which only init needs
+
     report = init_project(repo_root(), get_config())
     for name in report.created:
         console.print(f"created  {name}", markup=False)

@@ -114,6 +114,11 @@ class SshExecutor:
         else:
             status.error = error or _describe(done, machine.config)
             log.warning("machine %s is not usable: %s", machine.config.name, status.error)
+        if status.is_version_mismatch:
+            here = coordinator_version()
+            log.warning(
+                "machine %s runs agent-runner %s, this one %s", status.name, status.runner_version, here
+            )
         was_down = not machine.status.is_reachable
         status.n_busy = machine.n_busy
         machine.status = status
@@ -234,7 +239,12 @@ class SshExecutor:
             return
         name, proc = entry
         machine = self._machines[name]
-        machine.client.run(kill_script(machine.config, task_id, attempt), timeout_s=CHECK_TIMEOUT_S)
+        if (
+            machine.status.is_reachable
+        ):  # a machine that is down gets its lost attempts killed when it is back
+            machine.client.run(kill_script(machine.config, task_id, attempt), timeout_s=CHECK_TIMEOUT_S)
+        else:
+            machine.lost.append((task_id, attempt))
         proc.kill()
 
     def close(self) -> None:

@@ -94,7 +94,10 @@ class CoverageGate:
     def check(self, ctx: GateContext, baseline: TestReport) -> GateResult:
         after = self.runner.report(ctx)
         if after.coverage is None or baseline.coverage is None:
-            details = "no coverage report: is pytest-cov installed where the tests run?\n" + after.output
+            details = (
+                "no coverage report: write-tests needs a pytest test command and pytest-cov installed where"
+                f" the tests run\n{after.output}"
+            )
             return GateResult(
                 name=self.name, verdict=GateVerdict.ERROR, command=after.command, details=details
             )

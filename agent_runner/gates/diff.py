@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from agent_runner.gates.testfiles import defined_tests, is_test_file, is_test_module
+from agent_runner.gates.testfiles import defined_tests, find_test_functions, is_test_file, is_test_module
 from agent_runner.gates.workdiff import WorkDiff, show_file, work_diff
 from agent_runner.protocols import GateContext
 from agent_runner.result import GateResult, GateVerdict
@@ -175,6 +175,24 @@ def check_tests_only(ctx: GateContext, diff: WorkDiff) -> list[Offence]:
     return [Offence("non-test-files", p, "not a test file") for p in diff.paths() if not is_test_file(p)]
 
 
+def check_weakened(ctx: GateContext, diff: WorkDiff) -> list[Offence]:
+    """write-tests: no existing test function asserts less than it did."""
+    found = []
+    for path in diff.paths("M"):
+        if not is_test_module(path):
+            continue
+        before = {
+            f.node: f.n_asserts for f in find_test_functions(show_file(ctx.checkout, diff.base, path) or "")
+        }
+        for func in find_test_functions(_read(ctx, path)):
+            if func.n_asserts < before.get(func.node, 0):
+                where = f"{path}:{func.start} {func.node}"
+                found.append(
+                    Offence("weaken-tests", where, f"{before[func.node]} -> {func.n_asserts} assertions")
+                )
+    return found
+
+
 COMMON_CHECKS: tuple[Callable[[GateContext, WorkDiff], list[Offence]], ...] = (
     check_markers,
     check_config,
@@ -197,7 +215,7 @@ class DiffPolicyGate:
 
     def check(self, ctx: GateContext, baseline: object) -> GateResult:
         diff = work_diff(ctx.checkout, ctx.base_commit)
-        checks = (*COMMON_CHECKS, check_tests_only) if self.tests_only else COMMON_CHECKS
+        checks = (*COMMON_CHECKS, check_tests_only, check_weakened) if self.tests_only else COMMON_CHECKS
         offences = [o for check in checks for o in check(ctx, diff)]
         waived = allowed(ctx)
         blocking = [o for o in offences if o.rule not in waived]

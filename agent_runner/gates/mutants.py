@@ -26,6 +26,7 @@ from agent_runner.result import GateResult, GateVerdict
 MIN_MUTANTS = 5
 DEFAULT_MAX_MUTANTS = 8
 SCRATCH_IGNORE = shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache")
+LINKED_DIRS = (".venv", "venv", ".tox", ".nox", "node_modules")  # big, never mutated: linked, not copied
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,19 @@ def target_sources(ctx: GateContext) -> dict[str, str]:
             continue
         found[rel] = path.read_text(encoding="utf-8", errors="replace")
     return found
+
+
+def make_scratch(checkout: Path, scratch: Path) -> None:
+    """Copy the checkout for mutants (no .git, no caches); environments like .venv are symlinked."""
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        top = set(LINKED_DIRS) & set(names) if Path(folder) == checkout else set()
+        return set(SCRATCH_IGNORE(folder, names)) | top
+
+    shutil.copytree(checkout, scratch, ignore=ignore, symlinks=True)
+    for name in LINKED_DIRS:
+        if (checkout / name).is_dir():
+            (scratch / name).symlink_to(checkout / name)
 
 
 def pytest_prefix(command: str) -> list[str]:
@@ -166,7 +180,7 @@ class MutationGate:
         with tempfile.TemporaryDirectory(prefix="mutants-") as tmp:
             scratches = [Path(tmp, f"repo{i}") for i in range(n_workers)]
             for scratch in scratches:
-                shutil.copytree(ctx.checkout, scratch, ignore=SCRATCH_IGNORE, symlinks=True)
+                make_scratch(ctx.checkout, scratch)
             trial = clean_trial(scratches[0], argv)
             if isinstance(trial, CommandResult):
                 details = f"the new tests do not pass on the unmutated code:\n{tail(trial.output)}"

@@ -147,6 +147,13 @@ def new_violations(before: Iterable[Violation], after: Iterable[Violation]) -> l
     return extra
 
 
+def rule_counts(before: Iterable[Violation], after: Iterable[Violation]) -> str:
+    """Return per-rule counts as `RULE before->after`, most frequent first."""
+    n_before, n_after = Counter(v.rule for v in before), Counter(v.rule for v in after)
+    rules = sorted(set(n_before) | set(n_after), key=lambda r: (-n_before[r] - n_after[r], r))
+    return ", ".join(f"{r} {n_before[r]}->{n_after[r]}" for r in rules[:12])
+
+
 def targets_of(ctx: GateContext) -> list[str]:
     """Return the task's target paths ('.' when it names none)."""
     return list(ctx.task.paths) or ["."]
@@ -195,7 +202,7 @@ class TargetLintGate:
         targets = targets_of(ctx)
         n_before, left = len(baseline.within(targets)), after.within(targets)
         is_ok = not left or (ctx.task.allow_partial and len(left) < n_before)
-        rules = ", ".join(f"{r} x{n}" for r, n in Counter(v.rule for v in left).most_common(8))
+        rules = rule_counts(baseline.within(targets), left)
         return GateResult(
             name=self.name,
             verdict=GateVerdict.PASS if is_ok else GateVerdict.FAIL,
@@ -203,7 +210,8 @@ class TargetLintGate:
             exit_code=after.exit_code,
             before={"violations": n_before},
             after={"violations": len(left)},
-            details=f"{len(left)} violation(s) left in the targets" + (f": {rules}" if rules else ""),
+            details=f"{len(left)} violation(s) left in the targets"
+            + (f"; per rule: {rules}" if rules else ""),
             offending=[str(v) for v in left[:MAX_OFFENDING]],
         )
 

@@ -56,13 +56,18 @@ def defined_tests(source: str) -> set[str]:
 
 @dataclass(frozen=True)
 class TestFunction:
-    """A test function: its pytest node id suffix (`name` or `Class::name`), line span, and if it asserts."""
+    """A test function: its pytest node id suffix (`name` or `Class::name`), line span, and its assertions."""
 
     __test__ = False
     node: str
     start: int
     end: int
-    asserts: bool
+    n_asserts: int
+
+    @property
+    def asserts(self) -> bool:
+        """Whether it asserts anything real."""
+        return self.n_asserts > 0
 
 
 def find_test_functions(source: str) -> list[TestFunction]:
@@ -79,22 +84,24 @@ def find_test_functions(source: str) -> list[TestFunction]:
 
 def _record(func: ast.FunctionDef | ast.AsyncFunctionDef, node: str) -> TestFunction:
     start = min([func.lineno, *(d.lineno for d in func.decorator_list)])
-    return TestFunction(node, start, func.end_lineno or func.lineno, _asserts(func))
+    return TestFunction(node, start, func.end_lineno or func.lineno, count_asserts(func))
 
 
 def asserts_anything(source: str) -> bool:
     """Return whether a test module holds at least one real assertion."""
     tree = _parse(source)
-    return tree is not None and any(_asserts(f) for f in _test_funcs(ast.walk(tree)))
+    return tree is not None and any(count_asserts(f) for f in _test_funcs(ast.walk(tree)))
 
 
-def _asserts(func: ast.AST) -> bool:
-    for node in ast.walk(func):
-        if isinstance(node, ast.Assert) and not isinstance(node.test, ast.Constant):
-            return True
-        if isinstance(node, ast.Call) and ASSERT_CALL.search(_call_name(node)):
-            return True
-    return False
+def count_asserts(func: ast.AST) -> int:
+    """Count real assertions: asserts on non-constants and assert*/raises/warns/approx calls."""
+    return sum(1 for node in ast.walk(func) if _is_assertion(node))
+
+
+def _is_assertion(node: ast.AST) -> bool:
+    if isinstance(node, ast.Assert):
+        return not isinstance(node.test, ast.Constant)
+    return isinstance(node, ast.Call) and bool(ASSERT_CALL.search(_call_name(node)))
 
 
 def _call_name(call: ast.Call) -> str:

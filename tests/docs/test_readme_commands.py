@@ -258,4 +258,5 @@ def _run_step(ctx: Ctx, step: Step) -> list[str]:
             step.verify(ctx, out)
         except (AssertionError, OSError, ValueError) as exc:
             problem = f"check failed: {exc!r}"
-    return [f"{step.command}: {problem}\n{out[-3000:]}"] if problem else []
+    shown = out if len(out) < 4000 else f"{out[:1500]}\n[...]\n{out[-2500:]}"
+    return [f"{step.command}: {problem}\n{shown}"] if problem else []

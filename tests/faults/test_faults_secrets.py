@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -123,3 +124,26 @@ def test_task_file_cannot_turn_off_gates_unless_config_permits(project: Project,
     assert ended and ended[-1]["event"] == "failed", out.stdout
     assert "noqa" in ended[-1]["message"]
     scenario.outcome = "gate kept: " + ended[-1]["message"].splitlines()[0][:60]
+
+
+def test_review_comments_posted_to_github_carry_no_secret(project: Project, scenario: Scenario) -> None:
+    """`review --post` with a model that quotes a planted token: the review and its comments are redacted."""
+    project.task("pub", project.edit_script("pub", "pub.py", "x = 1\n"), paths=["pub.py"])
+    token = SECRETS["GITHUB_TOKEN"]
+    finding = {"file": "pub.py", "line": 1, "severity": "blocking", "explanation": f"leaks {token} here"}
+    summary = json.dumps({"verdict": "request_changes", "findings": [finding]})
+    reviewer = project.script("reviewer", [finish_call(summary)])
+    with FakeGitHub(origin=project.origin) as fake:
+        project.configure(
+            f'[tool.agent-runner.github]\napi_url = "{fake.base_url}"\nrepository = "{fake.full_name}"\n'
+            "request_interval_s = 0\nwrite_interval_s = 0\n"
+        )
+        assert project.cli("run", "--json", env=SECRETS).returncode == 0
+        out = project.cli("review", "1", "--post", "--model", reviewer, env=SECRETS)
+        posted = [str(r.body) for r in fake.requests if r.method in ("POST", "PATCH", "PUT")]
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert any("request_changes" in body.lower() or "blocking" in body for body in posted), posted[-3:]
+    leaked = [body[:200] for body in posted if _leaks(body)]
+    scenario.outcome = "review posted, no secret" if not leaked else f"LEAK in {len(leaked)} GitHub writes"
+    assert not leaked, leaked
+    assert not _leaks(out.stdout + out.stderr)

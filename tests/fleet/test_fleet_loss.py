@@ -64,6 +64,7 @@ def test_cut_link_requeues_on_other_machine_and_late_result_is_fenced(project: F
         project.fleet.link_down("m1")
         runner.join(timeout=60)
         assert not runner.is_alive()
+        wait_for(lambda: not pidfile(project, "m1", "lost", 1).exists(), 30, "attempt 1 to end on cut-off m1")
         project.fleet.link_up("m1")
         wait_for(lambda: bool(executor.slots() and late), 20, "the late result from m1")
     finally:

@@ -53,6 +53,18 @@ def calc_repo(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def commit() -> Callable[..., str]:
+    """Commit everything in a repo and return the new HEAD."""
+    return commit_all
+
+
+@pytest.fixture
+def test_command() -> str:
+    """The fixture project's test command (pytest with pytest-cov, no plugin autoload)."""
+    return TEST_COMMAND
+
+
+@pytest.fixture
 def make_ctx() -> Callable[..., GateContext]:
     """Build a GateContext for a task on a repo at its HEAD."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -114,9 +115,7 @@ def test_work_diff_lists_line_numbers(calc_repo: Path) -> None:
     """The staged diff records added lines with their new line numbers and removed lines with old ones."""
     core = calc_repo / "calc/core.py"
     core.write_text(core.read_text().replace("return a + b", "return b + a"))
-    base = (
-        __import__("subprocess").check_output(["git", "rev-parse", "HEAD"], cwd=calc_repo, text=True).strip()
-    )
+    base = subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=calc_repo, text=True).strip()
     change = work_diff(calc_repo, base).files["calc/core.py"]
     assert change.status == "M"
     assert [(x.number, x.text) for x in change.added] == [(6, "    return b + a")]

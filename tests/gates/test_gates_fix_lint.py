@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from agent_runner.config import RunnerConfig
@@ -89,8 +90,8 @@ def test_noqa_allowed_only_when_config_permits(calc_repo: Path, make_ctx, gate_r
         assert results["diff-policy"].verdict == expected, results["diff-policy"].details
         if expected == GateVerdict.FAIL:
             assert "runner config's `allow` does not" in results["diff-policy"].details
-        __import__("subprocess").run(["git", "checkout", "-q", "--", "."], cwd=calc_repo, check=True)
-        __import__("subprocess").run(["git", "reset", "-q"], cwd=calc_repo, check=True)
+        subprocess.run(["git", "checkout", "-q", "--", "."], cwd=calc_repo, check=True)
+        subprocess.run(["git", "reset", "-q"], cwd=calc_repo, check=True)
 
 
 def test_weakened_ruff_config_is_rejected(calc_repo: Path, make_ctx, gate_run) -> None:
@@ -140,3 +141,29 @@ def test_empty_change_is_rejected(calc_repo: Path, make_ctx, gate_run) -> None:
     results = run.check()
     assert results["non-empty-diff"].verdict == GateVerdict.FAIL
     assert results["tests"].verdict == GateVerdict.PASS
+
+
+def test_allow_partial_accepts_strictly_fewer(calc_repo: Path, make_ctx, gate_run) -> None:
+    """With allow_partial, fixing one of two violations passes lint-targets; without it, it fails."""
+    for allow_partial, expected in ((True, GateVerdict.PASS), (False, GateVerdict.FAIL)):
+        ctx = make_ctx(calc_repo, kind="fix-lint", paths=["calc/geometry.py"], allow_partial=allow_partial)
+        run = gate_run(ctx, "lint-targets")
+        path = calc_repo / "calc/geometry.py"
+        original = path.read_text()
+        path.write_text(
+            FIXED_GEOMETRY.replace("for line in lines", "for l in lines").replace("len(line)", "len(l)")
+        )
+        result = run.check()["lint-targets"]
+        assert result.verdict == expected
+        assert (result.before, result.after) == ({"violations": 2}, {"violations": 1})
+        path.write_text(original)
+
+
+def test_format_flag_runs_ruff_format(calc_repo: Path, make_ctx, gate_run, commit) -> None:
+    """With format: true the prestep also runs ruff format on the targets."""
+    path = calc_repo / "calc/core.py"
+    path.write_text(path.read_text() + "\n\ndef mul(a,b):\n    return a*b\n")
+    commit(calc_repo, "unformatted")
+    run = gate_run(make_ctx(calc_repo, kind="fix-lint", paths=["calc/core.py"], format=True), "lint-targets")
+    assert "def mul(a, b):\n    return a * b\n" in path.read_text()
+    assert not run.prestep.needs_agent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import shutil
 import sys
 from pathlib import Path
 
@@ -61,14 +62,10 @@ def test_non_pytest_command_is_judged_by_exit_code(tmp_path: Path, make_ctx, cal
     assert result.verdict == GateVerdict.FAIL and result.after == {"exit_code": 3}
 
 
-def test_repo_without_tests_passes(tmp_path: Path, make_ctx, calc_repo: Path) -> None:
+def test_repo_without_tests_passes(make_ctx, calc_repo: Path, commit) -> None:
     """pytest's 'no tests collected' exit code counts as a green suite with no ids."""
-    import shutil
-
-    from conftest import commit_all
-
     shutil.rmtree(calc_repo / "tests")
-    commit_all(calc_repo, "no tests")
+    commit(calc_repo, "no tests")
     ctx = make_ctx(calc_repo, kind="change")
     gate = TestsGate(SuiteRunner())
     result = gate.check(ctx, gate.baseline(ctx))
@@ -94,3 +91,17 @@ def test_report_table_and_offending_lines() -> None:
     assert "[noqa] a.py:3" in text and "### lint-targets" not in text
     assert not is_accepted(results)
     assert failure_reason(results) == "diff-policy: 1 policy violation(s)"
+
+
+def test_scratch_copy_skips_git_and_links_environments(tmp_path: Path) -> None:
+    """The mutants' scratch copy leaves out .git and caches and symlinks a .venv instead of copying it."""
+    from agent_runner.gates.mutants import make_scratch
+
+    checkout = tmp_path / "checkout"
+    for name in (".venv/bin/python", ".git/HEAD", "pkg/__pycache__/a.pyc", "pkg/a.py"):
+        (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+        (checkout / name).write_text("x")
+    make_scratch(checkout, tmp_path / "scratch")
+    assert sorted(p.name for p in (tmp_path / "scratch").iterdir()) == [".venv", "pkg"]
+    assert (tmp_path / "scratch/.venv").is_symlink()
+    assert [p.name for p in (tmp_path / "scratch/pkg").iterdir()] == ["a.py"]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import commit_all
-
 from agent_runner.result import GateVerdict
 
 REAL_TESTS = """from calc.stats import clamp, mean, median
@@ -94,12 +92,12 @@ def test_tests_that_kill_no_mutant_fail(calc_repo: Path, make_ctx, gate_run) -> 
     assert all(line.startswith("survived: calc/stats.py:") for line in results["mutants"].offending)
 
 
-def test_deleting_a_failing_test_is_rejected(calc_repo: Path, make_ctx, gate_run) -> None:
+def test_deleting_a_failing_test_is_rejected(calc_repo: Path, make_ctx, gate_run, commit) -> None:
     """Removing a test that failed at baseline makes the suite green but the diff policy rejects it."""
     core_tests = calc_repo / "tests/test_calc_core.py"
     original = core_tests.read_text()
     core_tests.write_text(original + FAILING_TEST)
-    commit_all(calc_repo, "a failing test")
+    commit(calc_repo, "a failing test")
     run = gate_run(make_ctx(calc_repo, kind="write-tests", paths=["calc/stats.py"]))
     core_tests.write_text(original)
     (calc_repo / "tests/test_stats.py").write_text(REAL_TESTS)
@@ -128,3 +126,15 @@ def test_no_coverage_gain_fails(calc_repo: Path, make_ctx, gate_run) -> None:
     results = run.check("coverage")
     assert results["coverage"].verdict == GateVerdict.FAIL
     assert results["coverage"].after["gain"] == 0.0
+
+
+def test_weakened_test_is_rejected(calc_repo: Path, make_ctx, gate_run) -> None:
+    """Dropping an assertion from an existing test counts as weakening it and fails the diff policy."""
+    run = gate_run(make_ctx(calc_repo, kind="write-tests", paths=["calc/stats.py"]), "diff-policy")
+    (calc_repo / "tests/test_stats.py").write_text(REAL_TESTS)
+    core_tests = calc_repo / "tests/test_calc_core.py"
+    core_tests.write_text(core_tests.read_text().replace("assert divide(6, 3) == 2", "divide(6, 3)"))
+    results = run.check()
+    assert results["diff-policy"].offending == [
+        "[weaken-tests] tests/test_calc_core.py:8 test_divide: 1 -> 0 assertions"
+    ]

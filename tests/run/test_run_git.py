@@ -85,6 +85,7 @@ def test_cache_from_bundle_when_remote_unreachable(project: Project, tmp_path: P
     bundle = agit.bundle_repo(project.root, tmp_path / "src.bundle")
     cache = agit.ensure_cache("https://unreachable.invalid/repo.git", bundle=bundle)
     assert agit.resolve_base(cache, "main") == git(project.root, "rev-parse", "main")
+    assert agit.resolve_base(cache, None) == git(project.root, "rev-parse", "main")
 
 
 def test_setup_output_is_not_committed(project: Project, tmp_path: Path) -> None:

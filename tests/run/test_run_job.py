@@ -91,3 +91,24 @@ def test_inline_bundle_travels_in_the_result(project: Project, tmp_path: Path) -
     project.task("inline", project.edit_script("i", "calc.py", NEW_CALC))
     result = run_job(_request(project, "inline"), workdir=tmp_path / "state", inline_bundle=True)
     assert result.bundle_b64 and result.bundle_path is None
+
+
+def test_missing_base_branch_is_a_task_failure(project: Project, tmp_path: Path) -> None:
+    """A task whose base branch does not exist fails as a task (no infrastructure retries)."""
+    project.task("based", project.edit_script("based", "calc.py", NEW_CALC), base="release-9")
+    result = run_job(_request(project, "based"), workdir=tmp_path / "state")
+    assert result.outcome == Outcome.REJECTED and "release-9" in result.reason
+
+
+def test_repo_from_bundle_when_the_worker_cannot_reach_it(project: Project, tmp_path: Path) -> None:
+    """A request carrying the repo as a bundle runs against an unreachable URL and still lands its commit."""
+    from agent_runner import git as agit
+
+    project.task("remote", project.edit_script("remote", "calc.py", NEW_CALC))
+    bundle = agit.bundle_repo(project.root, tmp_path / "src.bundle")
+    request = _request(project, "remote").model_copy(
+        update={"repo": "https://unreachable.invalid/x.git", "repo_bundle_b64": agit.read_b64(bundle)}
+    )
+    result = run_job(request, workdir=tmp_path / "state", inline_bundle=True)
+    assert result.outcome == Outcome.ACCEPTED, result.reason
+    assert result.base_commit == git(project.root, "rev-parse", "main")

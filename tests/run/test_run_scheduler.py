@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -173,16 +174,14 @@ def test_late_result_of_a_regranted_attempt_is_discarded(project: Project) -> No
 
 
 def test_only_and_budget_limit_what_runs(project: Project) -> None:
-    """--only runs just the named tasks; the budget stops new claims once the run has spent it."""
+    """--only runs just the named tasks; a task starts only if its cost limit fits the budget left."""
     for name in ("p1", "p2", "p3", "other"):
+        edit = {"name": "bash", "arguments": {"command": f"echo > {name}.txt"}}
         turns = [
-            {
-                "cost_usd": 1.0,
-                "tool_calls": [{"name": "bash", "arguments": {"command": f"echo 1 > {name}.txt"}}],
-            },
+            {"cost_usd": 0.4, "tool_calls": [edit]},
             {"cost_usd": 0.0, "tool_calls": [{"name": "finish", "arguments": {"summary": "ok"}}]},
         ]
-        project.task(name, project.script(name, turns))
+        project.task(name, project.script(name, turns), limits={"cost_usd": 1.0})
     config = load_config(project.root, overrides={"workers": 1, "budget_usd": 1.5})
     queue = open_queue(project.root, config)
     executor = LocalExecutor(workdir=config.path(project.root, "state_dir"), workers=1, cwd=project.root)
@@ -192,7 +191,8 @@ def test_only_and_budget_limit_what_runs(project: Project) -> None:
         queue, executor, config=config, root=project.root, only=only, on_event=events.append
     )
     summary = scheduler.run()
-    assert summary.finished == ["p1", "p2"] and summary.cost_usd == 2.0
+    executor.close()
+    assert summary.finished == ["p1", "p2"] and round(summary.cost_usd, 6) == 0.8  # p3 would risk 1.8 > 1.5
     assert [e.kind for e in events][-1] == "budget"
     states = queue.refresh()
     assert states["p3"].status == states["other"].status == TaskStatus.QUEUED
@@ -245,3 +245,37 @@ def test_second_interrupt_cancels_and_releases_without_spending(project: Project
     assert (state.status, state.spent) == (TaskStatus.QUEUED, 0)
     assert [e.kind for e in events] == ["started", "cancelled"]
     assert git(project.root, "branch", "--list", "agent/slow") == ""
+
+
+def test_killed_worker_is_an_infrastructure_failure(project: Project) -> None:
+    """A worker killed mid-task (SIGKILL) re-queues the task without spending an attempt; the retry lands."""
+    import signal
+
+    project.task("crash", project.edit_script("crash", "c.py", "d = 1\n", delay_s=1.5), max_attempts=1)
+    scheduler, events, finish = _start_in_thread(project)
+    executor: LocalExecutor = scheduler.executor  # type: ignore[assignment]
+    deadline = time.monotonic() + 20
+    while not executor._pids and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(next(iter(executor._pids.values())), signal.SIGKILL)
+    summary = finish()
+    assert summary.finished == ["crash"]
+    assert [e.kind for e in events] == ["started", "requeued", "started", "finished"]
+    assert "worker exited with -9" in events[1].message
+    state = open_queue(project.root, load_config(project.root)).refresh()["crash"]
+    assert (state.spent, state.infra) == (0, 1)
+
+
+def test_model_keys_never_reach_the_worker_environment(project: Project, monkeypatch: Any) -> None:
+    """The coordinator's model key travels in the request, not in the worker's or the agent's environment."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-secret-value-123456")
+    command = "{ env; tr '\\0' '\\n' < /proc/$PPID/environ; } > seen.txt"
+    turns = [
+        {"tool_calls": [{"name": "bash", "arguments": {"command": command}}]},
+        {"tool_calls": [{"name": "finish", "arguments": {"summary": "looked"}}]},
+    ]
+    project.task("peek", project.script("peek", turns))
+    summary, _, _ = _run(project)
+    assert summary.finished == ["peek"]
+    seen = git(project.root, "show", "agent/peek:seen.txt")
+    assert "PATH=" in seen and "sk-ant-test-secret" not in seen and "ANTHROPIC_API_KEY" not in seen

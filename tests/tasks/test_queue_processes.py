@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from agent_runner.queue import Queue
 from agent_runner.task import Task, TaskKind, TaskStatus
@@ -16,6 +19,7 @@ from pathlib import Path
 from agent_runner.queue import Queue
 
 queue, name, go = Queue(Path(sys.argv[1])), sys.argv[2], Path(sys.argv[3])
+go.with_name(f"ready-{name}").touch()
 while not go.exists():
     time.sleep(0.001)
 claimed = []
@@ -43,6 +47,42 @@ except QueueError as exc:
 """
 
 
+FULL_TMPFS = """
+import json, os, sys
+from pathlib import Path
+from agent_runner.errors import QueueError
+from agent_runner.queue import Queue
+from agent_runner.task import Task, TaskKind
+
+folder = Path(sys.argv[1])
+queue = Queue(folder / "queue.jsonl")
+queue.add(Task(id="a", kind=TaskKind.CHANGE))
+claim = queue.claim("w", lease_s=300)
+filler = folder / "filler"
+fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+try:  # take every free page of the tmpfs
+    while os.write(fd, b"x" * 4096):
+        pass
+except OSError:
+    pass
+os.close(fd)
+size = queue.path.stat().st_size
+try:
+    queue.finish("a", claim.attempt, {"summary": "x" * 20000})
+    error = ""
+except QueueError as exc:
+    error = str(exc)
+after = queue.path.read_bytes()
+fresh = Queue(queue.path)
+status = fresh.refresh()["a"].status
+filler.unlink()
+fresh.finish("a", claim.attempt, {"summary": "after the disk was freed"})
+final = Queue(queue.path).refresh()["a"].status
+print(json.dumps({"error": error, "size": size, "after": len(after), "ends_nl": after.endswith(b"\\n"),
+                  "corrupt": len(fresh.corrupt), "status": status, "final": final}))
+"""
+
+
 def fill(path: Path, n_tasks: int) -> Queue:
     """Return a queue file holding `n_tasks` queued tasks."""
     queue = Queue(path)
@@ -63,6 +103,9 @@ def test_four_processes_claim_each_task_exactly_once(tmp_path: Path) -> None:
         )
         for n in range(4)
     ]
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("ready-*"))) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)  # start all four at once, after their imports
     go.touch()
     claimed = [json.loads(proc.communicate(timeout=120)[0]) for proc in procs]
     assert all(proc.returncode == 0 for proc in procs)
@@ -96,3 +139,16 @@ def test_write_failure_leaves_no_partial_line(tmp_path: Path) -> None:
     assert not fresh.corrupt and states[task_id].status == TaskStatus.RUNNING
     fresh.finish(task_id, 1, {"summary": "after the disk was freed"})
     assert Queue(queue.path).refresh()[task_id].status == TaskStatus.FINISHED
+
+
+def test_full_disk_leaves_no_partial_line(tmp_path: Path) -> None:
+    """On a real full filesystem (a 64 KiB tmpfs), a failed append is cut back and says the disk is full."""
+    mount = f'mount -t tmpfs -o size=64k tmpfs {tmp_path} && exec {sys.executable} -c "$0" {tmp_path}'
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", mount, FULL_TMPFS], capture_output=True, text=True)
+    if proc.returncode != 0 and "mount" in proc.stderr + proc.stdout:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()[:200]}")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert "the disk is full" in out["error"] and "Nothing was recorded" in out["error"]
+    assert out["after"] == out["size"] and out["ends_nl"] and out["corrupt"] == 0
+    assert (out["status"], out["final"]) == ("running", "finished")

@@ -242,3 +242,10 @@ def test_init_example_task_is_valid(tmp_path: Path) -> None:
     from agent_runner.scaffold import EXAMPLE_TASK
 
     assert load_task_file(write(tmp_path, "example.md", EXAMPLE_TASK)).kind == TaskKind.FIX_LINT
+
+
+def test_windows_line_endings_and_bom(tmp_path: Path) -> None:
+    """CRLF line endings and a UTF-8 byte-order mark (as Windows editors write) are accepted."""
+    text = "\ufeff---\r\nkind: change\r\ntitle: Win\r\n---\r\nDo it.\r\n"
+    task = load_task_file(write(tmp_path, "win.md", text.encode("utf-8")))
+    assert (task.title, task.instructions) == ("Win", "Do it.")
