@@ -7,6 +7,7 @@ of the cache with hard-linked objects (not worktrees: those share hooks and conf
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -174,6 +175,37 @@ def make_checkout(cache: Path, dest: Path, *, branch: str, base_commit: str) -> 
     # Parallel checkout (one process per CPU) writes large trees faster; small ones stay serial.
     run_git(dest, *SAFE_OPTIONS, "-c", "checkout.workers=0", "checkout", "-q", "-b", branch, base_commit)
     return Checkout(dest, branch, base_commit)
+
+
+def refresh_checkout(cache: Path, dest: Path, *, branch: str, base_commit: str) -> Checkout:
+    """Turn a used checkout at `dest` into a fresh one: a new .git from the cache, every file verified.
+
+    Nothing of the old git state survives (hooks, config, refs, index); the index is rebuilt from the base
+    tree and refreshed by content, so only files that differ from the base are rewritten.
+    """
+    _check_branch(branch)
+    _remove(dest / ".git")
+    tmp = Path(tempfile.mkdtemp(prefix=".git-", dir=dest.parent))
+    try:
+        run_git(None, "clone", "-q", "--local", "--no-checkout", "--template=", str(cache), str(tmp / "c"))
+        os.replace(tmp / "c" / ".git", dest / ".git")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    run_git(dest, *SAFE_OPTIONS, "read-tree", base_commit)
+    with contextlib.suppress(GitError):  # files that differ are reported; the checkout below rewrites them
+        run_git(dest, *SAFE_OPTIONS, "update-index", "-q", "--refresh")
+    run_git(
+        dest, *SAFE_OPTIONS, "-c", "checkout.workers=0", "checkout", "-q", "-f", "-B", branch, base_commit
+    )
+    run_git(dest, *SAFE_OPTIONS, "clean", "-q", "-ffdx")
+    return Checkout(dest, branch, base_commit)
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
 
 
 def exclude_untracked(checkout: Path) -> list[str]:

@@ -247,11 +247,14 @@ class Job:
         keep = self.config.keep_checkouts
         is_ok = self.result.outcome == Outcome.ACCEPTED
         if self.checkout is not None and (keep == "never" or (keep == "failed" and is_ok)):
+            self._set(checkout_path=None)
+            pool = workspace.pool_dir(self.paths, self.request.repo)
+            if is_ok and workspace.park(self.checkout.path, pool):
+                return  # the next attempt on this machine refreshes it instead of cloning
             if self.trash is None:
                 workspace.remove_checkout(self.checkout.path)
             else:
                 self.trash.append(workspace.move_to_trash(self.checkout.path, self.workdir))
-            self._set(checkout_path=None)
 
 
 GateCheck = Callable[[], list[GateResult]]

@@ -98,6 +98,11 @@ class Scheduler:
         started = time.time()
         self.summary.interrupted = False
         self._sync()
+        for task_id in sorted(self.options.only - set(self.queue.states)):
+            self.summary.failed[task_id] = (
+                "no such task in tasks/ or the queue; `run-agents list` shows the ids"
+            )
+            self._emit("unknown", task_id, message=self.summary.failed[task_id])
         try:
             while True:
                 self._drain(timeout=0)

@@ -17,6 +17,7 @@ from agent_runner.result import WorkRequest
 
 SETUP_TIMEOUT_S = 1200.0
 TAIL_CHARS = 2000
+POOL_SIZE = 8  # finished checkouts kept per repo for re-use: refreshing one beats a new clone on big repos
 # Output of a setup command that failed because the network did: infrastructure, not the task.
 NETWORK_ERROR = re.compile(
     r"Could not resolve host|Temporary failure in name resolution|Name or service not known|"
@@ -79,7 +80,40 @@ def open_checkout(request: WorkRequest, paths: AttemptPaths) -> git.Checkout:
         raise GitError(
             f"base commit {base} is not in {request.repo}; was the base branch rewritten or deleted?"
         )
-    return git.make_checkout(cache, paths.checkout, branch=request.task.branch_name, base_commit=base)
+    branch = request.task.branch_name
+    if take_parked(pool_dir(paths, request.repo), paths.checkout):
+        try:
+            return git.refresh_checkout(cache, paths.checkout, branch=branch, base_commit=base)
+        except (GitError, OSError):
+            remove_checkout(paths.checkout)  # anything odd: start from a fresh clone instead
+    return git.make_checkout(cache, paths.checkout, branch=branch, base_commit=base)
+
+
+def pool_dir(paths: AttemptPaths, repo: str) -> Path:
+    """Return the folder of finished checkouts of `repo` kept for re-use on this machine."""
+    return paths.checkout.parent.parent / "pool" / git.cache_path(repo).stem
+
+
+def take_parked(pool: Path, dest: Path) -> bool:
+    """Move a parked checkout to `dest` (atomically, so two workers never take the same one)."""
+    if not pool.is_dir():
+        return False
+    for entry in sorted(pool.iterdir()):
+        try:
+            os.replace(entry, dest)
+        except OSError:
+            continue  # another worker took it first
+        return True
+    return False
+
+
+def park(checkout: Path, pool: Path) -> bool:
+    """Keep a finished checkout for re-use (at most POOL_SIZE per repo); return whether it was kept."""
+    pool.mkdir(parents=True, exist_ok=True)
+    if sum(1 for _ in pool.iterdir()) >= POOL_SIZE:
+        return False
+    os.replace(checkout, pool / f"{checkout.name}.{os.getpid()}.{time.monotonic_ns()}")
+    return True
 
 
 def copy_files(source: str, checkout: Path, names: list[str]) -> list[str]:

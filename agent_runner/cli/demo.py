@@ -80,13 +80,13 @@ def _summary_table(run: DemoRun) -> Table:
     from agent_runner.demo import needs_model
 
     table = Table(title="queue summary")
-    for column in ("task", "status", "model", "model calls", "reason"):
+    for column in ("task", "status", "model", "model calls", "agent rounds", "reason"):
         table.add_column(column)
     for task_id, status in sorted(run.statuses.items()):
         calls = run.model_calls.get(task_id, 0)
         label = "none needed" if not needs_model(task_id) else ("recorded" if run.is_recorded else run.model)
         reason = run.reasons.get(task_id, "").splitlines()[0][:60] if run.reasons.get(task_id) else ""
-        table.add_row(task_id, status, label, str(calls), reason)
+        table.add_row(task_id, status, label, str(calls), str(run.rounds.get(task_id, 0)), reason)
     return table
 
 

@@ -97,7 +97,7 @@ class LiveView:
             self.progress[key] = TrajectoryProgress(path)
         elif key in self.rows:
             self._end(self.rows[key], event)
-        if event.kind in ("invalid", "model_blocked", "budget", "unpublished", "discarded"):
+        if event.kind in ("invalid", "unknown", "model_blocked", "budget", "unpublished", "discarded"):
             self.messages.append(
                 Text(f"{event.kind}: {event.task or ''} {event.message}".strip(), style="yellow")
             )

@@ -29,6 +29,7 @@ class DemoRun:
     statuses: dict[str, str] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
     model_calls: dict[str, int] = field(default_factory=dict)
+    rounds: dict[str, int] = field(default_factory=dict)
     branches: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -74,7 +75,17 @@ def run_demo(
         run.statuses[task_id] = str(task_state.status)
         run.reasons[task_id] = task_state.reason
         run.model_calls[task_id] = int((task_state.result or {}).get("model_calls", 0))
+        run.rounds[task_id] = agent_rounds((task_state.result or {}).get("trajectory_path"))
     return run
+
+
+def agent_rounds(trajectory: str | None) -> int:
+    """Return how many times the agent was prompted: the task, then one per gate report sent back."""
+    from agent_runner.trajectory import read_trajectory
+
+    if not trajectory or not Path(trajectory).exists():
+        return 0
+    return sum(1 for record in read_trajectory(Path(trajectory)) if record.get("type") == "user")
 
 
 def branches(root: Path) -> list[tuple[str, str]]:

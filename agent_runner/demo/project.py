@@ -135,7 +135,7 @@ def pyproject(model: str) -> str:
         '[tool.ruff.lint]\nselect = ["E", "F", "W", "I", "B", "UP"]\n\n'
         '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n\n'
         f'[tool.agent-runner]\ntest = "{sys.executable} -m pytest -q"\nworkers = 2\nmodel = "{model}"\n'
-        'sandbox = "none"\nreflection_rounds = 2\n'
+        "reflection_rounds = 2\n"
     )
 
 

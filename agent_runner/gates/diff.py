@@ -28,8 +28,8 @@ MARKERS = {
         r"(mark\.(skip|skipif|xfail)\b|pytest\.(skip|xfail|importorskip)\(|unittest\.skip|@skip\w*\b)"
     ),
 }
-SECRETS = re.compile(
-    r"(gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}|sk-ant-[A-Za-z0-9_-]{20,}"
+SECRETS = re.compile(  # not preceded by a word character: "task-..." or "disk-..." are no keys
+    r"(?<![A-Za-z0-9_])(gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}|sk-ant-[A-Za-z0-9_-]{20,}"
     r"|sk-proj-[A-Za-z0-9_-]{20,}|sk-[A-Za-z0-9]{20,})"
 )
 CI_PATHS = (

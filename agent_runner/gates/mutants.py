@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from agent_runner.gates.command import CommandResult, gate_env, run_command, tail
 from agent_runner.gates.mutate import Mutant, apply_mutant, choose_mutants, find_mutants
 from agent_runner.gates.pytest import SuiteRunner, is_pytest
-from agent_runner.gates.ruff import in_paths, targets_of
+from agent_runner.gates.ruff import targets_of
 from agent_runner.gates.testfiles import find_test_functions, is_test_file, is_test_module
 from agent_runner.gates.workdiff import WorkDiff, show_file, work_diff
 from agent_runner.protocols import GateContext
@@ -62,13 +62,16 @@ def new_tests(ctx: GateContext, diff: WorkDiff) -> NewTests:
 
 
 def target_sources(ctx: GateContext) -> dict[str, str]:
-    """Return the non-test Python files inside the targets, by relative path."""
+    """Return the non-test Python files inside the targets, by relative path (no hidden folders, no venvs)."""
     found: dict[str, str] = {}
-    for path in sorted(ctx.checkout.rglob("*.py")):
-        rel = path.relative_to(ctx.checkout).as_posix()
-        if ".git/" in rel or rel.startswith(".") or is_test_file(rel) or not in_paths(rel, targets_of(ctx)):
-            continue
-        found[rel] = path.read_text(encoding="utf-8", errors="replace")
+    for target in targets_of(ctx):
+        root = ctx.checkout / target
+        paths = [root] if root.is_file() else sorted(root.rglob("*.py")) if root.is_dir() else []
+        for path in paths:
+            rel = path.relative_to(ctx.checkout).as_posix()
+            is_hidden = any(part.startswith(".") or part in LINKED_DIRS for part in rel.split("/"))
+            if path.suffix == ".py" and not is_test_file(rel) and not is_hidden:
+                found[rel] = path.read_text(encoding="utf-8", errors="replace")
     return found
 
 

@@ -14,6 +14,9 @@ class GatesConfig(BaseModel):
     """Gate thresholds and limits ([tool.agent-runner.gates])."""
 
     model_config = ConfigDict(extra="forbid")
+    format: bool = Field(
+        default=False, description="fix-lint: also run ruff format on the targets (or per task)."
+    )
     max_file_bytes: int = Field(
         default=1_000_000, ge=1, description="Reject added or changed files over this size."
     )

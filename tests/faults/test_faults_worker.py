@@ -134,7 +134,9 @@ def test_disk_full_for_the_queue_file_is_a_clear_error_and_the_run_resumes(
     """ENOSPC on the queue file mid-run: a clear error, no partial line; with space freed the run finishes."""
     queue_file = tiny_disk / "queue.jsonl"
     project.configure(f'queue = "{queue_file}"\nlease_seconds = 2\nheartbeat_seconds = 0.05\n')
-    model = project.script("full", [bash_turn(write_command("f.py", "f = 1\n"), delay_s=3.0), finish_call()])
+    # A 10 kB summary makes the `finished` event larger than a page, so it cannot fit in the file's slack.
+    turns = [bash_turn(write_command("f.py", "f = 1\n"), delay_s=1.0), finish_call("s" * 10_000)]
+    model = project.script("full", turns)
     project.task("full", model, max_attempts=1)
     proc = project.popen("run", "--json")
     wait_for(

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 from fleet_helpers import FleetProject, git
+
+from agent_runner.executors.ssh import MachineConfig, SshConfig, SshExecutor
+from agent_runner.result import WorkRequest
+from agent_runner.task import Task
 
 
 def test_six_tasks_spread_over_two_machines_with_a_pin(project: FleetProject) -> None:
@@ -19,3 +27,46 @@ def test_six_tasks_spread_over_two_machines_with_a_pin(project: FleetProject) ->
     assert {r["machine"] for r in finished.values()} == {"m1", "m2"}
     for i in range(6):
         assert git(project.root, "show", f"agent/t{i}:out{i}.txt") == f"value {i}"
+
+
+RECORDER = """#!/bin/sh
+exec {python} -c '
+import json, os, sys
+request = json.load(sys.stdin)
+with open(os.environ["RECORD"], "a") as fh:
+    seen = {{"secrets": request["secrets"], "repo": request["repo"], "argv": sys.argv}}
+    seen.update(bundle=bool(request.get("repo_bundle_b64")), home=os.environ["HOME"])
+    fh.write(json.dumps(seen) + "\\n")
+print(json.dumps({{"task_id": request["task"]["id"], "attempt": request["attempt"], "outcome": "accepted"}}))
+' "$@"
+"""
+
+
+def test_machine_gets_only_its_model_keys_and_fetches_the_repo_itself(
+    project: FleetProject, tmp_path: Path
+) -> None:
+    """The request on stdin carries only the allowed keys; the machine gets origin's URL, or a bundle."""
+    recorder = tmp_path / "recorder"
+    recorder.write_text(RECORDER.format(python=sys.executable))
+    recorder.chmod(0o755)
+    record = tmp_path / "record.jsonl"
+    env = {"RECORD": str(record)}
+    machines = [
+        MachineConfig(
+            name=n, ssh=n, command=str(recorder), env=env, forward_env=["ANTHROPIC_API_KEY"], source=s
+        )
+        for n, s in (("m1", "auto"), ("m2", "bundle"))
+    ]
+    executor = SshExecutor(machines, ssh=SshConfig(config_file=str(project.fleet.ssh_config)))
+    secrets = {"ANTHROPIC_API_KEY": "sk-model", "OPENAI_API_KEY": "sk-other", "GITHUB_TOKEN": "ghp-never"}
+    try:
+        for slot in executor.slots():
+            task = Task(id=f"k-{slot.machine}", kind="change")
+            executor.run(WorkRequest(task=task, repo=str(project.root), secrets=secrets), slot)
+    finally:
+        executor.close()
+    seen = {Path(r["home"]).parent.name: r for r in map(json.loads, record.read_text().splitlines())}
+    assert all(r["secrets"] == {"ANTHROPIC_API_KEY": "sk-model"} for r in seen.values())
+    assert not any("sk-model" in arg for r in seen.values() for arg in r["argv"])
+    assert seen["m1"]["repo"] == str(project.root.parent / "remote.git") and not seen["m1"]["bundle"]
+    assert seen["m2"]["bundle"]

@@ -21,7 +21,10 @@ def test_demo_runs_every_kind_without_a_key(tmp_path: Path) -> None:
     assert "lint-targets 8->0 ok" in out and "killed ok" in out
     for task in ("lint-cart", "lint-legacy", "test-pricing", "format-price", "review-legacy"):
         assert f"│ {task}" in out and "finished" in out
-    assert "│ lint-cart     │ finished │ none needed │ 0 " in out
+    assert "│ lint-cart     │ finished │ none needed │ 0           │ 0 " in out
+    assert (
+        "│ format-price  │ finished │ recorded    │ 4           │ 2 " in out
+    )  # the gate report went back once
     assert "Branches made (4)" in out
     branches = subprocess.run(
         ["git", "branch", "--list", "agent/*"], cwd=folder, capture_output=True, text=True

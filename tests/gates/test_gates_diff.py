@@ -129,3 +129,10 @@ def test_allow_keys_normalize() -> None:
         "noqa",
         "pragma-no-cover",
     ]
+
+
+def test_words_ending_in_sk_are_not_keys(calc_repo: Path, make_ctx) -> None:
+    """Identifiers such as task-<long id> or disk-<serial> do not trip the secret check."""
+    _append("calc/ids.txt", f"task-{'abcdefghij' * 3}\ndisk-{'0123456789' * 3}\n")(calc_repo)
+    result = DiffPolicyGate().check(make_ctx(calc_repo, kind="change"), None)
+    assert result.verdict == GateVerdict.PASS, result.offending

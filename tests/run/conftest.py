@@ -75,6 +75,14 @@ class Project:
         path = self.tasks / "queue.jsonl"
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
+    def invoke(self, *args: str) -> Any:
+        """Run `run-agents --root <repo> args...` in this process (typer's test runner): fast, same code."""
+        from typer.testing import CliRunner
+
+        from agent_runner.cli import get_app
+
+        return CliRunner().invoke(get_app(), ["--root", str(self.root), *args])
+
     def cli(self, *args: str, timeout: float = 60, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         """Run `run-agents --root <repo> args...` as a real subprocess."""
         argv = [sys.executable, "-m", "agent_runner.cli", "--root", str(self.root), *args]

@@ -112,3 +112,27 @@ def test_repo_from_bundle_when_the_worker_cannot_reach_it(project: Project, tmp_
     result = run_job(request, workdir=tmp_path / "state", inline_bundle=True)
     assert result.outcome == Outcome.ACCEPTED, result.reason
     assert result.base_commit == git(project.root, "rev-parse", "main")
+
+
+def test_finished_checkout_is_reused_clean(project: Project, tmp_path: Path) -> None:
+    """A parked checkout is refreshed for the next task: its edits, stray files, hooks and refs are gone."""
+    project.task("first", project.edit_script("first", "calc.py", NEW_CALC))
+    project.task("second", project.edit_script("second", "notes.txt", "second\n"))
+    state = tmp_path / "state"
+    assert run_job(_request(project, "first"), workdir=state).outcome == Outcome.ACCEPTED
+    (parked,) = (state / "pool").glob("*/*")
+    (parked / "stray.txt").write_text("left behind\n")
+    (parked / ".git" / "hooks").mkdir()
+    (parked / ".git" / "hooks" / "post-checkout").write_text("#!/bin/sh\ntouch /tmp/pwned\n")
+    inode = (parked / "pyproject.toml").stat().st_ino
+    result = run_job(_request(project, "second"), workdir=state, inline_bundle=True)
+    assert result.outcome == Outcome.ACCEPTED, result.reason
+    bundle = tmp_path / "second.bundle"
+    bundle.write_bytes(__import__("base64").b64decode(result.bundle_b64 or ""))
+    git(project.root, "fetch", "-q", str(bundle), "agent/second:agent/second")
+    assert git(project.root, "diff", "--name-only", "main", "agent/second") == "notes.txt"
+    (reused,) = (state / "pool").glob("*/*")
+    assert not (reused / "stray.txt").exists() and not (reused / ".git" / "hooks").exists()
+    assert (reused / "pyproject.toml").stat().st_ino == inode  # re-used, not cloned again
+    assert "agent/first" not in git(reused, "branch", "--format=%(refname:short)")
+    assert "def sub" not in (reused / "calc.py").read_text()
