@@ -126,8 +126,11 @@ def add_task(root: Path, config: RunnerConfig, queue: Queue, task: Task) -> Path
         raise TaskFileError(str(folder / f"{task.id}.md"), reason, field="depends_on")
     path = folder / f"{task.id}.md"
     folder.mkdir(parents=True, exist_ok=True)
-    with open(path, "x", encoding="utf-8") as fh:
-        fh.write(render_task_file(task))
+    try:
+        with open(path, "x", encoding="utf-8") as fh:
+            fh.write(render_task_file(task))
+    except FileExistsError as exc:  # another `add` won the race for this id
+        raise TaskFileError(str(path), f"id '{task.id}' is taken; pick another", field="id") from exc
     load_task_file(path)  # the written file must read back as the same valid task
     queue.add(task, file=relative(root, path), digest=file_digest(path))
     return path

@@ -18,6 +18,7 @@ from agent_runner.errors import (
     RunnerError,
     SetupError,
 )
+from agent_runner.gates import JobKind, gate_settings, get_job_kind, render_report
 from agent_runner.messages import Usage
 from agent_runner.protocols import GateContext
 from agent_runner.result import ExitStatus, GateResult, GateVerdict, Outcome, TaskResult, WorkRequest
@@ -120,23 +121,21 @@ class Job:
             checkout.path, self.task, checkout.base_commit, self.config.test, self._gate_settings()
         )
         with self._phase("baseline"):
-            kind = _job_kind(self.task.kind)
-            gates = kind.gates(ctx) if kind else []
+            kind = get_job_kind(self.task.kind)
+            gates = kind.gates(ctx)
             baselines = {gate.name: gate.baseline(ctx) for gate in gates}
-            prestep = kind.prestep(ctx) if kind else None
-        needs_agent = prestep is None or getattr(prestep, "needs_agent", True)
-        prompt_vars = dict(getattr(prestep, "prompt_vars", {}) or {})
+            prestep = kind.prestep(ctx)
         check = self._timed(_gate_checker(gates, baselines, ctx))
         with self._phase("agent"):
-            if needs_agent:
-                self._agent_rounds(kind, prompt_vars, check, gate_names=[g.name for g in gates])
-            else:
-                self._set(summary=getattr(prestep, "summary", ""), exit_status=ExitStatus.FINISHED)
+            if prestep.needs_agent:
+                self._agent_rounds(kind, dict(prestep.prompt_vars), check, gate_names=[g.name for g in gates])
+            else:  # the deterministic pre-step did it all: no model is called (nor needs a key)
+                self._set(summary=prestep.summary, exit_status=ExitStatus.FINISHED)
                 self._require_green(check(), rounds_used=0)
         self.timings["agent"] -= self.timings.get("gates", 0.0)
-        if kind is None or getattr(kind, "commits", True):
+        if kind.commits:
             with self._phase("commit"):
-                self._commit_and_bundle(checkout, require_diff=kind is None)
+                self._commit_and_bundle(checkout)
 
     @contextmanager
     def _phase(self, name: str) -> Iterator[None]:
@@ -154,10 +153,6 @@ class Job:
         return timed
 
     def _gate_settings(self) -> dict[str, Any]:
-        try:
-            from agent_runner.gates import gate_settings
-        except ImportError:
-            return {"allow": list(self.config.allow)}
         return dict(gate_settings(self.config))
 
     def _open(self) -> git.Checkout:
@@ -175,13 +170,13 @@ class Job:
 
     # -- the agent and its gate rounds ----------------------------------------------------------------
     def _agent_rounds(
-        self, kind: Any, prompt_vars: dict[str, Any], check: GateCheck, gate_names: list[str]
+        self, kind: JobKind, prompt_vars: dict[str, Any], check: GateCheck, gate_names: list[str]
     ) -> None:
         from agent_runner import job_agent
 
         agent = job_agent.build_agent(self, gate_names=gate_names)
         variables = self._prompt_vars(gate_names, prompt_vars)
-        template = getattr(kind, "template", None) or f"{self.task.kind.value}.md.j2"
+        template = kind.template or f"{self.task.kind.value}.md.j2"
         outcome = agent.run(job_agent.render(template, self.paths.checkout, variables))
         rounds = (
             self.task.reflection_rounds
@@ -225,13 +220,11 @@ class Job:
             raise JobFailed(Outcome.REJECTED, f"gates failed{after}:\n{gate_report(results)}")
 
     # -- results ----------------------------------------------------------------------------------------
-    def _commit_and_bundle(self, checkout: git.Checkout, *, require_diff: bool) -> None:
+    def _commit_and_bundle(self, checkout: git.Checkout) -> None:
         task = self.task
         message = f"agent-runner: {task.id}: {task.display_title}\n\nTask {task.id} ({task.kind})"
         head = git.commit_all(checkout, f"{message}, attempt {self.request.attempt}.")
         self._set(head_commit=head)
-        if require_diff and head == checkout.base_commit:
-            raise JobFailed(Outcome.REJECTED, "the agent finished without changing any file")
         bundle = git.create_bundle(checkout, self.paths.bundle, head=head)
         if bundle is not None and self.inline_bundle:
             self._set(bundle_b64=git.read_b64(bundle))
@@ -260,14 +253,6 @@ class Job:
 GateCheck = Callable[[], list[GateResult]]
 
 
-def _job_kind(kind: Any) -> Any:
-    try:
-        from agent_runner.gates import get_job_kind
-    except ImportError:
-        return None
-    return get_job_kind(kind)
-
-
 def _gate_checker(gates: list[Any], baselines: dict[str, Any], ctx: GateContext) -> GateCheck:
     def check() -> list[GateResult]:
         return [gate.check(ctx, baselines[gate.name]) for gate in gates]
@@ -281,25 +266,7 @@ def _green(results: list[GateResult]) -> bool:
 
 def gate_report(results: list[GateResult]) -> str:
     """Return the gate report (table and failures) for the agent and the failure reason."""
-    try:
-        from agent_runner.gates import render_report
-    except ImportError:
-        return _plain_report(results)
     return str(render_report(results))
-
-
-def _plain_report(results: list[GateResult]) -> str:
-    lines = []
-    for r in results:
-        if r.verdict in (GateVerdict.PASS, GateVerdict.SKIP):
-            continue
-        lines.append(
-            f"- {r.name}: {r.verdict.value}" + (f" (`{r.command}` exit {r.exit_code})" if r.command else "")
-        )
-        if r.details:
-            lines.append("  " + r.details.strip().replace("\n", "\n  ")[:4000])
-        lines.extend(f"  {line}" for line in r.offending[:50])
-    return "\n".join(lines) or "all gates passed"
 
 
 def _stopped_reason(outcome: Any) -> str:

@@ -356,7 +356,8 @@ class Scheduler:
         self.queue.release(run.task.id, run.claim.attempt, result.reason, infra=False)
         if run.model not in self.blocked_models:
             self.blocked_models[run.model] = result.reason
-            message = f"{run.model}: {result.reason}. Its tasks stay queued; fix the key and run again."
+            reason = result.reason if result.reason.startswith(run.model) else f"{run.model}: {result.reason}"
+            message = f"{reason}. Its tasks stay queued; fix the key and run again."
             self._emit("model_blocked", run.task.id, run.claim.attempt, message=message)
 
     def _emit(

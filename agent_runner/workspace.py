@@ -81,6 +81,7 @@ def open_checkout(request: WorkRequest, paths: AttemptPaths) -> git.Checkout:
             f"base commit {base} is not in {request.repo}; was the base branch rewritten or deleted?"
         )
     branch = request.task.branch_name
+    remove_checkout(paths.checkout)  # a leftover of a crashed attempt with this number
     if take_parked(pool_dir(paths, request.repo), paths.checkout):
         try:
             return git.refresh_checkout(cache, paths.checkout, branch=branch, base_commit=base)

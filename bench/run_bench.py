@@ -238,17 +238,15 @@ def bench_checkout(tmp: Path, n_files: int, n_commits: int, n: int, churn_bytes:
     t_ours, t_clone, t_copy = timed(ours, n), timed(full_clone, n), timed(copy_tree, n)
     timed(reuse, n)
     t_reuse = statistics.mean(reuse_times)
-    print(f"clone --local from the bare cache : {t_ours:6.2f} s per checkout (first checkout on a machine)")
-    print(
-        f"re-use a parked checkout (refresh): {t_reuse:6.2f} s  (every later one; {t_clone / t_reuse:.0f}x faster"
-    )
-    print(
-        f"                                    than a full clone, {t_reuse / t_copy:.2f}x the time of copying)"
-    )
-    print(f"full clone (git clone --no-local) : {t_clone:6.2f} s  ({t_clone / t_ours:.1f}x clone --local)")
-    print(
-        f"copy the work tree (cp -a)        : {t_copy:6.2f} s  (clone --local is {t_ours / t_copy:.2f}x copying)"
-    )
+    rows = [
+        ("clone --local from the bare cache", t_ours, "the first checkout of a repo on a machine"),
+        ("re-use a parked checkout (refresh)", t_reuse, "every later one"),
+        ("full clone (git clone --no-local)", t_clone, ""),
+        ("copy the work tree (cp -a)", t_copy, "the naive baseline"),
+    ]
+    for name, seconds, note in rows:
+        ratios = f"full clone / this {t_clone / seconds:5.1f}x, this / copy {seconds / t_copy:4.2f}x"
+        print(f"{name:36s} {seconds:6.2f} s   {ratios}   {note}")
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ run, and a result that arrived there late is handed to `on_late_result` (the que
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import subprocess
 import tempfile
@@ -100,30 +101,39 @@ class SshExecutor:
         return [m.status for m in chosen]
 
     def _check_one(self, machine: _Machine) -> None:
-        error = machine.client.start_master()
-        done = None if error else machine.client.run(check_script(machine.config), timeout_s=CHECK_TIMEOUT_S)
-        status = MachineStatus(machine.config.name, machine.config.ssh, machine.config.workers)
-        status.checked_at = time.time()
-        if done is not None and done.returncode == 0:
-            facts = dict(line.split("=", 1) for line in done.stdout.decode().splitlines() if "=" in line)
-            status.is_reachable = True
-            status.git_version = facts.get("git", "").removeprefix("git version ")
-            status.python_version = facts.get("python", "").removeprefix("Python ")
-            status.runner_version = facts.get("runner", "")
-            status.n_running_there = int(facts.get("running", "0").strip() or 0)
-        else:
-            status.error = error or _describe(done, machine.config)
-            log.warning("machine %s is not usable: %s", machine.config.name, status.error)
-        if status.is_version_mismatch:
-            here = coordinator_version()
-            log.warning(
-                "machine %s runs agent-runner %s, this one %s", status.name, status.runner_version, here
-            )
-        was_down = not machine.status.is_reachable
+        status = self._probe(machine)
         status.n_busy = machine.n_busy
+        if status.error:
+            log.warning("machine %s is not usable: %s", status.name, status.error)
+        elif status.is_version_mismatch:
+            theirs, ours = status.runner_version, coordinator_version()
+            log.warning("machine %s runs agent-runner %s, this one %s", status.name, theirs, ours)
+        was_down = not machine.status.is_reachable
         machine.status = status
         if status.is_reachable and was_down and machine.lost:
             self._harvest(machine)
+
+    def _probe(self, machine: _Machine) -> MachineStatus:
+        """Open the shared connection and run the check script; return what it found."""
+        config = machine.config
+        status = MachineStatus(config.name, config.ssh, config.workers, checked_at=time.time())
+        status.error = machine.client.start_master() or ""
+        done = None if status.error else machine.client.run(check_script(config), timeout_s=CHECK_TIMEOUT_S)
+        if done is None or done.returncode != 0:
+            status.error = status.error or _describe(done, config)
+            return status
+        facts = dict(line.split("=", 1) for line in done.stdout.decode().splitlines() if "=" in line)
+        if facts.get("command") == "missing":
+            status.error = (
+                f"`{config.command}` is not found there; install agent-runner on it or set `command`"
+            )
+            return status
+        status.is_reachable = True
+        status.git_version = facts.get("git", "").removeprefix("git version ")
+        status.python_version = facts.get("python", "").removeprefix("Python ")
+        status.runner_version = _version_or_unknown(facts.get("runner", ""))
+        status.n_running_there = int(facts.get("running", "0").strip() or 0)
+        return status
 
     def _recheck_due(self) -> None:
         now = time.time()
@@ -266,6 +276,13 @@ def _discard_late(result: TaskResult) -> None:
 
 def _stub_request(task_id: str, attempt: int) -> WorkRequest:
     return WorkRequest(task=Task(id=task_id, kind=TaskKind.CHANGE), attempt=attempt, repo="")
+
+
+def _version_or_unknown(text: str) -> str:
+    text = text.strip()
+    return (
+        text if re.fullmatch(r"\d+(\.\d+)*[\w.+-]*", text) else "unknown (agent-runner not importable there)"
+    )
 
 
 def _tail(stderr: bytes, n_chars: int = 400) -> str:

@@ -134,16 +134,28 @@ def harvest_script(machine: MachineConfig, task_id: str, attempt: int) -> str:
     return _prelude(machine.workdir) + _kill_group(f"{me}.pid") + collect
 
 
+# The interpreter of a pip-installed script: its #! line, or the line pip writes for long paths,
+# "'''exec' /path/to/python", after a #!/bin/sh line.
+_FIND_PYTHON = (
+    "s=$(command -v {command}); py=$(sed -n '1s/^#!//p' \"$s\")\n"
+    'case "$py" in *python*) ;; *) py=$(sed -n "2s/^'
+    + "'''"
+    + "exec' '*\\([^' ]*\\).*/\\1/p\" \"$s\");; esac\n"
+    '[ -n "$py" ] || py=python3\n'
+)
+
+
 def check_script(machine: MachineConfig) -> str:
     """The script that reports git, python and agent-runner versions and the attempts running there."""
-    command = shlex.split(machine.command)[0]
-    python = machine.python or f'$(sed -n "1s/^#!//p" "$(command -v {shlex.quote(command)})")'
+    command = shlex.quote(shlex.split(machine.command)[0])
+    find = f"py={shlex.quote(machine.python)}\n" if machine.python else _FIND_PYTHON.format(command=command)
     version = "import importlib.metadata as m; print(m.version('agent-runner'))"
     return (
         _prelude(machine.workdir)
         + 'echo "git=$(git --version 2>&1 | head -n1)"\n'
-        + f"py={python}\n"
+        + find
         + 'echo "python=$($py --version 2>&1 | head -n1)"\n'
         + f'echo "runner=$($py -c {shlex.quote(version)} 2>&1 | tail -n1)"\n'
         + 'echo "running=$(ls attempts/*.pid 2>/dev/null | wc -l)"\n'
+        + f'command -v {command} >/dev/null 2>&1 && echo "command=ok" || echo "command=missing"\n'
     )

@@ -111,6 +111,14 @@ def test_machines_check_reports_a_version_mismatch(project: FleetProject, tmp_pa
     assert "0.0.1" in table.stdout and "m1" in table.stderr
 
 
+def test_machine_without_run_agents_gets_no_slots(project: FleetProject) -> None:
+    """A machine where the configured run-agents command is missing is reported as unusable, with the fix."""
+    project.configure({"m1": {"command": "/nowhere/run-agents"}})
+    check = project.cli("machines", "check", "--json")
+    row = json.loads(check.stdout)["machines"][0]
+    assert check.returncode == 1 and not row["is_reachable"] and "not found there" in row["error"]
+
+
 def _request(project: FleetProject, task_id: str, attempt: int, delay_s: float) -> WorkRequest:
     task = Task(id=task_id, kind="change", model=project.edit_script(task_id, "x.txt", "x", delay_s=delay_s))
     config = load_config(project.root).model_dump(mode="json", by_alias=True)
