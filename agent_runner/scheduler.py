@@ -97,6 +97,9 @@ class Scheduler:
         self.options.watch = watch
         started = time.time()
         self.summary.interrupted = False
+        prepare = getattr(self.executor, "prepare", None)  # optional: warm up workers while we sync
+        if callable(prepare):
+            prepare()
         self._sync()
         for task_id in sorted(self.options.only - set(self.queue.states)):
             self.summary.failed[task_id] = (

@@ -81,6 +81,11 @@ class LocalExecutor:
         self._client: ForkClient | None = None
         self._lock = threading.Lock()
 
+    def prepare(self) -> None:
+        """Start the fork server now, so its imports overlap the coordinator's own start-up."""
+        if self.fork:
+            self._fork_client()
+
     def slots(self) -> list[Slot]:
         """Return one slot per local worker."""
         return [Slot(f"local-{i + 1}", machine="local") for i in range(self.n_workers)]
