@@ -22,7 +22,7 @@ from agent_runner.gates import JobKind, gate_settings, get_job_kind, render_repo
 from agent_runner.messages import Usage
 from agent_runner.protocols import GateContext
 from agent_runner.result import ExitStatus, GateResult, GateVerdict, Outcome, TaskResult, WorkRequest
-from agent_runner.task import Limits
+from agent_runner.task import Limits, TaskKind
 from agent_runner.workspace import AttemptPaths, BaseMissingError, SetupNetworkError
 
 log = logging.getLogger(__name__)
@@ -225,6 +225,10 @@ class Job:
         message = f"agent-runner: {task.id}: {task.display_title}\n\nTask {task.id} ({task.kind})"
         head = git.commit_all(checkout, f"{message}, attempt {self.request.attempt}.")
         self._set(head_commit=head)
+        if (
+            head == checkout.base_commit and task.kind == TaskKind.CHANGE
+        ):  # never a success, whatever gates say
+            raise JobFailed(Outcome.REJECTED, "the agent finished without changing any file")
         bundle = git.create_bundle(checkout, self.paths.bundle, head=head)
         if bundle is not None and self.inline_bundle:
             self._set(bundle_b64=git.read_b64(bundle))

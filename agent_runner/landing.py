@@ -18,13 +18,18 @@ def source_repo(root: Path, task: Task) -> str:
     return str(candidate.resolve()) if git.is_local(str(candidate)) else task.repo
 
 
+def landing_repo(root: Path, task: Task) -> Path:
+    """Return the repo a task's branch lands in: the local source repo, or the local cache of a URL."""
+    source = source_repo(root, task)
+    return Path(source) if git.is_local(source) else git.ensure_cache(source)
+
+
 def land_result(root: Path, state_dir: Path, task: Task, result: TaskResult) -> Path | None:
     """Fetch the result's bundle into the source repo (URL repos: its local cache) as agent/<id>.
 
     Returns the repo it landed in, or None when the attempt committed nothing.
     """
-    source = source_repo(root, task)
-    repo = Path(source) if git.is_local(source) else git.ensure_cache(source)
+    repo = landing_repo(root, task)
     bundle = Path(result.bundle_path) if result.bundle_path else None
     if result.bundle_b64:
         bundle = git.write_b64(

@@ -18,7 +18,7 @@ from typing import Any
 from agent_runner import git
 from agent_runner.config import RunnerConfig
 from agent_runner.errors import ExecutorError, GitError, GitHubError, RunnerError, StaleAttemptError
-from agent_runner.landing import land_result, source_repo
+from agent_runner.landing import land_result, landing_repo, source_repo
 from agent_runner.protocols import Executor, Publisher, Slot
 from agent_runner.queue import Claim, Queue
 from agent_runner.queue_state import TaskState
@@ -34,7 +34,7 @@ from agent_runner.scheduling import (
     overlaps,
     sync_task_files,
 )
-from agent_runner.task import Limits, Task, TaskKind
+from agent_runner.task import Limits, Task, TaskKind, TaskStatus
 
 BACKOFF_CAP_S = 600.0
 POLL_S = 0.2
@@ -101,6 +101,8 @@ class Scheduler:
         if callable(prepare):
             prepare()
         self._sync()
+        if self.publisher is not None:
+            self._publish_interrupted()
         for task_id in sorted(self.options.only - set(self.queue.states)):
             self.summary.failed[task_id] = (
                 "no such task in tasks/ or the queue; `run-agents list` shows the ids"
@@ -140,8 +142,14 @@ class Scheduler:
         states = self.queue.refresh()
         slots = self.executor.slots()
         return not self._budget_hit and any(
-            is_pending(s, states, in_scope=self._in_scope, slots=slots) for s in states.values()
+            is_pending(s, states, in_scope=self._in_scope, slots=slots) or self._leased_elsewhere(s)
+            for s in states.values()
         )
+
+    def _leased_elsewhere(self, state: TaskState) -> bool:
+        """A task running under another (maybe killed) coordinator's lease: wait until it ends or expires."""
+        is_ours = (state.id, state.attempt) in self.running
+        return state.status == TaskStatus.RUNNING and not is_ours and self._in_scope(state)
 
     def _in_scope(self, state: TaskState) -> bool:
         if self.options.only and state.id not in self.options.only:
@@ -336,6 +344,24 @@ class Scheduler:
             return
         self.queue.publish_event(task.id, pr_url=url)
         self._emit("published", task.id, result.attempt, message=url or "")
+
+    def _publish_interrupted(self) -> None:
+        """Publish finished tasks whose publishing a killed coordinator never started or recorded."""
+        pending: dict[str, dict[str, Any]] = {}
+        for event in self.queue.events():
+            if event.get("type") == "finished":
+                pending[event["task"]] = event.get("result") or {}
+            elif event.get("type") in ("published", "unpublished", "requeued"):
+                pending.pop(event.get("task", ""), None)
+        states = self.queue.refresh()
+        for task_id, record in pending.items():
+            state = states.get(task_id)
+            if state is None or state.status != TaskStatus.FINISHED or not record.get("head_commit"):
+                continue
+            if self.options.only and task_id not in self.options.only:
+                continue
+            task, result = Task.model_validate(state.task), TaskResult.model_validate(record)
+            self._publish(task, result, landing_repo(self.root, task))
 
     def _fail(self, claim: Claim, reason: str, result: TaskResult | None = None) -> None:
         record = result.for_queue() if result else None

@@ -18,6 +18,7 @@ from agent_runner.result import WorkRequest
 SETUP_TIMEOUT_S = 1200.0
 TAIL_CHARS = 2000
 POOL_SIZE = 8  # finished checkouts kept per repo for re-use: refreshing one beats a new clone on big repos
+PARK_MIN_INDEX_BYTES = 200_000  # about 2,000 tracked files: below that a fresh clone is faster
 # Output of a setup command that failed because the network did: infrastructure, not the task.
 NETWORK_ERROR = re.compile(
     r"Could not resolve host|Temporary failure in name resolution|Name or service not known|"
@@ -109,7 +110,10 @@ def take_parked(pool: Path, dest: Path) -> bool:
 
 
 def park(checkout: Path, pool: Path) -> bool:
-    """Keep a finished checkout for re-use (at most POOL_SIZE per repo); return whether it was kept."""
+    """Keep a finished checkout of a large repo for re-use (at most POOL_SIZE); return whether it was kept."""
+    index = checkout / ".git" / "index"
+    if not index.is_file() or index.stat().st_size < PARK_MIN_INDEX_BYTES:
+        return False  # a small repo: a fresh clone (two git commands) beats a refresh (five)
     pool.mkdir(parents=True, exist_ok=True)
     if sum(1 for _ in pool.iterdir()) >= POOL_SIZE:
         return False

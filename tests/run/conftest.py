@@ -2,91 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import json
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
-
-PYPROJECT = """\
-[tool.agent-runner]
-sandbox = "none"
-test = "true"
-lease_seconds = 5
-heartbeat_seconds = 0.5
-backoff_seconds = 0
-workers = 2
-"""
-
-
-def git(repo: Path, *args: str) -> str:
-    """Run git in `repo` and return its output."""
-    out = subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True)
-    return out.stdout.strip()
-
-
-class Project:
-    """A source repo holding tasks/, with helpers to add tasks and scripts."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.tasks = root / "tasks"
-        self.scripts = root.parent / "scripts"
-
-    def script(self, name: str, turns: list[dict[str, Any]]) -> str:
-        """Write a scripted-model file outside the repo and return its model spec."""
-        self.scripts.mkdir(exist_ok=True)
-        path = self.scripts / f"{name}.yaml"
-        path.write_text(yaml.safe_dump({"turns": turns}), encoding="utf-8")
-        return f"scripted:{path}"
-
-    def edit_script(self, name: str, filename: str, content: str, *, delay_s: float = 0.0) -> str:
-        """Return a model spec whose agent writes `content` to `filename`, then finishes."""
-        encoded = base64.b64encode(content.encode()).decode()
-        command = f"echo {encoded} | base64 -d > {filename}"
-        return self.script(
-            name,
-            [
-                {
-                    "text": "edit",
-                    "delay_s": delay_s,
-                    "tool_calls": [{"name": "bash", "arguments": {"command": command}}],
-                },
-                {
-                    "text": "done",
-                    "tool_calls": [{"name": "finish", "arguments": {"summary": f"wrote {filename}"}}],
-                },
-            ],
-        )
-
-    def task(self, task_id: str, model: str, *, body: str = "Do the chore.", **fields: Any) -> Path:
-        """Write tasks/<id>.md with front matter `fields` and the given model."""
-        front = yaml.safe_dump({"kind": "change", "model": model, **fields}, sort_keys=False)
-        path = self.tasks / f"{task_id}.md"
-        path.write_text(f"---\n{front}---\n{body}\n", encoding="utf-8")
-        return path
-
-    def queue_events(self) -> list[dict[str, Any]]:
-        """Return every event in the queue file."""
-        path = self.tasks / "queue.jsonl"
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-    def invoke(self, *args: str) -> Any:
-        """Run `run-agents --root <repo> args...` in this process (typer's test runner): fast, same code."""
-        from typer.testing import CliRunner
-
-        from agent_runner.cli import get_app
-
-        return CliRunner().invoke(get_app(), ["--root", str(self.root), *args])
-
-    def cli(self, *args: str, timeout: float = 60, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-        """Run `run-agents --root <repo> args...` as a real subprocess."""
-        argv = [sys.executable, "-m", "agent_runner.cli", "--root", str(self.root), *args]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=self.root, **kwargs)
+from run_helpers import PYPROJECT, Project, git
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 
-from conftest import Project, git
+from run_helpers import Project, git
 
 from agent_runner.config import load_config
 from agent_runner.queue import Queue
@@ -62,8 +62,8 @@ def test_dry_run_shows_plan_and_changes_nothing(project: Project) -> None:
 
 
 def test_coordinator_killed_mid_run_then_rerun_finishes_each_task_once(project: Project) -> None:
-    """kill -9 of `run` mid-run, then `run` again: every task finished exactly once and the queue parses."""
-    for name in ("k1", "k2", "k3"):
+    """kill -9 of `run`, then `run` again: it waits out the dead leases, re-runs, each task finishes once."""
+    for name in ("k1", "k2"):
         project.task(
             name, project.edit_script(name, f"{name}.py", "x = 1\n", delay_s=0.8), paths=[f"{name}.py"]
         )
@@ -80,7 +80,7 @@ def test_coordinator_killed_mid_run_then_rerun_finishes_each_task_once(project: 
     queue = Queue(queue_file)
     queue.check()
     events = list(queue.events())
-    for name in ("k1", "k2", "k3"):
+    for name in ("k1", "k2"):
         assert [e["type"] for e in events if e.get("task") == name].count("finished") == 1
         assert git(project.root, "show", f"agent/{name}:{name}.py") == "x = 1"
     for name in finished_before:

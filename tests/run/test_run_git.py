@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import Project, git
+from run_helpers import Project, git
 
 from agent_runner import git as agit
 from agent_runner.errors import GitError

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from conftest import Project, git
+from run_helpers import Project, git
 
+from agent_runner import workspace
 from agent_runner.config import load_config
 from agent_runner.job import run_job
 from agent_runner.result import ExitStatus, Outcome, WorkRequest
@@ -114,10 +115,11 @@ def test_repo_from_bundle_when_the_worker_cannot_reach_it(project: Project, tmp_
     assert result.base_commit == git(project.root, "rev-parse", "main")
 
 
-def test_finished_checkout_is_reused_clean(project: Project, tmp_path: Path) -> None:
+def test_finished_checkout_is_reused_clean(project: Project, tmp_path: Path, monkeypatch: Any) -> None:
     """A parked checkout is refreshed for the next task: its edits, stray files, hooks and refs are gone."""
     project.task("first", project.edit_script("first", "calc.py", NEW_CALC))
     project.task("second", project.edit_script("second", "notes.txt", "second\n"))
+    monkeypatch.setattr(workspace, "PARK_MIN_INDEX_BYTES", 0)  # the fixture repo is small
     state = tmp_path / "state"
     assert run_job(_request(project, "first"), workdir=state).outcome == Outcome.ACCEPTED
     (parked,) = (state / "pool").glob("*/*")

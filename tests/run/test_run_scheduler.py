@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import Project, git
+from run_helpers import Project, git
 
 from agent_runner.config import load_config
 from agent_runner.executors.local import LocalExecutor
@@ -279,3 +279,30 @@ def test_model_keys_never_reach_the_worker_environment(project: Project, monkeyp
     assert summary.finished == ["peek"]
     seen = git(project.root, "show", "agent/peek:seen.txt")
     assert "PATH=" in seen and "sk-ant-test-secret" not in seen and "ANTHROPIC_API_KEY" not in seen
+
+
+class RecordingPublisher:
+    """A publisher that records what it was asked to publish."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, str]] = []
+
+    def publish(self, task: Any, result: TaskResult, repo: Path) -> str | None:
+        self.published.append((task.id, git(repo, "rev-parse", task.branch_name)))
+        return f"https://example.invalid/pull/{len(self.published)}"
+
+
+def test_finished_but_unpublished_task_is_published_by_the_next_run(project: Project) -> None:
+    """A task that finished before the coordinator died, unpublished, is published once by the next run."""
+    project.task("pub", project.edit_script("pub", "p.py", "p = 1\n"))
+    summary, _, _ = _run(project)  # no publisher: like a coordinator killed right after `finished`
+    assert summary.finished == ["pub"]
+    publisher = RecordingPublisher()
+    config = load_config(project.root)
+    for _ in range(2):
+        executor = LocalExecutor(workdir=config.path(project.root, "state_dir"), cwd=project.root)
+        queue = open_queue(project.root, config)
+        Scheduler(queue, executor, config=config, root=project.root, publisher=publisher).run()
+        executor.close()
+    assert publisher.published == [("pub", git(project.root, "rev-parse", "agent/pub"))]
+    assert open_queue(project.root, config).refresh()["pub"].pr_url == "https://example.invalid/pull/1"
