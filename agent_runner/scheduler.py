@@ -17,12 +17,13 @@ from typing import Any
 
 from agent_runner import git
 from agent_runner.config import RunnerConfig
-from agent_runner.errors import ExecutorError, GitError, GitHubError, RunnerError, StaleAttemptError
-from agent_runner.landing import land_result, landing_repo, source_repo
+from agent_runner.errors import RunnerError, StaleAttemptError
+from agent_runner.landing import source_repo
 from agent_runner.protocols import Executor, Publisher, Slot
 from agent_runner.queue import Claim, Queue
 from agent_runner.queue_state import TaskState
-from agent_runner.result import Outcome, TaskResult, WorkRequest
+from agent_runner.recording import Recorder
+from agent_runner.result import WorkRequest
 from agent_runner.scheduling import (
     Done,
     RunEvent,
@@ -36,7 +37,6 @@ from agent_runner.scheduling import (
 )
 from agent_runner.task import Limits, Task, TaskKind, TaskStatus
 
-BACKOFF_CAP_S = 600.0
 POLL_S = 0.2
 BASE_TTL_S = 30.0
 WATCH_RESYNC_S = 5.0  # a safety net under the file watcher (a file written while it starts up)
@@ -59,13 +59,15 @@ class Scheduler:
     ) -> None:
         self.queue, self.executor, self.config = queue, executor, config
         self.root = Path(root).resolve()
-        self.publisher = publisher
         self.options = SchedulerOptions(only=frozenset(only), model=model)
         self.on_event = on_event or (lambda event: None)
         self.state_dir = config.path(self.root, "state_dir")
         self.running: dict[tuple[str, int], Running] = {}
-        self.blocked_models: dict[str, str] = {}
         self.summary = RunSummary()
+        self.recorder = Recorder(
+            queue, config=config, root=self.root, publisher=publisher, summary=self.summary, emit=self._emit
+        )
+        self.blocked_models = self.recorder.blocked_models
         self._done: stdqueue.Queue[Done] = stdqueue.Queue()
         self._stop = threading.Event()
         self._cancel = threading.Event()
@@ -97,37 +99,43 @@ class Scheduler:
         self.options.watch = watch
         started = time.time()
         self.summary.interrupted = False
-        prepare = getattr(self.executor, "prepare", None)  # optional: warm up workers while we sync
-        if callable(prepare):
-            prepare()
-        self._sync()
-        if self.publisher is not None:
-            self._publish_interrupted()
-        for task_id in sorted(self.options.only - set(self.queue.states)):
-            self.summary.failed[task_id] = (
-                "no such task in tasks/ or the queue; `run-agents list` shows the ids"
-            )
-            self._emit("unknown", task_id, message=self.summary.failed[task_id])
+        self._begin()
         try:
-            while True:
-                self._drain(timeout=0)
-                if self._cancel.is_set():
-                    self._cancel_running()
-                self._heartbeat_due()
-                if self._resync.is_set() or (watch and time.monotonic() - self._synced_at > WATCH_RESYNC_S):
-                    self._resync.clear()
-                    self._sync()
-                if not self._stop.is_set():
-                    self._dispatch()
-                    self._check_budget()
-                if not self.running and (self._stop.is_set() or (not watch and not self._has_pending())):
-                    break
+            while self._step():
                 self._drain(timeout=POLL_S)
         finally:
             self.summary.wall_s = time.time() - started
             self.summary.interrupted = self._stop.is_set()
             self.summary.blocked_models = dict(self.blocked_models)
         return self.summary
+
+    def _begin(self) -> None:
+        prepare = getattr(self.executor, "prepare", None)  # optional: warm up workers while we sync
+        if callable(prepare):
+            prepare()
+        self._sync()
+        self.recorder.publish_interrupted(self.options.only)
+        for task_id in sorted(self.options.only - set(self.queue.states)):
+            self.summary.failed[task_id] = (
+                "no such task in tasks/ or the queue; `run-agents list` shows the ids"
+            )
+            self._emit("unknown", task_id, message=self.summary.failed[task_id])
+
+    def _step(self) -> bool:
+        """Do one round of the loop; return whether the run goes on."""
+        self._drain(timeout=0)
+        if self._cancel.is_set():
+            self._cancel_running()
+        self._heartbeat_due()
+        watch = self.options.watch
+        if self._resync.is_set() or (watch and time.monotonic() - self._synced_at > WATCH_RESYNC_S):
+            self._resync.clear()
+            self._sync()
+        if not self._stop.is_set():
+            self._dispatch()
+            self._check_budget()
+        is_idle = not self.running
+        return not (is_idle and (self._stop.is_set() or (not watch and not self._has_pending())))
 
     def _sync(self) -> None:
         self._synced_at = time.monotonic()
@@ -219,7 +227,7 @@ class Scheduler:
             request = self._request(task, claim, slot)
         except (RunnerError, ValueError) as exc:
             reason = f"cannot start: {exc}"
-            self._record_safely(claim.task_id, claim.attempt, lambda: self._fail(claim, reason))
+            self.recorder.safely(claim.task_id, claim.attempt, lambda: self.recorder.fail(claim, reason))
             return
         now = time.monotonic()
         run = Running(claim, task, slot, request.model or "", now, now)
@@ -277,7 +285,7 @@ class Scheduler:
             run = self.running.pop(key)
             self.executor.cancel(*key)
             reason = "cancelled by Ctrl-C; runs again next time"
-            self._record_safely(*key, functools.partial(self.queue.release, *key, reason, infra=False))
+            self.recorder.safely(*key, functools.partial(self.queue.release, *key, reason, infra=False))
             self._emit("cancelled", key[0], key[1], run.slot.name, message=reason)
 
     # -- results ----------------------------------------------------------------------------------------
@@ -289,105 +297,11 @@ class Scheduler:
         while True:
             run = self.running.pop(done.key, None)
             if run is not None:
-                self._record(run, done)
+                self.recorder.record(run, done)
             try:
                 done = self._done.get_nowait()
             except stdqueue.Empty:
                 return
-
-    def _record(self, run: Running, done: Done) -> None:
-        key = (run.claim.task_id, run.claim.attempt)
-        if done.result is None:
-            error = done.error
-            reason = str(error) if isinstance(error, ExecutorError) else f"worker failed: {error!r}"
-            self._record_safely(*key, lambda: self._infra(run, reason))
-            return
-        result = _redacted(
-            done.result.model_copy(update={"machine": done.result.machine or run.slot.machine})
-        )
-        self.summary.add_cost(result)
-        handler = {
-            Outcome.ACCEPTED: self._accept,
-            Outcome.REJECTED: lambda r, res: self._fail(r.claim, res.reason, res),
-            Outcome.INFRA: lambda r, res: self._infra(r, res.reason, res),
-            Outcome.MODEL_AUTH: self._model_auth,
-        }[result.outcome]
-        self._record_safely(*key, lambda: handler(run, result))
-
-    def _record_safely(self, task_id: str, attempt: int, action: Callable[[], Any]) -> None:
-        try:
-            action()
-        except StaleAttemptError as exc:
-            self._emit("discarded", task_id, attempt, message=str(exc))
-
-    def _accept(self, run: Running, result: TaskResult) -> None:
-        task = run.task
-        try:
-            repo = land_result(self.root, self.state_dir, task, result)
-        except GitError as exc:
-            self._infra(run, f"cannot fetch the result bundle: {exc}", result)
-            return
-        self.queue.finish(task.id, run.claim.attempt, result.for_queue())
-        self.summary.finished.append(task.id)
-        self._emit("finished", task.id, run.claim.attempt, run.slot.name, result=result)
-        if self.publisher is not None and repo is not None:
-            self._publish(task, result, repo)
-
-    def _publish(self, task: Task, result: TaskResult, repo: Path) -> None:
-        assert self.publisher is not None
-        try:
-            url = self.publisher.publish(task, result, repo)
-        except GitHubError as exc:
-            self.queue.publish_event(task.id, error=str(exc))
-            self.summary.unpublished[task.id] = str(exc)
-            self._emit("unpublished", task.id, result.attempt, message=str(exc))
-            return
-        self.queue.publish_event(task.id, pr_url=url)
-        self._emit("published", task.id, result.attempt, message=url or "")
-
-    def _publish_interrupted(self) -> None:
-        """Publish finished tasks whose publishing a killed coordinator never started or recorded."""
-        pending: dict[str, dict[str, Any]] = {}
-        for event in self.queue.events():
-            if event.get("type") == "finished":
-                pending[event["task"]] = event.get("result") or {}
-            elif event.get("type") in ("published", "unpublished", "requeued"):
-                pending.pop(event.get("task", ""), None)
-        states = self.queue.refresh()
-        for task_id, record in pending.items():
-            state = states.get(task_id)
-            if state is None or state.status != TaskStatus.FINISHED or not record.get("head_commit"):
-                continue
-            if self.options.only and task_id not in self.options.only:
-                continue
-            task, result = Task.model_validate(state.task), TaskResult.model_validate(record)
-            self._publish(task, result, landing_repo(self.root, task))
-
-    def _fail(self, claim: Claim, reason: str, result: TaskResult | None = None) -> None:
-        record = result.for_queue() if result else None
-        final = self.queue.fail(claim.task_id, claim.attempt, reason, result=record)
-        if final:
-            self.summary.failed[claim.task_id] = self.queue.states[claim.task_id].reason
-        self._emit("failed", claim.task_id, claim.attempt, message=reason, result=result, final=final)
-
-    def _infra(self, run: Running, reason: str, result: TaskResult | None = None) -> None:
-        state = self.queue.refresh()[run.claim.task_id]
-        backoff = min(BACKOFF_CAP_S, self.config.backoff_seconds * 2**state.infra)
-        final = self.queue.release(
-            run.claim.task_id, run.claim.attempt, reason, infra=True, backoff_s=backoff
-        )
-        if final:
-            self.summary.failed[run.claim.task_id] = self.queue.states[run.claim.task_id].reason
-        event = "failed" if final else "requeued"
-        self._emit(event, run.task.id, run.claim.attempt, message=reason, result=result, final=final)
-
-    def _model_auth(self, run: Running, result: TaskResult) -> None:
-        self.queue.release(run.task.id, run.claim.attempt, result.reason, infra=False)
-        if run.model not in self.blocked_models:
-            self.blocked_models[run.model] = result.reason
-            reason = result.reason if result.reason.startswith(run.model) else f"{run.model}: {result.reason}"
-            message = f"{reason}. Its tasks stay queued; fix the key and run again."
-            self._emit("model_blocked", run.task.id, run.claim.attempt, message=message)
 
     def _emit(
         self,
@@ -398,11 +312,3 @@ class Scheduler:
         **fields: Any,
     ) -> None:
         self.on_event(RunEvent(kind, task, attempt, worker, **fields))
-
-
-def _redacted(result: TaskResult) -> TaskResult:
-    """Mask secrets of this process's environment and token patterns in a worker's result (untrusted text)."""
-    from agent_runner.redact import Redactor
-
-    data = Redactor.from_env(os.environ).obj(result.model_dump(mode="json", exclude={"bundle_b64"}))
-    return TaskResult.model_validate({**data, "bundle_b64": result.bundle_b64})

@@ -1,0 +1,143 @@
+"""What the coordinator does with the end of an attempt: land and publish it, or fail, re-queue, block."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent_runner.config import RunnerConfig
+from agent_runner.errors import ExecutorError, GitError, GitHubError, StaleAttemptError
+from agent_runner.landing import land_result, landing_repo
+from agent_runner.protocols import Publisher
+from agent_runner.queue import Claim, Queue
+from agent_runner.result import Outcome, TaskResult
+from agent_runner.scheduling import Done, Running, RunSummary
+from agent_runner.task import Task, TaskStatus
+
+BACKOFF_CAP_S = 600.0
+
+
+class Recorder:
+    """Turns results into queue events (on the coordinator's thread, the queue's single writer)."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        *,
+        config: RunnerConfig,
+        root: Path,
+        publisher: Publisher | None,
+        summary: RunSummary,
+        emit: Callable[..., None],
+    ) -> None:
+        self.queue, self.config, self.root, self.publisher = queue, config, root, publisher
+        self.state_dir = config.path(root, "state_dir")
+        self.summary, self.emit = summary, emit
+        self.blocked_models: dict[str, str] = {}
+
+    def record(self, run: Running, done: Done) -> None:
+        """Record one attempt's end: finished (landed, published), failed, re-queued or model blocked."""
+        key = (run.claim.task_id, run.claim.attempt)
+        if done.result is None:
+            error = done.error
+            reason = str(error) if isinstance(error, ExecutorError) else f"worker failed: {error!r}"
+            self.safely(*key, lambda: self._infra(run, reason))
+            return
+        result = _redacted(
+            done.result.model_copy(update={"machine": done.result.machine or run.slot.machine})
+        )
+        self.summary.add_cost(result)
+        handler = {
+            Outcome.ACCEPTED: self._accept,
+            Outcome.REJECTED: lambda r, res: self.fail(r.claim, res.reason, res),
+            Outcome.INFRA: lambda r, res: self._infra(r, res.reason, res),
+            Outcome.MODEL_AUTH: self._model_auth,
+        }[result.outcome]
+        self.safely(*key, lambda: handler(run, result))
+
+    def safely(self, task_id: str, attempt: int, action: Callable[[], Any]) -> None:
+        try:
+            action()
+        except StaleAttemptError as exc:
+            self.emit("discarded", task_id, attempt, message=str(exc))
+
+    def _accept(self, run: Running, result: TaskResult) -> None:
+        task = run.task
+        try:
+            repo = land_result(self.root, self.state_dir, task, result)
+        except GitError as exc:
+            self._infra(run, f"cannot fetch the result bundle: {exc}", result)
+            return
+        self.queue.finish(task.id, run.claim.attempt, result.for_queue())
+        self.summary.finished.append(task.id)
+        self.emit("finished", task.id, run.claim.attempt, run.slot.name, result=result)
+        if self.publisher is not None and repo is not None:
+            self._publish(task, result, repo)
+
+    def _publish(self, task: Task, result: TaskResult, repo: Path) -> None:
+        assert self.publisher is not None
+        try:
+            url = self.publisher.publish(task, result, repo)
+        except GitHubError as exc:
+            self.queue.publish_event(task.id, error=str(exc))
+            self.summary.unpublished[task.id] = str(exc)
+            self.emit("unpublished", task.id, result.attempt, message=str(exc))
+            return
+        self.queue.publish_event(task.id, pr_url=url)
+        self.emit("published", task.id, result.attempt, message=url or "")
+
+    def publish_interrupted(self, only: frozenset[str] = frozenset()) -> None:
+        """Publish finished tasks whose publishing a killed coordinator never started or recorded."""
+        if self.publisher is None:
+            return
+        pending: dict[str, dict[str, Any]] = {}
+        for event in self.queue.events():
+            if event.get("type") == "finished":
+                pending[event["task"]] = event.get("result") or {}
+            elif event.get("type") in ("published", "unpublished", "requeued"):
+                pending.pop(event.get("task", ""), None)
+        states = self.queue.refresh()
+        for task_id, record in pending.items():
+            state = states.get(task_id)
+            if state is None or state.status != TaskStatus.FINISHED or not record.get("head_commit"):
+                continue
+            if only and task_id not in only:
+                continue
+            task, result = Task.model_validate(state.task), TaskResult.model_validate(record)
+            self._publish(task, result, landing_repo(self.root, task))
+
+    def fail(self, claim: Claim, reason: str, result: TaskResult | None = None) -> None:
+        record = result.for_queue() if result else None
+        final = self.queue.fail(claim.task_id, claim.attempt, reason, result=record)
+        if final:
+            self.summary.failed[claim.task_id] = self.queue.states[claim.task_id].reason
+        self.emit("failed", claim.task_id, claim.attempt, message=reason, result=result, final=final)
+
+    def _infra(self, run: Running, reason: str, result: TaskResult | None = None) -> None:
+        state = self.queue.refresh()[run.claim.task_id]
+        backoff = min(BACKOFF_CAP_S, self.config.backoff_seconds * 2**state.infra)
+        final = self.queue.release(
+            run.claim.task_id, run.claim.attempt, reason, infra=True, backoff_s=backoff
+        )
+        if final:
+            self.summary.failed[run.claim.task_id] = self.queue.states[run.claim.task_id].reason
+        event = "failed" if final else "requeued"
+        self.emit(event, run.task.id, run.claim.attempt, message=reason, result=result, final=final)
+
+    def _model_auth(self, run: Running, result: TaskResult) -> None:
+        self.queue.release(run.task.id, run.claim.attempt, result.reason, infra=False)
+        if run.model not in self.blocked_models:
+            self.blocked_models[run.model] = result.reason
+            reason = result.reason if result.reason.startswith(run.model) else f"{run.model}: {result.reason}"
+            message = f"{reason}. Its tasks stay queued; fix the key and run again."
+            self.emit("model_blocked", run.task.id, run.claim.attempt, message=message)
+
+
+def _redacted(result: TaskResult) -> TaskResult:
+    """Mask secrets of this process's environment and token patterns in a worker's result (untrusted text)."""
+    from agent_runner.redact import Redactor
+
+    data = Redactor.from_env(os.environ).obj(result.model_dump(mode="json", exclude={"bundle_b64"}))
+    return TaskResult.model_validate({**data, "bundle_b64": result.bundle_b64})
