@@ -12,8 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent_runner.errors import ConfigError
-from agent_runner.executors.machine import MachineConfig, SshConfig
-from agent_runner.executors.ray import RayConfig
+from agent_runner.executors.machine import MachineConfig, RayConfig, SshConfig
 from agent_runner.gates.settings import GatesConfig
 from agent_runner.github.api import GitHubConfig
 from agent_runner.task import Limits, TaskKind

@@ -87,3 +87,19 @@ class MachineStatus:
     @property
     def is_version_mismatch(self) -> bool:
         return self.is_reachable and self.runner_version != coordinator_version()
+
+
+class RayConfig(BaseModel):
+    """Where the Ray executor connects and what each task asks Ray for."""
+
+    model_config = ConfigDict(extra="forbid")
+    address: str | None = Field(default=None, description="Cluster: 'auto', 'ray://host:10001'; none: local.")
+    workers: int = Field(default=4, ge=1, le=1024, description="Tasks in flight at once.")
+    num_cpus: float = Field(default=1.0, gt=0, description="CPUs each task reserves on its node.")
+    workdir: str = Field(default="~/.agent-runner-worker", description="State folder on each node.")
+    env: dict[str, str] = Field(default_factory=dict, description="Plain variables set for the worker.")
+    source: Literal["auto", "remote", "bundle"] = Field(default="auto", description="How nodes get the repo.")
+    repo_url: str | None = Field(default=None, description="URL nodes fetch (default: origin's URL).")
+    unschedulable_after_s: float = Field(
+        default=60.0, gt=0, description="Give up on a pin no live node offers after this."
+    )

@@ -16,12 +16,10 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import TYPE_CHECKING, Any
 
 from agent_runner.errors import ExecutorError
-from agent_runner.executors.local import parse_result
+from agent_runner.executors.machine import RayConfig
 from agent_runner.executors.source import RepoSource, forwarded_secrets
 from agent_runner.protocols import Slot
 from agent_runner.result import TaskResult, WorkRequest
@@ -32,22 +30,6 @@ if TYPE_CHECKING:
 INSTALL_HINT = "the Ray executor needs Ray: pip install 'agent-runner[ray]'"
 PIN_AMOUNT = 0.001  # a sliver of the machine's custom resource: pins without limiting how many run there
 POLL_S = 0.5
-
-
-class RayConfig(BaseModel):
-    """Where the Ray executor connects and what each task asks Ray for."""
-
-    model_config = ConfigDict(extra="forbid")
-    address: str | None = Field(default=None, description="Cluster: 'auto', 'ray://host:10001'; none: local.")
-    workers: int = Field(default=4, ge=1, le=1024, description="Tasks in flight at once.")
-    num_cpus: float = Field(default=1.0, gt=0, description="CPUs each task reserves on its node.")
-    workdir: str = Field(default="~/.agent-runner-worker", description="State folder on each node.")
-    env: dict[str, str] = Field(default_factory=dict, description="Plain variables set for the worker.")
-    source: Literal["auto", "remote", "bundle"] = Field(default="auto", description="How nodes get the repo.")
-    repo_url: str | None = Field(default=None, description="URL nodes fetch (default: origin's URL).")
-    unschedulable_after_s: float = Field(
-        default=60.0, gt=0, description="Give up on a pin no live node offers after this."
-    )
 
 
 def import_ray() -> Any:
@@ -133,6 +115,8 @@ class RayExecutor:
         text = stdout.decode("utf-8", "replace")
         if rc != 0 and not text.strip():
             raise ExecutorError(f"worker exited with {rc} on Ray: {stderr.decode('utf-8', 'replace')[-400:]}")
+        from agent_runner.executors.local import parse_result  # keeps `import config` light
+
         return parse_result(text, request).model_copy(update={"machine": f"ray:{slot.name}"})
 
     def _wait(self, ref: Any, pin: str | None) -> None:

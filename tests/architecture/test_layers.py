@@ -1,0 +1,85 @@
+"""The architecture rules of DEVELOPERS.md, checked on the source: imports point downward, libraries stay home."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "agent_runner"
+CORE = {"errors", "task", "messages", "result", "protocols", "queue_state", "redact"}
+FLOW = {
+    "agent", "context", "job", "job_agent", "scheduler", "scheduling", "review", "review_post", "worker",
+    "forkserver", "actions", "demo", "report", "report_html", "report_pages", "recording",
+}  # fmt: skip
+RANK = {"core": 0, "adapt": 1, "flow": 2, "cli": 3}
+LIBRARY_HOMES = {
+    "git": ("git.py",),
+    "github": ("github/",),
+    "anthropic": ("models/anthropic.py",),
+    "openai": ("models/openai.py",),
+    "ray": ("executors/ray.py",),
+}
+CORE_THIRD_PARTY = {"pydantic", "yaml"}
+
+
+def layer(module: str) -> str:
+    """Return the layer of an agent_runner module name."""
+    part = module.split(".")[1] if "." in module else ""
+    if part == "cli":
+        return "cli"
+    if part in CORE or part == "":
+        return "core"
+    return "flow" if part in FLOW else "adapt"
+
+
+def imports(path: Path) -> list[str]:
+    """Return the absolute module names a file imports (at any depth, lazily or not)."""
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module)
+            names += [f"{node.module}.{alias.name}" for alias in node.names if node.module == "agent_runner"]
+    return names
+
+
+def modules() -> list[tuple[str, Path]]:
+    """Return (module name, path) for every source file of the package."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        found.append((".".join(p for p in parts if p != "__init__"), path))
+    return found
+
+
+@pytest.mark.parametrize(("module", "path"), modules(), ids=[m for m, _ in modules()])
+def test_imports_point_downward(module: str, path: Path) -> None:
+    """No module imports from a layer above its own (cli -> flow -> adapt -> core)."""
+    mine = layer(module)
+    upward = [n for n in imports(path) if n.startswith("agent_runner.") and RANK[layer(n)] > RANK[mine]]
+    assert upward == [], f"{module} ({mine}) imports upward: {upward}"
+
+
+@pytest.mark.parametrize(("module", "path"), modules(), ids=[m for m, _ in modules()])
+def test_libraries_live_in_their_adapter(module: str, path: Path) -> None:
+    """GitPython, PyGithub, each model SDK and ray are imported only in their one home module."""
+    rel = path.relative_to(PACKAGE).as_posix()
+    for name in imports(path):
+        top = name.split(".")[0]
+        if top in LIBRARY_HOMES and not rel.startswith(LIBRARY_HOMES[top]):
+            pytest.fail(f"{rel} imports {name}; only {LIBRARY_HOMES[top]} may")
+
+
+@pytest.mark.parametrize(("module", "path"), [m for m in modules() if layer(m[0]) == "core"])
+def test_core_uses_only_stdlib_pydantic_and_yaml(module: str, path: Path) -> None:
+    """Core modules depend on nothing but the standard library, pydantic and yaml."""
+    import sys
+
+    for name in imports(path):
+        top = name.split(".")[0]
+        if top in ("agent_runner", "__future__") or top in sys.stdlib_module_names:
+            continue
+        assert top in CORE_THIRD_PARTY, f"{module} imports {name}"
