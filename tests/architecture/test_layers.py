@@ -1,4 +1,4 @@
-"""The architecture rules of DEVELOPERS.md, checked on the source: imports point downward, libraries stay home."""
+"""The architecture rules, checked on the source: imports point downward, libraries stay home."""
 
 from __future__ import annotations
 
