@@ -7,8 +7,12 @@ task's `max_attempts`; infrastructure releases and expired leases do not, up to 
 
 from __future__ import annotations
 
+import fcntl
+import os
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +72,41 @@ class Queue(QueueLog):
             event = _event(EventType.CLAIMED, best.id, attempt=attempt, worker=worker)
             self._append({**event, "lease_until": round(now + lease_s, 3)})
             return Claim(best.id, attempt, states[best.id])
+
+    @contextmanager
+    def coordinator(self) -> Iterator[None]:
+        """Hold the coordinator lock while a run lasts: one coordinator per queue file at a time."""
+        path = self.path.with_name(self.path.name + ".coordinator")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+", encoding="utf-8") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                raise QueueError(
+                    f"{self.path} is being run by {holder}; wait for that run to end (or stop it), then retry"
+                ) from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"run-agents pid {os.getpid()} on {socket.gethostname()}\n")
+            fh.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def release_orphans(self) -> list[str]:
+        """Give back attempts a stopped coordinator left running (hold `coordinator()`); none is spent."""
+        with self.locked() as states:
+            orphans = [states[task_id] for task_id in self._live_ids if states[task_id].is_live]
+            for state in orphans:
+                reason = (
+                    f"the coordinator running attempt {state.attempt} on {state.worker} stopped; runs again"
+                )
+                event = _event(EventType.RELEASED, state.id, attempt=state.attempt, infra=False, final=False)
+                self._append({**event, "reason": reason})
+            return [state.id for state in orphans]
 
     def _expire(self, states: dict[str, TaskState], now: float) -> None:
         for state in [states[task_id] for task_id in self._live_ids if is_expired(states[task_id], now)]:

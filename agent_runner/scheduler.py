@@ -99,10 +99,11 @@ class Scheduler:
         self.options.watch = watch
         started = time.time()
         self.summary.interrupted = False
-        self._begin()
         try:
-            while self._step():
-                self._drain(timeout=POLL_S)
+            with self.queue.coordinator():
+                self._begin()
+                while self._step():
+                    self._drain(timeout=POLL_S)
         finally:
             self.summary.wall_s = time.time() - started
             self.summary.interrupted = self._stop.is_set()
@@ -113,6 +114,8 @@ class Scheduler:
         prepare = getattr(self.executor, "prepare", None)  # optional: warm up workers while we sync
         if callable(prepare):
             prepare()
+        for task_id in self.queue.release_orphans():
+            self._emit("orphaned", task_id, message="left running by a stopped coordinator; runs again")
         self._sync()
         self.recorder.publish_interrupted(self.options.only)
         for task_id in sorted(self.options.only - set(self.queue.states)):
