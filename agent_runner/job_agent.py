@@ -24,7 +24,8 @@ def build_agent(job: Job, *, gate_names: list[str]) -> Any:
     trajectory = TrajectoryWriter(paths.trajectory, redact=_redactor(job.request.secrets))
     variables = job._prompt_vars(gate_names, {})
     system = render("system.md.j2", paths.checkout, variables)
-    return Agent(model, tools, config=AgentConfig(limits=job.limits), system=system, trajectory=trajectory)
+    agent_config = AgentConfig(limits=job.limits, context_tokens=config.models.context_tokens)
+    return Agent(model, tools, config=agent_config, system=system, trajectory=trajectory)
 
 
 def _sandbox(job: Job) -> Any:
