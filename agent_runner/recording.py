@@ -131,7 +131,7 @@ class Recorder:
         if run.model not in self.blocked_models:
             self.blocked_models[run.model] = result.reason
             reason = result.reason if result.reason.startswith(run.model) else f"{run.model}: {result.reason}"
-            message = f"{reason}. Its tasks stay queued; fix the key and run again."
+            message = f"{reason.rstrip('. ')}. Its tasks stay queued; fix the key and run again."
             self.emit("model_blocked", run.task.id, run.claim.attempt, message=message)
 
 

@@ -56,7 +56,9 @@ def init_project(root: Path, config: RunnerConfig) -> InitReport:
     _write_new(root, tasks / EXAMPLE_NAME, EXAMPLE_TASK, report)
     _copy_prompts(root, builtin_prompts(), root / "prompts", report)
     _add_config_table(root, config, report)
-    _ignore(root, [f"/{config.queue}.lock", f"/{config.queue}.compact"], report)
+    state = f"/{config.state_dir.strip('/')}/"
+    queue_files = [f"/{config.queue}.{suffix}" for suffix in ("lock", "compact", "coordinator")]
+    _ignore(root, [state, *queue_files], report)
     return report
 
 

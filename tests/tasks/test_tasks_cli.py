@@ -58,7 +58,9 @@ def test_init_creates_and_is_idempotent(repo: Path) -> None:
     (repo / "tasks" / "_example.md").write_text("edited")
     again = ok(repo, "init")
     assert "created" not in again and (repo / "tasks" / "_example.md").read_text() == "edited"
-    assert (repo / ".gitignore").read_text().count("queue.jsonl.lock") == 1
+    ignored = (repo / ".gitignore").read_text().splitlines()
+    assert ignored.count("/tasks/queue.jsonl.lock") == 1  # written once, not again
+    assert "/.agent-runner/" in ignored and "/tasks/queue.jsonl.coordinator" in ignored
     assert listed(repo) == {}  # the example is a template, not a queued task
 
 
