@@ -129,7 +129,8 @@ class LiveView:
                 f"{elapsed:.0f}s",
                 row.note,
             )
-        return Group(table, *self.messages[-10:])
+        messages = self.messages[-10:]
+        return Group(table, *messages, Text("")) if messages else table  # "" ends the last message
 
 
 class JsonView:
