@@ -130,7 +130,7 @@ class LiveView:
                 row.note,
             )
         messages = self.messages[-10:]
-        return Group(table, *messages, Text("")) if messages else table  # "" ends the last message
+        return Group(table, *messages, Text("")) if messages else Group(table)  # "" ends the last message
 
 
 class JsonView:
