@@ -153,7 +153,10 @@ class Job:
         return timed
 
     def _gate_settings(self) -> dict[str, Any]:
-        return dict(gate_settings(self.config))
+        from agent_runner import job_agent
+
+        # Gates run tests the agent wrote: the same sandbox as its shell.
+        return {**gate_settings(self.config), "sandbox": job_agent.sandbox_for(self)}
 
     def _open(self) -> git.Checkout:
         checkout = self.checkout = workspace.open_checkout(self.request, self.paths)

@@ -20,7 +20,7 @@ def build_agent(job: Job, *, gate_names: list[str]) -> Any:
     task, config, paths = job.task, job.config, job.paths
     model = get_model(job.model_spec, config=config.models, cache_key=task.id, secrets=job.request.secrets)
     env = tool_env(job.home_env)
-    tools = make_tools(paths.checkout, env=env, sandbox=_sandbox(job))
+    tools = make_tools(paths.checkout, env=env, sandbox=sandbox_for(job))
     trajectory = TrajectoryWriter(paths.trajectory, redact=_redactor(job.request.secrets))
     variables = job._prompt_vars(gate_names, {})
     system = render("system.md.j2", paths.checkout, variables)
@@ -28,7 +28,8 @@ def build_agent(job: Job, *, gate_names: list[str]) -> Any:
     return Agent(model, tools, config=agent_config, system=system, trajectory=trajectory)
 
 
-def _sandbox(job: Job) -> Any:
+def sandbox_for(job: Job) -> Any:
+    """Return the sandbox for code the agent wrote or runs: its shell and the test gates."""
     try:
         from agent_runner.sandbox import get_sandbox
     except ImportError:

@@ -84,7 +84,9 @@ def run_tests(
     if not is_pytest(command):
         result = run_command(command, cwd=ctx.checkout, timeout_s=timeout, sandbox=sandbox)
         return TestReport(command, result.exit_code, output=tail(result.output), duration_s=result.duration_s)
-    with tempfile.TemporaryDirectory(prefix="gate-") as tmp:
+    # Under a sandbox only the checkout is shared with the host, so the reports go inside its .git folder.
+    scratch = ctx.checkout / ".git" if sandbox is not None and (ctx.checkout / ".git").is_dir() else None
+    with tempfile.TemporaryDirectory(prefix="gate-", dir=scratch) as tmp:
         junit, cov_json = Path(tmp, "junit.xml"), Path(tmp, "coverage.json")
         extra = ["-p", "no:cacheprovider", f"--junitxml={junit}", "-o", "junit_logging=no"]
         extra += cov_args(coverage_of, cov_json) if coverage_of is not None else []
