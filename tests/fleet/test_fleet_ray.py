@@ -114,9 +114,10 @@ def _ray_workers_running(title: str) -> list[int]:
 def test_killed_ray_worker_requeues_the_task(ray_cluster: Any, repo: Path, tmp_path: Path) -> None:
     """Killing the Ray worker mid-task re-queues the task; it then finishes without spending an attempt."""
     (repo / "tasks" / "k.md").write_text(
-        f"---\nkind: change\nmodel: {edit_model(tmp_path, 'k', delay_s=2)}\n---\nGo.\n"
-    )
-    config = load_config(repo, overrides={"ray": node_config(tmp_path).model_dump()})
+        f"---\nkind: change\nmodel: {edit_model(tmp_path, 'k', delay_s=5)}\n---\nGo.\n"
+    )  # the model call outlasts the kill below even on a loaded machine
+    overrides = {"ray": node_config(tmp_path).model_dump(), "backoff_seconds": 0.5}
+    config = load_config(repo, overrides=overrides)
     queue = open_queue(repo, config)
     executor = RayExecutor(config.ray)
     runner = threading.Thread(target=Scheduler(queue, executor, config=config, root=repo).run, daemon=True)
@@ -128,7 +129,7 @@ def test_killed_ray_worker_requeues_the_task(ray_cluster: Any, repo: Path, tmp_p
     time.sleep(0.5)
     for pid in pids:
         subprocess.run(["kill", f"-{signal.SIGKILL.value}", str(pid)], check=False)
-    runner.join(timeout=60)
+    runner.join(timeout=180)
     executor.close()
     state = queue.refresh()["k"]
     assert state.status == "finished" and state.attempt == 2 and state.spent == 0 and state.infra == 1
