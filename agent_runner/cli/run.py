@@ -31,7 +31,7 @@ def exec_(
     ] = None,
     base: Annotated[str | None, typer.Option(help="Base branch (default: the task's, else HEAD).")] = None,
     attempt: Annotated[int, typer.Option(help="Attempt number.")] = 1,
-    model: Annotated[str | None, typer.Option(help="Model spec, e.g. anthropic:claude-sonnet-4-5.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model spec, e.g. anthropic:claude-sonnet-5-5.")] = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the result as JSON (always with -).")
     ] = False,

@@ -16,7 +16,7 @@ from agent_runner.demo.project import TASKS, create_project
 from agent_runner.scheduling import RunEvent, RunSummary
 
 RECORDED = "recorded"
-KEY_MODELS = {"ANTHROPIC_API_KEY": "anthropic:claude-sonnet-4-5", "OPENAI_API_KEY": "openai:gpt-5-mini"}
+KEY_MODELS = {"ANTHROPIC_API_KEY": "anthropic:claude-sonnet-5-5", "OPENAI_API_KEY": "openai:gpt-5-mini"}
 
 
 @dataclass
@@ -60,7 +60,7 @@ def run_demo(
     from agent_runner.scheduler import Scheduler
 
     chosen = pick_model(model, os.environ if environ is None else environ)
-    default_model = chosen if chosen != RECORDED else "anthropic:claude-sonnet-4-5"
+    default_model = chosen if chosen != RECORDED else "anthropic:claude-sonnet-5-5"
     root = create_project(folder.resolve(), model=default_model, recorded=chosen == RECORDED)
     config = load_config(root, overrides={"workers": workers}, environ={})
     queue = open_queue(root, config)
