@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,12 +68,24 @@ class BwrapSandbox:
         """Return the bwrap options (mount order matters: later mounts cover earlier ones)."""
         checkout = str(self.checkout)
         opts = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        opts += self._keep_tools()
         opts += ["--bind", checkout, checkout, *self._protect_git(), *self._mask_home()]
         opts += ["--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session"]
         opts += ["--setenv", "TMPDIR", "/tmp", "--setenv", "XDG_CACHE_HOME", "/tmp/.cache"]  # writable places
         if not self.network:
             opts.append("--unshare-net")
         return opts
+
+    def _keep_tools(self) -> list[str]:
+        # The private /tmp hides the host's /tmp: keep the interpreter, PATH and HOME (read-only) visible.
+        wanted = [sys.prefix, sys.base_prefix, str(Path(sys.executable).parent)]
+        wanted += os.environ.get("PATH", "").split(os.pathsep) + ([str(self.home)] if self.home else [])
+        kept: list[str] = []
+        for raw in wanted:
+            path = Path(raw).resolve() if raw else None
+            if path and path.is_relative_to("/tmp") and path != Path("/tmp") and path.exists():
+                kept.append(str(path))
+        return [opt for path in sorted(set(kept)) for opt in ("--ro-bind", path, path)]
 
     def _protect_git(self) -> list[str]:
         # Hooks and config run code when the runner itself commits outside the sandbox: keep them read-only.

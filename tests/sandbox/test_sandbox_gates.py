@@ -45,3 +45,18 @@ def test_gate_runs_agent_tests_sandboxed(tmp_path: Path, is_sandboxed: bool) -> 
     finally:
         outside.unlink(missing_ok=True)
     assert bool(report.failed) is is_sandboxed and bool(report.passed) is not is_sandboxed  # junit came back
+
+
+def test_tools_under_tmp_stay_visible(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PATH entry under the host's /tmp (say, a venv there) still runs inside the private /tmp."""
+    tools = tmp_path / "venv" / "bin"
+    tools.mkdir(parents=True)
+    (tools / "hello-tool").write_text("#!/bin/sh\necho hello from a tool\n")
+    (tools / "hello-tool").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{Path(sys.executable).parent}:/usr/bin:/bin")
+    checkout = make_checkout(tmp_path, tmp_path / "unused")
+    sandbox = get_sandbox("bwrap", checkout=checkout, network=False)
+    argv = sandbox.wrap(["sh", "-c", f"{tools}/hello-tool && touch {tools}/planted"])
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert "hello from a tool" in proc.stdout
+    assert proc.returncode != 0 and not (tools / "planted").exists()  # visible, but read-only
