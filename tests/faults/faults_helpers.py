@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from agent_runner.testing.scripts import bash_turn, finish_turn, write_command, write_script
 
 PYPROJECT = """\
 [tool.agent-runner]
@@ -55,24 +56,7 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30.0, what: str =
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def finish_call(summary: str = "done") -> dict[str, Any]:
-    """Return a scripted turn that calls `finish`."""
-    return {"text": "done", "tool_calls": [{"name": "finish", "arguments": {"summary": summary}}]}
-
-
-def bash_turn(command: str, *, delay_s: float = 0.0) -> dict[str, Any]:
-    """Return a scripted turn that runs one bash command."""
-    return {
-        "text": "run",
-        "delay_s": delay_s,
-        "tool_calls": [{"name": "bash", "arguments": {"command": command}}],
-    }
-
-
-def write_command(filename: str, content: str) -> str:
-    """Return a shell command that writes `content` to `filename` (base64, so any text survives quoting)."""
-    encoded = base64.b64encode(content.encode()).decode()
-    return f"echo {encoded} | base64 -d > {filename}"
+finish_call = finish_turn  # the fault scenarios' name for it
 
 
 class Project:
@@ -117,10 +101,7 @@ class Project:
 
     def script(self, name: str, turns: list[dict[str, Any]]) -> str:
         """Write a scripted-model file outside the repo and return its model spec."""
-        self.scripts.mkdir(exist_ok=True)
-        path = self.scripts / f"{name}.yaml"
-        path.write_text(yaml.safe_dump({"turns": turns}), encoding="utf-8")
-        return f"scripted:{path}"
+        return write_script(self.scripts, name, turns)
 
     def edit_script(self, name: str, filename: str, content: str, *, delay_s: float = 0.0) -> str:
         """Return a model spec whose agent writes `content` to `filename`, then finishes."""

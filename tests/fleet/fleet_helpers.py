@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from agent_runner.testing.netns import NetnsFleet
+from agent_runner.testing.scripts import bash_turn, finish_turn, write_script
 
 RUN_AGENTS = str(Path(sys.executable).parent / "run-agents")
 
@@ -51,23 +52,13 @@ class FleetProject:
 
     def script(self, name: str, turns: list[dict[str, Any]]) -> str:
         """Write a scripted-model file (readable from every machine) and return its model spec."""
-        self.scripts.mkdir(exist_ok=True)
-        path = self.scripts / f"{name}.yaml"
-        path.write_text(yaml.safe_dump({"turns": turns}), encoding="utf-8")
-        return f"scripted:{path}"
+        return write_script(self.scripts, name, turns)
 
     def edit_script(self, name: str, filename: str, content: str, *, delay_s: float = 0.0) -> str:
         """Return a model spec whose agent writes `content` to `filename` (after `delay_s`), then finishes."""
         command = f"printf '%s' {json.dumps(content)} > {filename}; echo host=$(hostname -I)"
-        bash = {"name": "bash", "arguments": {"command": command}}
-        finish = {"name": "finish", "arguments": {"summary": f"wrote {filename}"}}
-        return self.script(
-            name,
-            [
-                {"text": "edit", "delay_s": delay_s, "tool_calls": [bash]},
-                {"text": "done", "tool_calls": [finish]},
-            ],
-        )
+        turns = [bash_turn(command, delay_s=delay_s, text="edit"), finish_turn(f"wrote {filename}")]
+        return self.script(name, turns)
 
     def task(self, task_id: str, model: str, **fields: Any) -> Path:
         """Write tasks/<id>.md (kind change) with the given model and front matter."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 import sys
@@ -10,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from agent_runner.testing.scripts import bash_turn, finish_turn, write_command, write_script
 
 PYPROJECT = """\
 [tool.agent-runner]
@@ -38,29 +39,15 @@ class Project:
 
     def script(self, name: str, turns: list[dict[str, Any]]) -> str:
         """Write a scripted-model file outside the repo and return its model spec."""
-        self.scripts.mkdir(exist_ok=True)
-        path = self.scripts / f"{name}.yaml"
-        path.write_text(yaml.safe_dump({"turns": turns}), encoding="utf-8")
-        return f"scripted:{path}"
+        return write_script(self.scripts, name, turns)
 
     def edit_script(self, name: str, filename: str, content: str, *, delay_s: float = 0.0) -> str:
         """Return a model spec whose agent writes `content` to `filename`, then finishes."""
-        encoded = base64.b64encode(content.encode()).decode()
-        command = f"echo {encoded} | base64 -d > {filename}"
-        return self.script(
-            name,
-            [
-                {
-                    "text": "edit",
-                    "delay_s": delay_s,
-                    "tool_calls": [{"name": "bash", "arguments": {"command": command}}],
-                },
-                {
-                    "text": "done",
-                    "tool_calls": [{"name": "finish", "arguments": {"summary": f"wrote {filename}"}}],
-                },
-            ],
-        )
+        turns = [
+            bash_turn(write_command(filename, content), delay_s=delay_s, text="edit"),
+            finish_turn(f"wrote {filename}"),
+        ]
+        return self.script(name, turns)
 
     def task(self, task_id: str, model: str, *, body: str = "Do the chore.", **fields: Any) -> Path:
         """Write tasks/<id>.md with front matter `fields` and the given model."""
