@@ -26,6 +26,8 @@ from agent_runner.task import BRANCH_PREFIX
 
 # Options for every git command the runner runs inside a checkout the agent could have edited.
 SAFE_OPTIONS = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+# A checkout lives for one attempt: no `git maintenance run --auto` after its commits.
+NO_MAINTENANCE = ("-c", "maintenance.auto=false", "-c", "gc.auto=0")
 AUTHOR_ENV = {
     "GIT_AUTHOR_NAME": "agent-runner",
     "GIT_AUTHOR_EMAIL": "agent-runner@localhost",
@@ -91,15 +93,23 @@ def has_commit(repo: Path, rev: str) -> bool:
 def ensure_cache(
     repo: str, *, need: str | None = None, force: bool = False, bundle: Path | None = None
 ) -> Path:
-    """Create or update the bare cache of `repo` (locked; fetched only when stale or missing `need`)."""
+    """Create or update the bare cache of `repo` (locked; fetched only when stale or missing `need`).
+
+    Raises GitError when the commit `need` is not there even after fetching.
+    """
     cache = cache_path(repo)
     with _file_lock(cache.with_suffix(".lock")):
+        is_fetched = True
         if not (cache / "HEAD").exists():
             _create_cache(repo, cache, bundle)
         elif bundle is not None:
             _fetch_all(cache, str(bundle))
         elif _needs_fetch(cache, need, force):
             _fetch_all(cache, _source_url(repo))
+        else:
+            is_fetched = False  # and `need`, if given, is known to be there
+        if is_fetched and need is not None and not has_commit(cache, need):
+            raise GitError(f"base commit {need} is not in {repo}; was the base branch rewritten or deleted?")
         stamp = cache / "agent-runner-fetched"
         stamp.touch()
     return cache
@@ -174,16 +184,33 @@ def make_checkout(cache: Path, dest: Path, *, branch: str, base_commit: str) -> 
     run_git(None, "clone", "-q", "--local", "--no-checkout", "--template=", str(cache), str(dest))
     # Parallel checkout (one process per CPU) writes large trees faster; small ones stay serial.
     run_git(dest, *SAFE_OPTIONS, "-c", "checkout.workers=0", "checkout", "-q", "-b", branch, base_commit)
+    _keep_index(dest)
     return Checkout(dest, branch, base_commit)
 
 
-def refresh_checkout(cache: Path, dest: Path, *, branch: str, base_commit: str) -> Checkout:
-    """Turn a used checkout at `dest` into a fresh one: a new .git from the cache, every file verified.
+def trusted_index(checkout: Path) -> Path:
+    """Return where the runner keeps its copy of a fresh checkout's index (outside the checkout)."""
+    return checkout.with_name(checkout.name + ".index")
 
-    Nothing of the old git state survives (hooks, config, refs, index); the index is rebuilt from the base
-    tree and refreshed by content, so only files that differ from the base are rewritten.
+
+def _keep_index(checkout: Path) -> None:
+    shutil.copy2(checkout / ".git" / "index", trusted_index(checkout))  # its mtime tells racy entries
+
+
+def refresh_checkout(cache: Path, dest: Path, *, branch: str, base_commit: str) -> Checkout:
+    """Turn a used checkout at `dest` into a fresh one: a new .git from the cache, changed files restored.
+
+    Nothing of the old git state survives (hooks, config, refs, objects, index). The index is the runner's
+    own copy taken when the checkout was made (`trusted_index`); every file changed since then (its ctime,
+    which nobody can set back, is not older than that copy) is deleted first, so git's to-the-second stat
+    checks trust only untouched files and `checkout -f` restores the rest. Without the copy every file is
+    verified by content. Then untracked and ignored files go (`clean -ffdx`).
     """
     _check_branch(branch)
+    saved = trusted_index(dest)
+    is_trusted = saved.is_file() and not saved.is_symlink()
+    if is_trusted:
+        _drop_changed_since(dest, saved.stat().st_mtime_ns)
     _remove(dest / ".git")
     tmp = Path(tempfile.mkdtemp(prefix=".git-", dir=dest.parent))
     try:
@@ -191,14 +218,31 @@ def refresh_checkout(cache: Path, dest: Path, *, branch: str, base_commit: str) 
         os.replace(tmp / "c" / ".git", dest / ".git")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    run_git(dest, *SAFE_OPTIONS, "read-tree", base_commit)
-    with contextlib.suppress(GitError):  # files that differ are reported; the checkout below rewrites them
-        run_git(dest, *SAFE_OPTIONS, "update-index", "-q", "--refresh")
+    if is_trusted:
+        shutil.copyfile(saved, dest / ".git" / "index")  # dated now: what is left is known unchanged
+    else:
+        run_git(dest, *SAFE_OPTIONS, "read-tree", base_commit)
+        with contextlib.suppress(GitError):  # files that differ are reported; checkout -f rewrites them
+            run_git(dest, *SAFE_OPTIONS, "update-index", "-q", "--refresh")
     run_git(
         dest, *SAFE_OPTIONS, "-c", "checkout.workers=0", "checkout", "-q", "-f", "-B", branch, base_commit
     )
     run_git(dest, *SAFE_OPTIONS, "clean", "-q", "-ffdx")
+    _keep_index(dest)
     return Checkout(dest, branch, base_commit)
+
+
+def _drop_changed_since(checkout: Path, since_ns: int) -> None:
+    """Delete every file and symlink (outside .git) whose ctime is not older than `since_ns`."""
+    folders = [checkout]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.path != str(checkout / ".git"):
+                        folders.append(Path(entry.path))
+                elif entry.stat(follow_symlinks=False).st_ctime_ns >= since_ns:
+                    os.unlink(entry.path)
 
 
 def _remove(path: Path) -> None:
@@ -220,12 +264,16 @@ def exclude_untracked(checkout: Path) -> list[str]:
     return found
 
 
-def commit_all(checkout: Checkout, message: str) -> str:
-    """Stage everything, commit it (when anything changed) onto the task branch; return the head commit."""
+def commit_all(checkout: Checkout, message: str, *, is_staged: bool = False) -> str:
+    """Stage everything, commit it (when anything changed) onto the task branch; return the head commit.
+
+    With `is_staged`, commit the index as the caller just staged (and checked) it.
+    """
     repo = checkout.path
-    run_git(repo, *SAFE_OPTIONS, "add", "-A")
+    if not is_staged:
+        run_git(repo, *SAFE_OPTIONS, "add", "-A")
     try:
-        run_git(repo, *SAFE_OPTIONS, "commit", "-q", "--no-verify", "-m", message)
+        run_git(repo, *SAFE_OPTIONS, *NO_MAINTENANCE, "commit", "-q", "--no-verify", "-m", message)
     except GitError as exc:
         if "nothing to commit" not in str(exc) and "nothing added to commit" not in str(exc):
             raise

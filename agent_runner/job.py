@@ -18,7 +18,7 @@ from agent_runner.errors import (
     RunnerError,
     SetupError,
 )
-from agent_runner.gates import JobKind, gate_settings, get_job_kind, render_report
+from agent_runner.gates import JobKind, gate_settings, get_job_kind, render_report, workdiff
 from agent_runner.messages import Usage
 from agent_runner.protocols import GateContext
 from agent_runner.result import ExitStatus, GateResult, GateVerdict, Outcome, TaskResult, WorkRequest
@@ -125,7 +125,8 @@ class Job:
             gates = kind.gates(ctx)
             baselines = {gate.name: gate.baseline(ctx) for gate in gates}
             prestep = kind.prestep(ctx)
-        check = self._timed(_gate_checker(gates, baselines, ctx))
+        gate_round = GateRound(gates, baselines, ctx)
+        check = self._timed(gate_round)
         with self._phase("agent"):
             if prestep.needs_agent:
                 self._agent_rounds(kind, dict(prestep.prompt_vars), check, gate_names=[g.name for g in gates])
@@ -135,7 +136,15 @@ class Job:
         self.timings["agent"] -= self.timings.get("gates", 0.0)
         if kind.commits:
             with self._phase("commit"):
-                self._commit_and_bundle(checkout)
+                self._commit_and_bundle(checkout, is_staged=self._still_checked(gate_round))
+
+    def _still_checked(self, gate_round: GateRound) -> bool:
+        """Whether the staged tree is the one the gates passed; if not (tests wrote files), check it again."""
+        if gate_round.tree is not None and workdiff.tree_id(gate_round.ctx.checkout) == gate_round.tree:
+            return True
+        log.info("%s: the tree changed while the gates ran; checking it again", self.task.id)
+        self._require_green(gate_round.unfrozen(), rounds_used=0)
+        return False
 
     @contextmanager
     def _phase(self, name: str) -> Iterator[None]:
@@ -223,10 +232,10 @@ class Job:
             raise JobFailed(Outcome.REJECTED, f"gates failed{after}:\n{gate_report(results)}")
 
     # -- results ----------------------------------------------------------------------------------------
-    def _commit_and_bundle(self, checkout: git.Checkout) -> None:
+    def _commit_and_bundle(self, checkout: git.Checkout, *, is_staged: bool) -> None:
         task = self.task
         message = f"agent-runner: {task.id}: {task.display_title}\n\nTask {task.id} ({task.kind})"
-        head = git.commit_all(checkout, f"{message}, attempt {self.request.attempt}.")
+        head = git.commit_all(checkout, f"{message}, attempt {self.request.attempt}.", is_staged=is_staged)
         self._set(head_commit=head)
         if (
             head == checkout.base_commit and task.kind == TaskKind.CHANGE
@@ -246,7 +255,11 @@ class Job:
             self._set(trajectory_path=str(self.paths.trajectory))
         keep = self.config.keep_checkouts
         is_ok = self.result.outcome == Outcome.ACCEPTED
-        if self.checkout is not None and (keep == "never" or (keep == "failed" and is_ok)):
+        if self.checkout is None:
+            return
+        if keep == "always" or (keep == "failed" and not is_ok):  # kept for people, never re-used
+            git.trusted_index(self.checkout.path).unlink(missing_ok=True)
+        else:
             self._set(checkout_path=None)
             pool = workspace.pool_dir(self.paths, self.request.repo)
             if is_ok and workspace.park(self.checkout.path, pool):
@@ -260,11 +273,24 @@ class Job:
 GateCheck = Callable[[], list[GateResult]]
 
 
-def _gate_checker(gates: list[Any], baselines: dict[str, Any], ctx: GateContext) -> GateCheck:
-    def check() -> list[GateResult]:
-        return [gate.check(ctx, baselines[gate.name]) for gate in gates]
+class GateRound:
+    """Checks every gate against one staged snapshot of the working tree and remembers that tree."""
 
-    return check
+    def __init__(self, gates: list[Any], baselines: dict[str, Any], ctx: GateContext) -> None:
+        self.gates, self.baselines, self.ctx = gates, baselines, ctx
+        self.tree: str | None = None
+
+    def __call__(self) -> list[GateResult]:
+        """Run one round: the working tree is staged and diffed once for all gates."""
+        with workdiff.snapshot(self.ctx.checkout) as tree:
+            results = self.unfrozen()
+        self.tree = tree
+        return results
+
+    def unfrozen(self) -> list[GateResult]:
+        """Run one round with each gate staging the working tree itself (as it is at that moment)."""
+        self.tree = None
+        return [gate.check(self.ctx, self.baselines[gate.name]) for gate in self.gates]
 
 
 def _green(results: list[GateResult]) -> bool:

@@ -63,6 +63,7 @@ class Scheduler:
         self.on_event = on_event or (lambda event: None)
         self.state_dir = config.path(self.root, "state_dir")
         self.running: dict[tuple[str, int], Running] = {}
+        self._landing: list[Running] = []
         self.summary = RunSummary()
         self.recorder = Recorder(
             queue, config=config, root=self.root, publisher=publisher, summary=self.summary, emit=self._emit
@@ -204,7 +205,8 @@ class Scheduler:
         budget = self.config.budget_usd
         if budget is None:
             return True
-        reserved = sum(self._cost_cap(run.task.kind, run.task.limits) for run in self.running.values())
+        runs = [*self.running.values(), *self._landing]  # ended but not yet recorded: count their caps too
+        reserved = sum(self._cost_cap(run.task.kind, run.task.limits) for run in runs)
         task = Task.model_validate(state.task)
         if self.summary.cost_usd + reserved + self._cost_cap(task.kind, task.limits) <= budget + 1e-9:
             return True
@@ -293,18 +295,29 @@ class Scheduler:
 
     # -- results ----------------------------------------------------------------------------------------
     def _drain(self, *, timeout: float) -> None:
-        try:
-            done = self._done.get(timeout=timeout) if timeout else self._done.get_nowait()
-        except stdqueue.Empty:
+        finished = [
+            (run, done) for done in self._take_done(timeout) if (run := self.running.pop(done.key, None))
+        ]
+        if not finished:
             return
-        while True:
-            run = self.running.pop(done.key, None)
-            if run is not None:
-                self.recorder.record(run, done)
-            try:
-                done = self._done.get_nowait()
-            except stdqueue.Empty:
-                return
+        self._landing = [run for run, _ in finished]
+        try:  # freed slots start their next task first, so workers do not wait while results land
+            if not self._stop.is_set():
+                self._dispatch()
+        finally:
+            self._landing = []
+        for run, done in finished:
+            self.recorder.record(run, done)
+
+    def _take_done(self, timeout: float) -> list[Done]:
+        """Return the attempts that ended (waiting up to `timeout` for the first)."""
+        found: list[Done] = []
+        try:
+            found.append(self._done.get(timeout=timeout) if timeout else self._done.get_nowait())
+            while True:
+                found.append(self._done.get_nowait())
+        except stdqueue.Empty:
+            return found
 
     def _emit(
         self,

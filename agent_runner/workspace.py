@@ -18,7 +18,7 @@ from agent_runner.result import WorkRequest
 SETUP_TIMEOUT_S = 1200.0
 TAIL_CHARS = 2000
 POOL_SIZE = 8  # finished checkouts kept per repo for re-use: refreshing one beats a new clone on big repos
-PARK_MIN_INDEX_BYTES = 200_000  # about 2,000 tracked files: below that a fresh clone is faster
+PARK_MIN_INDEX_BYTES = 50_000  # about 500 tracked files: below that a fresh clone is as fast
 # Output of a setup command that failed because the network did: infrastructure, not the task.
 NETWORK_ERROR = re.compile(
     r"Could not resolve host|Temporary failure in name resolution|Name or service not known|"
@@ -73,14 +73,10 @@ def open_checkout(request: WorkRequest, paths: AttemptPaths) -> git.Checkout:
     if request.repo_bundle_b64:
         bundle = git.write_b64(request.repo_bundle_b64, paths.run_dir / "source.bundle")
     cache = git.ensure_cache(request.repo, need=request.base_commit, bundle=bundle)
-    try:
+    try:  # a request's base_commit was checked by ensure_cache; a resolved base exists by definition
         base = request.base_commit or git.resolve_base(cache, request.base or request.task.base)
     except GitError as exc:
         raise BaseMissingError(str(exc)) from exc
-    if not git.has_commit(cache, base):
-        raise GitError(
-            f"base commit {base} is not in {request.repo}; was the base branch rewritten or deleted?"
-        )
     branch = request.task.branch_name
     remove_checkout(paths.checkout)  # a leftover of a crashed attempt with this number
     if take_parked(pool_dir(paths, request.repo), paths.checkout):
@@ -97,14 +93,17 @@ def pool_dir(paths: AttemptPaths, repo: str) -> Path:
 
 
 def take_parked(pool: Path, dest: Path) -> bool:
-    """Move a parked checkout to `dest` (atomically, so two workers never take the same one)."""
+    """Move a parked checkout (and the runner's copy of its index) to `dest`; atomic, so never taken twice."""
     if not pool.is_dir():
         return False
     for entry in sorted(pool.iterdir()):
+        if entry.name.endswith(".index"):
+            continue
         try:
             os.replace(entry, dest)
         except OSError:
             continue  # another worker took it first
+        _move_index(entry, dest)
         return True
     return False
 
@@ -113,12 +112,22 @@ def park(checkout: Path, pool: Path) -> bool:
     """Keep a finished checkout of a large repo for re-use (at most POOL_SIZE); return whether it was kept."""
     index = checkout / ".git" / "index"
     if not index.is_file() or index.stat().st_size < PARK_MIN_INDEX_BYTES:
-        return False  # a small repo: a fresh clone (two git commands) beats a refresh (five)
+        return False  # a small repo: a fresh clone (two git commands) is as fast as a refresh (three)
     pool.mkdir(parents=True, exist_ok=True)
-    if sum(1 for _ in pool.iterdir()) >= POOL_SIZE:
+    if sum(1 for entry in pool.iterdir() if not entry.name.endswith(".index")) >= POOL_SIZE:
         return False
-    os.replace(checkout, pool / f"{checkout.name}.{os.getpid()}.{time.monotonic_ns()}")
+    target = pool / f"{checkout.name}.{os.getpid()}.{time.monotonic_ns()}"
+    os.replace(checkout, target)
+    _move_index(checkout, target)
     return True
+
+
+def _move_index(old: Path, new: Path) -> None:
+    """Move the runner's copy of a checkout's index along with the checkout (or drop a stale one)."""
+    try:
+        os.replace(git.trusted_index(old), git.trusted_index(new))
+    except FileNotFoundError:
+        git.trusted_index(new).unlink(missing_ok=True)  # the refresh then verifies every file instead
 
 
 def copy_files(source: str, checkout: Path, names: list[str]) -> list[str]:
@@ -175,8 +184,9 @@ def setup_env(base: Mapping[str, str], home: Mapping[str, str]) -> dict[str, str
 
 
 def remove_checkout(path: Path) -> None:
-    """Delete a checkout folder (best effort)."""
+    """Delete a checkout folder and the runner's copy of its index (best effort)."""
     shutil.rmtree(path, ignore_errors=True)
+    git.trusted_index(path).unlink(missing_ok=True)
 
 
 def move_to_trash(path: Path, workdir: Path) -> Path:
@@ -185,6 +195,7 @@ def move_to_trash(path: Path, workdir: Path) -> Path:
     trash.mkdir(parents=True, exist_ok=True)
     target = trash / f"{path.name}.{os.getpid()}.{time.monotonic_ns()}"
     os.replace(path, target)
+    git.trusted_index(path).unlink(missing_ok=True)
     return target
 
 

@@ -34,6 +34,10 @@ class MachineConfig(BaseModel):
         description="How the machine gets the repo: its remote URL, a bundle sent over ssh, or auto.",
     )
     repo_url: str | None = Field(default=None, description="URL the machine fetches (default: origin's URL).")
+    fork_server: bool = Field(
+        default=True,
+        description="Fork attempts from a warm agent-runner process there instead of starting `command`.",
+    )
     connect_timeout_s: int = Field(default=10, ge=1, description="ssh ConnectTimeout.")
     alive_interval_s: int = Field(default=5, ge=1, description="ssh ServerAliveInterval.")
     alive_count: int = Field(default=3, ge=1, description="ServerAliveCountMax; lost after interval x count.")
@@ -51,7 +55,11 @@ class SshConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     config_file: str | None = Field(default=None, description="ssh -F file (default: ~/.ssh/config).")
-    control_persist_s: int = Field(default=600, ge=0, description="Idle life of the shared connection.")
+    control_persist_s: int = Field(
+        default=600,
+        ge=0,
+        description="Idle life of the shared connections and of the machines' fork servers.",
+    )
     recheck_s: float = Field(default=30.0, gt=0, description="Re-check a failed machine after this.")
     options: list[str] = Field(default_factory=list, description="Extra `-o Key=Value` options for ssh.")
 
@@ -79,6 +87,7 @@ class MachineStatus:
     n_running_there: int = 0
     n_busy: int = 0
     checked_at: float = 0.0
+    fork_python: str = ""  # the interpreter there that runs the fork client; empty: plain `command`
 
     @property
     def free_slots(self) -> int:

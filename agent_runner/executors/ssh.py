@@ -10,7 +10,6 @@ run, and a result that arrived there late is handed to `on_late_result` (the que
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import subprocess
 import tempfile
@@ -32,9 +31,13 @@ from agent_runner.executors.ssh_transport import (
     SshClient,
     attempt_script,
     check_script,
+    describe_failure,
     harvest_script,
     kill_script,
+    stderr_tail,
+    version_or_unknown,
 )
+from agent_runner.forkgate import FALLBACK_MARK
 from agent_runner.protocols import Slot
 from agent_runner.result import TaskResult, WorkRequest
 from agent_runner.task import Task, TaskKind
@@ -108,6 +111,12 @@ class SshExecutor:
         elif status.is_version_mismatch:
             theirs, ours = status.runner_version, coordinator_version()
             log.warning("machine %s runs agent-runner %s, this one %s", status.name, theirs, ours)
+        if status.is_reachable and machine.config.fork_server and not status.fork_python:
+            log.warning(
+                "machine %s: no fork server there (`%s` is not run-agents of a Python with "
+                "agent_runner.forkgate); each attempt starts it in full (about 0.5 s more CPU)",
+                status.name, machine.config.command,
+            )  # fmt: skip
         was_down = not machine.status.is_reachable
         machine.status = status
         if status.is_reachable and was_down and machine.lost:
@@ -120,7 +129,7 @@ class SshExecutor:
         status.error = machine.client.start_master() or ""
         done = None if status.error else machine.client.run(check_script(config), timeout_s=CHECK_TIMEOUT_S)
         if done is None or done.returncode != 0:
-            status.error = status.error or _describe(done, config)
+            status.error = status.error or describe_failure(done, config)
             return status
         facts = dict(line.split("=", 1) for line in done.stdout.decode().splitlines() if "=" in line)
         if facts.get("command") == "missing":
@@ -131,8 +140,9 @@ class SshExecutor:
         status.is_reachable = True
         status.git_version = facts.get("git", "").removeprefix("git version ")
         status.python_version = facts.get("python", "").removeprefix("Python ")
-        status.runner_version = _version_or_unknown(facts.get("runner", ""))
+        status.runner_version = version_or_unknown(facts.get("runner", ""))
         status.n_running_there = int(facts.get("running", "0").strip() or 0)
+        status.fork_python = facts.get("py", "") if facts.get("fork") == "yes" else ""
         return status
 
     def _recheck_due(self) -> None:
@@ -190,7 +200,9 @@ class SshExecutor:
         payload = self._prepare(request, machine, slot).model_dump_json().encode()
         key = (request.task.id, request.attempt)
         machine.client.start_master()
-        proc = machine.client.popen(attempt_script(machine.config, *key))
+        idle_s = self.settings.control_persist_s or 600
+        script = attempt_script(machine.config, *key, fork_python=machine.status.fork_python, idle_s=idle_s)
+        proc = machine.client.popen(script)
         with self._lock:
             self._running[key] = (machine.config.name, proc)
             machine.n_busy += 1
@@ -207,15 +219,16 @@ class SshExecutor:
     ) -> TaskResult:
         name = machine.config.name
         text = stdout.decode("utf-8", "replace")
+        _note_fallback(name, stderr)
         if rc == SSH_LOST:
             try:  # the result may have arrived whole just before the connection dropped
                 return parse_result(text, request).model_copy(update={"machine": name})
             except ExecutorError:
-                self._lose(machine, request, _tail(stderr))
+                self._lose(machine, request, stderr_tail(stderr))
         if rc == WORKDIR_FAILED:
             raise ExecutorError(f"cannot use the workdir {machine.config.workdir} on {name}")
         if rc != 0 and not text.strip():
-            raise ExecutorError(f"worker on {name} exited with {rc}: {_tail(stderr)}")
+            raise ExecutorError(f"worker on {name} exited with {rc}: {stderr_tail(stderr)}")
         return parse_result(text, request).model_copy(update={"machine": name})
 
     def _lose(self, machine: _Machine, request: WorkRequest, why: str) -> None:
@@ -274,28 +287,12 @@ def _discard_late(result: TaskResult) -> None:
     )
 
 
+def _note_fallback(name: str, stderr: bytes) -> None:
+    """Log when the fork client there had to run the plain worker command."""
+    for line in stderr.decode("utf-8", "replace").splitlines():
+        if line.startswith(FALLBACK_MARK):
+            log.warning("machine %s: %s", name, line.removeprefix("agent-runner: "))
+
+
 def _stub_request(task_id: str, attempt: int) -> WorkRequest:
     return WorkRequest(task=Task(id=task_id, kind=TaskKind.CHANGE), attempt=attempt, repo="")
-
-
-def _version_or_unknown(text: str) -> str:
-    text = text.strip()
-    return (
-        text if re.fullmatch(r"\d+(\.\d+)*[\w.+-]*", text) else "unknown (agent-runner not importable there)"
-    )
-
-
-def _tail(stderr: bytes, n_chars: int = 400) -> str:
-    text = stderr.decode("utf-8", "replace").strip()
-    return text[-n_chars:].replace("\n", " | ") or "(no message)"
-
-
-def _describe(done: object, config: MachineConfig) -> str:
-    rc = getattr(done, "returncode", None)
-    stderr = getattr(done, "stderr", b"") or b""
-    if rc == WORKDIR_FAILED:
-        return f"cannot create the workdir {config.workdir} there"
-    hint = (
-        "" if rc != SSH_LOST else f" (try `ssh {config.ssh} true` by hand: it must work without a password)"
-    )
-    return f"check failed with exit {rc}: {_tail(stderr)}{hint}"

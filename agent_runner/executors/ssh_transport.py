@@ -6,12 +6,14 @@ sure no password or host-key question is ever asked; a shared ControlMaster conn
 dispatch a few milliseconds instead of a new handshake.
 
 Remote side: each attempt's shell writes `<workdir>/attempts/<task>.<attempt>.pid` (the shell is the session
-and process-group leader sshd made, so the pid is the group) and keeps the worker's stdout in `.out`,
-so a coordinator can kill an old attempt's whole process group and collect a result that arrived late.
+and process-group leader sshd made, so the pid is the group; a worker forked by the machine's fork server
+leads a group of its own, appended as a second line) and keeps the worker's stdout in `.out`, so a
+coordinator can kill an old attempt's process groups and collect a result that arrived late.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 import tempfile
@@ -100,19 +102,33 @@ def _prelude(workdir: str) -> str:
 
 
 def _kill_group(pidfile: str) -> str:
-    """Shell text that kills the process group recorded in `pidfile` (TERM, then KILL) and removes it."""
+    """Shell text that kills the process groups listed in `pidfile` (TERM, then KILL) and removes it."""
+    each = f"for p in $(cat {pidfile})"
     return (
-        f'if [ -f {pidfile} ]; then p=$(cat {pidfile}); if [ -n "$p" ] && kill -0 "-$p" 2>/dev/null; then '
-        f'kill -TERM "-$p" 2>/dev/null; sleep 1; kill -KILL "-$p" 2>/dev/null; fi\n'
+        f'if [ -f {pidfile} ]; then live=""; {each}; do kill -0 "-$p" 2>/dev/null && live="$live $p"; done\n'
+        'if [ -n "$live" ]; then for p in $live; do kill -TERM "-$p" 2>/dev/null; done; sleep 1\n'
+        'for p in $live; do kill -KILL "-$p" 2>/dev/null; done; fi\n'
         f"rm -f {pidfile}; fi\n"
     )
 
 
-def attempt_script(machine: MachineConfig, task_id: str, attempt: int) -> str:
-    """The script that kills older attempts of the task there, then runs the worker on stdin's request."""
+def attempt_script(
+    machine: MachineConfig, task_id: str, attempt: int, *, fork_python: str = "", idle_s: int = 600
+) -> str:
+    """The script that kills older attempts of the task there, then runs the worker on stdin's request.
+
+    With `fork_python`, the worker is forked by the machine's fork server (agent_runner/forkgate.py hands
+    it this shell's stdio and appends the worker's process group to the pidfile); the plain command is
+    its fallback.
+    """
     me = f"attempts/{task_id}.{attempt}"
     env = " ".join(shlex.quote(f"{k}={v}") for k, v in machine.env.items())
-    worker = f'{"env " + env + " " if env else ""}{machine.command} exec - --inline-bundle --workdir "$w"'
+    worker = f'{machine.command} exec - --inline-bundle --workdir "$w"'
+    if fork_python:
+        python = " ".join(map(shlex.quote, fork_python.split()))  # "/usr/bin/env python3" from a #! line
+        gate = f'{python} -m agent_runner.forkgate --pidfile {me}.pid --workdir "$w"'
+        worker = f"{gate} --inline-bundle --idle {idle_s} -- {worker}"
+    worker = f"{'env ' + env + ' ' if env else ''}{worker}"
     return (
         _prelude(machine.workdir)
         + "find attempts -name '*.out' -mmin +1440 -exec rm -f {} + 2>/dev/null\n"
@@ -141,7 +157,7 @@ _FIND_PYTHON = (
     'case "$py" in *python*) ;; *) py=$(sed -n "2s/^'
     + "'''"
     + "exec' '*\\([^' ]*\\).*/\\1/p\" \"$s\");; esac\n"
-    '[ -n "$py" ] || py=python3\n'
+    '[ -n "$py" ] || {{ py=python3; guessed=1; }}\n'
 )
 
 
@@ -158,4 +174,38 @@ def check_script(machine: MachineConfig) -> str:
         + f'echo "runner=$($py -c {shlex.quote(version)} 2>&1 | tail -n1)"\n'
         + 'echo "running=$(ls attempts/*.pid 2>/dev/null | wc -l)"\n'
         + f'command -v {command} >/dev/null 2>&1 && echo "command=ok" || echo "command=missing"\n'
+        + (_FORK_PROBE if machine.fork_server else "")
     )
+
+
+# Whether run-agents' own interpreter (not a guessed python3) has the fork client: it must say "yes".
+_FORK_PROBE = (
+    'echo "py=$py"\n'
+    '[ -n "$guessed" ] || echo "fork=$($py -c \'import agent_runner.forkgate; print("yes")\' 2>/dev/null)"\n'
+)
+
+
+def version_or_unknown(text: str) -> str:
+    """Return the version the check printed, or say that agent-runner could not be imported there."""
+    text = text.strip()
+    return (
+        text if re.fullmatch(r"\d+(\.\d+)*[\w.+-]*", text) else "unknown (agent-runner not importable there)"
+    )
+
+
+def stderr_tail(stderr: bytes, n_chars: int = 400) -> str:
+    """Return the end of ssh's stderr on one line."""
+    text = stderr.decode("utf-8", "replace").strip()
+    return text[-n_chars:].replace("\n", " | ") or "(no message)"
+
+
+def describe_failure(done: object, config: MachineConfig) -> str:
+    """Return why a machine's check failed, with the next step when ssh itself failed."""
+    rc = getattr(done, "returncode", None)
+    stderr = getattr(done, "stderr", b"") or b""
+    if rc == WORKDIR_FAILED:
+        return f"cannot create the workdir {config.workdir} there"
+    hint = (
+        "" if rc != SSH_LOST else f" (try `ssh {config.ssh} true` by hand: it must work without a password)"
+    )
+    return f"check failed with exit {rc}: {stderr_tail(stderr)}{hint}"

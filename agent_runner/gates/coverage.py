@@ -1,14 +1,19 @@
-"""The coverage gate (write-tests): coverage of the target modules before and after, via pytest-cov."""
+"""The coverage gate (write-tests): coverage of the target modules before and after.
+
+Our own small pytest plugin (covplugin.py) drives coverage.py where the tests run; see plugin_setup.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent_runner.gates.ruff import in_paths, targets_of
-from agent_runner.gates.testfiles import is_test_file
+from agent_runner.gates.testfiles import is_test_file, is_test_module
+from agent_runner.gates.workdiff import git
 from agent_runner.protocols import GateContext
 from agent_runner.result import GateResult, GateVerdict
 
@@ -16,6 +21,9 @@ if TYPE_CHECKING:
     from agent_runner.gates.pytest import SuiteRunner, TestReport
 
 DEFAULT_MIN_GAIN = 5.0
+PLUGIN = "agent_runner_gatecov"
+SETTINGS_ENV = "AGENT_RUNNER_GATECOV"  # the same name as in covplugin.py (which the runner never imports)
+LINKED_DIRS = (".venv", "venv", ".tox", ".nox", "node_modules")  # environments, never targets
 
 
 @dataclass(frozen=True)
@@ -28,38 +36,108 @@ class FileCoverage:
     missing: tuple[int, ...]
 
 
-def cov_sources(targets: list[str]) -> list[str]:
-    """Return the folders to measure for `targets` (a file's parent folder)."""
-    sources = []
+def measured_files(checkout: Path, targets: list[str]) -> list[str]:
+    """Return the non-test Python files in the targets, relative to the checkout (no hidden dirs, venvs)."""
+    found: list[str] = []
     for target in targets:
-        pure = PurePosixPath(target.strip("/") or ".")
-        source = str(pure.parent) if pure.suffix == ".py" else str(pure)
-        if source not in sources:
-            sources.append(source)
-    return sources
+        root = checkout / target
+        paths = [root] if root.is_file() else sorted(root.rglob("*.py")) if root.is_dir() else []
+        for path in paths:
+            rel = path.relative_to(checkout).as_posix()
+            is_hidden = any(part.startswith(".") or part in LINKED_DIRS for part in rel.split("/"))
+            if path.suffix == ".py" and not is_test_file(rel) and not is_hidden and rel not in found:
+                found.append(rel)
+    return found
 
 
-def cov_args(targets: list[str], json_path: Path) -> list[str]:
-    """Return the pytest-cov options that write a JSON report of the targets' folders."""
-    return [*(f"--cov={s}" for s in cov_sources(targets)), f"--cov-report=json:{json_path}"]
+def plugin_setup(scratch: Path, root: Path, files: list[str], *, only: list[str] | None) -> dict[str, str]:
+    """Write the coverage plugin and its settings into `scratch`; return the environment that loads them."""
+    (scratch / f"{PLUGIN}.py").write_text(
+        Path(__file__).with_name("covplugin.py").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    settings = {"root": str(root), "files": files, "report": str(scratch / "gatecov.json"), "only": only}
+    (scratch / "gatecov-settings.json").write_text(json.dumps(settings), encoding="utf-8")
+    path = os.pathsep.join([str(scratch), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return {"PYTHONPATH": path, SETTINGS_ENV: str(scratch / "gatecov-settings.json")}
 
 
-def read_coverage(json_path: Path) -> dict[str, FileCoverage] | None:
-    """Parse coverage.py's JSON report into per-file coverage; None when there is no report."""
+def read_coverage(
+    scratch: Path, *, base: dict[str, FileCoverage] | None = None
+) -> tuple[dict[str, FileCoverage] | None, str]:
+    """Join the plugin's reports (one per process) into per-file coverage; (None, why) when there is none.
+
+    With `base` (an after-run that traced only new tests), the raw lines those tests ran join the baseline.
+    """
+    statements: dict[str, set[int]] = {}
+    executed: dict[str, set[int]] = {}
+    raw: dict[str, set[int]] = {}
+    reports = sorted(scratch.glob("gatecov.*.json"))
+    for path in reports:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        if data.get("error"):
+            return None, str(data["error"])
+        for name, info in (data.get("files") or {}).items():
+            raw.setdefault(name, set()).update(info.get("lines") or ())
+            lines = set(info.get("statements") or ())
+            statements.setdefault(name, set()).update(lines)
+            executed.setdefault(name, set()).update(lines - set(info.get("missing") or ()))
+    if not reports:
+        return None, "the coverage plugin wrote no report (did pytest start?)"
+    if base is None:
+        return {name: file_coverage(statements[name], executed[name]) for name in statements}, ""
+    return joined(base, {name: statements_run(scratch, name, lines) for name, lines in raw.items()}), ""
+
+
+def statements_run(scratch: Path, name: str, lines: set[int]) -> set[int]:
+    """Return the statements coverage.py counts as run, given the raw line events of one file."""
+    import coverage  # only after-runs that traced new tests need it; measured as ~70 ms, once per process
+
+    settings = json.loads((scratch / "gatecov-settings.json").read_text(encoding="utf-8"))
+    path = os.path.realpath(Path(settings["root"], name))
+    cov = coverage.Coverage(data_file=None, config_file=False)
+    cov.get_data().add_lines({path: sorted(lines)})
     try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    files: dict[str, FileCoverage] = {}
-    for name, info in (data.get("files") or {}).items():
-        summary = info.get("summary") or {}
-        files[PurePosixPath(name).as_posix().removeprefix("./")] = FileCoverage(
-            statements=int(summary.get("num_statements", 0)),
-            covered=int(summary.get("covered_lines", 0)),
-            executed=frozenset(info.get("executed_lines") or ()),
-            missing=tuple(info.get("missing_lines") or ()),
-        )
+        _, statements, _, missing, _ = cov.analysis2(path)
+    except coverage.CoverageException:
+        return set()
+    return set(statements) - set(missing)
+
+
+def file_coverage(statements: set[int], executed: set[int]) -> FileCoverage:
+    """Return the coverage record of a file from its statement lines and the executed ones."""
+    hit = executed & statements
+    return FileCoverage(len(statements), len(hit), frozenset(hit), tuple(sorted(statements - hit)))
+
+
+def joined(base: dict[str, FileCoverage], ran: dict[str, set[int]]) -> dict[str, FileCoverage]:
+    """Return the baseline with more statements run (the files are unchanged: same statements)."""
+    files = dict(base)
+    for name, lines in ran.items():
+        if old := files.get(name):
+            files[name] = file_coverage(set(old.executed) | set(old.missing), set(old.executed) | lines)
     return files
+
+
+def changed_test_modules(checkout: Path, base_tree: str, tree: str) -> list[str] | None:
+    """Return the test modules added or changed since the baseline tree; None when anything else changed.
+
+    Why tracing only these is enough: when every difference from the baseline is a test module, the targets,
+    conftests, test data and every other test are byte-identical, so each unchanged test executes the
+    target lines it executed at baseline. The after-run's executed lines are then the baseline's, plus
+    what the new modules' collection and tests execute (traced now), and joined() takes that union.
+    A line counts as newly covered only if the new tests ran it in this run. (A new test could only
+    change what an old test runs by leaking state into it; the union then still credits the old test's
+    baseline lines, so the figure can never exceed baseline + the new tests' own lines.)
+    """
+    out = git(checkout, "diff", "--no-renames", "--name-status", "-z", base_tree, tree, check=False)
+    parts = out.split("\0")
+    changes = list(zip(parts[0::2], parts[1::2], strict=False))
+    if not changes or any(s[:1] not in ("A", "M") or not is_test_module(p) for s, p in changes if s):
+        return None
+    return sorted(p for s, p in changes if s)
 
 
 def target_files(files: dict[str, FileCoverage], targets: list[str]) -> dict[str, FileCoverage]:
@@ -94,9 +172,10 @@ class CoverageGate:
     def check(self, ctx: GateContext, baseline: TestReport) -> GateResult:
         after = self.runner.report(ctx)
         if after.coverage is None or baseline.coverage is None:
+            why = baseline.coverage_error or after.coverage_error or "the test command is not pytest"
             details = (
-                "no coverage report: write-tests needs a pytest test command and pytest-cov installed where"
-                f" the tests run\n{after.output}"
+                f"no coverage report ({why}): write-tests needs a pytest test command and coverage.py"
+                f" installed where the tests run\n{after.output}"
             )
             return GateResult(
                 name=self.name, verdict=GateVerdict.ERROR, command=after.command, details=details

@@ -13,12 +13,14 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from agent_runner.gates.command import CommandResult, gate_env, run_command, tail
+from agent_runner.gates.coverage import LINKED_DIRS, measured_files
 from agent_runner.gates.mutate import Mutant, apply_mutant, choose_mutants, find_mutants
-from agent_runner.gates.pytest import SuiteRunner, is_pytest
+from agent_runner.gates.pytest import SuiteRunner, is_pytest, scratch_parent
 from agent_runner.gates.ruff import targets_of
-from agent_runner.gates.testfiles import find_test_functions, is_test_file, is_test_module
+from agent_runner.gates.testfiles import find_test_functions, is_test_module
 from agent_runner.gates.workdiff import WorkDiff, show_file, work_diff
 from agent_runner.protocols import GateContext
 from agent_runner.result import GateResult, GateVerdict
@@ -26,7 +28,6 @@ from agent_runner.result import GateResult, GateVerdict
 MIN_MUTANTS = 5
 DEFAULT_MAX_MUTANTS = 8
 SCRATCH_IGNORE = shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache")
-LINKED_DIRS = (".venv", "venv", ".tox", ".nox", "node_modules")  # big, never mutated: linked, not copied
 
 
 @dataclass(frozen=True)
@@ -63,16 +64,8 @@ def new_tests(ctx: GateContext, diff: WorkDiff) -> NewTests:
 
 def target_sources(ctx: GateContext) -> dict[str, str]:
     """Return the non-test Python files inside the targets, by relative path (no hidden folders, no venvs)."""
-    found: dict[str, str] = {}
-    for target in targets_of(ctx):
-        root = ctx.checkout / target
-        paths = [root] if root.is_file() else sorted(root.rglob("*.py")) if root.is_dir() else []
-        for path in paths:
-            rel = path.relative_to(ctx.checkout).as_posix()
-            is_hidden = any(part.startswith(".") or part in LINKED_DIRS for part in rel.split("/"))
-            if path.suffix == ".py" and not is_test_file(rel) and not is_hidden:
-                found[rel] = path.read_text(encoding="utf-8", errors="replace")
-    return found
+    files = measured_files(ctx.checkout, targets_of(ctx))
+    return {rel: (ctx.checkout / rel).read_text(encoding="utf-8", errors="replace") for rel in files}
 
 
 def make_scratch(checkout: Path, scratch: Path) -> None:
@@ -105,6 +98,7 @@ class Trial:
     argv: list[str]
     autoload: bool = True
     timeout_s: float = 600.0
+    sandbox: Any = None
 
     def run(self, scratch: Path) -> CommandResult:
         """Run the new tests in `scratch` with its folders first on PYTHONPATH."""
@@ -115,7 +109,9 @@ class Trial:
         )
         if not self.autoload:
             extra["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-        return run_command(self.argv, cwd=scratch, env=gate_env(extra), timeout_s=self.timeout_s)
+        return run_command(
+            self.argv, cwd=scratch, env=gate_env(extra), timeout_s=self.timeout_s, sandbox=self.sandbox
+        )
 
     def killed(self, scratch: Path, mutants: list[Mutant]) -> set[Mutant]:
         """Apply each mutant in turn in `scratch` and return those the tests caught."""
@@ -132,11 +128,11 @@ class Trial:
         return caught
 
 
-def clean_trial(scratch: Path, argv: list[str]) -> Trial | CommandResult:
+def clean_trial(scratch: Path, argv: list[str], *, sandbox: Any = None) -> Trial | CommandResult:
     """Run the new tests on unmutated code, first without plugin autoload (faster), then with it."""
     result = CommandResult("", 1, "", "", 0.0)
     for autoload in (False, True):
-        trial = Trial(argv, autoload=autoload)
+        trial = Trial(argv, autoload=autoload, sandbox=sandbox)
         result = trial.run(scratch)
         if result.exit_code == 0:
             trial.timeout_s = max(30.0, 5 * result.duration_s)
@@ -180,11 +176,12 @@ class MutationGate:
     def _run_all(self, ctx: GateContext, node_ids: list[str], mutants: list[Mutant]) -> GateResult:
         argv = [*pytest_prefix(ctx.test_command), "-x", "-q", "-p", "no:cacheprovider", *node_ids]
         n_workers = max(1, min(int(ctx.settings.get("mutant_workers", 2)), len(mutants)))
-        with tempfile.TemporaryDirectory(prefix="mutants-") as tmp:
+        # The agent's tests run in the same sandbox as the test gate's (so the copies live in the checkout).
+        with tempfile.TemporaryDirectory(prefix="mutants-", dir=scratch_parent(ctx)) as tmp:
             scratches = [Path(tmp, f"repo{i}") for i in range(n_workers)]
             for scratch in scratches:
                 make_scratch(ctx.checkout, scratch)
-            trial = clean_trial(scratches[0], argv)
+            trial = clean_trial(scratches[0], argv, sandbox=ctx.settings.get("sandbox"))
             if isinstance(trial, CommandResult):
                 details = f"the new tests do not pass on the unmutated code:\n{tail(trial.output)}"
                 return self._result(GateVerdict.FAIL, details, command=shlex.join(argv))

@@ -7,9 +7,19 @@ import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
+from agent_runner.gates import baseline as baseline_cache
 from agent_runner.gates.command import gate_env, run_command, tail
-from agent_runner.gates.coverage import FileCoverage, cov_args, read_coverage
+from agent_runner.gates.coverage import (
+    PLUGIN,
+    FileCoverage,
+    changed_test_modules,
+    file_coverage,
+    measured_files,
+    plugin_setup,
+    read_coverage,
+)
 from agent_runner.gates.ruff import targets_of
 from agent_runner.gates.workdiff import tree_id
 from agent_runner.protocols import GateContext
@@ -34,6 +44,9 @@ class TestReport:
     output: str = ""
     duration_s: float = 0.0
     coverage: dict[str, FileCoverage] | None = None
+    coverage_error: str = ""
+    traced_only: tuple[str, ...] | None = None
+    is_cached: bool = False
 
     @property
     def is_green(self) -> bool:
@@ -74,27 +87,45 @@ def read_junit(path: Path) -> tuple[set[str], set[str], set[str]] | None:
     return passed - failed, failed, skipped - failed
 
 
+def scratch_parent(ctx: GateContext) -> Path | None:
+    """Return where a gate's scratch folder goes: in .git under a sandbox (only the checkout is shared)."""
+    is_sandboxed = ctx.settings.get("sandbox") is not None
+    return ctx.checkout / ".git" if is_sandboxed and (ctx.checkout / ".git").is_dir() else None
+
+
 def run_tests(
-    ctx: GateContext, *, coverage_of: list[str] | None = None, paths: list[str] | None = None
+    ctx: GateContext,
+    *,
+    coverage_of: list[str] | None = None,
+    paths: list[str] | None = None,
+    traced_only: list[str] | None = None,
+    base_coverage: dict[str, FileCoverage] | None = None,
 ) -> TestReport:
-    """Run the repo's test command in the checkout (pytest gets --junitxml and, when asked, --cov)."""
+    """Run the repo's test command in the checkout (pytest: --junitxml and, if asked, our coverage plugin).
+
+    `coverage_of` lists the target paths to measure; `traced_only` limits tracing to those test files,
+    whose lines then join `base_coverage` (see changed_test_modules).
+    """
     command = ctx.test_command
     timeout = float(ctx.settings.get("test_timeout_s", DEFAULT_TEST_TIMEOUT_S))
     sandbox = ctx.settings.get("sandbox")
     if not is_pytest(command):
         result = run_command(command, cwd=ctx.checkout, timeout_s=timeout, sandbox=sandbox)
         return TestReport(command, result.exit_code, output=tail(result.output), duration_s=result.duration_s)
-    # Under a sandbox only the checkout is shared with the host, so the reports go inside its .git folder.
-    scratch = ctx.checkout / ".git" if sandbox is not None and (ctx.checkout / ".git").is_dir() else None
-    with tempfile.TemporaryDirectory(prefix="gate-", dir=scratch) as tmp:
-        junit, cov_json = Path(tmp, "junit.xml"), Path(tmp, "coverage.json")
+    with tempfile.TemporaryDirectory(prefix="gate-", dir=scratch_parent(ctx)) as tmp:
+        junit = Path(tmp, "junit.xml")
         extra = ["-p", "no:cacheprovider", f"--junitxml={junit}", "-o", "junit_logging=no"]
-        extra += cov_args(coverage_of, cov_json) if coverage_of is not None else []
+        env = {"COVERAGE_FILE": str(Path(tmp, ".coverage"))}  # a repo's own --cov writes here
+        if coverage_of is not None:
+            files = measured_files(ctx.checkout, coverage_of)
+            env |= plugin_setup(Path(tmp), ctx.checkout, files, only=traced_only)
+            extra += ["-p", PLUGIN]
         full = f"{command} {shlex.join(extra)}" + (f" {shlex.join(paths)}" if paths else "")
-        env = gate_env({"COVERAGE_FILE": str(Path(tmp, ".coverage"))})
-        result = run_command(full, cwd=ctx.checkout, env=env, timeout_s=timeout, sandbox=sandbox)
+        result = run_command(full, cwd=ctx.checkout, env=gate_env(env), timeout_s=timeout, sandbox=sandbox)
         ids = read_junit(junit)
-        cov = read_coverage(cov_json) if coverage_of is not None else None
+        cov, cov_error = (
+            read_coverage(Path(tmp), base=base_coverage) if coverage_of is not None else (None, "")
+        )
     passed, failed, skipped = ids or (set(), set(), set())
     return TestReport(
         command=command,
@@ -106,6 +137,44 @@ def run_tests(
         output=tail(result.output),
         duration_s=result.duration_s,
         coverage=cov,
+        coverage_error=cov_error,
+        traced_only=tuple(traced_only) if traced_only is not None else None,
+    )
+
+
+def report_to_json(report: TestReport) -> dict[str, Any]:
+    """Return a test report as JSON data (for the baseline cache)."""
+    cov = report.coverage
+    return {
+        "command": report.command,
+        "exit_code": report.exit_code,
+        "ids": {k: sorted(getattr(report, k)) for k in ("passed", "failed", "skipped")},
+        "has_ids": report.has_ids,
+        "output": report.output,
+        "duration_s": report.duration_s,
+        "coverage": None
+        if cov is None
+        else {f: [sorted(c.executed), sorted(c.missing)] for f, c in cov.items()},
+    }
+
+
+def report_from_json(data: dict[str, Any]) -> TestReport:
+    """Return the test report report_to_json saved, marked as cached."""
+    cov = data.get("coverage")
+    ids = data["ids"]
+    return TestReport(
+        command=data["command"],
+        exit_code=int(data["exit_code"]),
+        passed=frozenset(ids["passed"]),
+        failed=frozenset(ids["failed"]),
+        skipped=frozenset(ids["skipped"]),
+        has_ids=bool(data["has_ids"]),
+        output=data["output"],
+        duration_s=float(data["duration_s"]),
+        coverage=None
+        if cov is None
+        else {f: file_coverage(set(run) | set(miss), set(run)) for f, (run, miss) in cov.items()},
+        is_cached=True,
     )
 
 
@@ -115,14 +184,36 @@ class SuiteRunner:
 
     with_coverage: bool = False
     _cache: dict[str, TestReport] = field(default_factory=dict)
+    _first: str = ""
 
     def report(self, ctx: GateContext) -> TestReport:
-        """Return the test report for the checkout as it is now."""
+        """Return the test report for the checkout as it is now (the first one is the baseline)."""
         key = tree_id(ctx.checkout)
         if key not in self._cache:
-            cov = targets_of(ctx) if self.with_coverage else None
-            self._cache[key] = run_tests(ctx, coverage_of=cov)
+            self._cache[key] = self._run(ctx, key) if self._first else self._baseline(ctx, key)
+            self._first = self._first or key
         return self._cache[key]
+
+    def _baseline(self, ctx: GateContext, key: str) -> TestReport:
+        """Measure the baseline, or reuse this machine's measurement of the same tree and settings."""
+        folder = baseline_cache.cache_dir(ctx)
+        if folder is None:
+            return self._run(ctx, key)
+        name = baseline_cache.cache_key(ctx, key, coverage_of=targets_of(ctx) if self.with_coverage else None)
+        if (entry := baseline_cache.load(folder, name)) is not None:
+            return report_from_json(entry)
+        report = self._run(ctx, key)
+        if report.has_ids and (report.coverage is not None or not self.with_coverage):
+            baseline_cache.store(folder, name, report_to_json(report))
+        return report
+
+    def _run(self, ctx: GateContext, key: str) -> TestReport:
+        if not self.with_coverage:
+            return run_tests(ctx)
+        base = self._cache.get(self._first)
+        only = changed_test_modules(ctx.checkout, self._first, key) if base and base.coverage else None
+        base_coverage = base.coverage if only is not None and base is not None else None
+        return run_tests(ctx, coverage_of=targets_of(ctx), traced_only=only, base_coverage=base_coverage)
 
 
 @dataclass
@@ -166,6 +257,8 @@ class TestsGate:
     def _result(
         self, after: TestReport, baseline: TestReport, is_ok: bool, details: str, offending: list[str]
     ) -> GateResult:
+        if baseline.is_cached:
+            details += " (baseline reused from this machine's cache)"
         if not is_ok and after.output:
             details += "\n" + after.output
         return GateResult(

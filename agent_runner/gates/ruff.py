@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -11,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent_runner.gates.command import run_command, tail
-from agent_runner.gates.workdiff import tree_id, work_diff
+from agent_runner.gates.command import DEFAULT_TIMEOUT_S, CommandResult, gate_env, run_command, tail
+from agent_runner.gates.workdiff import show_files, tree_id, work_diff
 from agent_runner.protocols import GateContext
 from agent_runner.result import GateResult, GateVerdict
 
@@ -95,11 +96,35 @@ def ruff_argv() -> list[str]:
         return [found] if found else [sys.executable, "-m", "ruff"]
 
 
-def run_ruff(checkout: Path, paths: Sequence[str] = (".",), *, fix: bool = False) -> LintReport:
-    """Run `ruff check --output-format json` (optionally with --fix) and return the remaining violations."""
-    argv = [*ruff_argv(), "check", "--output-format", "json", *(["--fix"] if fix else []), "--", *paths]
+def run_ruff(
+    checkout: Path, paths: Sequence[str] = (".",), *, fix: bool = False, force_exclude: bool = False
+) -> LintReport:
+    """Run `ruff check --output-format json` (optionally with --fix) and return the remaining violations.
+
+    With `force_exclude`, files the repo's ruff config excludes are skipped even when named explicitly.
+    """
+    options = [*(["--fix"] if fix else []), *(["--force-exclude"] if force_exclude else [])]
+    argv = [*ruff_argv(), "check", "--output-format", "json", *options, "--", *paths]
     result = run_command(argv, cwd=checkout)
     shown = "ruff check " + ("--fix " if fix else "") + " ".join(paths)
+    return _report(shown, result, checkout)
+
+
+def run_ruff_source(checkout: Path, path: str, source: str) -> LintReport:
+    """Lint `source` as if it were the file `path` of the checkout (its config, its excludes), via stdin."""
+    argv = [*ruff_argv(), "check", "--output-format", "json", "--force-exclude", f"--stdin-filename={path}"]
+    shown = f"ruff check --stdin-filename {path}"
+    try:
+        proc = subprocess.run(
+            [*argv, "-"], cwd=checkout, env=gate_env(), input=source, capture_output=True, text=True,
+            errors="replace", timeout=DEFAULT_TIMEOUT_S,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return LintReport(shown, -1, error=f"timed out after {DEFAULT_TIMEOUT_S:.0f} s")
+    return _report(shown, CommandResult(shown, proc.returncode, proc.stdout, proc.stderr, 0.0), checkout)
+
+
+def _report(shown: str, result: CommandResult, checkout: Path) -> LintReport:
     try:
         rows = json.loads(result.stdout or "[]")
     except json.JSONDecodeError:
@@ -247,22 +272,33 @@ class ElsewhereLintGate:
 
 @dataclass
 class TouchedLintGate:
-    """change: lint on the files the diff touches is not worse than at baseline (per file)."""
+    """change: lint on the files the diff touches is not worse than in the base commit (per file).
 
-    runner: LintRunner
+    Measured at check time on the touched Python files only: the working files in one ruff run, their base
+    versions through stdin; a diff that touches no Python file runs no ruff at all.
+    """
+
+    runner: LintRunner | None = None  # not used: the touched files are linted on their own
     name: str = "lint-touched"
 
-    def baseline(self, ctx: GateContext) -> LintReport:
-        return self.runner.report(ctx)
+    def baseline(self, ctx: GateContext) -> None:
+        return None
 
-    def check(self, ctx: GateContext, baseline: LintReport) -> GateResult:
-        after = self.runner.report(ctx)
-        if after.error or baseline.error:
-            return _error(self.name, after if after.error else baseline)
-        touched = [p for p in work_diff(ctx.checkout, ctx.base_commit).paths("A", "M") if p.endswith(".py")]
-        before_n, after_n = baseline.per_file(), after.per_file()
+    def check(self, ctx: GateContext, baseline: object) -> GateResult:
+        diff = work_diff(ctx.checkout, ctx.base_commit)
+        touched = [p for p in diff.paths("A", "M") if p.endswith(".py")]
+        if not touched:
+            return GateResult(
+                name=self.name, verdict=GateVerdict.PASS, before={"violations": 0}, after={"violations": 0},
+                details="0 touched Python file(s); ruff not run",
+            )  # fmt: skip
+        after = run_ruff(ctx.checkout, touched, force_exclude=True)
+        before = base_report(ctx, [p for p in touched if diff.files[p].status == "M"])
+        if after.error or before.error:
+            return _error(self.name, after if after.error else before)
+        before_n, after_n = before.per_file(), after.per_file()
         worse = [f for f in touched if after_n[f] > before_n[f]]
-        offending = [str(v) for v in new_violations(baseline.violations, after.violations) if v.file in worse]
+        offending = [str(v) for v in new_violations(before.violations, after.violations) if v.file in worse]
         return GateResult(
             name=self.name,
             verdict=GateVerdict.FAIL if worse else GateVerdict.PASS,
@@ -273,3 +309,16 @@ class TouchedLintGate:
             details=f"{len(touched)} touched file(s); worse: {', '.join(worse) or 'none'}",
             offending=offending[:MAX_OFFENDING],
         )
+
+
+def base_report(ctx: GateContext, paths: list[str]) -> LintReport:
+    """Lint the base commit's versions of `paths` (one ruff run per file, through stdin)."""
+    sources = show_files(ctx.checkout, ctx.base_commit, paths)
+    reports = [run_ruff_source(ctx.checkout, p, text) for p, text in sources.items() if text is not None]
+    failed = [r for r in reports if r.error]
+    if failed:
+        return failed[0]
+    exit_code = max((r.exit_code for r in reports), default=0)
+    return LintReport(
+        "ruff check (base versions)", exit_code, tuple(v for r in reports for v in r.violations)
+    )

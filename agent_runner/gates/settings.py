@@ -32,6 +32,13 @@ class GatesConfig(BaseModel):
     test_timeout_s: float = Field(
         default=1800.0, gt=0, description="Seconds one run of the test command may take."
     )
+    baseline_cache: bool = Field(
+        default=False,
+        description="Reuse a test baseline measured on this machine for the same tree, commands, settings.",
+    )
+    baseline_cache_dir: str = Field(
+        default="", description="Folder of the baseline cache ('' = ~/.cache/agent-runner/baselines)."
+    )
 
 
 def gate_settings(config: RunnerConfig, **extra: Any) -> dict[str, Any]:
@@ -40,6 +47,8 @@ def gate_settings(config: RunnerConfig, **extra: Any) -> dict[str, Any]:
     return {
         "allow": list(config.allow),
         "allow_gate_override": config.allow_gate_override,
+        "setup": list(config.setup),  # part of the baseline cache key, with the copied files
+        "copy": list(config.copy_files),
         **gates.model_dump(),
         **extra,
     }

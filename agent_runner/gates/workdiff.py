@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +24,18 @@ RUNNER_EXCLUDES = (
     ".coverage",
     ".coverage.*",
 )
+DIFF_OPTIONS = (
+    "--no-renames",
+    "-z",
+    "--raw",
+    "--numstat",
+    "-p",
+    "-U0",
+    "--no-color",
+    "--no-ext-diff",
+)
+# The agent may have edited .git/config: no hooks or fsmonitor command runs when the runner calls git.
+SAFE_OPTIONS = ("-c", "core.quotepath=off", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
 HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
 
@@ -63,16 +77,24 @@ class WorkDiff:
 
 def git(checkout: Path, *args: str, check: bool = True) -> str:
     """Run git in the checkout and return stdout; raise GitError when it fails and `check`."""
-    argv = ["git", "-c", "core.quotepath=off", *args]
+    argv = ["git", *SAFE_OPTIONS, *args]
     proc = subprocess.run(argv, cwd=checkout, capture_output=True, text=True, errors="replace")
     if check and proc.returncode != 0:
         raise GitError(f"git {' '.join(args)} failed in {checkout}: {proc.stderr.strip()}")
     return proc.stdout
 
 
+def exclude_file(checkout: Path) -> Path:
+    """Return the checkout's info/exclude file (asking git only when .git is not a plain folder)."""
+    dot_git = Path(checkout, ".git")
+    if dot_git.is_dir() and not dot_git.is_symlink():
+        return dot_git / "info" / "exclude"
+    return Path(checkout, git(checkout, "rev-parse", "--git-path", "info/exclude").strip())
+
+
 def ensure_excludes(checkout: Path) -> None:
     """List runner and Python caches in the checkout's info/exclude so staging never picks them up."""
-    exclude = Path(checkout, git(checkout, "rev-parse", "--git-path", "info/exclude").strip())
+    exclude = exclude_file(checkout)
     text = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
     missing = [p for p in RUNNER_EXCLUDES if p not in text.splitlines()]
     if missing:
@@ -87,9 +109,37 @@ def stage(checkout: Path) -> None:
 
 
 def tree_id(checkout: Path) -> str:
-    """Stage the working tree and return the id of its tree: equal ids mean equal content."""
+    """Stage the working tree and return the id of its tree: equal ids mean equal content.
+
+    Inside `snapshot`, return the snapshot's tree without staging again.
+    """
+    frozen = _SNAPSHOTS.get(Path(checkout).resolve())
+    if frozen is not None:
+        return frozen
     stage(checkout)
     return git(checkout, "write-tree").strip()
+
+
+_SNAPSHOTS: dict[Path, str] = {}  # checkout -> the tree one round of gates looks at (see `snapshot`)
+_DIFFS: dict[tuple[Path, str, str], WorkDiff] = {}
+
+
+@contextmanager
+def snapshot(checkout: Path) -> Iterator[str]:
+    """Stage the working tree once and yield its tree; inside, tree_id and work_diff answer for that tree.
+
+    One round of gates then stages once and diffs once instead of once per gate. The caller checks
+    afterwards that the tree did not change meanwhile (tests that write files) before it commits.
+    """
+    key = Path(checkout).resolve()
+    tree = tree_id(checkout)
+    _SNAPSHOTS[key] = tree
+    try:
+        yield tree
+    finally:
+        _SNAPSHOTS.pop(key, None)
+        for diff_key in [k for k in _DIFFS if k[0] == key]:
+            del _DIFFS[diff_key]
 
 
 def show_file(checkout: Path, commit: str, path: str) -> str | None:
@@ -100,26 +150,69 @@ def show_file(checkout: Path, commit: str, path: str) -> str | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
+def show_files(checkout: Path, commit: str, paths: list[str]) -> dict[str, str | None]:
+    """Return the text of several files at a commit (None where missing), read by one `git cat-file`."""
+    if any("\n" in path for path in paths):  # the batch protocol is line based
+        return {path: show_file(checkout, commit, path) for path in paths}
+    request = "".join(f"{commit}:{path}\n" for path in paths).encode()
+    proc = subprocess.run(["git", "cat-file", "--batch"], cwd=checkout, input=request, capture_output=True)
+    if proc.returncode != 0:
+        raise GitError(f"git cat-file --batch failed in {checkout}: {proc.stderr.decode(errors='replace')}")
+    found: dict[str, str | None] = {}
+    out, pos = proc.stdout, 0
+    for path in paths:
+        end = out.index(b"\n", pos)
+        header = out[pos:end]
+        pos = end + 1
+        if header.endswith((b" missing", b" ambiguous")):
+            found[path] = None
+            continue
+        _, kind, size = header.rsplit(b" ", 2)
+        text = out[pos : pos + int(size)].decode("utf-8", errors="replace")
+        found[path] = text if kind == b"blob" else None  # a folder or submodule there is no file
+        pos += int(size) + 1
+    return found
+
+
 def work_diff(checkout: Path, base: str) -> WorkDiff:
-    """Stage the working tree and return its diff against `base`."""
-    stage(checkout)
+    """Stage the working tree and return its diff against `base` (one `git diff` for status and lines).
+
+    Inside `snapshot`, diff the snapshot's tree instead, once per base.
+    """
+    key = Path(checkout).resolve()
+    frozen = _SNAPSHOTS.get(key)
+    if frozen is None:
+        stage(checkout)
+        return _diff(checkout, base, "--cached", base)
+    if (key, base, frozen) not in _DIFFS:
+        _DIFFS[(key, base, frozen)] = _diff(checkout, base, base, frozen)
+    return _DIFFS[(key, base, frozen)]
+
+
+def _diff(checkout: Path, base: str, *revs: str) -> WorkDiff:
     diff = WorkDiff(base=base)
-    _read_status(diff, git(checkout, "diff", "--cached", "--no-renames", "--name-status", "-z", base))
-    for line in git(checkout, "diff", "--cached", "--no-renames", "--numstat", "-z", base).split("\0"):
-        parts = line.split("\t")
-        if len(parts) == 3 and parts[0] == "-" and parts[2] in diff.files:
-            diff.files[parts[2]].is_binary = True
-    _read_patch(
-        diff, git(checkout, "diff", "--cached", "--no-renames", "-U0", "--no-color", "--no-ext-diff", base)
-    )
+    # -z output: raw records, numstat records, an empty record, then the patch text (never NUL-separated).
+    summary, _, patch = git(checkout, "diff", *DIFF_OPTIONS, *revs).partition("\0\0")
+    _read_summary(diff, summary)
+    _read_patch(diff, patch)
     return diff
 
 
-def _read_status(diff: WorkDiff, out: str) -> None:
+def _read_summary(diff: WorkDiff, out: str) -> None:
+    """Read `--raw -z` records (`:modes ids STATUS`, path) and `--numstat -z` ones (`add\tdel\tpath`)."""
     parts = out.split("\0")
-    for status, path in zip(parts[0::2], parts[1::2], strict=False):
-        if status:
-            diff.files[path] = FileChange(path=path, status=status[0])
+    i = 0
+    while i < len(parts):
+        record = parts[i]
+        if record.startswith(":") and i + 1 < len(parts):
+            path = parts[i + 1]
+            diff.files[path] = FileChange(path=path, status=record.split()[-1][0])
+            i += 2
+            continue
+        fields = record.split("\t", 2)
+        if len(fields) == 3 and fields[0] == "-" and fields[2] in diff.files:
+            diff.files[fields[2]].is_binary = True
+        i += 1
 
 
 def _read_patch(diff: WorkDiff, patch: str) -> None:

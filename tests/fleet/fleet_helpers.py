@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from agent_runner.testing.netns import NetnsFleet
+from agent_runner.testing.netns import NetnsFleet, NetnsMachine
 from agent_runner.testing.scripts import bash_turn, finish_turn, write_script
 
 RUN_AGENTS = str(Path(sys.executable).parent / "run-agents")
@@ -76,3 +77,39 @@ class FleetProject:
         """Run `run-agents --root <repo> args...` as a real subprocess."""
         argv = [sys.executable, "-m", "agent_runner.cli", "--root", str(self.root), *args]
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=self.root)
+
+
+def start_ray_in_namespaces(fleet: NetnsFleet, temp: Path, *, port: int = 6379) -> str:
+    """Start a Ray head in the fleet's `head` machine and a worker node (1 CPU, a resource named like the
+    machine) in each other one, with state under `temp` (short: Ray's socket paths must fit in 107 bytes);
+    return the head's address. Every Ray process dies with the fleet's namespaces."""
+    ray = str(Path(sys.executable).parent / "ray")
+    head = fleet.machines["head"]
+    address = f"{head.address}:{port}"
+    common = ["--include-dashboard", "false"]
+    starts = [(head, [ray, "start", "--head", "--node-ip-address", head.address, "--port", str(port),
+                      "--num-cpus", "0", *common])]  # fmt: skip
+    for name, machine in fleet.machines.items():
+        if name != "head":
+            resources = json.dumps({name: 1})
+            starts.append((machine, [ray, "start", "--address", address, "--node-ip-address", machine.address,
+                                     "--num-cpus", "1", "--resources", resources]))  # fmt: skip
+    starts = [(m, [*argv, "--temp-dir", str(temp / m.name)]) for m, argv in starts]
+    _ray_start(*starts[0])  # the nodes join the head: it must be up first
+    procs = [_ray_start(machine, argv, wait=False) for machine, argv in starts[1:]]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"ray start failed in a namespace: {err[-2000:]}")
+    return address
+
+
+def _ray_start(machine: NetnsMachine, argv: list[str], *, wait: bool = True) -> subprocess.Popen[str]:
+    env = {**os.environ, "HOME": str(machine.home)}
+    argv = ["ip", "netns", "exec", machine.netns, *argv]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    if wait:
+        _, err = proc.communicate(timeout=120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"ray start in {machine.name} failed: {err[-2000:]}")
+    return proc

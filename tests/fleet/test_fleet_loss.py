@@ -138,6 +138,14 @@ def _run_in_thread(executor: SshExecutor, request: WorkRequest, slot: Slot) -> l
     return out
 
 
+def attempt_groups(project: FleetProject, task_id: str, attempt: int) -> list[int]:
+    """Wait until m1's pidfile of the attempt lists the shell's and the forked worker's groups."""
+    path = pidfile(project, "m1", task_id, attempt)
+    has_both = lambda: path.exists() and len(path.read_text().split()) == 2  # noqa: E731
+    wait_for(has_both, 20, f"attempt {attempt} to start through the fork server")
+    return [int(pid) for pid in path.read_text().split()]
+
+
 def test_cancel_and_retry_kill_the_old_attempts_process_group(project: FleetProject) -> None:
     """Killing the ssh client leaves the remote attempt running; a retry kills it there; so does cancel."""
     project.configure({"m1": {}})
@@ -145,19 +153,16 @@ def test_cancel_and_retry_kill_the_old_attempts_process_group(project: FleetProj
     slot = executor.slots()[0]
     try:
         _run_in_thread(executor, _request(project, "slow", 1, 30), slot)
-        first = pidfile(project, "m1", "slow", 1)
-        wait_for(first.exists, 20, "attempt 1 to start")
-        pgid = int(first.read_text())
+        groups = attempt_groups(project, "slow", 1)
         for _, proc in list(executor._running.values()):
             proc.kill()  # the coordinator's ssh client dies: the remote attempt does not
         time.sleep(1)
-        assert group_alive(pgid)
+        assert all(map(group_alive, groups))
         second = _run_in_thread(executor, _request(project, "slow", 2, 30), slot)
-        wait_for(pidfile(project, "m1", "slow", 2).exists, 20, "attempt 2 to start")
-        assert not group_alive(pgid)
-        pgid2 = int(pidfile(project, "m1", "slow", 2).read_text())
+        groups2 = attempt_groups(project, "slow", 2)
+        assert not any(map(group_alive, groups))
         executor.cancel("slow", 2)
         wait_for(lambda: bool(second), 10, "the cancelled run to return")
-        assert isinstance(second[0], ExecutorError) and not group_alive(pgid2)
+        assert isinstance(second[0], ExecutorError) and not any(map(group_alive, groups2))
     finally:
         executor.close()

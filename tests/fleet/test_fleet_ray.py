@@ -1,10 +1,13 @@
-"""The Ray executor on a local Ray: results with bundles, unschedulable pins, a killed worker re-queued."""
+"""The Ray executor on Ray nodes in namespace machines (a local Ray without root): results with bundles,
+pins honoured, unschedulable pins, a killed worker re-queued."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from fleet_helpers import start_ray_in_namespaces
 
 from agent_runner.config import load_config
 from agent_runner.errors import ExecutorError
@@ -21,7 +25,9 @@ from agent_runner.intake import open_queue
 from agent_runner.result import Outcome, WorkRequest
 from agent_runner.scheduler import Scheduler
 from agent_runner.task import Task
+from agent_runner.testing.netns import NetnsFleet, unavailable_reason
 
+FINISH = {"name": "finish", "arguments": {"summary": "done"}}
 CONFIG = (
     '[tool.agent-runner]\nsandbox = "none"\ntest = "true"\nbackoff_seconds = 0\nheartbeat_seconds = 0.5\n'
 )
@@ -33,10 +39,27 @@ def git(repo: Path, *args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[Any]:
-    """A local Ray with 2 CPUs, started by the test and shut down after the module."""
+def ray_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NetnsFleet, str] | None]:
+    """Namespace machines head, m1, m2 running Ray nodes, and the head's address (None without root)."""
+    if unavailable_reason() is not None:
+        yield None
+        return
+    temp = Path(tempfile.mkdtemp(prefix="ar-ray-"))
+    try:
+        with NetnsFleet(tmp_path_factory.mktemp("ray-fleet"), 3, names=["head", "m1", "m2"]) as fleet:
+            yield fleet, start_ray_in_namespaces(fleet, temp)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(ray_fleet: tuple[NetnsFleet, str] | None) -> Iterator[Any]:
+    """A Ray started by the test: a head and a 1-CPU worker node in each namespace machine, or a local Ray."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    if ray_fleet is None:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(address=ray_fleet[1], log_to_driver=False)
     yield ray
     ray.shutdown()
 
@@ -56,10 +79,9 @@ def repo(tmp_path: Path) -> Path:
 def edit_model(tmp_path: Path, name: str, *, delay_s: float = 0.0) -> str:
     """Return a scripted model spec that writes <name>.txt, then finishes."""
     bash = {"name": "bash", "arguments": {"command": f"echo {name} > {name}.txt"}}
-    finish = {"name": "finish", "arguments": {"summary": "done"}}
     turns = [
         {"text": "edit", "delay_s": delay_s, "tool_calls": [bash]},
-        {"text": "ok", "tool_calls": [finish]},
+        {"text": "ok", "tool_calls": [FINISH]},
     ]
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump({"turns": turns}), encoding="utf-8")
@@ -97,6 +119,26 @@ def test_pin_to_absent_resource_is_unschedulable(ray_cluster: Any, repo: Path, t
     with pytest.raises(ExecutorError, match=r"unschedulable.*gpu-box"):
         executor.run(request(repo, task), executor.slots()[0])
     assert time.monotonic() - started < 10
+
+
+def test_pinned_tasks_run_on_their_namespace_node(
+    ray_cluster: Any, ray_fleet: tuple[NetnsFleet, str] | None, repo: Path, tmp_path: Path
+) -> None:
+    """With Ray worker nodes in namespace machines, a task pinned to m1 or m2 runs on that machine."""
+    if ray_fleet is None:
+        pytest.skip(f"namespace machines unavailable: {unavailable_reason()}")
+    executor = RayExecutor(node_config(tmp_path))
+    for name in ("m1", "m2"):
+        where = tmp_path / f"where-{name}"
+        bash = {"name": "bash", "arguments": {"command": f"hostname -I > {where}; echo {name} > {name}.txt"}}
+        turns = [{"text": "edit", "tool_calls": [bash]}, {"text": "ok", "tool_calls": [FINISH]}]
+        script = tmp_path / f"{name}.yaml"
+        script.write_text(yaml.safe_dump({"turns": turns}), encoding="utf-8")
+        task = Task(id=f"pin-{name}", kind="change", machine=name, model=f"scripted:{script}")
+        result = executor.run(request(repo, task), executor.slots()[0])
+        assert result.outcome == Outcome.ACCEPTED, result.reason
+        assert where.read_text().split() == [ray_fleet[0].machines[name].address]
+    executor.close()
 
 
 def _ray_workers_running(title: str) -> list[int]:

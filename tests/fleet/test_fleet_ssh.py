@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from fleet_helpers import FleetProject, git
 
+from agent_runner.config import load_config
 from agent_runner.executors.ssh import MachineConfig, SshConfig, SshExecutor
 from agent_runner.result import WorkRequest
 from agent_runner.task import Task
@@ -70,3 +73,37 @@ def test_machine_gets_only_its_model_keys_and_fetches_the_repo_itself(
     assert not any("sk-model" in arg for r in seen.values() for arg in r["argv"])
     assert seen["m1"]["repo"] == str(project.root.parent / "remote.git") and not seen["m1"]["bundle"]
     assert seen["m2"]["bundle"]
+
+
+SECRETS = {"ANTHROPIC_API_KEY": "sk-model", "GITHUB_TOKEN": "ghp-never"}
+
+
+def test_attempts_fork_from_a_warm_server_or_fall_back_saying_so(
+    project: FleetProject, caplog: pytest.LogCaptureFixture
+) -> None:
+    """m1 forks attempts from its fork server; on m2 none can start: the plain worker runs, logged.
+
+    Either way no file on a machine holds the GitHub token given to the coordinator."""
+    blocked = project.fleet.machines["m2"].home / ".agent-runner-worker" / "forkserver"
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("a file where the server's folder would be")
+    project.configure({"m1": {}, "m2": {}, "m3": {"ssh": "m1", "fork_server": False}})
+    executor = SshExecutor.from_config(load_config(project.root), root=project.root)
+    try:
+        statuses = {s.name: s for s in executor.check()}
+        assert Path(statuses["m1"].fork_python).parent == Path(sys.executable).parent
+        assert not statuses["m3"].fork_python
+        for slot in executor.slots():
+            model = project.edit_script(f"f-{slot.machine}", "f.txt", slot.machine)
+            task = Task(id=f"f-{slot.machine}", kind="change", model=model)
+            request = WorkRequest(task=task, repo=str(project.root), secrets=SECRETS)
+            result = executor.run(request, slot)
+            assert result.outcome == "accepted", result.reason
+    finally:
+        executor.close()
+    homes = [str(m.home) for m in project.fleet.machines.values()]
+    assert subprocess.run(["grep", "-r", "ghp-never", *homes], capture_output=True).returncode == 1
+    fell_back = [r.getMessage() for r in caplog.records if "fork server unavailable" in r.getMessage()]
+    assert len(fell_back) == 1 and fell_back[0].startswith("machine m2:")
+    servers = project.fleet.machines["m1"].home / ".agent-runner-worker" / "forkserver"
+    assert list(servers.glob("*.sock"))

@@ -19,8 +19,8 @@ from agent_runner.result import GateResult
 from agent_runner.task import Task
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-# Plugin autoload costs ~0.5 s per pytest start in the shared venv; the fixture needs only pytest-cov.
-TEST_COMMAND = f"env PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 {sys.executable} -m pytest -q -p pytest_cov"
+# Plugin autoload costs ~0.5 s per pytest start in the shared venv; the gates load their plugin with -p.
+TEST_COMMAND = f"env PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 {sys.executable} -m pytest -q"
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t"}
 GIT_ENV["GIT_COMMITTER_EMAIL"] = "t@example.com"
 
@@ -60,7 +60,7 @@ def commit() -> Callable[..., str]:
 
 @pytest.fixture
 def test_command() -> str:
-    """The fixture project's test command (pytest with pytest-cov, no plugin autoload)."""
+    """The fixture project's test command (pytest, no plugin autoload)."""
     return TEST_COMMAND
 
 

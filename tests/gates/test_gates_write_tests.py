@@ -1,4 +1,4 @@
-"""write-tests gates with real pytest, pytest-cov and mutants on the calc fixture project."""
+"""write-tests gates with real pytest, coverage.py and mutants on the calc fixture project."""
 
 from __future__ import annotations
 

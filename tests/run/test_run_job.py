@@ -122,19 +122,35 @@ def test_finished_checkout_is_reused_clean(project: Project, tmp_path: Path, mon
     monkeypatch.setattr(workspace, "PARK_MIN_INDEX_BYTES", 0)  # the fixture repo is small
     state = tmp_path / "state"
     assert run_job(_request(project, "first"), workdir=state).outcome == Outcome.ACCEPTED
-    (parked,) = (state / "pool").glob("*/*")
+    (parked,) = [p for p in (state / "pool").glob("*/*") if p.is_dir()]
     (parked / "stray.txt").write_text("left behind\n")
     (parked / ".git" / "hooks").mkdir()
     (parked / ".git" / "hooks" / "post-checkout").write_text("#!/bin/sh\ntouch /tmp/pwned\n")
-    inode = (parked / "pyproject.toml").stat().st_ino
+    inode = parked.stat().st_ino
     result = run_job(_request(project, "second"), workdir=state, inline_bundle=True)
     assert result.outcome == Outcome.ACCEPTED, result.reason
     bundle = tmp_path / "second.bundle"
     bundle.write_bytes(__import__("base64").b64decode(result.bundle_b64 or ""))
     git(project.root, "fetch", "-q", str(bundle), "agent/second:agent/second")
     assert git(project.root, "diff", "--name-only", "main", "agent/second") == "notes.txt"
-    (reused,) = (state / "pool").glob("*/*")
+    (reused,) = [p for p in (state / "pool").glob("*/*") if p.is_dir()]
     assert not (reused / "stray.txt").exists() and not (reused / ".git" / "hooks").exists()
-    assert (reused / "pyproject.toml").stat().st_ino == inode  # re-used, not cloned again
+    assert reused.stat().st_ino == inode  # the same folder re-used, not cloned again
     assert "agent/first" not in git(reused, "branch", "--format=%(refname:short)")
     assert "def sub" not in (reused / "calc.py").read_text()
+
+
+def test_tests_that_write_files_get_the_tree_checked_again(project: Project, tmp_path: Path) -> None:
+    """When the test command changes the tree during the gates, the commit holds what was checked last."""
+    project.task("gen", project.edit_script("gen", "calc.py", NEW_CALC))
+    request = _request(project, "gen", test="bash -c 'date +%N >> generated.txt'")
+    result = run_job(request, workdir=tmp_path / "state", inline_bundle=True)
+    assert result.outcome == Outcome.ACCEPTED, result.reason
+    bundle = tmp_path / "gen.bundle"
+    bundle.write_bytes(__import__("base64").b64decode(result.bundle_b64 or ""))
+    git(project.root, "fetch", "-q", str(bundle), "agent/gen:agent/gen")
+    changed = git(project.root, "diff", "--name-only", "main", "agent/gen").split()
+    assert changed == ["calc.py", "generated.txt"]
+    policy = next(g for g in result.gates if g.name == "diff-policy")
+    assert policy.after["files"] == 2  # the gates saw the file the tests wrote, as the commit does
+    assert len(git(project.root, "show", "agent/gen:generated.txt").splitlines()) == 3

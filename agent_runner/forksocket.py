@@ -1,0 +1,228 @@
+"""The fork server of an SSH machine: a warm agent-runner process on a unix socket that forks each attempt.
+
+An attempt's short ssh command runs the tiny client (agent_runner/forkgate.py), which connects and sends
+one JSON header line (cwd, environment, workdir, inline_bundle) with its stdin, stdout and stderr attached
+(SCM_RIGHTS). The server forks a child in its own session that runs exactly what
+`run-agents exec - --inline-bundle` runs, on those descriptors, and answers `{"pid"}` at once and
+`{"exit"}` when the child ends. A client that goes away takes its child's process group with it (as the
+plain worker dies with its shell). With no child and no client for `idle_s`, the server removes its
+socket and exits; the next client starts a new one.
+
+    python -m agent_runner.forksocket SOCKET_PATH [--idle SECONDS]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent_runner.forkserver import POLL_S, _kill_group, _wake_on_child_exit, preload
+
+MAX_HEADER = 1 << 20
+
+
+@dataclass
+class _Client:
+    conn: socket.socket
+    data: bytes = b""
+    fds: tuple[int, ...] = ()
+    pid: int = 0
+
+
+class SocketForkServer:
+    """Accepts clients on `listener`, forks one child per client, reports pids and exit codes."""
+
+    def __init__(self, listener: socket.socket, *, idle_s: float) -> None:
+        self.listener = listener
+        self.idle_s = idle_s
+        self.selector = selectors.DefaultSelector()
+        self.clients: dict[int, _Client] = {}  # by connection fd
+        self.children: dict[int, _Client] = {}  # by child pid
+        self.wake = _wake_on_child_exit()
+        self.selector.register(listener, selectors.EVENT_READ, self._accept)
+        self.selector.register(self.wake, selectors.EVENT_READ, self._reap)
+
+    def serve(self) -> None:
+        """Serve until idle for `idle_s`."""
+        idle_since = time.monotonic()
+        while True:
+            for key, _ in self.selector.select(POLL_S):
+                key.data(key.fileobj)
+            self._reap(None)
+            if self.clients or self.children:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since >= self.idle_s:
+                return
+
+    def _accept(self, listener: Any) -> None:
+        conn, _ = self.listener.accept()
+        self.clients[conn.fileno()] = _Client(conn)
+        self.selector.register(conn, selectors.EVENT_READ, self._receive)
+
+    def _receive(self, conn: Any) -> None:
+        client = self.clients[conn.fileno()]
+        try:
+            data, fds, _, _ = socket.recv_fds(conn, 65536, 8)
+        except OSError:
+            data, fds = b"", []
+        client.fds += tuple(fds)
+        if not data:  # the client is gone: so goes its worker
+            self._drop(client)
+            return
+        if client.pid:
+            return  # nothing more is expected from a client once its worker runs
+        client.data += data
+        if b"\n" in client.data:
+            self._fork(client)
+        elif len(client.data) > MAX_HEADER:
+            self._drop(client)
+
+    def _fork(self, client: _Client) -> None:
+        try:
+            header = json.loads(client.data.split(b"\n", 1)[0])
+            if len(client.fds) != 3:
+                raise ValueError(f"expected 3 file descriptors, got {len(client.fds)}")
+            pid = spawn(header, client.fds)
+        except (ValueError, OSError) as exc:  # the client runs the plain worker instead
+            _send(client.conn, {"error": f"cannot start the worker: {exc}"})
+            self._drop(client)
+            return
+        client.pid = pid
+        self._close_fds(client)
+        self.children[client.pid] = client
+        _send(client.conn, {"pid": client.pid})
+
+    def _reap(self, _: Any) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(self.wake, 4096)
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            client = self.children.pop(pid, None)
+            if client is not None:
+                _send(client.conn, {"exit": os.waitstatus_to_exitcode(status)})
+                client.pid = 0
+                self._drop(client)
+
+    def _drop(self, client: _Client) -> None:
+        """Forget a client: kill its worker if that still runs, close its connection."""
+        if client.pid:
+            _kill_group(client.pid)
+        self._close_fds(client)
+        if self.clients.pop(client.conn.fileno(), None) is not None:
+            self.selector.unregister(client.conn)
+            client.conn.close()
+
+    @staticmethod
+    def _close_fds(client: _Client) -> None:
+        for fd in client.fds:
+            os.close(fd)  # the server must not hold the ssh channel open, or the attempt never ends
+        client.fds = ()
+
+
+def spawn(header: dict[str, Any], fds: tuple[int, ...]) -> int:
+    """Fork a child that runs one attempt on `fds` as its stdio; return its pid (the child never returns)."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.setsid()
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        # Other clients' descriptors (their ssh channels) must not stay open for this child's life.
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        sys.stdin = os.fdopen(0, "r", closefd=False)
+        sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+        sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+        os.chdir(header["cwd"])
+        os.environ.clear()
+        os.environ.update(header["env"])
+        code = run_child(header)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def run_child(header: dict[str, Any]) -> int:
+    """Do what `run-agents exec - --inline-bundle --workdir W` does: request on stdin, result on stdout."""
+    from agent_runner import worker
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    worker.die_with_parent()
+    worker.log_to_stderr()
+    trash: list[Path] = []
+    data = sys.stdin.buffer.read()
+    inline = bool(header.get("inline_bundle"))
+    result = worker.serve_request(data, workdir=Path(header["workdir"]), inline_bundle=inline, trash=trash)
+    sys.stdout.write(worker.result_line(result))
+    sys.stdout.flush()
+    worker.remove_in_background(trash)
+    return 0
+
+
+def _send(conn: socket.socket, message: dict[str, Any]) -> None:
+    try:
+        conn.sendall((json.dumps(message) + "\n").encode())
+    except OSError:
+        return  # a client that is gone learns nothing; its worker is killed when its EOF is read
+
+
+def listen(path: str) -> socket.socket:
+    """Bind the socket at `path` (replacing a dead server's leftover) and listen."""
+    Path(path).unlink(missing_ok=True)  # the starter holds the lock: no live server owns this path
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    os.chmod(path, 0o600)  # connecting means running a worker as this user: the owner only
+    listener.listen(64)
+    return listener
+
+
+def main(argv: list[str]) -> None:
+    """Preload, listen, print `ready` for the starter, serve until idle, then remove the socket."""
+    path = argv[0]
+    idle_s = float(argv[argv.index("--idle") + 1]) if "--idle" in argv else 600.0
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    preload()
+    listener = listen(path)
+    inode = os.stat(path).st_ino
+    print("ready", flush=True)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)  # the starter has its answer; it must not wait for our stdout to close
+    os.close(null)
+    try:
+        SocketForkServer(listener, idle_s=idle_s).serve()
+    finally:
+        if _inode(path) == inode:  # a server started in our place owns the path now: leave it
+            Path(path).unlink(missing_ok=True)
+        listener.close()
+
+
+def _inode(path: str) -> int:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return 0
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
