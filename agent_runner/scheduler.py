@@ -23,7 +23,7 @@ from agent_runner.protocols import Executor, Publisher, Slot
 from agent_runner.queue import Claim, Queue
 from agent_runner.queue_state import TaskState
 from agent_runner.recording import Recorder
-from agent_runner.result import WorkRequest
+from agent_runner.result import Outcome, WorkRequest
 from agent_runner.scheduling import (
     Done,
     RunEvent,
@@ -36,6 +36,8 @@ from agent_runner.scheduling import (
     sync_task_files,
 )
 from agent_runner.task import Limits, Task, TaskKind, TaskStatus
+
+TASK_OUTCOMES = (Outcome.ACCEPTED, Outcome.REJECTED)  # results that leave the dispatch rules as they were
 
 POLL_S = 0.2
 BASE_TTL_S = 30.0
@@ -301,8 +303,13 @@ class Scheduler:
         if not finished:
             return
         self._landing = [run for run, _ in finished]
-        try:  # freed slots start their next task first, so workers do not wait while results land
-            if not self._stop.is_set():
+        # Freed slots start their next task first, so workers do not wait while results land; but an auth,
+        # outage or crash result changes what may be dispatched (model blocks, backoff): record it first.
+        is_plain = all(
+            done.result is not None and done.result.outcome in TASK_OUTCOMES for _, done in finished
+        )
+        try:
+            if is_plain and not self._stop.is_set():
                 self._dispatch()
         finally:
             self._landing = []
