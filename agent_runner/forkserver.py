@@ -11,6 +11,7 @@ When its stdin closes (the coordinator is gone) it kills every child's process g
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -44,6 +45,20 @@ def preload() -> None:
             importlib.import_module(name)
         except ImportError:
             continue
+    _warm()
+    gc.collect()
+    gc.freeze()
+
+
+def _warm() -> None:
+    """Do once what every attempt does first: compile the prompt templates and the redaction patterns."""
+    try:
+        from agent_runner import prompts, redact
+
+        prompts.warm()
+        redact.Redactor()  # its token patterns land in re's cache, which children inherit
+    except Exception:  # a warm-up only: a child that needs them reports the real error
+        return
 
 
 def serve(read_fd: int = 0, write_fd: int = 1) -> None:
@@ -73,6 +88,9 @@ def serve(read_fd: int = 0, write_fd: int = 1) -> None:
 
 def spawn(command: dict[str, Any]) -> int:
     """Fork a child that runs one work request; return its pid (the child never returns)."""
+    # Frozen objects are never scanned: a child's collections then copy none of the parent's pages
+    # (a full collection over unfrozen inherited objects costs a child ~20 ms of copy-on-write faults).
+    gc.freeze()
     pid = os.fork()
     if pid:
         return pid

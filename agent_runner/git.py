@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -82,12 +83,21 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 
 def has_commit(repo: Path, rev: str) -> bool:
-    """Return whether `rev` names a commit present in `repo`."""
+    """Return whether `rev` names a commit present in `repo` (and remember its tree, see `known_tree`)."""
     try:
-        run_git(repo, "cat-file", "-e", f"{rev}^{{commit}}")
+        tree = run_git(repo, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}^{{tree}}")
     except GitError:
         return False
+    _TREES[(str(repo), rev)] = tree  # a commit's tree never changes
     return True
+
+
+def known_tree(repo: Path, rev: str) -> str | None:
+    """Return the tree of commit `rev` when `has_commit` has seen it in `repo` (no git command)."""
+    return _TREES.get((str(repo), rev))
+
+
+_TREES: dict[tuple[str, str], str] = {}
 
 
 def ensure_cache(
@@ -173,6 +183,7 @@ class Checkout:
     path: Path
     branch: str
     base_commit: str
+    base_tree: str | None = None  # the base commit's tree, when known without asking git
 
 
 def make_checkout(cache: Path, dest: Path, *, branch: str, base_commit: str) -> Checkout:
@@ -277,10 +288,25 @@ def commit_all(checkout: Checkout, message: str, *, is_staged: bool = False) -> 
     except GitError as exc:
         if "nothing to commit" not in str(exc) and "nothing added to commit" not in str(exc):
             raise
+    else:
+        if tip := _written_tip(repo, checkout.branch):
+            return tip
     head, branch_head = run_git(repo, "rev-parse", "HEAD", f"refs/heads/{checkout.branch}").splitlines()
     if branch_head != head:  # the agent switched branches: the task branch ends at what was committed
         run_git(repo, "update-ref", f"refs/heads/{checkout.branch}", head)
     return head
+
+
+def _written_tip(repo: Path, branch: str) -> str | None:
+    """Return the commit a commit just wrote to `branch` when HEAD is that branch (None: ask git)."""
+    refs = repo / ".git"
+    try:  # the commit wrote the ref as a plain file (lock and rename), so it is the new commit
+        if (refs / "HEAD").read_text(encoding="ascii") != f"ref: refs/heads/{branch}\n":
+            return None
+        tip = (refs / "refs" / "heads" / branch).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return tip if re.fullmatch("[0-9a-f]{40}", tip) else None
 
 
 def changed_files(repo: Path, base: str, head: str) -> list[str]:
@@ -302,10 +328,13 @@ def create_bundle(checkout: Checkout, dest: Path, *, head: str | None = None) ->
 
 
 def fetch_bundle(repo: Path, bundle: Path, branch: str) -> None:
-    """Fetch `branch` from `bundle` into `repo` as the same branch (force; agent/ branches only)."""
+    """Fetch `branch` from `bundle` into `repo` as the same branch (force; agent/ branches only).
+
+    Git's automatic maintenance does not run after each fetch: the caller runs `maintain` now and then.
+    """
     _check_branch(branch)
     ref = f"refs/heads/{branch}"
-    options = ("-q", "--no-tags", "--no-write-fetch-head")
+    options = ("-q", "--no-tags", "--no-write-fetch-head", "--no-auto-maintenance")
     try:
         run_git(repo, *SAFE_OPTIONS, "fetch", *options, str(bundle), f"+{ref}:{ref}")
     except GitError as exc:
@@ -314,6 +343,13 @@ def fetch_bundle(repo: Path, bundle: Path, branch: str) -> None:
                 f"{bundle} has no branch {branch}; the worker sent a bundle for another task"
             ) from exc
         raise
+
+
+def maintain(repo: Path) -> None:
+    """Run git's automatic maintenance in `repo`, as a fetch would, unless the repo turned it off."""
+    enabled = run_git(repo, "config", "--type=bool", "--default=true", "maintenance.auto")
+    if enabled == "true":
+        run_git(repo, *SAFE_OPTIONS, "maintenance", "run", "--auto", "--quiet")
 
 
 def bundle_repo(repo: Path, dest: Path, *, refs: list[str] | None = None) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +123,8 @@ class Job:
         with self._phase("baseline"):
             kind = get_job_kind(self.task.kind)
             gates = kind.gates(ctx)
-            baselines = {gate.name: gate.baseline(ctx) for gate in gates}
+            with self._as_checked_out(checkout):
+                baselines = {gate.name: gate.baseline(ctx) for gate in gates}
             prestep = kind.prestep(ctx)
         gate_round = GateRound(gates, baselines, ctx)
         check = self._timed(gate_round)
@@ -138,9 +139,16 @@ class Job:
             with self._phase("commit"):
                 self._commit_and_bundle(checkout, is_staged=self._still_checked(gate_round))
 
+    def _as_checked_out(self, checkout: git.Checkout) -> AbstractContextManager[Any]:
+        """Baselines see the base tree as it was checked out: no staging when nothing can have changed it."""
+        if checkout.base_tree is None or self.config.setup or self.config.copy_files:
+            return nullcontext()
+        return workdiff.snapshot(checkout.path, tree=checkout.base_tree)
+
     def _still_checked(self, gate_round: GateRound) -> bool:
         """Whether the staged tree is the one the gates passed; if not (tests wrote files), check it again."""
-        if gate_round.tree is not None and workdiff.tree_id(gate_round.ctx.checkout) == gate_round.tree:
+        checkout, tree = gate_round.ctx.checkout, gate_round.tree
+        if tree is not None and workdiff.is_unchanged(checkout, tree, gate_round.stamp):
             return True
         log.info("%s: the tree changed while the gates ran; checking it again", self.task.id)
         self._require_green(gate_round.unfrozen(), rounds_used=0)
@@ -279,12 +287,14 @@ class GateRound:
     def __init__(self, gates: list[Any], baselines: dict[str, Any], ctx: GateContext) -> None:
         self.gates, self.baselines, self.ctx = gates, baselines, ctx
         self.tree: str | None = None
+        self.stamp: workdiff.IndexStamp | None = None
 
     def __call__(self) -> list[GateResult]:
         """Run one round: the working tree is staged and diffed once for all gates."""
         with workdiff.snapshot(self.ctx.checkout) as tree:
+            stamp = workdiff.index_stamp(self.ctx.checkout)  # before the gates run the tests
             results = self.unfrozen()
-        self.tree = tree
+        self.tree, self.stamp = tree, stamp
         return results
 
     def unfrozen(self) -> list[GateResult]:

@@ -76,6 +76,13 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
         return None
 
 
+def warm() -> None:
+    """Compile the built-in templates now (the fork server does, so every attempt it forks inherits them)."""
+    env = _environment(tuple(str(folder) for folder in search_path()))
+    for name in builtin_names():
+        env.get_template(name)
+
+
 def render(name: str, *, project_dir: Path | None = None, **variables: Any) -> str:
     """Render template `name` (`system` is short for `system.md.j2`); ConfigError says what is wrong."""
     folders = search_path(project_dir)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agent_runner import git
 from agent_runner.config import RunnerConfig
 from agent_runner.errors import ExecutorError, GitError, GitHubError, StaleAttemptError
 from agent_runner.landing import land_result, landing_repo
@@ -17,6 +20,8 @@ from agent_runner.scheduling import Done, Running, RunSummary
 from agent_runner.task import Task, TaskStatus
 
 BACKOFF_CAP_S = 600.0
+MAINTAIN_EVERY = 50  # landings in a repo between runs of git's automatic maintenance (fetches skip it)
+log = logging.getLogger(__name__)
 
 
 class Recorder:
@@ -36,6 +41,7 @@ class Recorder:
         self.state_dir = config.path(root, "state_dir")
         self.summary, self.emit = summary, emit
         self.blocked_models: dict[str, str] = {}
+        self._unmaintained: Counter[Path] = Counter()
 
     def record(self, run: Running, done: Done) -> None:
         """Record one attempt's end: finished (landed, published), failed, re-queued or model blocked."""
@@ -70,11 +76,30 @@ class Recorder:
         except GitError as exc:
             self._infra(run, f"cannot fetch the result bundle: {exc}", result)
             return
+        if repo is not None:
+            self._landed(repo)
         self.queue.finish(task.id, run.claim.attempt, result.for_queue())
         self.summary.finished.append(task.id)
         self.emit("finished", task.id, run.claim.attempt, run.slot.name, result=result)
         if self.publisher is not None and repo is not None:
             self._publish(task, result, repo)
+
+    def _landed(self, repo: Path) -> None:
+        self._unmaintained[repo] += 1
+        if self._unmaintained[repo] >= MAINTAIN_EVERY:
+            self._maintain(repo)
+
+    def maintain(self) -> None:
+        """Run git's automatic maintenance in every repo results landed in since it last ran."""
+        for repo in list(self._unmaintained):
+            self._maintain(repo)
+
+    def _maintain(self, repo: Path) -> None:
+        del self._unmaintained[repo]
+        try:
+            git.maintain(repo)
+        except GitError as exc:  # housekeeping only: the results are in
+            log.warning("git maintenance in %s failed: %s", repo, exc)
 
     def _publish(self, task: Task, result: TaskResult, repo: Path) -> None:
         assert self.publisher is not None

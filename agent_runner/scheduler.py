@@ -107,6 +107,7 @@ class Scheduler:
                 self._begin()
                 while self._step():
                     self._drain(timeout=POLL_S)
+                self.recorder.maintain()
         finally:
             self.summary.wall_s = time.time() - started
             self.summary.interrupted = self._stop.is_set()
@@ -297,24 +298,26 @@ class Scheduler:
 
     # -- results ----------------------------------------------------------------------------------------
     def _drain(self, *, timeout: float) -> None:
-        finished = [
-            (run, done) for done in self._take_done(timeout) if (run := self.running.pop(done.key, None))
-        ]
-        if not finished:
-            return
-        self._landing = [run for run, _ in finished]
-        # Freed slots start their next task first, so workers do not wait while results land; but an auth,
-        # outage or crash result changes what may be dispatched (model blocks, backoff): record it first.
-        is_plain = all(
-            done.result is not None and done.result.outcome in TASK_OUTCOMES for _, done in finished
-        )
-        try:
-            if is_plain and not self._stop.is_set():
-                self._dispatch()
-        finally:
-            self._landing = []
-        for run, done in finished:
-            self.recorder.record(run, done)
+        finished = self._finished(timeout)
+        while finished:
+            self._landing = [run for run, _ in finished]
+            # Freed slots start their next task first, so workers do not wait while results land; but an
+            # auth, outage or crash result changes what may be dispatched (model blocks, backoff): record
+            # it first.
+            is_plain = all(
+                done.result is not None and done.result.outcome in TASK_OUTCOMES for _, done in finished
+            )
+            try:
+                if is_plain and not self._stop.is_set():
+                    self._dispatch()
+            finally:
+                self._landing = []
+            self.recorder.record(*finished[0])
+            # attempts that ended while that result landed get their slots refilled before the next lands
+            finished = finished[1:] + self._finished(0)
+
+    def _finished(self, timeout: float) -> list[tuple[Running, Done]]:
+        return [(run, done) for done in self._take_done(timeout) if (run := self.running.pop(done.key, None))]
 
     def _take_done(self, timeout: float) -> list[Done]:
         """Return the attempts that ended (waiting up to `timeout` for the first)."""

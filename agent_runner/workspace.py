@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -77,9 +78,13 @@ def open_checkout(request: WorkRequest, paths: AttemptPaths) -> git.Checkout:
         base = request.base_commit or git.resolve_base(cache, request.base or request.task.base)
     except GitError as exc:
         raise BaseMissingError(str(exc)) from exc
-    branch = request.task.branch_name
+    checkout = _checkout(cache, paths, request.task.branch_name, base, pool_dir(paths, request.repo))
+    return dataclasses.replace(checkout, base_tree=git.known_tree(cache, base))
+
+
+def _checkout(cache: Path, paths: AttemptPaths, branch: str, base: str, pool: Path) -> git.Checkout:
     remove_checkout(paths.checkout)  # a leftover of a crashed attempt with this number
-    if take_parked(pool_dir(paths, request.repo), paths.checkout):
+    if take_parked(pool, paths.checkout):
         try:
             return git.refresh_checkout(cache, paths.checkout, branch=branch, base_commit=base)
         except (GitError, OSError):

@@ -8,6 +8,7 @@ write-tests figure reuses a cached baseline (gates.baseline_cache), as a bulk ru
 
 from __future__ import annotations
 
+import resource
 import shutil
 import statistics
 import subprocess
@@ -18,6 +19,8 @@ from pathlib import Path
 
 from agent_runner.config import RunnerConfig
 from agent_runner.gates import GatesConfig, gate_settings, get_job_kind
+from agent_runner.gates.command import gate_env
+from agent_runner.gates.outcomes import IdSource, outcome_args
 from agent_runner.gates.ruff import ruff_argv
 from agent_runner.protocols import GateContext
 from agent_runner.task import Task
@@ -204,6 +207,27 @@ def warm_rounds(repo: Path, cmd: str, cache: Path, repeats: int) -> list[float]:
     return [gate_pass(*args)[0] for _ in range(repeats)]
 
 
+def id_sources(repo: Path, cmd: str, repeats: int) -> dict[str, float]:
+    """Return the CPU seconds of one suite run three ways (interleaved): plain, --junitxml, our plugin.
+
+    CPU time of the child (user + system), not wall time: the difference is tens of milliseconds, which
+    other work on a shared machine would drown.
+    """
+    times: dict[str, list[float]] = {"plain": [], "junit": [], "plugin": []}
+    with tempfile.TemporaryDirectory(prefix="ids-") as tmp:
+        scratch = Path(tmp)
+        runs = {"plain": ([], {}), "junit": outcome_args(scratch, IdSource.JUNIT)}
+        runs["plugin"] = outcome_args(scratch, IdSource.PLUGIN)
+        for _ in range(repeats):
+            for name, (extra, env) in runs.items():
+                argv, full_env = [*cmd.split(), *extra], gate_env(env)
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                subprocess.run(argv, cwd=repo, env=full_env, capture_output=True, check=True)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                times[name].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def show(label: str, seconds: float, note: str = "") -> None:
     """Print one figure."""
     print(f"{label:<44} {seconds:6.2f} s  {note}")
@@ -219,6 +243,7 @@ def main(repeats: int = 5) -> None:
         rounds = [one_round(repo, cmd) for _ in range(repeats)]
         med = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
         warm = statistics.median(warm_rounds(repo, cmd, tmp / "cache", 3))
+        ids = id_sources(repo, cmd, 3 * repeats)
         print(f"fixture: {N_MODULES} modules, {N_MODULES * N_TESTS_PER_MODULE} tests; median of {repeats}")
         show("naive check: one pytest + one ruff check", med["plain"])
         show("fix-lint gates: baseline + after-run", med["lint"], f"ratio {med['lint_ratio']:4.2f}x")
@@ -232,8 +257,16 @@ def main(repeats: int = 5) -> None:
         )
         killed = f"killed {med['killed']:g} of {med['n_mutants']:g} mutants (target < 60 s)"
         show("mutation check, only the new tests", med["mutants"], killed)
+        print(f"one suite run, CPU time, median of {3 * repeats}, by where the test ids come from:")
+        show("  plain pytest (no ids)", ids["plain"])
+        show("  --junitxml (the fallback)", ids["junit"], f"+{ids['junit'] - ids['plain']:.3f} s")
+        show(
+            "  our outcome plugin (what the gates use)",
+            ids["plugin"],
+            f"+{ids['plugin'] - ids['plain']:.3f} s",
+        )
         print(
-            "target: ratio <= 2.5x (a baseline and an after-run of the suite, plus junit/coverage parsing);"
+            "target: ratio <= 2.5x (a baseline and an after-run of the suite, plus outcome/coverage parsing);"
         )
         print("judged on the cold figure: every pass measures its own baseline (the cache is off by default)")
     finally:

@@ -18,7 +18,7 @@ from typing import Any
 
 from agent_runner.protocols import GateContext
 
-FORMAT = 1  # bump when the cached report's shape or meaning changes
+FORMAT = 2  # bump when the cached report's shape or meaning changes (2: ids_from)
 ENV_KEYS = ("PATH", "VIRTUAL_ENV", "PYTHONPATH", "CONDA_PREFIX")
 
 

@@ -1,25 +1,26 @@
-"""The test gates: the repo's test command with a junit XML report, as sets of passing/failing test ids."""
+"""The test gates: the repo's test command with our outcome plugin (or junit XML): test ids by outcome."""
 
 from __future__ import annotations
 
 import shlex
 import tempfile
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from agent_runner.gates import baseline as baseline_cache
-from agent_runner.gates.command import gate_env, run_command, tail
+from agent_runner.gates.command import CommandResult, gate_env, run_command, tail
 from agent_runner.gates.coverage import (
     PLUGIN,
     FileCoverage,
     changed_test_modules,
     file_coverage,
+    import_coverage_meanwhile,
     measured_files,
     plugin_setup,
     read_coverage,
 )
+from agent_runner.gates.outcomes import IdSource, outcome_args, plugin_failed, read_ids
 from agent_runner.gates.ruff import targets_of
 from agent_runner.gates.workdiff import tree_id
 from agent_runner.protocols import GateContext
@@ -28,6 +29,9 @@ from agent_runner.result import GateResult, GateVerdict
 NO_TESTS_EXIT = 5
 DEFAULT_TEST_TIMEOUT_S = 1800.0
 MAX_OFFENDING = 40
+NO_PLUGINS = (
+    "pytest could not import the runner's plugins from PYTHONPATH (does the test command replace it?)"
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class TestReport:
     failed: frozenset[str] = frozenset()
     skipped: frozenset[str] = frozenset()
     has_ids: bool = False
+    ids_from: IdSource = IdSource.NONE
     output: str = ""
     duration_s: float = 0.0
     coverage: dict[str, FileCoverage] | None = None
@@ -69,24 +74,6 @@ def is_pytest(command: str) -> bool:
     return any(PurePosixPath(w).name in ("pytest", "py.test") for w in words)
 
 
-def read_junit(path: Path) -> tuple[set[str], set[str], set[str]] | None:
-    """Return (passed, failed, skipped) test ids from a junit XML file; None when it is missing or broken."""
-    try:
-        root = ET.parse(path).getroot()
-    except (OSError, ET.ParseError):
-        return None
-    passed: set[str] = set()
-    failed: set[str] = set()
-    skipped: set[str] = set()
-    for case in root.iter("testcase"):
-        classname, name = case.get("classname", ""), case.get("name", "")
-        test_id = f"{classname}::{name}" if classname else name
-        tags = {child.tag for child in case}
-        bucket = failed if tags & {"failure", "error"} else skipped if "skipped" in tags else passed
-        bucket.add(test_id)
-    return passed - failed, failed, skipped - failed
-
-
 def scratch_parent(ctx: GateContext) -> Path | None:
     """Return where a gate's scratch folder goes: in .git under a sandbox (only the checkout is shared)."""
     is_sandboxed = ctx.settings.get("sandbox") is not None
@@ -100,32 +87,33 @@ def run_tests(
     paths: list[str] | None = None,
     traced_only: list[str] | None = None,
     base_coverage: dict[str, FileCoverage] | None = None,
+    ids_from: IdSource = IdSource.PLUGIN,
 ) -> TestReport:
-    """Run the repo's test command in the checkout (pytest: --junitxml and, if asked, our coverage plugin).
+    """Run the repo's test command in the checkout (pytest: with our outcome and, if asked, coverage plugins).
 
     `coverage_of` lists the target paths to measure; `traced_only` limits tracing to those test files,
-    whose lines then join `base_coverage` (see changed_test_modules).
+    whose lines then join `base_coverage` (see changed_test_modules). Test ids come from our plugin, or
+    from junit XML with `ids_from=IdSource.JUNIT` or when pytest cannot load the plugin.
     """
     command = ctx.test_command
     timeout = float(ctx.settings.get("test_timeout_s", DEFAULT_TEST_TIMEOUT_S))
-    sandbox = ctx.settings.get("sandbox")
     if not is_pytest(command):
+        sandbox = ctx.settings.get("sandbox")
         result = run_command(command, cwd=ctx.checkout, timeout_s=timeout, sandbox=sandbox)
         return TestReport(command, result.exit_code, output=tail(result.output), duration_s=result.duration_s)
+    if base_coverage is not None:
+        import_coverage_meanwhile()
     with tempfile.TemporaryDirectory(prefix="gate-", dir=scratch_parent(ctx)) as tmp:
-        junit = Path(tmp, "junit.xml")
-        extra = ["-p", "no:cacheprovider", f"--junitxml={junit}", "-o", "junit_logging=no"]
-        env = {"COVERAGE_FILE": str(Path(tmp, ".coverage"))}  # a repo's own --cov writes here
-        if coverage_of is not None:
-            files = measured_files(ctx.checkout, coverage_of)
-            env |= plugin_setup(Path(tmp), ctx.checkout, files, only=traced_only)
-            extra += ["-p", PLUGIN]
-        full = f"{command} {shlex.join(extra)}" + (f" {shlex.join(paths)}" if paths else "")
-        result = run_command(full, cwd=ctx.checkout, env=gate_env(env), timeout_s=timeout, sandbox=sandbox)
-        ids = read_junit(junit)
-        cov, cov_error = (
-            read_coverage(Path(tmp), base=base_coverage) if coverage_of is not None else (None, "")
-        )
+        scratch = Path(tmp)
+        result = _run_pytest(ctx, scratch, ids_from, coverage_of, traced_only, paths, timeout)
+        cov, cov_error = None, ""
+        if ids_from is IdSource.PLUGIN and not result.timed_out and plugin_failed(scratch, result.output):
+            ids_from = IdSource.JUNIT  # neither of our plugins loads here: a rerun with junit ids only
+            result = _run_pytest(ctx, scratch, ids_from, None, None, paths, timeout)
+            cov_error = NO_PLUGINS if coverage_of is not None else ""
+        elif coverage_of is not None:
+            cov, cov_error = read_coverage(scratch, base=base_coverage)
+        ids = read_ids(scratch, ids_from)
     passed, failed, skipped = ids or (set(), set(), set())
     return TestReport(
         command=command,
@@ -134,12 +122,35 @@ def run_tests(
         failed=frozenset(failed),
         skipped=frozenset(skipped),
         has_ids=ids is not None,
+        ids_from=ids_from if ids is not None else IdSource.NONE,
         output=tail(result.output),
         duration_s=result.duration_s,
         coverage=cov,
         coverage_error=cov_error,
         traced_only=tuple(traced_only) if traced_only is not None else None,
     )
+
+
+def _run_pytest(
+    ctx: GateContext,
+    scratch: Path,
+    ids_from: IdSource,
+    coverage_of: list[str] | None,
+    traced_only: list[str] | None,
+    paths: list[str] | None,
+    timeout: float,
+) -> CommandResult:
+    """Run pytest once with the options that record outcomes (and coverage) into `scratch`."""
+    extra, env = outcome_args(scratch, ids_from)
+    extra = ["-p", "no:cacheprovider", *extra]
+    env["COVERAGE_FILE"] = str(scratch / ".coverage")  # a repo's own --cov writes here
+    if coverage_of is not None:
+        files = measured_files(ctx.checkout, coverage_of)
+        env |= plugin_setup(scratch, ctx.checkout, files, only=traced_only)
+        extra += ["-p", PLUGIN]
+    full = f"{ctx.test_command} {shlex.join(extra)}" + (f" {shlex.join(paths)}" if paths else "")
+    sandbox = ctx.settings.get("sandbox")
+    return run_command(full, cwd=ctx.checkout, env=gate_env(env), timeout_s=timeout, sandbox=sandbox)
 
 
 def report_to_json(report: TestReport) -> dict[str, Any]:
@@ -150,6 +161,7 @@ def report_to_json(report: TestReport) -> dict[str, Any]:
         "exit_code": report.exit_code,
         "ids": {k: sorted(getattr(report, k)) for k in ("passed", "failed", "skipped")},
         "has_ids": report.has_ids,
+        "ids_from": report.ids_from.value,
         "output": report.output,
         "duration_s": report.duration_s,
         "coverage": None
@@ -169,6 +181,7 @@ def report_from_json(data: dict[str, Any]) -> TestReport:
         failed=frozenset(ids["failed"]),
         skipped=frozenset(ids["skipped"]),
         has_ids=bool(data["has_ids"]),
+        ids_from=IdSource(data["ids_from"]),
         output=data["output"],
         duration_s=float(data["duration_s"]),
         coverage=None
@@ -208,12 +221,16 @@ class SuiteRunner:
         return report
 
     def _run(self, ctx: GateContext, key: str) -> TestReport:
-        if not self.with_coverage:
-            return run_tests(ctx)
         base = self._cache.get(self._first)
+        # Later runs take their ids from where the baseline's came (a baseline without our plugin: junit).
+        ids_from = IdSource.JUNIT if base is not None and base.ids_from is IdSource.JUNIT else IdSource.PLUGIN
+        if not self.with_coverage:
+            return run_tests(ctx, ids_from=ids_from)
         only = changed_test_modules(ctx.checkout, self._first, key) if base and base.coverage else None
         base_coverage = base.coverage if only is not None and base is not None else None
-        return run_tests(ctx, coverage_of=targets_of(ctx), traced_only=only, base_coverage=base_coverage)
+        return run_tests(
+            ctx, coverage_of=targets_of(ctx), traced_only=only, base_coverage=base_coverage, ids_from=ids_from
+        )
 
 
 @dataclass

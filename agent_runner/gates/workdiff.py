@@ -6,6 +6,7 @@ checkout, apart from staging it and listing runner caches in `info/exclude`.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -125,14 +126,18 @@ _DIFFS: dict[tuple[Path, str, str], WorkDiff] = {}
 
 
 @contextmanager
-def snapshot(checkout: Path) -> Iterator[str]:
+def snapshot(checkout: Path, *, tree: str | None = None) -> Iterator[str]:
     """Stage the working tree once and yield its tree; inside, tree_id and work_diff answer for that tree.
 
     One round of gates then stages once and diffs once instead of once per gate. The caller checks
     afterwards that the tree did not change meanwhile (tests that write files) before it commits.
+    A caller that knows the working tree holds exactly `tree` (a fresh checkout) passes it: no staging.
     """
     key = Path(checkout).resolve()
-    tree = tree_id(checkout)
+    if tree is None:
+        tree = tree_id(checkout)
+    else:
+        ensure_excludes(checkout)  # as staging would have: runner and cache files stay out of later trees
     _SNAPSHOTS[key] = tree
     try:
         yield tree
@@ -140,6 +145,40 @@ def snapshot(checkout: Path) -> Iterator[str]:
         _SNAPSHOTS.pop(key, None)
         for diff_key in [k for k in _DIFFS if k[0] == key]:
             del _DIFFS[diff_key]
+
+
+IndexStamp = tuple[int, int, int, int, bytes]
+
+
+def index_stamp(checkout: Path) -> IndexStamp | None:
+    """Identify the checkout's index file as written (None when unknown): equal stamps, same index.
+
+    The last 20 bytes are git's checksum of the whole file, so equal stamps mean equal entries.
+    """
+    index = Path(checkout, ".git", "index")
+    try:
+        with open(index, "rb") as fh:
+            info = os.fstat(fh.fileno())
+            fh.seek(max(info.st_size - 20, 0))
+            checksum = fh.read(20)
+    except OSError:
+        return None
+    if len(checksum) < 20 or not checksum.strip(b"\0"):  # index.skipHash leaves no checksum
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns, checksum)
+
+
+def is_unchanged(checkout: Path, tree: str, stamp: IndexStamp | None) -> bool:
+    """Whether staging the working tree now would give `tree` again (it was staged as `stamp` shows).
+
+    While the index file is the one staged then, one `git status` tells whether any file differs from it
+    or is new; otherwise the tree is staged and compared again.
+    """
+    if stamp is not None and index_stamp(checkout) == stamp:
+        ensure_excludes(checkout)
+        out = git(checkout, "status", "--porcelain", "-z", "--no-renames", "--untracked-files=normal")
+        return all(entry[1:2] == " " for entry in out.split("\0") if entry)
+    return tree_id(checkout) == tree
 
 
 def show_file(checkout: Path, commit: str, path: str) -> str | None:

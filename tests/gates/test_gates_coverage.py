@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 import sys
 from pathlib import Path
 
@@ -77,3 +78,17 @@ def test_missing_coverage_is_a_clear_gate_error(calc_repo: Path, make_ctx) -> No
     assert baseline.passed and baseline.coverage is None
     result = gate.check(ctx, baseline)
     assert result.verdict == GateVerdict.ERROR and "coverage.py is not installed" in result.details
+
+
+def test_coverage_is_imported_while_the_tests_run() -> None:
+    """An after-run imports coverage.py on a thread meanwhile, so mapping its lines later need not wait."""
+    code = (
+        "import sys, threading\n"
+        "from agent_runner.gates.coverage import import_coverage_meanwhile\n"
+        "before = 'coverage' in sys.modules\n"
+        "import_coverage_meanwhile()\n"
+        "[t.join() for t in threading.enumerate() if t.name == 'import-coverage']\n"
+        "print(before, 'coverage' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]

@@ -1,4 +1,4 @@
-"""Under bubblewrap the coverage plugin still reports, and the mutation check runs new tests confined."""
+"""Under bubblewrap our outcome and coverage plugins still report; the mutation check runs tests confined."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent_runner.gates.mutants import MutationGate
+from agent_runner.gates.outcomes import IdSource
 from agent_runner.gates.pytest import run_tests
 from agent_runner.result import GateVerdict
 from agent_runner.sandbox import get_sandbox, probe_bwrap
@@ -32,7 +33,7 @@ def test_coverage_is_measured_inside_the_sandbox(calc_repo: Path, make_ctx) -> N
     ctx.settings["sandbox"] = get_sandbox("bwrap", checkout=calc_repo, network=False)
     report = run_tests(ctx, coverage_of=["calc/core.py"])
     assert report.coverage is not None and report.coverage["calc/core.py"].covered > 0
-    assert report.passed
+    assert report.passed and report.ids_from is IdSource.PLUGIN  # the outcome plugin loads there too
 
 
 @pytest.mark.parametrize("is_sandboxed", [True, False])

@@ -44,7 +44,8 @@ def test_gate_runs_agent_tests_sandboxed(tmp_path: Path, is_sandboxed: bool) -> 
         assert outside.exists() is not is_sandboxed
     finally:
         outside.unlink(missing_ok=True)
-    assert bool(report.failed) is is_sandboxed and bool(report.passed) is not is_sandboxed  # junit came back
+    # outcomes came back from inside the sandbox
+    assert bool(report.failed) is is_sandboxed and bool(report.passed) is not is_sandboxed
 
 
 def test_tools_under_tmp_stay_visible(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
