@@ -19,6 +19,7 @@ import select
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,21 @@ def spawn(command: dict[str, Any]) -> int:
 
 def run_child(command: dict[str, Any]) -> int:
     """Run the request as `exec -` would and write the result line to the result file."""
+    target = Path(command["result"])
+
+    def emit(line: str) -> None:
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(line, encoding="utf-8")
+        os.replace(tmp, target)
+
+    inline = bool(command.get("inline_bundle", False))
+    return serve_child(lambda: command["request"], Path(command["workdir"]), inline, emit)
+
+
+def serve_child(
+    read_request: Callable[[], Any], workdir: Path, inline_bundle: bool, emit: Callable[[str], None]
+) -> int:
+    """In a forked child: serve one work request as `exec -` does and hand its result line to `emit`."""
     from agent_runner import worker
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -116,14 +132,8 @@ def run_child(command: dict[str, Any]) -> int:
     worker.die_with_parent()
     worker.log_to_stderr()
     trash: list[Path] = []
-    inline = command.get("inline_bundle", False)
-    result = worker.serve_request(
-        command["request"], workdir=Path(command["workdir"]), inline_bundle=inline, trash=trash
-    )
-    target = Path(command["result"])
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(worker.result_line(result), encoding="utf-8")
-    os.replace(tmp, target)
+    result = worker.serve_request(read_request(), workdir=workdir, inline_bundle=inline_bundle, trash=trash)
+    emit(worker.result_line(result))
     worker.remove_in_background(trash)
     return 0
 

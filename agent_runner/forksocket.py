@@ -14,6 +14,7 @@ socket and exits; the next client starts a new one.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import selectors
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent_runner.forkserver import POLL_S, _kill_group, _wake_on_child_exit, preload
+from agent_runner.forkserver import POLL_S, _kill_group, _wake_on_child_exit, preload, serve_child
 
 MAX_HEADER = 1 << 20
 
@@ -136,6 +137,7 @@ class SocketForkServer:
 
 def spawn(header: dict[str, Any], fds: tuple[int, ...]) -> int:
     """Fork a child that runs one attempt on `fds` as its stdio; return its pid (the child never returns)."""
+    gc.freeze()  # as in forkserver.spawn: a child's collections then copy none of the server's pages
     pid = os.fork()
     if pid:
         return pid
@@ -163,20 +165,13 @@ def spawn(header: dict[str, Any], fds: tuple[int, ...]) -> int:
 
 def run_child(header: dict[str, Any]) -> int:
     """Do what `run-agents exec - --inline-bundle --workdir W` does: request on stdin, result on stdout."""
-    from agent_runner import worker
 
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    worker.die_with_parent()
-    worker.log_to_stderr()
-    trash: list[Path] = []
-    data = sys.stdin.buffer.read()
+    def emit(line: str) -> None:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
     inline = bool(header.get("inline_bundle"))
-    result = worker.serve_request(data, workdir=Path(header["workdir"]), inline_bundle=inline, trash=trash)
-    sys.stdout.write(worker.result_line(result))
-    sys.stdout.flush()
-    worker.remove_in_background(trash)
-    return 0
+    return serve_child(sys.stdin.buffer.read, Path(header["workdir"]), inline, emit)
 
 
 def _send(conn: socket.socket, message: dict[str, Any]) -> None:
