@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from agent_runner import git
+from agent_runner import bundles, git
 from agent_runner.config import RunnerConfig
 from agent_runner.errors import GitError, RunnerError
 from agent_runner.github.push import commit_file, fetch_file
@@ -148,12 +148,14 @@ def ingest_one(
 def _fetch(root: Path, result: TaskResult, path: Path, branch: str) -> None:
     if result.bundle_b64:
         with tempfile.TemporaryDirectory() as tmp:
-            git.fetch_bundle(root, git.write_b64(result.bundle_b64, Path(tmp) / "result.bundle"), branch)
+            bundles.fetch_bundle(
+                root, bundles.write_b64(result.bundle_b64, Path(tmp) / "result.bundle"), branch
+            )
         return
     # Beside the result (an Actions artifact), else where the worker wrote it (a local run).
     for candidate in (path.with_suffix(".bundle"), Path(result.bundle_path or path.with_suffix(".bundle"))):
         if candidate.is_file():
-            git.fetch_bundle(root, candidate, branch)
+            bundles.fetch_bundle(root, candidate, branch)
             return
     if result.head_commit and not git.has_commit(root, result.head_commit):
         raise GitError(f"no bundle next to {path} and commit {result.head_commit} is not in {root}")

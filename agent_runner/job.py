@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from agent_runner import git, workspace
+from agent_runner import bundles, git, workspace
 from agent_runner.config import RunnerConfig, config_from_dict
 from agent_runner.errors import (
     GitError,
@@ -249,9 +249,9 @@ class Job:
             head == checkout.base_commit and task.kind == TaskKind.CHANGE
         ):  # never a success, whatever gates say
             raise JobFailed(Outcome.REJECTED, "the agent finished without changing any file")
-        bundle = git.create_bundle(checkout, self.paths.bundle, head=head)
+        bundle = bundles.create_bundle(checkout, self.paths.bundle, head=head)
         if bundle is not None and self.inline_bundle:
-            self._set(bundle_b64=git.read_b64(bundle))
+            self._set(bundle_b64=bundles.read_b64(bundle))
         elif bundle is not None:
             self._set(bundle_path=str(bundle))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent_runner import git
+from agent_runner import bundles, git
 from agent_runner.result import TaskResult
 from agent_runner.task import Task
 from agent_runner.workspace import AttemptPaths
@@ -32,10 +32,10 @@ def land_result(root: Path, state_dir: Path, task: Task, result: TaskResult) -> 
     repo = landing_repo(root, task)
     bundle = Path(result.bundle_path) if result.bundle_path else None
     if result.bundle_b64:
-        bundle = git.write_b64(
+        bundle = bundles.write_b64(
             result.bundle_b64, AttemptPaths.under(state_dir, task.id, result.attempt).bundle
         )
     if bundle is None:
         return None
-    git.fetch_bundle(repo, bundle, result.branch or task.branch_name)
+    bundles.fetch_bundle(repo, bundle, result.branch or task.branch_name)
     return repo

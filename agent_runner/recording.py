@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent_runner import git
+from agent_runner import bundles
 from agent_runner.config import RunnerConfig
 from agent_runner.errors import ExecutorError, GitError, GitHubError, StaleAttemptError
 from agent_runner.landing import land_result, landing_repo
@@ -97,7 +97,7 @@ class Recorder:
     def _maintain(self, repo: Path) -> None:
         del self._unmaintained[repo]
         try:
-            git.maintain(repo)
+            bundles.maintain(repo)
         except GitError as exc:  # housekeeping only: the results are in
             log.warning("git maintenance in %s failed: %s", repo, exc)
 

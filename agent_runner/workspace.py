@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent_runner import git
+from agent_runner import bundles, git
 from agent_runner.errors import GitError, SetupError
 from agent_runner.result import WorkRequest
 
@@ -72,7 +72,7 @@ def open_checkout(request: WorkRequest, paths: AttemptPaths) -> git.Checkout:
     """Update the bare cache (or load it from the request's bundle) and clone the attempt's checkout."""
     bundle = None
     if request.repo_bundle_b64:
-        bundle = git.write_b64(request.repo_bundle_b64, paths.run_dir / "source.bundle")
+        bundle = bundles.write_b64(request.repo_bundle_b64, paths.run_dir / "source.bundle")
     cache = git.ensure_cache(request.repo, need=request.base_commit, bundle=bundle)
     try:  # a request's base_commit was checked by ensure_cache; a resolved base exists by definition
         base = request.base_commit or git.resolve_base(cache, request.base or request.task.base)

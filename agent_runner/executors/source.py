@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from agent_runner import git
+from agent_runner import bundles, git
 from agent_runner.errors import ExecutorError, GitError
 from agent_runner.result import WorkRequest
 
@@ -77,7 +77,7 @@ class RepoSource:
             if self._bundle is not None and self._bundle[0] == key:
                 return self._bundle[1]
         with tempfile.TemporaryDirectory() as tmp:
-            data = git.read_b64(git.bundle_repo(repo, Path(tmp) / "source.bundle"))
+            data = bundles.read_b64(bundles.bundle_repo(repo, Path(tmp) / "source.bundle"))
         with self._lock:
             self._bundle = (key, data)
         return data

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from run_helpers import Project, git
 
+from agent_runner import bundles
 from agent_runner import git as agit
 from agent_runner.errors import GitError
 
@@ -40,24 +41,24 @@ def test_commit_ignores_planted_hook_and_bundle_lands_in_source(project: Project
     (checkout.path / "new.txt").write_text("hello\n")
     head = agit.commit_all(checkout, "agent-runner: t1: add new.txt")
     assert head != checkout.base_commit
-    bundle = agit.create_bundle(checkout, tmp_path / "t1.bundle")
+    bundle = bundles.create_bundle(checkout, tmp_path / "t1.bundle")
     assert bundle is not None
     main_before = git(project.root, "rev-parse", "main")
-    agit.fetch_bundle(project.root, bundle, "agent/t1")
+    bundles.fetch_bundle(project.root, bundle, "agent/t1")
     assert git(project.root, "rev-parse", "agent/t1") == head
     assert git(project.root, "show", "agent/t1:new.txt") == "hello"
     assert git(project.root, "rev-parse", "main") == main_before
     with pytest.raises(GitError, match="only writes branches under agent/"):
-        agit.fetch_bundle(project.root, bundle, "main")
+        bundles.fetch_bundle(project.root, bundle, "main")
     with pytest.raises(GitError, match="has no branch agent/other"):
-        agit.fetch_bundle(project.root, bundle, "agent/other")
+        bundles.fetch_bundle(project.root, bundle, "agent/other")
 
 
 def test_no_change_means_no_bundle(project: Project, tmp_path: Path) -> None:
     """An attempt that changed nothing produces no bundle."""
     checkout = _checkout(project, tmp_path)
     assert agit.commit_all(checkout, "nothing") == checkout.base_commit
-    assert agit.create_bundle(checkout, tmp_path / "none.bundle") is None
+    assert bundles.create_bundle(checkout, tmp_path / "none.bundle") is None
 
 
 def test_concurrent_cache_creation_is_locked(project: Project) -> None:
@@ -82,7 +83,7 @@ def test_concurrent_cache_creation_is_locked(project: Project) -> None:
 
 def test_cache_from_bundle_when_remote_unreachable(project: Project, tmp_path: Path) -> None:
     """A worker that cannot reach the repo builds its cache from a bundle of the branches."""
-    bundle = agit.bundle_repo(project.root, tmp_path / "src.bundle")
+    bundle = bundles.bundle_repo(project.root, tmp_path / "src.bundle")
     cache = agit.ensure_cache("https://unreachable.invalid/repo.git", bundle=bundle)
     assert agit.resolve_base(cache, "main") == git(project.root, "rev-parse", "main")
     assert agit.resolve_base(cache, None) == git(project.root, "rev-parse", "main")

@@ -103,12 +103,12 @@ def test_missing_base_branch_is_a_task_failure(project: Project, tmp_path: Path)
 
 def test_repo_from_bundle_when_the_worker_cannot_reach_it(project: Project, tmp_path: Path) -> None:
     """A request carrying the repo as a bundle runs against an unreachable URL and still lands its commit."""
-    from agent_runner import git as agit
+    from agent_runner import bundles
 
     project.task("remote", project.edit_script("remote", "calc.py", NEW_CALC))
-    bundle = agit.bundle_repo(project.root, tmp_path / "src.bundle")
+    bundle = bundles.bundle_repo(project.root, tmp_path / "src.bundle")
     request = _request(project, "remote").model_copy(
-        update={"repo": "https://unreachable.invalid/x.git", "repo_bundle_b64": agit.read_b64(bundle)}
+        update={"repo": "https://unreachable.invalid/x.git", "repo_bundle_b64": bundles.read_b64(bundle)}
     )
     result = run_job(request, workdir=tmp_path / "state", inline_bundle=True)
     assert result.outcome == Outcome.ACCEPTED, result.reason
