@@ -89,6 +89,16 @@ def serve(read_fd: int = 0, write_fd: int = 1) -> None:
 
 def spawn(command: dict[str, Any]) -> int:
     """Fork a child that runs one work request; return its pid (the child never returns)."""
+
+    def child() -> int:
+        _redirect(command["log"])
+        return run_child(command)
+
+    return fork_child(child)
+
+
+def fork_child(body: Callable[[], int]) -> int:
+    """Fork; in the child, in its own session, run `body` and exit with its code. Return the child's pid."""
     # Frozen objects are never scanned: a child's collections then copy none of the parent's pages
     # (a full collection over unfrozen inherited objects costs a child ~20 ms of copy-on-write faults).
     gc.freeze()
@@ -100,8 +110,7 @@ def spawn(command: dict[str, Any]) -> int:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()
-        _redirect(command["log"])
-        code = run_child(command)
+        code = body()
     except BaseException:
         traceback.print_exc()
     finally:

@@ -14,7 +14,6 @@ socket and exits; the next client starts a new one.
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import os
 import selectors
@@ -22,12 +21,11 @@ import signal
 import socket
 import sys
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent_runner.forkserver import POLL_S, _kill_group, _wake_on_child_exit, preload, serve_child
+from agent_runner.forkserver import POLL_S, _kill_group, _wake_on_child_exit, fork_child, preload, serve_child
 
 MAX_HEADER = 1 << 20
 
@@ -137,15 +135,8 @@ class SocketForkServer:
 
 def spawn(header: dict[str, Any], fds: tuple[int, ...]) -> int:
     """Fork a child that runs one attempt on `fds` as its stdio; return its pid (the child never returns)."""
-    gc.freeze()  # as in forkserver.spawn: a child's collections then copy none of the server's pages
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 1
-    try:
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        os.setsid()
+
+    def child() -> int:
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
         # Other clients' descriptors (their ssh channels) must not stay open for this child's life.
@@ -156,11 +147,9 @@ def spawn(header: dict[str, Any], fds: tuple[int, ...]) -> int:
         os.chdir(header["cwd"])
         os.environ.clear()
         os.environ.update(header["env"])
-        code = run_child(header)
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        os._exit(code)
+        return run_child(header)
+
+    return fork_child(child)
 
 
 def run_child(header: dict[str, Any]) -> int:

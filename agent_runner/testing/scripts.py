@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -35,3 +36,34 @@ def write_script(folder: Path, name: str, turns: list[dict[str, Any]]) -> str:
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump({"turns": turns}), encoding="utf-8")
     return f"scripted:{path}"
+
+
+class ScriptedTasks:
+    """Task files and scripted-model files of a test project: its `tasks` and `scripts` folders."""
+
+    tasks: Path
+    scripts: Path
+
+    def script(self, name: str, turns: list[dict[str, Any]]) -> str:
+        """Write a scripted-model file outside the repo and return its model spec."""
+        return write_script(self.scripts, name, turns)
+
+    def edit_script(self, name: str, filename: str, content: str, *, delay_s: float = 0.0) -> str:
+        """Return a model spec whose agent writes `content` to `filename`, then finishes."""
+        turns = [
+            bash_turn(write_command(filename, content), delay_s=delay_s, text="edit"),
+            finish_turn(f"wrote {filename}"),
+        ]
+        return self.script(name, turns)
+
+    def task(self, task_id: str, model: str, *, body: str = "Do the chore.", **fields: Any) -> Path:
+        """Write tasks/<id>.md (kind change unless `fields` say otherwise) with the given model."""
+        front = yaml.safe_dump({"kind": "change", "model": model, **fields}, sort_keys=False)
+        path = self.tasks / f"{task_id}.md"
+        path.write_text(f"---\n{front}---\n{body}\n", encoding="utf-8")
+        return path
+
+    def queue_events(self) -> list[dict[str, Any]]:
+        """Return every event in the queue file."""
+        path = self.tasks / "queue.jsonl"
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

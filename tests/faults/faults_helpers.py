@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from agent_runner.testing.scripts import bash_turn, finish_turn, write_command, write_script
+from agent_runner.testing.scripts import ScriptedTasks, finish_turn
 
 PYPROJECT = """\
 [tool.agent-runner]
@@ -59,7 +57,7 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30.0, what: str =
 finish_call = finish_turn  # the fault scenarios' name for it
 
 
-class Project:
+class Project(ScriptedTasks):
     """A source repo (calc.py, tasks/) whose `origin` is a local bare repo, with helpers to drive the CLI."""
 
     def __init__(self, root: Path, origin: Path) -> None:
@@ -98,25 +96,6 @@ class Project:
                 lines = [line for line in lines if line.split("=")[0].strip() != key]
                 lines.insert(lines.index("[tool.agent-runner]") + 1, new)
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-    def script(self, name: str, turns: list[dict[str, Any]]) -> str:
-        """Write a scripted-model file outside the repo and return its model spec."""
-        return write_script(self.scripts, name, turns)
-
-    def edit_script(self, name: str, filename: str, content: str, *, delay_s: float = 0.0) -> str:
-        """Return a model spec whose agent writes `content` to `filename`, then finishes."""
-        turns = [
-            bash_turn(write_command(filename, content), delay_s=delay_s),
-            finish_call(f"wrote {filename}"),
-        ]
-        return self.script(name, turns)
-
-    def task(self, task_id: str, model: str, *, body: str = "Do the chore.", **fields: Any) -> Path:
-        """Write tasks/<id>.md with front matter `fields` and the given model."""
-        front = yaml.safe_dump({"kind": "change", "model": model, **fields}, sort_keys=False)
-        path = self.tasks / f"{task_id}.md"
-        path.write_text(f"---\n{front}---\n{body}\n", encoding="utf-8")
-        return path
 
     def events(self) -> list[dict[str, Any]]:
         """Return every complete event line of the queue file."""

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from faults_helpers import Project, Scenario, json_events, task_types, write_command
+from faults_helpers import Project, Scenario, json_events, task_types
 
 from agent_runner.config import load_config
 from agent_runner.job import run_job
@@ -16,6 +16,7 @@ from agent_runner.result import Outcome, WorkRequest
 from agent_runner.task import load_task_file
 from agent_runner.testing.fake_llm import FakeLLMServer, error, hang, raw, raw_json, reset, turn
 from agent_runner.testing.fake_llm_wire import Reply
+from agent_runner.testing.scripts import write_command
 
 KEYS = {"ANTHROPIC_API_KEY": "test-key-anthropic", "OPENAI_API_KEY": "test-key-openai"}
 RETRIES = (

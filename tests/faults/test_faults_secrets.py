@@ -7,9 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from faults_helpers import Project, Scenario, bash_turn, finish_call, git, json_events
+from faults_helpers import Project, Scenario, finish_call, git, json_events
 
 from agent_runner.testing.fake_github import FakeGitHub
+from agent_runner.testing.scripts import bash_turn
 
 SECRETS = {
     "ANTHROPIC_API_KEY": "sk-ant-api03-FAKEfaultsuite0123456789abcdefXYZ-0123456789abcdef",

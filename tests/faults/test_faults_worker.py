@@ -12,18 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from faults_helpers import (
-    Project,
-    Scenario,
-    bash_turn,
-    finish_call,
-    json_events,
-    task_types,
-    wait_for,
-    write_command,
-)
+from faults_helpers import Project, Scenario, finish_call, json_events, task_types, wait_for
 
 from agent_runner.queue import Queue
+from agent_runner.testing.scripts import bash_turn, write_command
 
 
 def _worker_pids(log: Path) -> list[int]:

@@ -9,10 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from agent_runner.testing.netns import NetnsFleet, NetnsMachine
-from agent_runner.testing.scripts import bash_turn, finish_turn, write_script
+from agent_runner.testing.scripts import ScriptedTasks, bash_turn, finish_turn
 
 RUN_AGENTS = str(Path(sys.executable).parent / "run-agents")
 
@@ -30,7 +28,7 @@ def machine_toml(name: str, **extra: Any) -> str:
     return f"\n[[tool.agent-runner.machines]]\n{body}"
 
 
-class FleetProject:
+class FleetProject(ScriptedTasks):
     """A coordinator repo (origin: a bare repo) configured for the SSH executor over a namespace fleet."""
 
     def __init__(self, root: Path, fleet: NetnsFleet) -> None:
@@ -51,27 +49,11 @@ class FleetProject:
         git(self.root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "config")
         git(self.root, "push", "-q", "origin", "main")
 
-    def script(self, name: str, turns: list[dict[str, Any]]) -> str:
-        """Write a scripted-model file (readable from every machine) and return its model spec."""
-        return write_script(self.scripts, name, turns)
-
     def edit_script(self, name: str, filename: str, content: str, *, delay_s: float = 0.0) -> str:
         """Return a model spec whose agent writes `content` to `filename` (after `delay_s`), then finishes."""
         command = f"printf '%s' {json.dumps(content)} > {filename}; echo host=$(hostname -I)"
         turns = [bash_turn(command, delay_s=delay_s, text="edit"), finish_turn(f"wrote {filename}")]
         return self.script(name, turns)
-
-    def task(self, task_id: str, model: str, **fields: Any) -> Path:
-        """Write tasks/<id>.md (kind change) with the given model and front matter."""
-        front = yaml.safe_dump({"kind": "change", "model": model, **fields}, sort_keys=False)
-        path = self.tasks / f"{task_id}.md"
-        path.write_text(f"---\n{front}---\nDo the chore.\n", encoding="utf-8")
-        return path
-
-    def queue_events(self) -> list[dict[str, Any]]:
-        """Return every event in the queue file."""
-        path = self.tasks / "queue.jsonl"
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run `run-agents --root <repo> args...` as a real subprocess."""

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from agent_runner.testing.scripts import bash_turn, finish_turn, write_command, write_script
+from agent_runner.testing.scripts import ScriptedTasks
 
 PYPROJECT = """\
 [tool.agent-runner]
@@ -29,37 +26,13 @@ def git(repo: Path, *args: str) -> str:
     return out.stdout.strip()
 
 
-class Project:
+class Project(ScriptedTasks):
     """A source repo holding tasks/, with helpers to add tasks and scripts."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.tasks = root / "tasks"
         self.scripts = root.parent / "scripts"
-
-    def script(self, name: str, turns: list[dict[str, Any]]) -> str:
-        """Write a scripted-model file outside the repo and return its model spec."""
-        return write_script(self.scripts, name, turns)
-
-    def edit_script(self, name: str, filename: str, content: str, *, delay_s: float = 0.0) -> str:
-        """Return a model spec whose agent writes `content` to `filename`, then finishes."""
-        turns = [
-            bash_turn(write_command(filename, content), delay_s=delay_s, text="edit"),
-            finish_turn(f"wrote {filename}"),
-        ]
-        return self.script(name, turns)
-
-    def task(self, task_id: str, model: str, *, body: str = "Do the chore.", **fields: Any) -> Path:
-        """Write tasks/<id>.md with front matter `fields` and the given model."""
-        front = yaml.safe_dump({"kind": "change", "model": model, **fields}, sort_keys=False)
-        path = self.tasks / f"{task_id}.md"
-        path.write_text(f"---\n{front}---\n{body}\n", encoding="utf-8")
-        return path
-
-    def queue_events(self) -> list[dict[str, Any]]:
-        """Return every event in the queue file."""
-        path = self.tasks / "queue.jsonl"
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
     def invoke(self, *args: str) -> Any:
         """Run `run-agents --root <repo> args...` in this process (typer's test runner): fast, same code."""
