@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from agent_runner.errors import GitError
@@ -21,22 +23,92 @@ def create_bundle(checkout: Checkout, dest: Path, *, head: str | None = None) ->
     return dest
 
 
-def fetch_bundle(repo: Path, bundle: Path, branch: str) -> None:
-    """Fetch `branch` from `bundle` into `repo` as the same branch (force; agent/ branches only).
+UNPACK_LIMIT = 100  # as git's fetch.unpackLimit: smaller packs become loose objects, larger ones stay packs
+OBJECT_ID = re.compile("[0-9a-f]{40}|[0-9a-f]{64}")
+SIGNATURES = (b"# v2 git bundle\n", b"# v3 git bundle\n")
 
-    Git's automatic maintenance does not run after each fetch: the caller runs `maintain` now and then.
+
+@dataclass(frozen=True)
+class BundleHeader:
+    """A bundle's header: the commits it needs, the refs it carries, and where its pack starts."""
+
+    prerequisites: list[str]
+    refs: dict[str, str]  # ref name -> object id
+    pack_offset: int
+
+
+def read_header(bundle: Path) -> BundleHeader:
+    """Parse a v2 or v3 bundle's header; raise GitError when `bundle` is not one."""
+    prerequisites: list[str] = []
+    refs: dict[str, str] = {}
+    with open(bundle, "rb") as fh:
+        if fh.readline() not in SIGNATURES:
+            raise GitError(f"{bundle} is not a git bundle")
+        while (line := fh.readline()) not in (b"\n", b""):
+            text = line.decode("utf-8", "replace").rstrip("\n")
+            if text.startswith("-"):
+                prerequisites.append(_object_id(text[1:].split(" ", 1)[0], bundle))
+            elif not text.startswith("@"):  # capabilities (v3) need nothing here
+                oid, _, name = text.partition(" ")
+                refs[name] = _object_id(oid, bundle)
+        if line != b"\n":
+            raise GitError(f"{bundle} ends before its pack; the bundle is truncated")
+        return BundleHeader(prerequisites, refs, fh.tell())
+
+
+def _object_id(text: str, bundle: Path) -> str:
+    """Return `text` if it is an object id; these go on git's command line, so nothing else may pass."""
+    if not OBJECT_ID.fullmatch(text):
+        raise GitError(f"{bundle} has a malformed header line ({text[:50]!r} is not an object id)")
+    return text
+
+
+def import_bundle(repo: Path, bundle: Path, branch: str) -> str:
+    """Add the objects of `branch` in `bundle` to `repo`, checked complete; return its commit. No ref moves.
+
+    Objects a stale or rejected attempt brings in stay unreferenced, and git's gc drops them in time.
     """
     check_branch(branch)
-    ref = f"refs/heads/{branch}"
-    options = ("-q", "--no-tags", "--no-write-fetch-head", "--no-auto-maintenance")
+    header = read_header(bundle)
+    head = header.refs.get(f"refs/heads/{branch}")
+    if head is None:
+        raise GitError(f"{bundle} has no branch {branch}; the worker sent a bundle for another task")
     try:
-        run_git(repo, *SAFE_OPTIONS, "fetch", *options, str(bundle), f"+{ref}:{ref}")
+        _import_pack(repo, bundle, header.pack_offset)
+        # every object the branch needs beyond the base is here now
+        run_git(repo, "rev-list", "--objects", "--quiet", head, *(f"^{oid}" for oid in header.prerequisites))
     except GitError as exc:
-        if "couldn't find remote ref" in str(exc):
-            raise GitError(
-                f"{bundle} has no branch {branch}; the worker sent a bundle for another task"
-            ) from exc
-        raise
+        raise GitError(f"{bundle} is broken or incomplete: {exc}") from exc
+    return head
+
+
+def _import_pack(repo: Path, bundle: Path, offset: int) -> None:
+    with open(bundle, "rb", buffering=0) as fh:  # unbuffered: git reads the pack from this fd's offset
+        fh.seek(offset)
+        pack_head = fh.read(12)
+        fh.seek(offset)
+        n_objects = int.from_bytes(pack_head[8:12], "big") if pack_head[:4] == b"PACK" else 0
+        # the pack is thin (its deltas may use the base's objects): both commands complete it from the repo
+        if n_objects < UNPACK_LIMIT:
+            run_git(repo, "unpack-objects", "-q", stdin=fh)
+        else:
+            run_git(repo, "index-pack", "--stdin", "--fix-thin", stdin=fh)
+
+
+def move_branch(repo: Path, branch: str, head: str) -> None:
+    """Point `branch` (agent/ branches only) at `head`, whatever it pointed at before."""
+    check_branch(branch)
+    run_git(repo, "update-ref", f"refs/heads/{branch}", head)
+
+
+def fetch_bundle(repo: Path, bundle: Path, branch: str) -> str:
+    """Land `branch` from `bundle` in `repo` as that branch (force; agent/ branches only); return its head.
+
+    Git's automatic maintenance does not run after each landing: the caller runs `maintain` now and then.
+    """
+    head = import_bundle(repo, bundle, branch)
+    move_branch(repo, branch, head)
+    return head
 
 
 def maintain(repo: Path) -> None:

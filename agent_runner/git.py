@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import git
 
@@ -38,13 +39,19 @@ AUTHOR_ENV = {
 CACHE_FRESH_S = 60.0
 
 
-def run_git(cwd: Path | str | None, *args: str, env: dict[str, str] | None = None) -> str:
-    """Run `git args...` in `cwd` and return its stdout (stripped); raise GitError on failure."""
+def run_git(
+    cwd: Path | str | None, *args: str, env: dict[str, str] | None = None, stdin: BinaryIO | None = None
+) -> str:
+    """Run `git args...` in `cwd` (reading `stdin`, a real file) and return its stdout (stripped).
+
+    Raises GitError on failure.
+    """
     argv = ["git", *args]
     try:
         out = git.Git(str(cwd) if cwd else None).execute(
-            argv, env={**AUTHOR_ENV, **(env or {})}, stdout_as_string=True, strip_newline_in_stdout=True
-        )
+            argv, env={**AUTHOR_ENV, **(env or {})}, istream=stdin, stdout_as_string=True,
+            strip_newline_in_stdout=True,
+        )  # fmt: skip
     except git.GitCommandError as exc:
         detail = (exc.stderr or exc.stdout or "").strip().replace("\n", " ")[-600:]
         raise GitError(f"`git {' '.join(args[:4])}` failed in {cwd}: {detail or exc}") from exc

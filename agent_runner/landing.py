@@ -1,7 +1,8 @@
-"""Where a task's work comes from and lands: its source repo, and the result bundle fetched back into it."""
+"""Where a task's work comes from and lands: its source repo, and the result bundle brought back into it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from agent_runner import bundles, git
@@ -24,10 +25,20 @@ def landing_repo(root: Path, task: Task) -> Path:
     return Path(source) if git.is_local(source) else git.ensure_cache(source)
 
 
-def land_result(root: Path, state_dir: Path, task: Task, result: TaskResult) -> Path | None:
-    """Fetch the result's bundle into the source repo (URL repos: its local cache) as agent/<id>.
+@dataclass(frozen=True)
+class Landing:
+    """A result's commits, already in the repo they land in; only the branch is left to move."""
 
-    Returns the repo it landed in, or None when the attempt committed nothing.
+    repo: Path
+    branch: str
+    head: str
+
+
+def import_result(root: Path, state_dir: Path, task: Task, result: TaskResult) -> Landing | None:
+    """Bring the result bundle's commits into the source repo (URL repos: its local cache); move no ref.
+
+    Any thread may do this; the coordinator moves the branch once it knows the attempt is still live.
+    Returns None when the attempt committed nothing.
     """
     repo = landing_repo(root, task)
     bundle = Path(result.bundle_path) if result.bundle_path else None
@@ -37,5 +48,10 @@ def land_result(root: Path, state_dir: Path, task: Task, result: TaskResult) -> 
         )
     if bundle is None:
         return None
-    bundles.fetch_bundle(repo, bundle, result.branch or task.branch_name)
-    return repo
+    branch = result.branch or task.branch_name
+    return Landing(repo, branch, bundles.import_bundle(repo, bundle, branch))
+
+
+def land(landing: Landing) -> None:
+    """Point the task branch (agent/<id>) at the imported commits."""
+    bundles.move_branch(landing.repo, landing.branch, landing.head)

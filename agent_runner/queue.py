@@ -123,6 +123,11 @@ class Queue(QueueLog):
             raise StaleAttemptError(f"{task_id}: attempt {attempt} is not live ({live}); result discarded")
         return state
 
+    def check_live(self, task_id: str, attempt: int) -> None:
+        """Raise StaleAttemptError unless the attempt is live (checked before acting on its result)."""
+        with self.locked() as states:
+            self._live(states, task_id, attempt)
+
     def heartbeat(self, task_id: str, attempt: int, *, lease_s: float) -> None:
         """Extend a live lease; raise StaleAttemptError when the attempt was re-granted."""
         with self.locked() as states:

@@ -6,13 +6,14 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from agent_runner import bundles
 from agent_runner.config import RunnerConfig
 from agent_runner.errors import ExecutorError, GitError, GitHubError, StaleAttemptError
-from agent_runner.landing import land_result, landing_repo
+from agent_runner.landing import Landing, land, landing_repo
 from agent_runner.protocols import Publisher
 from agent_runner.queue import Claim, Queue
 from agent_runner.result import Outcome, TaskResult
@@ -56,7 +57,7 @@ class Recorder:
         )
         self.summary.add_cost(result)
         handler = {
-            Outcome.ACCEPTED: self._accept,
+            Outcome.ACCEPTED: lambda r, res: self._accept(r, res, done.landing),
             Outcome.REJECTED: lambda r, res: self.fail(r.claim, res.reason, res),
             Outcome.INFRA: lambda r, res: self._infra(r, res.reason, res),
             Outcome.MODEL_AUTH: self._model_auth,
@@ -69,13 +70,17 @@ class Recorder:
         except StaleAttemptError as exc:
             self.emit("discarded", task_id, attempt, message=str(exc))
 
-    def _accept(self, run: Running, result: TaskResult) -> None:
+    def _accept(self, run: Running, result: TaskResult, landing: Future[Landing | None] | None) -> None:
         task = run.task
         try:
-            repo = land_result(self.root, self.state_dir, task, result)
-        except GitError as exc:
+            landed = landing.result() if landing is not None else None
+            self.queue.check_live(task.id, run.claim.attempt)  # a stale attempt's branch never moves
+            if landed is not None:
+                land(landed)
+        except (GitError, OSError) as exc:
             self._infra(run, f"cannot fetch the result bundle: {exc}", result)
             return
+        repo = landed.repo if landed is not None else None
         if repo is not None:
             self._landed(repo)
         self.queue.finish(task.id, run.claim.attempt, result.for_queue())

@@ -1,7 +1,8 @@
 """The coordinator: the single writer of the queue file; claims, dispatches, heartbeats and records results.
 
 All queue writes happen on the thread that calls `Scheduler.run`; executors run attempts in worker threads
-and hand results back through an in-memory queue.
+and hand results back through an in-memory queue. An accepted result's commits are imported into the repo on
+its worker thread; the loop moves the branch only after checking that the attempt is still live.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import queue as stdqueue
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from agent_runner import git
 from agent_runner.config import RunnerConfig
 from agent_runner.errors import RunnerError, StaleAttemptError
-from agent_runner.landing import source_repo
+from agent_runner.landing import Landing, import_result, source_repo
 from agent_runner.protocols import Executor, Publisher, Slot
 from agent_runner.queue import Claim, Queue
 from agent_runner.queue_state import TaskState
@@ -267,9 +269,20 @@ class Scheduler:
     def _work(self, request: WorkRequest, slot: Slot) -> None:
         key = (request.task.id, request.attempt)
         try:
-            self._done.put(Done(key, result=self.executor.run(request, slot)))
+            result = self.executor.run(request, slot)
         except BaseException as exc:  # every failure of a worker thread must reach the loop
             self._done.put(Done(key, error=exc))
+            return
+        landing: Future[Landing | None] = Future()
+        if result.outcome != Outcome.ACCEPTED:
+            landing.set_result(None)
+        # The loop refills the slot at once; the commits come in here, in parallel with other results.
+        self._done.put(Done(key, result=result, landing=landing))
+        if not landing.done():
+            try:
+                landing.set_result(import_result(self.root, self.state_dir, request.task, result))
+            except BaseException as exc:
+                landing.set_exception(exc)
 
     # -- leases ---------------------------------------------------------------------------------------
     def _heartbeat_due(self) -> None:

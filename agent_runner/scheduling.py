@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from agent_runner.config import RunnerConfig
 from agent_runner.intake import sync_tasks
+from agent_runner.landing import Landing
 from agent_runner.protocols import Slot
 from agent_runner.queue import Claim, Queue
 from agent_runner.queue_state import TaskState
@@ -238,6 +240,7 @@ class Done:
     key: tuple[str, int]
     result: TaskResult | None = None
     error: BaseException | None = None
+    landing: Future[Landing | None] | None = None  # an accepted result's commits, imported on its thread
 
 
 @dataclass

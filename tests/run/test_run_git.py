@@ -54,6 +54,51 @@ def test_commit_ignores_planted_hook_and_bundle_lands_in_source(project: Project
         bundles.fetch_bundle(project.root, bundle, "agent/other")
 
 
+@pytest.mark.parametrize("n_files", [3, 150])  # loose objects below git's unpack limit, a kept pack above
+def test_import_brings_objects_and_only_move_branch_points_at_them(
+    project: Project, tmp_path: Path, n_files: int
+) -> None:
+    """Importing a bundle adds its commits without touching refs; moving the branch is a separate step."""
+    checkout = _checkout(project, tmp_path)
+    for i in range(n_files):
+        (checkout.path / f"f{i}.txt").write_text(f"file {i}\n")
+    head = agit.commit_all(checkout, "many files")
+    bundle = bundles.create_bundle(checkout, tmp_path / "t1.bundle")
+    assert bundle is not None
+    packs_before = set((project.root / ".git" / "objects" / "pack").glob("*.pack"))
+    assert bundles.import_bundle(project.root, bundle, "agent/t1") == head
+    assert git(project.root, "branch", "--list", "agent/*") == ""
+    assert git(project.root, "cat-file", "-t", head) == "commit"
+    new_packs = set((project.root / ".git" / "objects" / "pack").glob("*.pack")) - packs_before
+    assert len(new_packs) == (1 if n_files >= bundles.UNPACK_LIMIT else 0)
+    bundles.move_branch(project.root, "agent/t1", head)
+    assert git(project.root, "show", f"agent/t1:f{n_files - 1}.txt") == f"file {n_files - 1}"
+
+
+def test_broken_bundles_are_refused_and_land_nothing(project: Project, tmp_path: Path) -> None:
+    """A file that is not a bundle, or one cut short, is a GitError that names it; no branch appears."""
+    checkout = _checkout(project, tmp_path)
+    (checkout.path / "new.txt").write_text("hello\n" * 1000)
+    agit.commit_all(checkout, "one file")
+    bundle = bundles.create_bundle(checkout, tmp_path / "t1.bundle")
+    assert bundle is not None
+    data = bundle.read_bytes()
+    header_end = data.index(b"\n\n") + 2
+    head_line = data.split(b"\n")[2]  # "<oid> refs/heads/agent/t1", after the signature and the base
+    cases = {  # file name -> what the error says
+        "zip": (b"PK\x03\x04 a zip file", "is not a git bundle"),
+        "no-pack": (data[: header_end - 1], "ends before its pack"),
+        "cut-pack": (data[: header_end + (len(data) - header_end) // 2], "is broken or incomplete"),
+        "option": (data.replace(head_line, b"--output=x refs/heads/agent/t1"), "is not an object id"),
+    }
+    for name, (content, message) in cases.items():
+        broken = tmp_path / f"{name}.bundle"
+        broken.write_bytes(content)
+        with pytest.raises(GitError, match=f"{name}.bundle (.*){message}"):
+            bundles.fetch_bundle(project.root, broken, "agent/t1")
+    assert git(project.root, "branch", "--list", "agent/*") == ""
+
+
 def test_no_change_means_no_bundle(project: Project, tmp_path: Path) -> None:
     """An attempt that changed nothing produces no bundle."""
     checkout = _checkout(project, tmp_path)

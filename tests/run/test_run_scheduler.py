@@ -15,7 +15,7 @@ from agent_runner.intake import open_queue
 from agent_runner.job import run_job
 from agent_runner.protocols import Slot
 from agent_runner.queue import Queue
-from agent_runner.result import TaskResult, WorkRequest
+from agent_runner.result import Outcome, TaskResult, WorkRequest
 from agent_runner.scheduler import Scheduler
 from agent_runner.scheduling import RunEvent, RunSummary
 from agent_runner.task import TaskStatus
@@ -175,6 +175,27 @@ def test_late_result_of_a_regranted_attempt_is_discarded(project: Project) -> No
         ("finished", 2),
     ]
     assert [e["attempt"] for e in queue.events("late") if e["type"] == "finished"] == [2]
+
+
+class StaleThenRejectingExecutor(RegrantingExecutor):
+    """Attempt 1 loses its lease while it runs and then reports an accepted result; later attempts fail."""
+
+    def run(self, request: WorkRequest, slot: Slot) -> TaskResult:
+        if request.attempt == 1:
+            return super().run(request, slot)
+        return TaskResult(
+            task_id=request.task.id, attempt=request.attempt, outcome=Outcome.REJECTED, reason="gates red"
+        )
+
+
+def test_stale_attempt_never_moves_its_branch(project: Project) -> None:
+    """The late accepted result of a re-granted attempt is discarded before its branch moves."""
+    project.task("stale", project.edit_script("stale", "stale.py", "x = 4\n"), max_attempts=2)
+    _, events, queue = _run(project, executor=StaleThenRejectingExecutor(project))
+    assert ("discarded", 1) in [(e.kind, e.attempt) for e in events]
+    assert queue.refresh()["stale"].status == TaskStatus.FAILED
+    branches = git(project.root, "branch", "--list", "agent/*")
+    assert branches == ""  # before the fence, attempt 1's commit landed as agent/stale anyway
 
 
 def test_only_and_budget_limit_what_runs(project: Project) -> None:
