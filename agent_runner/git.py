@@ -198,11 +198,98 @@ def make_checkout(cache: Path, dest: Path, *, branch: str, base_commit: str) -> 
     if dest.exists():
         shutil.rmtree(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    run_git(None, "clone", "-q", "--local", "--no-checkout", "--template=", str(cache), str(dest))
+    _clone_cache(cache, dest)
     # Parallel checkout (one process per CPU) writes large trees faster; small ones stay serial.
     run_git(dest, *SAFE_OPTIONS, "-c", "checkout.workers=0", "checkout", "-q", "-b", branch, base_commit)
     _keep_index(dest)
     return Checkout(dest, branch, base_commit)
+
+
+def _clone_cache(cache: Path, dest: Path) -> None:
+    """`git clone --local --no-checkout` of the cache into `dest`, done in-process when the cache allows."""
+    try:
+        if _link_clone(cache, dest):
+            return
+    except OSError:  # another file system (no hard links) or a repack under us: let git clone copy
+        pass
+    shutil.rmtree(dest, ignore_errors=True)
+    # A path (no --local): git hard-links where it can and copies where it cannot, as across file systems.
+    run_git(None, "clone", "-q", "--no-checkout", "--template=", str(cache), str(dest))
+
+
+def _link_clone(cache: Path, dest: Path) -> bool:
+    """Build what `clone --local --no-checkout` builds from a plain cache, without its 2 processes.
+
+    Objects are hard-linked, the cache's branches become origin's plus a local default branch. Returns
+    False, having written nothing, for a cache in another format (reftable, sha256: any extension).
+    """
+    config = (cache / "config").read_text(encoding="utf-8")
+    if "repositoryformatversion = 0" not in config or (cache / "reftable").exists():
+        return False
+    branches = _cache_branches(cache)
+    head = (cache / "HEAD").read_text(encoding="utf-8").strip().removeprefix("ref: refs/heads/")
+    if any(c in f"{head}{cache}" for c in '"\\\n'):  # nothing that needs quoting in the config file
+        return False
+    git_dir = dest / ".git"
+    for sub in ("objects/pack", "objects/info", "refs/heads", "refs/tags"):
+        (git_dir / sub).mkdir(parents=True)
+    _link_objects(cache / "objects", git_dir / "objects")
+    refs = {f"refs/remotes/origin/{name}": oid for name, oid in branches.items()}
+    if head in branches:
+        refs[f"refs/heads/{head}"] = branches[head]
+        (git_dir / "refs" / "remotes" / "origin").mkdir(parents=True)
+        (git_dir / "refs" / "remotes" / "origin" / "HEAD").write_text(f"ref: refs/remotes/origin/{head}\n")
+    lines = "".join(f"{oid} {name}\n" for name, oid in sorted(refs.items()))
+    (git_dir / "packed-refs").write_text(f"# pack-refs with: peeled fully-peeled sorted \n{lines}")
+    (git_dir / "HEAD").write_text(f"ref: refs/heads/{head}\n", encoding="utf-8")
+    (git_dir / "config").write_text(_CLONE_CONFIG.format(url=cache, head=head), encoding="utf-8")
+    return True
+
+
+_CLONE_CONFIG = """\
+[core]
+\trepositoryformatversion = 0
+\tfilemode = true
+\tbare = false
+\tlogallrefupdates = true
+[remote "origin"]
+\turl = "{url}"
+\tfetch = +refs/heads/*:refs/remotes/origin/*
+[branch "{head}"]
+\tremote = origin
+\tmerge = refs/heads/{head}
+"""
+
+
+def _cache_branches(cache: Path) -> dict[str, str]:
+    """Return the cache's branches (name -> commit): packed ones, then loose ones, which win."""
+    branches: dict[str, str] = {}
+    packed = cache / "packed-refs"
+    if packed.exists():
+        for line in packed.read_text(encoding="utf-8").splitlines():
+            oid, _, name = line.partition(" ")
+            if name.startswith("refs/heads/"):
+                branches[name.removeprefix("refs/heads/")] = oid
+    heads = cache / "refs" / "heads"
+    for path in heads.rglob("*"):
+        if path.is_file() and not path.name.endswith(".lock"):  # a lock: that ref is being written
+            oid = path.read_text(encoding="utf-8").strip()
+            if re.fullmatch("[0-9a-f]{40}", oid):
+                branches[path.relative_to(heads).as_posix()] = oid
+    return branches
+
+
+def _link_objects(source: Path, dest: Path) -> None:
+    """Hard-link the packs and loose objects of `source` into `dest` (git clone --local's way)."""
+    with os.scandir(source) as entries:
+        folders = [entry for entry in entries if entry.is_dir() and entry.name != "info"]
+    for folder in folders:
+        target = dest / folder.name
+        target.mkdir(exist_ok=True)
+        with os.scandir(folder.path) as files:
+            for file in files:
+                if not file.name.startswith("tmp_"):  # a fetch's pack still being written
+                    os.link(file.path, target / file.name)
 
 
 def trusted_index(checkout: Path) -> Path:
@@ -231,7 +318,7 @@ def refresh_checkout(cache: Path, dest: Path, *, branch: str, base_commit: str) 
     _remove(dest / ".git")
     tmp = Path(tempfile.mkdtemp(prefix=".git-", dir=dest.parent))
     try:
-        run_git(None, "clone", "-q", "--local", "--no-checkout", "--template=", str(cache), str(tmp / "c"))
+        _clone_cache(cache, tmp / "c")
         os.replace(tmp / "c" / ".git", dest / ".git")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

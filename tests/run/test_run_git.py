@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 from pathlib import Path
 
@@ -29,6 +31,47 @@ def test_checkout_is_on_task_branch_with_private_hooks(project: Project, tmp_pat
     (first.path / ".git" / "hooks" / "pre-commit").write_text("#!/bin/sh\nexit 1\n")
     assert not (second.path / ".git" / "hooks" / "pre-commit").exists()
     assert not (first.path / ".git" / "commondir").exists()  # not a worktree
+
+
+def _refs(repo: Path) -> str:
+    return git(repo, "for-each-ref", "--format=%(refname) %(objectname)")
+
+
+def test_checkout_is_what_git_clone_local_makes(project: Project, tmp_path: Path) -> None:
+    """The in-process clone has git clone's refs, remote and default branch, and hard-links the objects."""
+    git(project.root, "branch", "feature")
+    cache = agit.ensure_cache(str(project.root))
+    git(cache, "pack-refs", "--all")
+    git(cache, "update-ref", "refs/heads/loose", "HEAD")  # one packed-refs entry, one loose ref
+    ours = _checkout(project, tmp_path, "ours")
+    git(tmp_path, "clone", "-q", "--local", "--no-checkout", str(cache), "theirs")
+    git(tmp_path / "theirs", "checkout", "-q", "-b", "agent/t1", ours.base_commit)
+    assert _refs(ours.path) == _refs(tmp_path / "theirs")
+    assert "refs/remotes/origin/loose" in _refs(ours.path)
+    for key in ("remote.origin.url", "remote.origin.fetch", "branch.main.merge"):
+        assert git(ours.path, "config", key) == git(tmp_path / "theirs", "config", key)
+    loose = next(p for p in (cache / "objects").glob("??/*"))
+    linked = ours.path / ".git" / "objects" / loose.parent.name / loose.name
+    assert linked.stat().st_ino == loose.stat().st_ino
+    assert git(ours.path, "status", "--porcelain") == "" and git(ours.path, "fsck", "--no-dangling") == ""
+
+
+def test_checkout_on_another_file_system_falls_back_to_git_clone(project: Project, tmp_path: Path) -> None:
+    """Where objects cannot be hard-linked (another file system), git clone copies them instead."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs /dev/shm on a file system of its own")
+    cache = agit.ensure_cache(str(project.root))
+    dest = Path(tempfile.mkdtemp(dir=shm)) / "co"
+    try:
+        checkout = agit.make_checkout(
+            cache, dest, branch="agent/t1", base_commit=agit.resolve_base(cache, None)
+        )
+        assert git(dest, "rev-parse", "HEAD") == checkout.base_commit
+        assert git(dest, "status", "--porcelain") == ""
+        assert git(dest, "config", "remote.origin.url") == str(cache)
+    finally:
+        shutil.rmtree(dest.parent)
 
 
 def test_commit_ignores_planted_hook_and_bundle_lands_in_source(project: Project, tmp_path: Path) -> None:
