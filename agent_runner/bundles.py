@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,14 +14,25 @@ from agent_runner.git import SAFE_OPTIONS, Checkout, check_branch, run_git
 
 
 def create_bundle(checkout: Checkout, dest: Path, *, head: str | None = None) -> Path | None:
-    """Write the commits base..branch as a bundle at `dest`; None when there are none."""
-    repo = checkout.path
-    if (head or run_git(repo, "rev-parse", checkout.branch)) == checkout.base_commit:
+    """Write the commits base..branch as a bundle at `dest`; None when there are none.
+
+    The bundle is what `git bundle create dest ^base branch` writes (a v2 header and a thin pack), made
+    with one `git pack-objects` instead of two processes.
+    """
+    repo, base = checkout.path, checkout.base_commit
+    head = head or run_git(repo, "rev-parse", checkout.branch)
+    if head == base:
         return None
     dest.parent.mkdir(parents=True, exist_ok=True)
-    run_git(
-        repo, "bundle", "create", "-q", str(dest), f"^{checkout.base_commit}", f"refs/heads/{checkout.branch}"
-    )
+    tmp = dest.with_name(dest.name + ".tmp")
+    with open(tmp, "wb") as out, tempfile.TemporaryFile() as revs:
+        out.write(f"{SIGNATURES[0].decode()}-{base}\n{head} refs/heads/{checkout.branch}\n\n".encode())
+        out.flush()
+        revs.write(f"{head}\n^{base}\n".encode())
+        revs.seek(0)
+        pack = ("pack-objects", "--stdout", "--thin", "--delta-base-offset", "--quiet", "--revs")
+        run_git(repo, *SAFE_OPTIONS, *pack, stdin=revs, stdout=out)
+    os.replace(tmp, dest)
     return dest
 
 

@@ -5,7 +5,8 @@ fork of this process costs a few milliseconds. The child runs exactly what `exec
 own session, with stdout and stderr in the attempt's worker.log and the result JSON in a file.
 
 Protocol (one JSON object per line): the executor writes `{"id", "request", "workdir", "log", "result",
-"inline_bundle"}`; the server answers `{"id", "pid"}` at once and `{"pid", "exit"}` when the child ends.
+"inline_bundle"}`; the server answers `{"id", "pid"}` at once, `{"pid", "done"}` when the child has written
+its result (it still has to exit) and `{"pid", "exit"}` when the child ends.
 When its stdin closes (the coordinator is gone) it kills every child's process group and exits.
 """
 
@@ -67,8 +68,10 @@ def serve(read_fd: int = 0, write_fd: int = 1) -> None:
     children: set[int] = set()
     buffer = b""
     wake = _wake_on_child_exit()
+    done_read, done_write = os.pipe()  # children write their pid here once their result is written
+    os.set_blocking(done_read, False)
     while True:
-        ready, _, _ = select.select([read_fd, wake], [], [], POLL_S)
+        ready, _, _ = select.select([read_fd, wake, done_read], [], [], POLL_S)
         if wake in ready:
             os.read(wake, 4096)
         if read_fd in ready:
@@ -79,20 +82,25 @@ def serve(read_fd: int = 0, write_fd: int = 1) -> None:
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
                 command = json.loads(line)
-                pid = spawn(command)
+                pid = spawn(command, done_write)
                 children.add(pid)
                 _send(write_fd, {"id": command["id"], "pid": pid})
+        _forward_done(done_read, write_fd)  # before reaping: a child's "done" always comes before its exit
         _reap(children, write_fd)
     for pid in children:
         _kill_group(pid)
 
 
-def spawn(command: dict[str, Any]) -> int:
-    """Fork a child that runs one work request; return its pid (the child never returns)."""
+def spawn(command: dict[str, Any], done_fd: int | None = None) -> int:
+    """Fork a child that runs one work request; return its pid (the child never returns).
+
+    With `done_fd`, the child writes its pid there as soon as its result file is written: the executor
+    can take the result without waiting for the exit of a large process (a few ms of teardown).
+    """
 
     def child() -> int:
         _redirect(command["log"])
-        return run_child(command)
+        return run_child(command, done_fd)
 
     return fork_child(child)
 
@@ -117,7 +125,7 @@ def fork_child(body: Callable[[], int]) -> int:
         os._exit(code)
 
 
-def run_child(command: dict[str, Any]) -> int:
+def run_child(command: dict[str, Any], done_fd: int | None = None) -> int:
     """Run the request as `exec -` would and write the result line to the result file."""
     target = Path(command["result"])
 
@@ -125,6 +133,8 @@ def run_child(command: dict[str, Any]) -> int:
         tmp = target.with_name(target.name + ".tmp")
         tmp.write_text(line, encoding="utf-8")
         os.replace(tmp, target)
+        if done_fd is not None:
+            os.write(done_fd, f"{os.getpid()}\n".encode())  # one short write: atomic on a pipe
 
     inline = bool(command.get("inline_bundle", False))
     return serve_child(lambda: command["request"], Path(command["workdir"]), inline, emit)
@@ -167,6 +177,15 @@ def _wake_on_child_exit() -> int:
     signal.set_wakeup_fd(write_end)
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)
     return read_end
+
+
+def _forward_done(done_read: int, write_fd: int) -> None:
+    try:
+        data = os.read(done_read, 65536)
+    except BlockingIOError:
+        return
+    for pid in data.split():
+        _send(write_fd, {"pid": int(pid), "done": True})
 
 
 def _reap(children: set[int], write_fd: int) -> None:

@@ -40,17 +40,21 @@ CACHE_FRESH_S = 60.0
 
 
 def run_git(
-    cwd: Path | str | None, *args: str, env: dict[str, str] | None = None, stdin: BinaryIO | None = None
+    cwd: Path | str | None,
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdin: BinaryIO | None = None,
+    stdout: BinaryIO | None = None,
 ) -> str:
-    """Run `git args...` in `cwd` (reading `stdin`, a real file) and return its stdout (stripped).
+    """Run `git args...` in `cwd` and return its stdout (stripped); raise GitError on failure.
 
-    Raises GitError on failure.
+    `stdin` is a real file git reads; with `stdout`, git's output is copied there instead.
     """
     argv = ["git", *args]
     try:
         out = git.Git(str(cwd) if cwd else None).execute(
-            argv, env={**AUTHOR_ENV, **(env or {})}, istream=stdin, stdout_as_string=True,
-            strip_newline_in_stdout=True,
+            argv, env={**AUTHOR_ENV, **(env or {})}, istream=stdin, output_stream=stdout,
+            stdout_as_string=True, strip_newline_in_stdout=True,
         )  # fmt: skip
     except git.GitCommandError as exc:
         detail = (exc.stderr or exc.stdout or "").strip().replace("\n", " ")[-600:]

@@ -30,6 +30,7 @@ class ForkClient:
         self._changed = threading.Condition(self._lock)
         self._pids: dict[str, int] = {}
         self._exits: dict[int, int] = {}
+        self._done: set[int] = set()  # children that wrote their result and are exiting
         self._n_sent = 0
         self.is_alive = True
         threading.Thread(target=self._read, daemon=True, name="forkserver-reader").start()
@@ -49,7 +50,7 @@ class ForkClient:
             return self._pids.pop(command_id)
 
     def wait(self, pid: int) -> int:
-        """Block until child `pid` exits and return its exit code (negative: killed by that signal)."""
+        """Block until child `pid` has written its result (0) or exited (its code; negative: a signal)."""
         with self._lock:
             self._changed.wait_for(lambda: pid in self._exits or not self.is_alive)
             if pid not in self._exits:
@@ -70,14 +71,23 @@ class ForkClient:
         for line in self.proc.stdout:
             message = json.loads(line)
             with self._lock:
-                if "id" in message:
-                    self._pids[message["id"]] = message["pid"]
-                else:
-                    self._exits[message["pid"]] = message["exit"]
+                self._take(message)
                 self._changed.notify_all()
         with self._lock:
             self.is_alive = False
             self._changed.notify_all()
+
+    def _take(self, message: dict[str, Any]) -> None:
+        pid: int = message["pid"]
+        if "id" in message:
+            self._pids[message["id"]] = pid
+        elif message.get("done"):
+            self._done.add(pid)
+            self._exits[pid] = 0  # its result is written; what is left is its exit
+        elif pid in self._done:
+            self._done.discard(pid)  # exited after "done", which the waiter already took
+        else:
+            self._exits[pid] = message["exit"]
 
     def close(self) -> None:
         """Close the server's input: it kills its children and exits."""

@@ -87,6 +87,8 @@ def test_commit_ignores_planted_hook_and_bundle_lands_in_source(project: Project
     bundle = bundles.create_bundle(checkout, tmp_path / "t1.bundle")
     assert bundle is not None
     main_before = git(project.root, "rev-parse", "main")
+    assert git(project.root, "bundle", "list-heads", str(bundle)) == f"{head} refs/heads/agent/t1"
+    git(project.root, "bundle", "verify", "-q", str(bundle))  # git itself reads the runner's bundles
     bundles.fetch_bundle(project.root, bundle, "agent/t1")
     assert git(project.root, "rev-parse", "agent/t1") == head
     assert git(project.root, "show", "agent/t1:new.txt") == "hello"
