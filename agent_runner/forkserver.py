@@ -38,6 +38,7 @@ PRELOAD = (
     "agent_runner.redact",
 )
 POLL_S = 1.0
+LATE_NICE = 19  # added niceness for a worker's clean-up after its result is out
 
 
 def preload() -> None:
@@ -153,6 +154,8 @@ def serve_child(
     trash: list[Path] = []
     result = worker.serve_request(read_request(), workdir=workdir, inline_bundle=inline_bundle, trash=trash)
     emit(worker.result_line(result))
+    # What is left (deleting the checkout, this process's exit) waits for any CPU other attempts need.
+    os.setpriority(os.PRIO_PROCESS, 0, LATE_NICE)
     worker.remove_in_background(trash)
     return 0
 

@@ -42,6 +42,8 @@ from agent_runner.task import Limits, Task, TaskKind, TaskStatus
 TASK_OUTCOMES = (Outcome.ACCEPTED, Outcome.REJECTED)  # results that leave the dispatch rules as they were
 
 POLL_S = 0.2
+LANDING_WAIT_S = 1.0  # a landing's end wakes the loop at once; this only bounds the wait
+LANDING_NICE = 10
 BASE_TTL_S = 30.0
 WATCH_RESYNC_S = 5.0  # a safety net under the file watcher (a file written while it starts up)
 
@@ -279,6 +281,10 @@ class Scheduler:
         # The loop refills the slot at once; the commits come in here, in parallel with other results.
         self._done.put(Done(key, result=result, landing=landing))
         if not landing.done():
+            landing.add_done_callback(lambda _: self._done.put(Done(key)))  # wakes the loop to record it
+            # Bringing the commits in is no slot's critical path: its git processes (which inherit this
+            # thread's niceness) yield the CPU to attempts that are starting or checking their work.
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LANDING_NICE)
             try:
                 landing.set_result(import_result(self.root, self.state_dir, request.task, result))
             except BaseException as exc:
@@ -325,22 +331,28 @@ class Scheduler:
                     self._dispatch()
             finally:
                 self._landing = []
-            self.recorder.record(*finished[0])
+            # Record a result whose commits are in; while none is, wait for one (or for another result).
+            ready = next((item for item in finished if _is_landed(item[1])), None)
+            if ready is None:
+                finished += self._finished(LANDING_WAIT_S)
+                continue
+            finished.remove(ready)
+            self.recorder.record(*ready)
             # attempts that ended while that result landed get their slots refilled before the next lands
-            finished = finished[1:] + self._finished(0)
+            finished += self._finished(0)
 
     def _finished(self, timeout: float) -> list[tuple[Running, Done]]:
         return [(run, done) for done in self._take_done(timeout) if (run := self.running.pop(done.key, None))]
 
     def _take_done(self, timeout: float) -> list[Done]:
-        """Return the attempts that ended (waiting up to `timeout` for the first)."""
+        """Return the attempts that ended (waiting up to `timeout` for the first, or a landing's wake-up)."""
         found: list[Done] = []
         try:
             found.append(self._done.get(timeout=timeout) if timeout else self._done.get_nowait())
             while True:
                 found.append(self._done.get_nowait())
         except stdqueue.Empty:
-            return found
+            return [done for done in found if done.result is not None or done.error is not None]
 
     def _emit(
         self,
@@ -351,3 +363,7 @@ class Scheduler:
         **fields: Any,
     ) -> None:
         self.on_event(RunEvent(kind, task, attempt, worker, **fields))
+
+
+def _is_landed(done: Done) -> bool:
+    return done.landing is None or done.landing.done()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -239,6 +240,44 @@ def test_stale_attempt_never_moves_its_branch(project: Project) -> None:
     assert queue.refresh()["stale"].status == TaskStatus.FAILED
     branches = git(project.root, "branch", "--list", "agent/*")
     assert branches == ""  # before the fence, attempt 1's commit landed as agent/stale anyway
+
+
+class InlineExecutor(RegrantingExecutor):
+    """Runs each job in-process on its own thread, two slots, leases untouched."""
+
+    def slots(self) -> list[Slot]:
+        return [Slot("inline-1"), Slot("inline-2")]
+
+    def run(self, request: WorkRequest, slot: Slot) -> TaskResult:
+        return run_job(request, workdir=self.project.root / ".agent-runner")
+
+
+def test_a_slow_landing_does_not_hold_up_other_results(project: Project, monkeypatch: Any) -> None:
+    """While one result's commits are still coming in, another finished result is recorded first."""
+    from agent_runner import scheduler as scheduler_module
+
+    project.task("slow", project.edit_script("slow", "s.py", "s = 1\n"), paths=["s.py"])
+    project.task("fast", project.edit_script("fast", "f.py", "f = 1\n", delay_s=0.3), paths=["f.py"])
+    fast_recorded = threading.Event()
+    real_import = scheduler_module.import_result
+
+    def import_result(root: Path, state_dir: Path, task: Any, result: TaskResult) -> Any:
+        if task.id == "slow":  # a big bundle, say: it lands only after `fast` was recorded (or 10 s)
+            assert fast_recorded.wait(10), "the loop waited for slow's landing before recording fast"
+        return real_import(root, state_dir, task, result)
+
+    monkeypatch.setattr(scheduler_module, "import_result", import_result)
+
+    def on_event(event: RunEvent) -> None:
+        if event.kind == "finished" and event.task == "fast":
+            fast_recorded.set()
+
+    config = load_config(project.root, overrides={"workers": 2})
+    queue = open_queue(project.root, config)
+    scheduler = Scheduler(queue, InlineExecutor(project), config=config, root=project.root, on_event=on_event)
+    summary = scheduler.run()
+    assert summary.finished == ["fast", "slow"]
+    assert git(project.root, "show", "agent/slow:s.py") == "s = 1"
 
 
 def test_only_and_budget_limit_what_runs(project: Project) -> None:
