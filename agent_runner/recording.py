@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from agent_runner import bundles
+from agent_runner.attempts import Done, Running
 from agent_runner.config import RunnerConfig
 from agent_runner.errors import ExecutorError, GitError, GitHubError, StaleAttemptError
 from agent_runner.landing import Landing, land, landing_repo
 from agent_runner.protocols import Publisher
 from agent_runner.queue import Claim, Queue
 from agent_runner.result import Outcome, TaskResult
-from agent_runner.scheduling import Done, Running, RunSummary
+from agent_runner.scheduling import RunSummary
 from agent_runner.task import Task, TaskStatus
 
 BACKOFF_CAP_S = 600.0

@@ -13,23 +13,21 @@ import queue as stdqueue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from agent_runner import git
+from agent_runner.attempts import Done, Running, run_attempt, take_done
 from agent_runner.config import RunnerConfig
 from agent_runner.errors import RunnerError, StaleAttemptError
-from agent_runner.landing import Landing, import_result, source_repo
+from agent_runner.landing import source_repo
 from agent_runner.protocols import Executor, Publisher, Slot
 from agent_runner.queue import Claim, Queue
 from agent_runner.queue_state import TaskState
 from agent_runner.recording import Recorder
 from agent_runner.result import Outcome, WorkRequest
 from agent_runner.scheduling import (
-    Done,
     RunEvent,
-    Running,
     RunSummary,
     SchedulerOptions,
     is_pending,
@@ -245,8 +243,10 @@ class Scheduler:
         run = Running(claim, task, slot, request.model or "", now, now)
         self.running[(claim.task_id, claim.attempt)] = run
         self._emit("started", task.id, claim.attempt, slot.name, message=run.model)
+        args = (self.executor, request, slot, self._done)
+        kwargs = {"root": self.root, "state_dir": self.state_dir}
         thread = threading.Thread(
-            target=self._work, args=(request, slot), daemon=True, name=f"task-{task.id}"
+            target=run_attempt, args=args, kwargs=kwargs, daemon=True, name=f"task-{task.id}"
         )
         thread.start()
 
@@ -267,28 +267,6 @@ class Scheduler:
         if cached is None or time.monotonic() - cached[1] > BASE_TTL_S:
             cached = self._bases[(repo, base)] = (git.resolve_base(Path(repo), base), time.monotonic())
         return cached[0]
-
-    def _work(self, request: WorkRequest, slot: Slot) -> None:
-        key = (request.task.id, request.attempt)
-        try:
-            result = self.executor.run(request, slot)
-        except BaseException as exc:  # every failure of a worker thread must reach the loop
-            self._done.put(Done(key, error=exc))
-            return
-        landing: Future[Landing | None] = Future()
-        if result.outcome != Outcome.ACCEPTED:
-            landing.set_result(None)
-        # The loop refills the slot at once; the commits come in here, in parallel with other results.
-        self._done.put(Done(key, result=result, landing=landing))
-        if not landing.done():
-            landing.add_done_callback(lambda _: self._done.put(Done(key)))  # wakes the loop to record it
-            # Bringing the commits in is no slot's critical path: its git processes (which inherit this
-            # thread's niceness) yield the CPU to attempts that are starting or checking their work.
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LANDING_NICE)
-            try:
-                landing.set_result(import_result(self.root, self.state_dir, request.task, result))
-            except BaseException as exc:
-                landing.set_exception(exc)
 
     # -- leases ---------------------------------------------------------------------------------------
     def _heartbeat_due(self) -> None:
@@ -332,7 +310,7 @@ class Scheduler:
             finally:
                 self._landing = []
             # Record a result whose commits are in; while none is, wait for one (or for another result).
-            ready = next((item for item in finished if _is_landed(item[1])), None)
+            ready = next((item for item in finished if item[1].is_landed), None)
             if ready is None:
                 finished += self._finished(LANDING_WAIT_S)
                 continue
@@ -342,17 +320,11 @@ class Scheduler:
             finished += self._finished(0)
 
     def _finished(self, timeout: float) -> list[tuple[Running, Done]]:
-        return [(run, done) for done in self._take_done(timeout) if (run := self.running.pop(done.key, None))]
-
-    def _take_done(self, timeout: float) -> list[Done]:
-        """Return the attempts that ended (waiting up to `timeout` for the first, or a landing's wake-up)."""
-        found: list[Done] = []
-        try:
-            found.append(self._done.get(timeout=timeout) if timeout else self._done.get_nowait())
-            while True:
-                found.append(self._done.get_nowait())
-        except stdqueue.Empty:
-            return [done for done in found if done.result is not None or done.error is not None]
+        return [
+            (run, done)
+            for done in take_done(self._done, timeout)
+            if (run := self.running.pop(done.key, None))
+        ]
 
     def _emit(
         self,
@@ -363,7 +335,3 @@ class Scheduler:
         **fields: Any,
     ) -> None:
         self.on_event(RunEvent(kind, task, attempt, worker, **fields))
-
-
-def _is_landed(done: Done) -> bool:
-    return done.landing is None or done.landing.done()

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from agent_runner.config import RunnerConfig
 from agent_runner.intake import sync_tasks
-from agent_runner.landing import Landing
 from agent_runner.protocols import Slot
-from agent_runner.queue import Claim, Queue
+from agent_runner.queue import Queue
 from agent_runner.queue_state import TaskState
 from agent_runner.result import TaskResult
-from agent_runner.task import InvalidTask, Limits, Task, TaskKind, TaskStatus
+from agent_runner.task import InvalidTask, Limits, TaskKind, TaskStatus
 
 DONE = (TaskStatus.FINISHED, TaskStatus.UNPUBLISHED)
 
@@ -219,28 +217,6 @@ def preview_states(root: Path, config: RunnerConfig, queue: Queue) -> dict[str, 
         seq += 1
         apply(states, {"type": EventType.QUEUED, "task": task_id, "def": definition}, seq)
     return states
-
-
-@dataclass
-class Running:
-    """An attempt in flight."""
-
-    claim: Claim
-    task: Task
-    slot: Slot
-    model: str
-    started: float
-    last_beat: float
-
-
-@dataclass
-class Done:
-    """What a worker thread hands back: a result or the error that ended it."""
-
-    key: tuple[str, int]
-    result: TaskResult | None = None
-    error: BaseException | None = None
-    landing: Future[Landing | None] | None = None  # an accepted result's commits, imported on its thread
 
 
 @dataclass

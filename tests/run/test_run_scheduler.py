@@ -254,19 +254,19 @@ class InlineExecutor(RegrantingExecutor):
 
 def test_a_slow_landing_does_not_hold_up_other_results(project: Project, monkeypatch: Any) -> None:
     """While one result's commits are still coming in, another finished result is recorded first."""
-    from agent_runner import scheduler as scheduler_module
+    from agent_runner import attempts as attempts_module
 
     project.task("slow", project.edit_script("slow", "s.py", "s = 1\n"), paths=["s.py"])
     project.task("fast", project.edit_script("fast", "f.py", "f = 1\n", delay_s=0.3), paths=["f.py"])
     fast_recorded = threading.Event()
-    real_import = scheduler_module.import_result
+    real_import = attempts_module.import_result
 
     def import_result(root: Path, state_dir: Path, task: Any, result: TaskResult) -> Any:
         if task.id == "slow":  # a big bundle, say: it lands only after `fast` was recorded (or 10 s)
             assert fast_recorded.wait(10), "the loop waited for slow's landing before recording fast"
         return real_import(root, state_dir, task, result)
 
-    monkeypatch.setattr(scheduler_module, "import_result", import_result)
+    monkeypatch.setattr(attempts_module, "import_result", import_result)
 
     def on_event(event: RunEvent) -> None:
         if event.kind == "finished" and event.task == "fast":
