@@ -162,7 +162,9 @@ def _create_cache(repo: str, cache: Path, bundle: Path | None) -> None:
 
 
 def _fetch_all(cache: Path, source: str) -> None:
-    run_git(cache, "fetch", "-q", "--prune", "--no-tags", source, "+refs/heads/*:refs/heads/*")
+    # Packs, never loose objects: each checkout hard-links the cache's object files, so few files is faster.
+    refspec = "+refs/heads/*:refs/heads/*"
+    run_git(cache, "-c", "fetch.unpackLimit=1", "fetch", "-q", "--prune", "--no-tags", source, refspec)
 
 
 def _remote_head(source: str) -> str | None:
@@ -224,8 +226,9 @@ def _clone_cache(cache: Path, dest: Path) -> None:
 def _link_clone(cache: Path, dest: Path) -> bool:
     """Build what `clone --local --no-checkout` builds from a plain cache, without its 2 processes.
 
-    Objects are hard-linked, the cache's branches become origin's plus a local default branch. Returns
-    False, having written nothing, for a cache in another format (reftable, sha256: any extension).
+    Objects are hard-linked, the cache's branches become origin's plus a local default branch. A checkout
+    lives for one attempt, so it keeps no reflogs. Returns False, having written nothing, for a cache in
+    another format (reftable, sha256: any extension).
     """
     config = (cache / "config").read_text(encoding="utf-8")
     if "repositoryformatversion = 0" not in config or (cache / "reftable").exists():
@@ -235,7 +238,7 @@ def _link_clone(cache: Path, dest: Path) -> bool:
     if any(c in f"{head}{cache}" for c in '"\\\n'):  # nothing that needs quoting in the config file
         return False
     git_dir = dest / ".git"
-    for sub in ("objects/pack", "objects/info", "refs/heads", "refs/tags"):
+    for sub in ("objects/pack", "refs/heads"):  # what git needs; it makes the rest when it needs it
         (git_dir / sub).mkdir(parents=True)
     _link_objects(cache / "objects", git_dir / "objects")
     refs = {f"refs/remotes/origin/{name}": oid for name, oid in branches.items()}
@@ -255,7 +258,7 @@ _CLONE_CONFIG = """\
 \trepositoryformatversion = 0
 \tfilemode = true
 \tbare = false
-\tlogallrefupdates = true
+\tlogallrefupdates = false
 [remote "origin"]
 \turl = "{url}"
 \tfetch = +refs/heads/*:refs/remotes/origin/*

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import signal
 import subprocess
 import threading
@@ -184,9 +185,7 @@ class BashTool:
             raise ToolError(f"cannot start the shell: {exc}") from exc
         collector = _Collector(proc.stdout, keep=self.max_chars * 4)
         try:
-            code: int | None = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            code = None
+            code = _wait(proc, timeout)
         finally:
             self._kill_group(proc)
         collector.thread.join(timeout=5)
@@ -202,6 +201,22 @@ class BashTool:
             time.sleep(0.02)
         _signal_group(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
+    """Return the command's exit code, or None after `timeout` s; blocks on a pidfd rather than polling."""
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3: Popen.wait polls (sleeps of 0.5 ms and up)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+    try:
+        ready, _, _ = select.select([pidfd], [], [], timeout)
+    finally:
+        os.close(pidfd)
+    return proc.wait() if ready else None
 
 
 def _signal_group(pgid: int, sig: int) -> bool:
