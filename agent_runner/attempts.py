@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue as stdqueue
 import threading
@@ -70,7 +71,8 @@ def run_attempt(
         return
     landing.add_done_callback(lambda _: done.put(Done(key)))  # wakes the loop to record it
     # Its git processes inherit this thread's niceness: attempts starting or checking their work go first.
-    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LANDING_NICE)
+    with contextlib.suppress(OSError):  # a nicety: where not allowed, the commits come in all the same
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LANDING_NICE)
     try:
         landing.set_result(import_result(root, state_dir, request.task, result))
     except BaseException as exc:

@@ -138,9 +138,13 @@ def bundle_repo(repo: Path, dest: Path, *, refs: list[str] | None = None) -> Pat
 
 
 def write_b64(data: str, dest: Path) -> Path:
-    """Decode base64 `data` into the file `dest`."""
+    """Decode base64 `data` into the file `dest`; raise GitError when it is not base64."""
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except ValueError as exc:
+        raise GitError(f"the bundle for {dest} is not valid base64 ({exc})") from exc
     dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_bytes(base64.b64decode(data))
+    dest.write_bytes(raw)
     return dest
 
 

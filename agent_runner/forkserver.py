@@ -12,6 +12,7 @@ When its stdin closes (the coordinator is gone) it kills every child's process g
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import json
@@ -155,7 +156,8 @@ def serve_child(
     result = worker.serve_request(read_request(), workdir=workdir, inline_bundle=inline_bundle, trash=trash)
     emit(worker.result_line(result))
     # What is left (deleting the checkout, this process's exit) waits for any CPU other attempts need.
-    os.setpriority(os.PRIO_PROCESS, 0, LATE_NICE)
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, LATE_NICE)
     worker.remove_in_background(trash)
     return 0
 

@@ -280,6 +280,26 @@ def test_a_slow_landing_does_not_hold_up_other_results(project: Project, monkeyp
     assert git(project.root, "show", "agent/slow:s.py") == "s = 1"
 
 
+class GarbledBundleExecutor(InlineExecutor):
+    """A remote-style worker whose accepted result carries a bundle that is not base64."""
+
+    def run(self, request: WorkRequest, slot: Slot) -> TaskResult:
+        return TaskResult(
+            task_id=request.task.id, attempt=request.attempt, outcome=Outcome.ACCEPTED, bundle_b64="abc"
+        )
+
+
+def test_a_garbled_result_bundle_is_an_infrastructure_failure(project: Project) -> None:
+    """A result whose bundle cannot be decoded is re-queued, then fails with the reason; the run goes on."""
+    project.task("garbled", project.edit_script("garbled", "g.py", "g = 1\n"))
+    summary, events, _ = _run(
+        project, executor=GarbledBundleExecutor(project), infra_retries=1, backoff_seconds=0
+    )
+    assert [e.kind for e in events if e.task == "garbled"] == ["started", "requeued", "started", "failed"]
+    assert "not valid base64" in summary.failed["garbled"]
+    assert git(project.root, "branch", "--list", "agent/*") == ""
+
+
 def test_only_and_budget_limit_what_runs(project: Project) -> None:
     """--only runs just the named tasks; a task starts only if its cost limit fits the budget left."""
     for name in ("p1", "p2", "p3", "other"):
