@@ -22,6 +22,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ PRELOAD = (
     "agent_runner.redact",
 )
 POLL_S = 1.0
+SPARE_IDLE_S = 0.05  # quiet time after which the server forks its spare children
 LATE_NICE = 19  # added niceness for a worker's clean-up after its result is out
 
 
@@ -65,15 +67,22 @@ def _warm() -> None:
         return
 
 
-def serve(read_fd: int = 0, write_fd: int = 1) -> None:
-    """Fork a child per request line until the input closes; report pids and exit codes."""
+def serve(read_fd: int = 0, write_fd: int = 1, *, spares: int = 0) -> None:
+    """Fork a child per request line until the input closes; report pids and exit codes.
+
+    With `spares`, the server forks up to that many children ahead of time, whenever it has had nothing to
+    do for SPARE_IDLE_S, and hands the next requests to them: the fork is then off the request's path.
+    """
     children: set[int] = set()
+    idle: list[Spare] = []
     buffer = b""
     wake = _wake_on_child_exit()
     done_read, done_write = os.pipe()  # children write their pid here once their result is written
     os.set_blocking(done_read, False)
     while True:
-        ready, _, _ = select.select([read_fd, wake, done_read], [], [], POLL_S)
+        wants_spares = len(idle) < spares
+        timeout = SPARE_IDLE_S if wants_spares else POLL_S
+        ready, _, _ = select.select([read_fd, wake, done_read], [], [], timeout)
         if wake in ready:
             os.read(wake, 4096)
         if read_fd in ready:
@@ -84,13 +93,84 @@ def serve(read_fd: int = 0, write_fd: int = 1) -> None:
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
                 command = json.loads(line)
-                pid = spawn(command, done_write)
+                pid = _hand_to_spare(idle, command) or spawn(command, done_write)
                 children.add(pid)
                 _send(write_fd, {"id": command["id"], "pid": pid})
+        if not ready and wants_spares:  # quiet: prepare the next children now
+            idle.extend(Spare.fork(done_write) for _ in range(spares - len(idle)))
         _forward_done(done_read, write_fd)  # before reaping: a child's "done" always comes before its exit
-        _reap(children, write_fd)
-    for pid in children:
+        _reap(children, write_fd, idle)
+    for pid in [*children, *(spare.pid for spare in idle)]:
         _kill_group(pid)
+
+
+@dataclass
+class Spare:
+    """A child forked ahead of time, waiting for its one request on a pipe."""
+
+    pid: int
+    commands: int  # the server's end of that pipe
+
+    @classmethod
+    def fork(cls, done_fd: int) -> Spare:
+        """Fork a spare child; it exits when the server closes the pipe unused or goes away."""
+        read_end, write_end = os.pipe()
+
+        def child() -> int:
+            os.close(write_end)
+            _detach_stdio()  # the client's pipes must see EOF when the server goes, not when spares do
+            command = _await_command(read_end)
+            if command is None:
+                return 0
+            _redirect(command["log"])
+            return run_child(command, done_fd)
+
+        pid = fork_child(child)
+        os.close(read_end)
+        return cls(pid, write_end)
+
+    def hand(self, command: dict[str, Any]) -> bool:
+        """Give the spare its request; return False when it is gone."""
+        data = (json.dumps(command) + "\n").encode()
+        try:
+            while data:
+                data = data[os.write(self.commands, data) :]
+        except OSError:  # it died unused (the reaper will see it)
+            return False
+        finally:
+            os.close(self.commands)
+        return True
+
+
+def _hand_to_spare(idle: list[Spare], command: dict[str, Any]) -> int | None:
+    while idle:
+        spare = idle.pop()
+        if spare.hand(command):
+            return spare.pid
+    return None
+
+
+def _await_command(fd: int) -> dict[str, Any] | None:
+    """Read one request line from the server; None when the server closed the pipe or died."""
+    server, buffer = os.getppid(), b""
+    while b"\n" not in buffer:
+        ready, _, _ = select.select([fd], [], [], POLL_S)
+        if os.getppid() != server:
+            return None
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return None
+            buffer += chunk
+    command: dict[str, Any] = json.loads(buffer.split(b"\n", 1)[0])
+    return command
+
+
+def _detach_stdio() -> None:
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
 
 
 def spawn(command: dict[str, Any], done_fd: int | None = None) -> int:
@@ -193,16 +273,21 @@ def _forward_done(done_read: int, write_fd: int) -> None:
         _send(write_fd, {"pid": int(pid), "done": True})
 
 
-def _reap(children: set[int], write_fd: int) -> None:
-    while children:
+def _reap(children: set[int], write_fd: int, idle: list[Spare] | None = None) -> None:
+    idle = [] if idle is None else idle
+    while children or idle:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
             return
-        children.discard(pid)
-        _send(write_fd, {"pid": pid, "exit": os.waitstatus_to_exitcode(status)})
+        for spare in [spare for spare in idle if spare.pid == pid]:  # died unused: nobody waits for it
+            idle.remove(spare)
+            os.close(spare.commands)
+        if pid in children:
+            children.discard(pid)
+            _send(write_fd, {"pid": pid, "exit": os.waitstatus_to_exitcode(status)})
 
 
 def _send(fd: int, message: dict[str, Any]) -> None:
@@ -221,4 +306,4 @@ def _kill_group(pid: int) -> None:
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
     preload()
-    serve()
+    serve(spares=int(sys.argv[1]) if len(sys.argv) > 1 else 0)

@@ -18,8 +18,8 @@ START_TIMEOUT_S = 60.0
 class ForkClient:
     """One fork server process; thread-safe `start` and `wait`."""
 
-    def __init__(self, *, env: dict[str, str], cwd: Path | None) -> None:
-        argv = [sys.executable, "-m", "agent_runner.forkserver"]
+    def __init__(self, *, env: dict[str, str], cwd: Path | None, spares: int = 0) -> None:
+        argv = [sys.executable, "-m", "agent_runner.forkserver", str(spares)]
         try:
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=cwd, start_new_session=True

@@ -138,7 +138,8 @@ class LocalExecutor:
         with self._lock:
             if self._client is None or not self._client.is_alive:
                 env = worker_env(os.environ, self.forward_env)
-                self._client = ForkClient(env=env, cwd=self.cwd)
+                # one spare child per worker: a slot that frees gets a child forked while all were busy
+                self._client = ForkClient(env=env, cwd=self.cwd, spares=self.n_workers)
             return self._client
 
     def _start(self, argv: list[str], log: IO[bytes], key: tuple[str, int]) -> subprocess.Popen[str]:

@@ -1,0 +1,92 @@
+"""The local fork server's spare children: forked while idle, handed the next request, never leaked."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from run_helpers import Project
+
+from agent_runner.config import load_config
+from agent_runner.executors.forkclient import ForkClient
+from agent_runner.executors.local import LocalExecutor
+from agent_runner.intake import open_queue
+from agent_runner.scheduler import Scheduler
+
+
+class RecordingForkClient(ForkClient):
+    """A fork client that keeps every message the fork server sent."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.messages: list[dict[str, Any]] = []
+        super().__init__(**kwargs)
+
+    def _take(self, message: dict[str, Any]) -> None:
+        self.messages.append(message)
+        super()._take(message)
+
+
+def _children(pid: int) -> set[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return {int(p) for p in path.read_text().split()} if path.exists() else set()
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _wait_for(condition: Any, what: str, timeout: float = 20) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := condition():
+            return found
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _start(project: Project, spares: int) -> tuple[LocalExecutor, RecordingForkClient]:
+    executor = LocalExecutor(workdir=project.root / ".agent-runner", cwd=project.root, workers=spares)
+    client = RecordingForkClient(env=dict(os.environ), cwd=project.root, spares=spares)
+    executor._client = client
+    return executor, client
+
+
+def _run(project: Project, executor: LocalExecutor) -> list[str]:
+    config = load_config(project.root, overrides={"workers": 1})
+    queue = open_queue(project.root, config)
+    return Scheduler(queue, executor, config=config, root=project.root).run().finished
+
+
+def test_an_idle_server_forks_a_spare_and_hands_it_the_next_request(project: Project) -> None:
+    """The spare exists before the request; the request runs in it; closing the server ends every child."""
+    executor, client = _start(project, spares=1)
+    server = client.proc.pid
+    (spare,) = _wait_for(lambda: _children(server), "the spare child")
+    project.task("one", project.edit_script("one", "one.py", "x = 1\n"))
+    assert _run(project, executor) == ["one"]
+    assert client.messages[0] == {"id": client.messages[0]["id"], "pid": spare}
+    successor = _wait_for(lambda: _children(server) - {spare}, "a new spare")
+    executor.close()
+    _wait_for(lambda: not any(_is_running(pid) for pid in successor | {spare}), "the children to end")
+
+
+def test_a_spare_that_dies_unused_is_replaced_and_never_reported(project: Project) -> None:
+    """A killed spare is reaped quietly (no exit reaches the client) and the next request still runs."""
+    executor, client = _start(project, spares=1)
+    server = client.proc.pid
+    (spare,) = _wait_for(lambda: _children(server), "the spare child")
+    os.kill(spare, signal.SIGKILL)
+    _wait_for(lambda: _children(server) - {spare}, "a replacement spare")
+    project.task("two", project.edit_script("two", "two.py", "y = 2\n"))
+    try:
+        assert _run(project, executor) == ["two"]
+        assert spare not in {m["pid"] for m in client.messages}
+    finally:
+        executor.close()
