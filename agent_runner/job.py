@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from agent_runner import bundles, git, workspace
+from agent_runner import bundles, checkouts, git, workspace
 from agent_runner.config import RunnerConfig, config_from_dict
 from agent_runner.errors import (
     GitError,
@@ -266,7 +266,7 @@ class Job:
         if self.checkout is None:
             return
         if keep == "always" or (keep == "failed" and not is_ok):  # kept for people, never re-used
-            git.trusted_index(self.checkout.path).unlink(missing_ok=True)
+            checkouts.trusted_index(self.checkout.path).unlink(missing_ok=True)
         else:
             self._set(checkout_path=None)
             pool = workspace.pool_dir(self.paths, self.request.repo)

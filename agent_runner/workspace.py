@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent_runner import bundles, git
+from agent_runner import bundles, checkouts, git
 from agent_runner.errors import GitError, SetupError
 from agent_runner.result import WorkRequest
 
@@ -86,10 +86,10 @@ def _checkout(cache: Path, paths: AttemptPaths, branch: str, base: str, pool: Pa
     remove_checkout(paths.checkout)  # a leftover of a crashed attempt with this number
     if take_parked(pool, paths.checkout):
         try:
-            return git.refresh_checkout(cache, paths.checkout, branch=branch, base_commit=base)
+            return checkouts.refresh_checkout(cache, paths.checkout, branch=branch, base_commit=base)
         except (GitError, OSError):
             remove_checkout(paths.checkout)  # anything odd: start from a fresh clone instead
-    return git.make_checkout(cache, paths.checkout, branch=branch, base_commit=base)
+    return checkouts.make_checkout(cache, paths.checkout, branch=branch, base_commit=base)
 
 
 def pool_dir(paths: AttemptPaths, repo: str) -> Path:
@@ -130,9 +130,9 @@ def park(checkout: Path, pool: Path) -> bool:
 def _move_index(old: Path, new: Path) -> None:
     """Move the runner's copy of a checkout's index along with the checkout (or drop a stale one)."""
     try:
-        os.replace(git.trusted_index(old), git.trusted_index(new))
+        os.replace(checkouts.trusted_index(old), checkouts.trusted_index(new))
     except FileNotFoundError:
-        git.trusted_index(new).unlink(missing_ok=True)  # the refresh then verifies every file instead
+        checkouts.trusted_index(new).unlink(missing_ok=True)  # the refresh then verifies every file instead
 
 
 def copy_files(source: str, checkout: Path, names: list[str]) -> list[str]:
@@ -191,7 +191,7 @@ def setup_env(base: Mapping[str, str], home: Mapping[str, str]) -> dict[str, str
 def remove_checkout(path: Path) -> None:
     """Delete a checkout folder and the runner's copy of its index (best effort)."""
     shutil.rmtree(path, ignore_errors=True)
-    git.trusted_index(path).unlink(missing_ok=True)
+    checkouts.trusted_index(path).unlink(missing_ok=True)
 
 
 def move_to_trash(path: Path, workdir: Path) -> Path:
@@ -200,7 +200,7 @@ def move_to_trash(path: Path, workdir: Path) -> Path:
     trash.mkdir(parents=True, exist_ok=True)
     target = trash / f"{path.name}.{os.getpid()}.{time.monotonic_ns()}"
     os.replace(path, target)
-    git.trusted_index(path).unlink(missing_ok=True)
+    checkouts.trusted_index(path).unlink(missing_ok=True)
     return target
 
 

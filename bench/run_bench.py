@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from agent_runner import checkouts
 from agent_runner import git as agit
 from agent_runner.config import load_config
 from agent_runner.executors.local import LocalExecutor
@@ -107,7 +108,7 @@ def checkout_seconds(repo: Path, tmp: Path, n: int = 10) -> float:
     times = []
     for i in range(n):
         started = time.perf_counter()
-        agit.make_checkout(cache, tmp / f"co-{i}", branch=f"agent/bench-{i}", base_commit=base)
+        checkouts.make_checkout(cache, tmp / f"co-{i}", branch=f"agent/bench-{i}", base_commit=base)
         times.append(time.perf_counter() - started)
         shutil.rmtree(tmp / f"co-{i}")
     return statistics.mean(times)
@@ -240,7 +241,7 @@ def bench_checkout(tmp: Path, n_files: int, n_commits: int, n: int, churn_bytes:
     out.mkdir()
 
     def ours(i: int) -> None:
-        agit.make_checkout(cache, out / f"ours-{i}", branch=f"agent/b{i}", base_commit=base)
+        checkouts.make_checkout(cache, out / f"ours-{i}", branch=f"agent/b{i}", base_commit=base)
 
     def git_clone(i: int) -> None:  # what the runner's in-process clone replaces, with the same checkout
         agit.run_git(
@@ -267,7 +268,7 @@ def bench_checkout(tmp: Path, n_files: int, n_commits: int, n: int, churn_bytes:
         for k in range(50):
             (used / "build" / f"junk{k}.o").write_bytes(b"0" * 100)
         started = time.perf_counter()
-        agit.refresh_checkout(cache, used, branch=f"agent/r{i}", base_commit=base)
+        checkouts.refresh_checkout(cache, used, branch=f"agent/r{i}", base_commit=base)
         reuse_times.append(time.perf_counter() - started)
 
     reuse_times: list[float] = []

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from run_helpers import Project, git
 
-from agent_runner import bundles
+from agent_runner import bundles, checkouts
 from agent_runner import git as agit
 from agent_runner.errors import GitError
 
@@ -18,7 +18,7 @@ from agent_runner.errors import GitError
 def _checkout(project: Project, tmp_path: Path, name: str = "co", branch: str = "agent/t1") -> agit.Checkout:
     cache = agit.ensure_cache(str(project.root))
     base = agit.resolve_base(cache, None)
-    return agit.make_checkout(cache, tmp_path / name, branch=branch, base_commit=base)
+    return checkouts.make_checkout(cache, tmp_path / name, branch=branch, base_commit=base)
 
 
 def test_checkout_is_on_task_branch_with_private_hooks(project: Project, tmp_path: Path) -> None:
@@ -64,7 +64,7 @@ def test_checkout_on_another_file_system_falls_back_to_git_clone(project: Projec
     cache = agit.ensure_cache(str(project.root))
     dest = Path(tempfile.mkdtemp(dir=shm)) / "co"
     try:
-        checkout = agit.make_checkout(
+        checkout = checkouts.make_checkout(
             cache, dest, branch="agent/t1", base_commit=agit.resolve_base(cache, None)
         )
         assert git(dest, "rev-parse", "HEAD") == checkout.base_commit

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from run_helpers import Project, git
 
+from agent_runner import checkouts, workspace
 from agent_runner import git as agit
-from agent_runner import workspace
 
 
 def _used_checkout(project: Project, tmp_path: Path) -> tuple[Path, agit.Checkout]:
@@ -22,7 +22,9 @@ def _used_checkout(project: Project, tmp_path: Path) -> tuple[Path, agit.Checkou
     git(project.root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "more")
     cache = agit.ensure_cache(str(project.root), force=True)
     base = agit.resolve_base(cache, None)
-    co = agit.make_checkout(cache, tmp_path / "checkouts" / "first-1", branch="agent/first", base_commit=base)
+    co = checkouts.make_checkout(
+        cache, tmp_path / "checkouts" / "first-1", branch="agent/first", base_commit=base
+    )
     path = co.path
     (path / "calc.py").write_text("def add(a, b):\n    return a - b\n")  # edited
     (path / "pyproject.toml").unlink()  # deleted
@@ -52,9 +54,9 @@ def test_refresh_leaves_nothing_of_the_last_attempt(
     """Edits, deletions, untracked, ignored and nested-repo files, hooks, config and branches are all gone."""
     cache, co = _used_checkout(project, tmp_path)
     if not has_index_copy:  # e.g. parked by an older runner: every file is verified by content instead
-        agit.trusted_index(co.path).unlink()
+        checkouts.trusted_index(co.path).unlink()
     base = co.base_commit
-    fresh = agit.refresh_checkout(cache, co.path, branch="agent/second", base_commit=base)
+    fresh = checkouts.refresh_checkout(cache, co.path, branch="agent/second", base_commit=base)
     path = fresh.path
     assert git(path, "status", "--porcelain", "--ignored", "--untracked-files=all") == ""
     assert git(path, "rev-parse", "HEAD") == base
@@ -67,23 +69,25 @@ def test_refresh_leaves_nothing_of_the_last_attempt(
     assert git(path, "config", "--local", "--list").find("alias.st") == -1
     branches = git(path, "branch", "--format=%(refname:short)").split()
     assert "agent/second" in branches and not {"agent/first", "agent/stale"} & set(branches)
-    assert agit.trusted_index(path).read_bytes() == (path / ".git" / "index").read_bytes()
+    assert checkouts.trusted_index(path).read_bytes() == (path / ".git" / "index").read_bytes()
 
 
 def test_same_size_edit_in_the_same_second_is_restored(project: Project, tmp_path: Path) -> None:
     """An in-place edit right after the checkout, keeping size and mtime, is still found and undone."""
     cache = agit.ensure_cache(str(project.root))
     base = agit.resolve_base(cache, None)
-    co = agit.make_checkout(cache, tmp_path / "checkouts" / "one-1", branch="agent/one", base_commit=base)
+    co = checkouts.make_checkout(
+        cache, tmp_path / "checkouts" / "one-1", branch="agent/one", base_commit=base
+    )
     target = co.path / "calc.py"
     os.utime(target, ns=(10**18, 10**18))  # an old file (not racily clean), as in any checkout of size
     git(co.path, "update-index", "-q", "--refresh")
-    shutil.copy2(co.path / ".git" / "index", agit.trusted_index(co.path))
+    shutil.copy2(co.path / ".git" / "index", checkouts.trusted_index(co.path))
     before = target.stat()
     target.write_text(target.read_text().replace("a + b", "a - b"))
     os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert target.stat().st_size == before.st_size and target.stat().st_ino == before.st_ino
-    agit.refresh_checkout(cache, co.path, branch="agent/two", base_commit=base)
+    checkouts.refresh_checkout(cache, co.path, branch="agent/two", base_commit=base)
     assert "a + b" in target.read_text()
 
 
@@ -95,7 +99,7 @@ def test_refresh_moves_to_a_newer_base(project: Project, tmp_path: Path) -> None
     git(project.root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "later")
     newer = git(project.root, "rev-parse", "HEAD")
     agit.ensure_cache(str(project.root), need=newer)
-    fresh = agit.refresh_checkout(cache, co.path, branch="agent/later", base_commit=newer)
+    fresh = checkouts.refresh_checkout(cache, co.path, branch="agent/later", base_commit=newer)
     assert git(fresh.path, "status", "--porcelain", "--ignored") == ""
     assert (fresh.path / "new.py").read_text() == "NEW = True\n"
     assert git(fresh.path, "diff", "--stat", newer) == ""
@@ -109,13 +113,13 @@ def test_park_and_take_carry_the_index_copy(
     _, co = _used_checkout(project, tmp_path)
     pool = tmp_path / "pool" / "repo"
     assert workspace.park(co.path, pool)
-    assert not agit.trusted_index(co.path).exists()
+    assert not checkouts.trusted_index(co.path).exists()
     (parked,) = [p for p in pool.iterdir() if p.is_dir()]
-    assert agit.trusted_index(parked).is_file()
+    assert checkouts.trusted_index(parked).is_file()
     dest = tmp_path / "checkouts" / "second-1"
-    agit.trusted_index(dest).write_text("stale copy of a crashed attempt")
+    checkouts.trusted_index(dest).write_text("stale copy of a crashed attempt")
     assert workspace.take_parked(pool, dest)
-    assert (dest / ".git").is_dir() and agit.trusted_index(dest).read_bytes()[:4] == b"DIRC"
+    assert (dest / ".git").is_dir() and checkouts.trusted_index(dest).read_bytes()[:4] == b"DIRC"
     assert not workspace.take_parked(pool, tmp_path / "checkouts" / "third-1")
     workspace.remove_checkout(dest)
-    assert not dest.exists() and not agit.trusted_index(dest).exists()
+    assert not dest.exists() and not checkouts.trusted_index(dest).exists()

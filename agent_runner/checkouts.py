@@ -1,0 +1,182 @@
+"""Checkouts: a private clone of the cache per attempt, made in-process or by git, and refreshed for re-use.
+
+Checkouts are full clones with hard-linked objects (not worktrees: those share hooks and config between
+checkouts). Git runs through `git.run_git`; GitPython stays in git.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from agent_runner.errors import GitError
+from agent_runner.git import SAFE_OPTIONS, Checkout, check_branch, run_git
+
+
+def make_checkout(cache: Path, dest: Path, *, branch: str, base_commit: str) -> Checkout:
+    """Clone the cache into `dest` with hard-linked objects and switch to `branch` at `base_commit`."""
+    check_branch(branch)
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _clone_cache(cache, dest)
+    # Parallel checkout (one process per CPU) writes large trees faster; small ones stay serial.
+    run_git(dest, *SAFE_OPTIONS, "-c", "checkout.workers=0", "checkout", "-q", "-b", branch, base_commit)
+    _keep_index(dest)
+    return Checkout(dest, branch, base_commit)
+
+
+def _clone_cache(cache: Path, dest: Path) -> None:
+    """`git clone --local --no-checkout` of the cache into `dest`, done in-process when the cache allows."""
+    try:
+        if _link_clone(cache, dest):
+            return
+    except OSError:  # another file system (no hard links) or a repack under us: let git clone copy
+        pass
+    shutil.rmtree(dest, ignore_errors=True)
+    # A path (no --local): git hard-links where it can and copies where it cannot, as across file systems.
+    run_git(None, "clone", "-q", "--no-checkout", "--template=", str(cache), str(dest))
+
+
+def _link_clone(cache: Path, dest: Path) -> bool:
+    """Build what `clone --local --no-checkout` builds from a plain cache, without its 2 processes.
+
+    Objects are hard-linked, the cache's branches become origin's plus a local default branch. A checkout
+    lives for one attempt, so it keeps no reflogs. Returns False, having written nothing, for a cache in
+    another format (reftable, sha256: any extension).
+    """
+    config = (cache / "config").read_text(encoding="utf-8")
+    if "repositoryformatversion = 0" not in config or (cache / "reftable").exists():
+        return False
+    branches = _cache_branches(cache)
+    head = (cache / "HEAD").read_text(encoding="utf-8").strip().removeprefix("ref: refs/heads/")
+    if any(c in f"{head}{cache}" for c in '"\\\n'):  # nothing that needs quoting in the config file
+        return False
+    git_dir = dest / ".git"
+    for sub in ("objects/pack", "refs/heads"):  # what git needs; it makes the rest when it needs it
+        (git_dir / sub).mkdir(parents=True)
+    _link_objects(cache / "objects", git_dir / "objects")
+    refs = {f"refs/remotes/origin/{name}": oid for name, oid in branches.items()}
+    if head in branches:
+        refs[f"refs/heads/{head}"] = branches[head]
+        (git_dir / "refs" / "remotes" / "origin").mkdir(parents=True)
+        (git_dir / "refs" / "remotes" / "origin" / "HEAD").write_text(f"ref: refs/remotes/origin/{head}\n")
+    lines = "".join(f"{oid} {name}\n" for name, oid in sorted(refs.items()))
+    (git_dir / "packed-refs").write_text(f"# pack-refs with: peeled fully-peeled sorted \n{lines}")
+    (git_dir / "HEAD").write_text(f"ref: refs/heads/{head}\n", encoding="utf-8")
+    (git_dir / "config").write_text(_CLONE_CONFIG.format(url=cache, head=head), encoding="utf-8")
+    return True
+
+
+_CLONE_CONFIG = """\
+[core]
+\trepositoryformatversion = 0
+\tfilemode = true
+\tbare = false
+\tlogallrefupdates = false
+[remote "origin"]
+\turl = "{url}"
+\tfetch = +refs/heads/*:refs/remotes/origin/*
+[branch "{head}"]
+\tremote = origin
+\tmerge = refs/heads/{head}
+"""
+
+
+def _cache_branches(cache: Path) -> dict[str, str]:
+    """Return the cache's branches (name -> commit): packed ones, then loose ones, which win."""
+    branches: dict[str, str] = {}
+    packed = cache / "packed-refs"
+    if packed.exists():
+        for line in packed.read_text(encoding="utf-8").splitlines():
+            oid, _, name = line.partition(" ")
+            if name.startswith("refs/heads/"):
+                branches[name.removeprefix("refs/heads/")] = oid
+    heads = cache / "refs" / "heads"
+    for path in heads.rglob("*"):
+        if path.is_file() and not path.name.endswith(".lock"):  # a lock: that ref is being written
+            oid = path.read_text(encoding="utf-8").strip()
+            if re.fullmatch("[0-9a-f]{40}", oid):
+                branches[path.relative_to(heads).as_posix()] = oid
+    return branches
+
+
+def _link_objects(source: Path, dest: Path) -> None:
+    """Hard-link the packs and loose objects of `source` into `dest` (git clone --local's way)."""
+    with os.scandir(source) as entries:
+        folders = [entry for entry in entries if entry.is_dir() and entry.name != "info"]
+    for folder in folders:
+        target = dest / folder.name
+        target.mkdir(exist_ok=True)
+        with os.scandir(folder.path) as files:
+            for file in files:
+                if not file.name.startswith("tmp_"):  # a fetch's pack still being written
+                    os.link(file.path, target / file.name)
+
+
+def trusted_index(checkout: Path) -> Path:
+    """Return where the runner keeps its copy of a fresh checkout's index (outside the checkout)."""
+    return checkout.with_name(checkout.name + ".index")
+
+
+def _keep_index(checkout: Path) -> None:
+    shutil.copy2(checkout / ".git" / "index", trusted_index(checkout))  # its mtime tells racy entries
+
+
+def refresh_checkout(cache: Path, dest: Path, *, branch: str, base_commit: str) -> Checkout:
+    """Turn a used checkout at `dest` into a fresh one: a new .git from the cache, changed files restored.
+
+    Nothing of the old git state survives (hooks, config, refs, objects, index). The index is the runner's
+    own copy taken when the checkout was made (`trusted_index`); every file changed since then (its ctime,
+    which nobody can set back, is not older than that copy) is deleted first, so git's to-the-second stat
+    checks trust only untouched files and `checkout -f` restores the rest. Without the copy every file is
+    verified by content. Then untracked and ignored files go (`clean -ffdx`).
+    """
+    check_branch(branch)
+    saved = trusted_index(dest)
+    is_trusted = saved.is_file() and not saved.is_symlink()
+    if is_trusted:
+        _drop_changed_since(dest, saved.stat().st_mtime_ns)
+    _remove(dest / ".git")
+    tmp = Path(tempfile.mkdtemp(prefix=".git-", dir=dest.parent))
+    try:
+        _clone_cache(cache, tmp / "c")
+        os.replace(tmp / "c" / ".git", dest / ".git")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if is_trusted:
+        shutil.copyfile(saved, dest / ".git" / "index")  # dated now: what is left is known unchanged
+    else:
+        run_git(dest, *SAFE_OPTIONS, "read-tree", base_commit)
+        with contextlib.suppress(GitError):  # files that differ are reported; checkout -f rewrites them
+            run_git(dest, *SAFE_OPTIONS, "update-index", "-q", "--refresh")
+    run_git(
+        dest, *SAFE_OPTIONS, "-c", "checkout.workers=0", "checkout", "-q", "-f", "-B", branch, base_commit
+    )
+    run_git(dest, *SAFE_OPTIONS, "clean", "-q", "-ffdx")
+    _keep_index(dest)
+    return Checkout(dest, branch, base_commit)
+
+
+def _drop_changed_since(checkout: Path, since_ns: int) -> None:
+    """Delete every file and symlink (outside .git) whose ctime is not older than `since_ns`."""
+    folders = [checkout]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.path != str(checkout / ".git"):
+                        folders.append(Path(entry.path))
+                elif entry.stat(follow_symlinks=False).st_ctime_ns >= since_ns:
+                    os.unlink(entry.path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
