@@ -17,17 +17,35 @@ from agent_runner.errors import GitError
 from agent_runner.git import SAFE_OPTIONS, Checkout, check_branch, run_git
 
 
-def make_checkout(cache: Path, dest: Path, *, branch: str, base_commit: str) -> Checkout:
-    """Clone the cache into `dest` with hard-linked objects and switch to `branch` at `base_commit`."""
-    check_branch(branch)
+def make_checkout(cache: Path, dest: Path, *, branch: str | None, base_commit: str) -> Checkout:
+    """Clone the cache into `dest` with hard-linked objects and switch to `branch` at `base_commit`.
+
+    Without a branch the checkout is detached at the base: one made ahead, which `adopt` puts on its branch.
+    """
+    if branch is not None:
+        check_branch(branch)
     if dest.exists():
         shutil.rmtree(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     _clone_cache(cache, dest)
     # Parallel checkout (one process per CPU) writes large trees faster; small ones stay serial.
-    run_git(dest, *SAFE_OPTIONS, "-c", "checkout.workers=0", "checkout", "-q", "-b", branch, base_commit)
+    run_git(dest, *SAFE_OPTIONS, "-c", "checkout.workers=0", "checkout", "-q", *_target(branch, base_commit))
     _keep_index(dest)
+    return Checkout(dest, branch or "", base_commit)
+
+
+def adopt(dest: Path, *, branch: str, base_commit: str) -> Checkout:
+    """Put a checkout made ahead (detached at `base_commit`, nothing else touched) on `branch`."""
+    check_branch(branch)
+    head = (dest / ".git" / "HEAD").read_text(encoding="ascii").strip()
+    if head != base_commit:
+        raise GitError(f"{dest} is at {head[:40]}, not at {base_commit}; it cannot be used for this attempt")
+    run_git(dest, *SAFE_OPTIONS, "checkout", "-q", "-b", branch)
     return Checkout(dest, branch, base_commit)
+
+
+def _target(branch: str | None, base_commit: str) -> tuple[str, ...]:
+    return ("-b", branch, base_commit) if branch else ("--detach", base_commit)
 
 
 def _clone_cache(cache: Path, dest: Path) -> None:
@@ -127,7 +145,7 @@ def _keep_index(checkout: Path) -> None:
     shutil.copy2(checkout / ".git" / "index", trusted_index(checkout))  # its mtime tells racy entries
 
 
-def refresh_checkout(cache: Path, dest: Path, *, branch: str, base_commit: str) -> Checkout:
+def refresh_checkout(cache: Path, dest: Path, *, branch: str | None, base_commit: str) -> Checkout:
     """Turn a used checkout at `dest` into a fresh one: a new .git from the cache, changed files restored.
 
     Nothing of the old git state survives (hooks, config, refs, objects, index). The index is the runner's
@@ -136,7 +154,8 @@ def refresh_checkout(cache: Path, dest: Path, *, branch: str, base_commit: str) 
     checks trust only untouched files and `checkout -f` restores the rest. Without the copy every file is
     verified by content. Then untracked and ignored files go (`clean -ffdx`).
     """
-    check_branch(branch)
+    if branch is not None:
+        check_branch(branch)
     saved = trusted_index(dest)
     is_trusted = saved.is_file() and not saved.is_symlink()
     if is_trusted:
@@ -154,12 +173,11 @@ def refresh_checkout(cache: Path, dest: Path, *, branch: str, base_commit: str) 
         run_git(dest, *SAFE_OPTIONS, "read-tree", base_commit)
         with contextlib.suppress(GitError):  # files that differ are reported; checkout -f rewrites them
             run_git(dest, *SAFE_OPTIONS, "update-index", "-q", "--refresh")
-    run_git(
-        dest, *SAFE_OPTIONS, "-c", "checkout.workers=0", "checkout", "-q", "-f", "-B", branch, base_commit
-    )
+    target = ("-B", branch, base_commit) if branch else ("--detach", base_commit)
+    run_git(dest, *SAFE_OPTIONS, "-c", "checkout.workers=0", "checkout", "-q", "-f", *target)
     run_git(dest, *SAFE_OPTIONS, "clean", "-q", "-ffdx")
     _keep_index(dest)
-    return Checkout(dest, branch, base_commit)
+    return Checkout(dest, branch or "", base_commit)
 
 
 def _drop_changed_since(checkout: Path, since_ns: int) -> None:

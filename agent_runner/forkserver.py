@@ -40,6 +40,7 @@ PRELOAD = (
     "agent_runner.redact",
 )
 POLL_S = 1.0
+AHEAD_WAIT_S = 600.0  # at most, for the checkout made ahead to be finished before the worker exits
 SPARE_IDLE_S = 0.05  # quiet time after which the server forks its spare children
 LATE_NICE = 19  # added niceness for a worker's clean-up after its result is out
 
@@ -219,26 +220,38 @@ def run_child(command: dict[str, Any], done_fd: int | None = None) -> int:
             os.write(done_fd, f"{os.getpid()}\n".encode())  # one short write: atomic on a pipe
 
     inline = bool(command.get("inline_bundle", False))
-    return serve_child(lambda: command["request"], Path(command["workdir"]), inline, emit)
+    # Nobody waits for this process's exit (the "done" above), so it can make the next checkout first.
+    return serve_child(lambda: command["request"], Path(command["workdir"]), inline, emit, ahead=True)
 
 
 def serve_child(
-    read_request: Callable[[], Any], workdir: Path, inline_bundle: bool, emit: Callable[[str], None]
+    read_request: Callable[[], Any],
+    workdir: Path,
+    inline_bundle: bool,
+    emit: Callable[[str], None],
+    *,
+    ahead: bool = False,
 ) -> int:
-    """In a forked child: serve one work request as `exec -` does and hand its result line to `emit`."""
-    from agent_runner import worker
+    """In a forked child: serve one work request as `exec -` does and hand its result line to `emit`.
+
+    With `ahead`, the attempt makes a checkout for the next one meanwhile, finished here before exiting.
+    """
+    from agent_runner import worker, workspace
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     worker.die_with_parent()
     worker.log_to_stderr()
     trash: list[Path] = []
-    result = worker.serve_request(read_request(), workdir=workdir, inline_bundle=inline_bundle, trash=trash)
+    result = worker.serve_request(
+        read_request(), workdir=workdir, inline_bundle=inline_bundle, trash=trash, ahead=ahead
+    )
     emit(worker.result_line(result))
     # What is left (deleting the checkout, this process's exit) waits for any CPU other attempts need.
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, 0, LATE_NICE)
     worker.remove_in_background(trash)
+    workspace.wait_ahead(AHEAD_WAIT_S)
     return 0
 
 

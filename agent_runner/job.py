@@ -39,14 +39,22 @@ class JobFailed(Exception):
 
 
 def run_job(
-    request: WorkRequest, *, workdir: Path, inline_bundle: bool = False, trash: list[Path] | None = None
+    request: WorkRequest,
+    *,
+    workdir: Path,
+    inline_bundle: bool = False,
+    trash: list[Path] | None = None,
+    ahead: bool = False,
 ) -> TaskResult:
     """Run one attempt of `request.task` under the state folder `workdir` and return its result.
 
     With `trash`, a checkout to delete is moved aside and appended there, so the caller can report the
-    result first and delete it afterwards.
+    result first and delete it afterwards. With `ahead`, a checkout for the next attempt on this machine
+    is made in the background (the caller waits for it with `workspace.wait_ahead` before exiting).
     """
-    return Job(request, workdir=workdir, inline_bundle=inline_bundle, trash=trash).run()
+    job = Job(request, workdir=workdir, inline_bundle=inline_bundle, trash=trash)
+    job.ahead = ahead
+    return job.run()
 
 
 class Job:
@@ -77,6 +85,7 @@ class Job:
         self.limits: Limits = self.config.limits_for(self.task.kind, self.task.limits)
         self.timings: dict[str, float] = {}
         self.home_env: dict[str, str] = {}
+        self.ahead = False
 
     def run(self) -> TaskResult:
         """Run every step, classify any failure, and return the finished result."""
@@ -115,6 +124,8 @@ class Job:
     def _steps(self) -> None:
         with self._phase("checkout"):
             checkout = self._open()
+        if self.ahead:
+            workspace.start_ahead(self.request.repo, self.paths, checkout.base_commit)
         with self._phase("setup"):
             self._setup(checkout)
         ctx = GateContext(

@@ -19,12 +19,17 @@ LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
 
 
 def serve_request(
-    data: bytes | str, *, workdir: Path, inline_bundle: bool = False, trash: list[Path] | None = None
+    data: bytes | str,
+    *,
+    workdir: Path,
+    inline_bundle: bool = False,
+    trash: list[Path] | None = None,
+    ahead: bool = False,
 ) -> TaskResult:
     """Run the WorkRequest JSON `data` with stdout kept clean, and return its result."""
     request = WorkRequest.model_validate_json(data)
     with stdout_to_stderr():
-        return run_job(request, workdir=workdir, inline_bundle=inline_bundle, trash=trash)
+        return run_job(request, workdir=workdir, inline_bundle=inline_bundle, trash=trash, ahead=ahead)
 
 
 def remove_in_background(paths: list[Path]) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +22,11 @@ from agent_runner.result import WorkRequest
 SETUP_TIMEOUT_S = 1200.0
 TAIL_CHARS = 2000
 POOL_SIZE = 8  # finished checkouts kept per repo for re-use: refreshing one beats a new clone on big repos
+READY_SIZE = 8  # checkouts made ahead per repo, at most: one per attempt running on the machine is enough
+AHEAD_NICE = 19  # a checkout made ahead is no attempt's critical path
+STALE_S = 600.0  # a half-made checkout this old was left by a process that died
 PARK_MIN_INDEX_BYTES = 50_000  # about 500 tracked files: below that a fresh clone is as fast
+log = logging.getLogger(__name__)
 # Output of a setup command that failed because the network did: infrastructure, not the task.
 NETWORK_ERROR = re.compile(
     r"Could not resolve host|Temporary failure in name resolution|Name or service not known|"
@@ -84,12 +91,110 @@ def open_checkout(request: WorkRequest, paths: AttemptPaths) -> git.Checkout:
 
 def _checkout(cache: Path, paths: AttemptPaths, branch: str, base: str, pool: Path) -> git.Checkout:
     remove_checkout(paths.checkout)  # a leftover of a crashed attempt with this number
+    if take_ready(ready_dir(pool), base, paths.checkout):
+        try:
+            checkout = checkouts.adopt(paths.checkout, branch=branch, base_commit=base)
+        except (GitError, OSError) as exc:
+            log.info("a checkout made ahead could not be used (%s); cloning instead", exc)
+            remove_checkout(paths.checkout)
+        else:
+            log.info("using a checkout made ahead at %s", base[:12])
+            return checkout
     if take_parked(pool, paths.checkout):
         try:
             return checkouts.refresh_checkout(cache, paths.checkout, branch=branch, base_commit=base)
         except (GitError, OSError):
             remove_checkout(paths.checkout)  # anything odd: start from a fresh clone instead
     return checkouts.make_checkout(cache, paths.checkout, branch=branch, base_commit=base)
+
+
+def ready_dir(pool: Path) -> Path:
+    """Return the folder of checkouts made ahead for a repo (beside its pool of parked ones)."""
+    return pool.parent.parent / "ready" / pool.name
+
+
+def take_ready(ready: Path, base: str, dest: Path) -> bool:
+    """Move a checkout made ahead at `base` to `dest`; atomic, so never taken twice."""
+    if not ready.is_dir():
+        return False
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    for entry in sorted(ready.glob(f"{base}.*")):
+        if entry.name.endswith((".index", ".tmp")):
+            continue
+        try:
+            os.replace(entry, dest)
+        except OSError:
+            continue  # another worker took it first
+        _move_index(entry, dest)
+        return True
+    return False
+
+
+def make_ready(cache: Path, pool: Path, base: str) -> Path | None:
+    """Make one checkout at `base` for a later attempt (a parked one refreshed, else a clone).
+
+    Checkouts made ahead at other bases, and half-made ones older than STALE_S, are deleted first. Returns
+    the new checkout, or None when READY_SIZE are waiting already.
+    """
+    ready = ready_dir(pool)
+    ready.mkdir(parents=True, exist_ok=True)
+    waiting = 0
+    for entry in ready.iterdir():
+        is_other_base = not entry.name.startswith(f"{base}.")
+        if is_other_base or (entry.name.endswith(".tmp") and time.time() - entry.stat().st_mtime > STALE_S):
+            if entry.is_dir():
+                remove_checkout(entry)
+            else:
+                entry.unlink(missing_ok=True)
+        elif not entry.name.endswith((".index", ".tmp")):
+            waiting += 1
+    if waiting >= READY_SIZE:
+        return None
+    name = f"{base}.{os.getpid()}.{time.monotonic_ns()}"
+    tmp = ready / f"{name}.tmp"
+    if not (take_parked(pool, tmp) and _refreshed(cache, tmp, base)):
+        checkouts.make_checkout(cache, tmp, branch=None, base_commit=base)
+    _move_index(tmp, ready / name)
+    os.replace(tmp, ready / name)
+    return ready / name
+
+
+def _refreshed(cache: Path, checkout: Path, base: str) -> bool:
+    try:
+        checkouts.refresh_checkout(cache, checkout, branch=None, base_commit=base)
+    except (GitError, OSError):
+        remove_checkout(checkout)
+        return False
+    return True
+
+
+def start_ahead(repo: str, paths: AttemptPaths, base: str) -> None:
+    """Make a checkout for the next attempt on this machine in the background, at low CPU priority.
+
+    It runs while this attempt waits on its model; `wait_ahead` lets the process finish it before exiting.
+    """
+
+    def make() -> None:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), AHEAD_NICE)  # git inherits it
+        try:
+            make_ready(git.cache_path(repo), pool_dir(paths, repo), base)
+        except (GitError, OSError) as exc:  # an optimisation only: the next attempt clones instead
+            log.info("no checkout made ahead: %s", exc)
+
+    thread = threading.Thread(target=make, daemon=True, name="checkout-ahead")
+    thread.start()
+    _AHEAD.append(thread)
+
+
+def wait_ahead(timeout_s: float) -> None:
+    """Let checkouts being made ahead finish (up to `timeout_s`), so none is left half-made."""
+    deadline = time.monotonic() + timeout_s
+    for thread in _AHEAD:
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
+_AHEAD: list[threading.Thread] = []
 
 
 def pool_dir(paths: AttemptPaths, repo: str) -> Path:

@@ -284,10 +284,11 @@ def _dry_run(config: RunnerConfig, *, only: list[str] | None, model: str | None,
 def clean(
     runs: Annotated[bool, typer.Option("--runs", help="Also delete run logs and trajectories.")] = False,
 ) -> None:
-    """Remove kept and parked checkouts (and with --runs, the run logs and trajectories)."""
+    """Remove kept, parked and made-ahead checkouts (and with --runs, the run logs and trajectories)."""
     config = get_config()
     state = config.path(repo_root(), "state_dir")
-    targets = [state / "checkouts", state / "pool", state / "trash"] + ([state / "runs"] if runs else [])
+    folders = ("checkouts", "pool", "ready", "trash")
+    targets = [state / name for name in folders] + ([state / "runs"] if runs else [])
     n_removed = 0
     for folder in targets:
         if folder.is_dir():

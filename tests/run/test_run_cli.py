@@ -119,8 +119,10 @@ def test_run_exit_code_and_clean(project: Project) -> None:
     assert "nope" in out.stdout and "failed" in out.stdout
     checkouts = project.root / ".agent-runner" / "checkouts"
     assert [p.name for p in checkouts.iterdir()] == ["nope-1"]
+    ready = project.root / ".agent-runner" / "ready"
+    assert len([p for p in ready.glob("*/*") if p.is_dir()]) == 1  # made ahead for the next attempt
     assert project.invoke("clean").exit_code == 0
-    assert not checkouts.exists()
+    assert not checkouts.exists() and not ready.exists()
     assert git(project.root, "status", "--porcelain", "--ignored=no", ".agent-runner") == ""
 
 

@@ -1,4 +1,4 @@
-"""The local fork server's spare children: forked while idle, handed the next request, never leaked."""
+"""The local fork server: spare children forked while idle, checkouts made ahead for the next attempts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from run_helpers import Project
+from run_helpers import Project, git
 
 from agent_runner.config import load_config
 from agent_runner.executors.forkclient import ForkClient
@@ -90,3 +90,25 @@ def test_a_spare_that_dies_unused_is_replaced_and_never_reported(project: Projec
         assert spare not in {m["pid"] for m in client.messages}
     finally:
         executor.close()
+
+
+def test_each_attempt_makes_the_next_ones_checkout_ahead(project: Project) -> None:
+    """Attempts after the first start in a checkout made ahead; they land as usual, and one is left ready."""
+    for name in ("a1", "a2", "a3"):
+        # the model takes 0.3 s, as real ones take seconds: the checkout made meanwhile is ready in time
+        project.task(name, project.edit_script(name, f"{name}.py", f"{name} = 1\n", delay_s=0.3))
+    executor, _ = _start(project, spares=1)
+    try:
+        assert sorted(_run(project, executor)) == ["a1", "a2", "a3"]
+    finally:
+        executor.close()
+    logs = {
+        name: (project.root / ".agent-runner" / "runs" / name / "1" / "worker.log").read_text()
+        for name in ("a1", "a2", "a3")
+    }
+    used = sorted(name for name, text in logs.items() if "using a checkout made ahead" in text)
+    assert used == ["a2", "a3"], logs  # a1 ran first, in a fresh clone
+    for name in ("a1", "a2", "a3"):
+        assert git(project.root, "show", f"agent/{name}:{name}.py") == f"{name} = 1"
+    ready = [p for p in (project.root / ".agent-runner" / "ready").glob("*/*") if p.is_dir()]
+    assert len(ready) == 1 and git(ready[0], "status", "--porcelain") == ""

@@ -123,3 +123,48 @@ def test_park_and_take_carry_the_index_copy(
     assert not workspace.take_parked(pool, tmp_path / "checkouts" / "third-1")
     workspace.remove_checkout(dest)
     assert not dest.exists() and not checkouts.trusted_index(dest).exists()
+
+
+def test_checkouts_made_ahead_are_taken_once_at_their_base_and_dropped_when_it_moves(
+    project: Project, tmp_path: Path
+) -> None:
+    """A checkout made ahead is clean, detached at its base, taken once, and replaced when the base moves."""
+    cache = agit.ensure_cache(str(project.root))
+    old = agit.resolve_base(cache, None)
+    pool = tmp_path / "pool" / "repo"
+    made = workspace.make_ready(cache, pool, old)
+    assert made is not None and git(made, "status", "--porcelain") == ""
+    assert (made / ".git" / "HEAD").read_text().strip() == old and checkouts.trusted_index(made).is_file()
+    (project.root / "more.py").write_text("MORE = 1\n")
+    git(project.root, "add", "-A")
+    git(project.root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "more")
+    new = git(project.root, "rev-parse", "HEAD")
+    agit.ensure_cache(str(project.root), need=new)
+    assert workspace.make_ready(cache, pool, new) is not None
+    ready = workspace.ready_dir(pool)
+    assert all(entry.name.startswith(new) for entry in ready.iterdir())  # the old base's went, index too
+    dest = tmp_path / "checkouts" / "t-1"
+    assert not workspace.take_ready(ready, old, dest)
+    assert workspace.take_ready(ready, new, dest) and not workspace.take_ready(ready, new, tmp_path / "x")
+    co = checkouts.adopt(dest, branch="agent/t", base_commit=new)
+    assert git(co.path, "rev-parse", "--abbrev-ref", "HEAD") == "agent/t"
+    assert (co.path / "more.py").exists() and git(co.path, "status", "--porcelain") == ""
+    with pytest.raises(agit.GitError, match="not at"):
+        checkouts.adopt(dest, branch="agent/u", base_commit=old)  # refuses one at another commit
+
+
+def test_made_ahead_pool_is_capped_and_prefers_a_parked_checkout(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parked checkout is refreshed into the made-ahead pool (nothing of its attempt left); it is capped."""
+    monkeypatch.setattr(workspace, "PARK_MIN_INDEX_BYTES", 0)
+    monkeypatch.setattr(workspace, "READY_SIZE", 2)
+    cache, co = _used_checkout(project, tmp_path)
+    base = agit.resolve_base(cache, None)
+    pool = tmp_path / "pool" / "repo"
+    assert workspace.park(co.path, pool)
+    made = workspace.make_ready(cache, pool, base)
+    assert made is not None and not [p for p in pool.iterdir() if p.is_dir()]  # the parked one was used
+    assert git(made, "status", "--porcelain", "--ignored") == ""
+    assert workspace.make_ready(cache, pool, base) is not None
+    assert workspace.make_ready(cache, pool, base) is None  # two are waiting already
