@@ -37,11 +37,31 @@ def make_checkout(cache: Path, dest: Path, *, branch: str | None, base_commit: s
 def adopt(dest: Path, *, branch: str, base_commit: str) -> Checkout:
     """Put a checkout made ahead (detached at `base_commit`, nothing else touched) on `branch`."""
     check_branch(branch)
-    head = (dest / ".git" / "HEAD").read_text(encoding="ascii").strip()
+    git_dir = dest / ".git"
+    head = (git_dir / "HEAD").read_text(encoding="ascii").strip()
     if head != base_commit:
         raise GitError(f"{dest} is at {head[:40]}, not at {base_commit}; it cannot be used for this attempt")
-    run_git(dest, *SAFE_OPTIONS, "checkout", "-q", "-b", branch)
+    if (git_dir / "reftable").exists() or not _new_branch_file(git_dir, branch, base_commit):
+        run_git(dest, *SAFE_OPTIONS, "checkout", "-q", "-b", branch)
     return Checkout(dest, branch, base_commit)
+
+
+def _new_branch_file(git_dir: Path, branch: str, commit: str) -> bool:
+    """Create `branch` at `commit` and put HEAD on it as git's files backend stores them (no process).
+
+    Nothing else changes: the work tree and index already hold `commit`. False when the branch exists.
+    """
+    ref = git_dir / "refs" / "heads" / branch
+    try:
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        with open(ref, "x", encoding="ascii") as fh:  # exclusive: never over an existing branch
+            fh.write(f"{commit}\n")
+    except OSError:
+        return False
+    lock = git_dir / "HEAD.lock"  # git's own lock file name: a git command running here would wait
+    lock.write_text(f"ref: refs/heads/{branch}\n", encoding="ascii")
+    os.replace(lock, git_dir / "HEAD")
+    return True
 
 
 def _target(branch: str | None, base_commit: str) -> tuple[str, ...]:

@@ -180,18 +180,29 @@ ms per task, three ways (the target, <= 50 ms beyond checkout, is judged on core
   way; gates and agent columns are the jobs' own phase timings on the core basis."""
 
 
-def bench_parallel(tmp: Path, n_tasks: int, worker_counts: list[int], delay_s: float) -> None:
-    """Parallel efficiency: T(1) / (k * T(k)) with a model that sleeps `delay_s` per call."""
+def bench_parallel(tmp: Path, n_tasks: int, worker_counts: list[int], delay_s: float, repeat: int) -> None:
+    """Parallel efficiency: T(1) / (k * T(k)) with a model that sleeps `delay_s` per call.
+
+    With `repeat`, the worker counts run in turns (1, 2, 4, 1, 2, 4, ...), each k against the T(1) of its
+    own turn, so a machine that drifts faster or slower during the run biases no k; medians are printed.
+    """
     print(f"\n== parallel efficiency: {n_tasks} tasks, model sleeping {delay_s} s per call (2 calls/task) ==")
-    print("workers | wall s | T1/(k*Tk) | model-time ideal / measured")
-    base = None
-    for workers in worker_counts:
-        repo = small_repo(tmp / f"parallel-{workers}")
-        write_tasks(repo, n_tasks, delay_s=delay_s)
-        wall, _cpu = run_queue(repo, workers)
-        base = base or wall * (1 if workers == 1 else workers)
-        ideal = n_tasks * 2 * delay_s / workers
-        print(f"{workers:7d} | {wall:6.2f} | {base / (workers * wall):9.1%} | {ideal / wall:.1%}")
+    print("turn | workers | wall s | T1/(k*Tk) | model-time ideal / measured")
+    efficiency: dict[int, list[float]] = {k: [] for k in worker_counts}
+    for turn in range(1, repeat + 1):
+        base = None
+        for workers in worker_counts:
+            repo = small_repo(tmp / f"parallel-{turn}-{workers}")
+            write_tasks(repo, n_tasks, delay_s=delay_s)
+            wall, _cpu = run_queue(repo, workers)
+            base = base or wall * (1 if workers == 1 else workers)
+            ideal = n_tasks * 2 * delay_s / workers
+            efficiency[workers].append(base / (workers * wall))
+            print(f"{turn:4d} | {workers:7d} | {wall:6.2f} | {base / (workers * wall):9.1%} | {ideal / wall:.1%}")
+    if repeat > 1:
+        for workers, values in efficiency.items():
+            low, mid, high = min(values), statistics.median(values), max(values)
+            print(f"{workers} workers: median {mid:.1%} over {repeat} turns (from {low:.1%} to {high:.1%})")
 
 
 def large_repo(folder: Path, n_files: int, n_commits: int, *, churn_bytes: int = 4096) -> Path:
@@ -298,6 +309,7 @@ def main() -> None:
     parser.add_argument("--commits", type=int, default=2_000)
     parser.add_argument("--churn-bytes", type=int, default=4096, help="bytes per file rewrite in history")
     parser.add_argument("--checkouts", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3, help="turns of the parallel benchmark")
     args = parser.parse_args()
     chosen = args.only or ["overhead", "parallel", "checkout"]
     with tempfile.TemporaryDirectory(prefix="run-bench-") as folder:
@@ -308,7 +320,7 @@ def main() -> None:
         if "overhead" in chosen:
             bench_overhead(tmp, args.tasks, args.workers)
         if "parallel" in chosen:
-            bench_parallel(tmp, args.parallel_tasks, args.workers, 0.5)
+            bench_parallel(tmp, args.parallel_tasks, args.workers, 0.5, args.repeat)
         if "checkout" in chosen:
             bench_checkout(tmp, args.files, args.commits, args.checkouts, args.churn_bytes)
 
