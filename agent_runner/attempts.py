@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import queue as stdqueue
-import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +12,6 @@ from agent_runner.protocols import Executor, Slot
 from agent_runner.queue import Claim
 from agent_runner.result import Outcome, TaskResult, WorkRequest
 from agent_runner.task import Task
-
-LANDING_NICE = 10  # added niceness for bringing a result's commits in: no slot waits for it
 
 
 @dataclass
@@ -70,9 +65,6 @@ def run_attempt(
     if landing.done():
         return
     landing.add_done_callback(lambda _: done.put(Done(key)))  # wakes the loop to record it
-    # Its git processes inherit this thread's niceness: attempts starting or checking their work go first.
-    with contextlib.suppress(OSError):  # a nicety: where not allowed, the commits come in all the same
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LANDING_NICE)
     try:
         landing.set_result(import_result(root, state_dir, request.task, result))
     except BaseException as exc:

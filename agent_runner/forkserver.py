@@ -40,7 +40,6 @@ PRELOAD = (
     "agent_runner.redact",
 )
 POLL_S = 1.0
-AHEAD_WAIT_S = 600.0  # at most, for the checkout made ahead to be finished before the worker exits
 SPARE_IDLE_S = 0.05  # quiet time after which the server forks its spare children
 LATE_NICE = 19  # added niceness for a worker's clean-up after its result is out
 
@@ -220,7 +219,7 @@ def run_child(command: dict[str, Any], done_fd: int | None = None) -> int:
             os.write(done_fd, f"{os.getpid()}\n".encode())  # one short write: atomic on a pipe
 
     inline = bool(command.get("inline_bundle", False))
-    # Nobody waits for this process's exit (the "done" above), so it can make the next checkout first.
+    # Nobody waits for this process's exit (the "done" above), so it can make the next checkout then.
     return serve_child(lambda: command["request"], Path(command["workdir"]), inline, emit, ahead=True)
 
 
@@ -234,7 +233,7 @@ def serve_child(
 ) -> int:
     """In a forked child: serve one work request as `exec -` does and hand its result line to `emit`.
 
-    With `ahead`, the attempt makes a checkout for the next one meanwhile, finished here before exiting.
+    With `ahead`, it then makes a checkout for the next attempt on this machine (niced, before exiting).
     """
     from agent_runner import worker, workspace
 
@@ -251,7 +250,7 @@ def serve_child(
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, 0, LATE_NICE)
     worker.remove_in_background(trash)
-    workspace.wait_ahead(AHEAD_WAIT_S)
+    workspace.make_noted_ahead()
     return 0
 
 

@@ -49,8 +49,8 @@ def run_job(
     """Run one attempt of `request.task` under the state folder `workdir` and return its result.
 
     With `trash`, a checkout to delete is moved aside and appended there, so the caller can report the
-    result first and delete it afterwards. With `ahead`, a checkout for the next attempt on this machine
-    is made in the background (the caller waits for it with `workspace.wait_ahead` before exiting).
+    result first and delete it afterwards. With `ahead`, the caller makes a checkout for the next attempt
+    on this machine once the result is out (`workspace.make_noted_ahead`).
     """
     job = Job(request, workdir=workdir, inline_bundle=inline_bundle, trash=trash)
     job.ahead = ahead
@@ -125,7 +125,7 @@ class Job:
         with self._phase("checkout"):
             checkout = self._open()
         if self.ahead:
-            workspace.start_ahead(self.request.repo, self.paths, checkout.base_commit)
+            workspace.note_ahead(self.request.repo, self.paths, checkout.base_commit)
         with self._phase("setup"):
             self._setup(checkout)
         ctx = GateContext(

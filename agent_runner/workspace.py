@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
 import re
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,8 +20,7 @@ from agent_runner.result import WorkRequest
 SETUP_TIMEOUT_S = 1200.0
 TAIL_CHARS = 2000
 POOL_SIZE = 8  # finished checkouts kept per repo for re-use: refreshing one beats a new clone on big repos
-READY_SIZE = 8  # checkouts made ahead per repo, at most: one per attempt running on the machine is enough
-AHEAD_NICE = 19  # a checkout made ahead is no attempt's critical path
+READY_SIZE = 8  # checkouts made ahead per repo, at most: two per attempt running on the machine at 4 workers
 STALE_S = 600.0  # a half-made checkout this old was left by a process that died
 PARK_MIN_INDEX_BYTES = 50_000  # about 500 tracked files: below that a fresh clone is as fast
 log = logging.getLogger(__name__)
@@ -168,33 +165,22 @@ def _refreshed(cache: Path, checkout: Path, base: str) -> bool:
     return True
 
 
-def start_ahead(repo: str, paths: AttemptPaths, base: str) -> None:
-    """Make a checkout for the next attempt on this machine in the background, at low CPU priority.
+def note_ahead(repo: str, paths: AttemptPaths, base: str) -> None:
+    """Remember to make a checkout at `base` for the next attempt on this machine (`make_noted_ahead`)."""
+    _AHEAD.append((repo, paths, base))
 
-    It runs while this attempt waits on its model; `wait_ahead` lets the process finish it before exiting.
-    """
 
-    def make() -> None:
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), AHEAD_NICE)  # git inherits it
+def make_noted_ahead() -> None:
+    """Make the checkouts `note_ahead` asked for: after the result is out, in no attempt's way."""
+    while _AHEAD:
+        repo, paths, base = _AHEAD.pop()
         try:
             make_ready(git.cache_path(repo), pool_dir(paths, repo), base)
         except (GitError, OSError) as exc:  # an optimisation only: the next attempt clones instead
             log.info("no checkout made ahead: %s", exc)
 
-    thread = threading.Thread(target=make, daemon=True, name="checkout-ahead")
-    thread.start()
-    _AHEAD.append(thread)
 
-
-def wait_ahead(timeout_s: float) -> None:
-    """Let checkouts being made ahead finish (up to `timeout_s`), so none is left half-made."""
-    deadline = time.monotonic() + timeout_s
-    for thread in _AHEAD:
-        thread.join(max(0.0, deadline - time.monotonic()))
-
-
-_AHEAD: list[threading.Thread] = []
+_AHEAD: list[tuple[str, AttemptPaths, str]] = []
 
 
 def pool_dir(paths: AttemptPaths, repo: str) -> Path:

@@ -198,7 +198,8 @@ def bench_parallel(tmp: Path, n_tasks: int, worker_counts: list[int], delay_s: f
             base = base or wall * (1 if workers == 1 else workers)
             ideal = n_tasks * 2 * delay_s / workers
             efficiency[workers].append(base / (workers * wall))
-            print(f"{turn:4d} | {workers:7d} | {wall:6.2f} | {base / (workers * wall):9.1%} | {ideal / wall:.1%}")
+            ratio = base / (workers * wall)
+            print(f"{turn:4d} | {workers:7d} | {wall:6.2f} | {ratio:9.1%} | {ideal / wall:.1%}")
     if repeat > 1:
         for workers, values in efficiency.items():
             low, mid, high = min(values), statistics.median(values), max(values)

@@ -93,9 +93,9 @@ def test_a_spare_that_dies_unused_is_replaced_and_never_reported(project: Projec
 
 
 def test_each_attempt_makes_the_next_ones_checkout_ahead(project: Project) -> None:
-    """Attempts after the first start in a checkout made ahead; they land as usual, and one is left ready."""
+    """Later attempts start in a checkout an earlier one made after its result; all land as usual."""
     for name in ("a1", "a2", "a3"):
-        # the model takes 0.3 s, as real ones take seconds: the checkout made meanwhile is ready in time
+        # the model takes 0.3 s (real ones take seconds): time for the previous worker to make one
         project.task(name, project.edit_script(name, f"{name}.py", f"{name} = 1\n", delay_s=0.3))
     executor, _ = _start(project, spares=1)
     try:
@@ -106,9 +106,10 @@ def test_each_attempt_makes_the_next_ones_checkout_ahead(project: Project) -> No
         name: (project.root / ".agent-runner" / "runs" / name / "1" / "worker.log").read_text()
         for name in ("a1", "a2", "a3")
     }
-    used = sorted(name for name, text in logs.items() if "using a checkout made ahead" in text)
-    assert used == ["a2", "a3"], logs  # a1 ran first, in a fresh clone
+    used = {name for name, text in logs.items() if "using a checkout made ahead" in text}
+    # a1 ran in a fresh clone; a2 may start before a1's worker made one; a3 starts 0.6 s later
+    assert "a1" not in used and "a3" in used, logs
     for name in ("a1", "a2", "a3"):
         assert git(project.root, "show", f"agent/{name}:{name}.py") == f"{name} = 1"
     ready = [p for p in (project.root / ".agent-runner" / "ready").glob("*/*") if p.is_dir()]
-    assert len(ready) == 1 and git(ready[0], "status", "--porcelain") == ""
+    assert ready and all(git(path, "status", "--porcelain") == "" for path in ready)
