@@ -93,6 +93,8 @@ def serve(read_fd: int = 0, write_fd: int = 1, *, spares: int = 0) -> None:
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
                 command = json.loads(line)
+                if import_model_module(command["request"]):  # spares forked before do not have it
+                    _drop_spares(idle)
                 pid = _hand_to_spare(idle, command) or spawn(command, done_write)
                 children.add(pid)
                 _send(write_fd, {"id": command["id"], "pid": pid})
@@ -140,6 +142,36 @@ class Spare:
         finally:
             os.close(self.commands)
         return True
+
+
+def import_model_module(request: str | bytes) -> bool:
+    """Import the module of the request's model class here, once, so every child forked later has it.
+
+    A model SDK is large (`import anthropic` takes over a second): imported here, the first attempt on a
+    model pays it and the rest inherit it. Returns whether a module was imported now; a spec that does
+    not resolve is left for the child to report.
+    """
+    try:
+        data = json.loads(request)
+        spec = data.get("model") or data["task"].get("model") or data["config"].get("model") or ""
+        from agent_runner.models import parse_spec
+
+        module_name = parse_spec(spec)[0].partition(":")[0]
+    except Exception:
+        return False
+    if module_name in sys.modules:
+        return False
+    try:
+        importlib.import_module(module_name)
+    except Exception:
+        return False
+    return True
+
+
+def _drop_spares(idle: list[Spare]) -> None:
+    for spare in idle:
+        os.close(spare.commands)  # it reads EOF and exits; the reaper collects it
+    idle.clear()
 
 
 def _hand_to_spare(idle: list[Spare], command: dict[str, Any]) -> int | None:
@@ -219,8 +251,9 @@ def run_child(command: dict[str, Any], done_fd: int | None = None) -> int:
             os.write(done_fd, f"{os.getpid()}\n".encode())  # one short write: atomic on a pipe
 
     inline = bool(command.get("inline_bundle", False))
-    # Nobody waits for this process's exit (the "done" above), so it can make the next checkout then.
-    return serve_child(lambda: command["request"], Path(command["workdir"]), inline, emit, ahead=True)
+    # Nobody waits for this process's exit (the "done" above), so it can make checkouts ahead then.
+    ahead = int(command.get("ahead", 0))
+    return serve_child(lambda: command["request"], Path(command["workdir"]), inline, emit, ahead=ahead)
 
 
 def serve_child(
@@ -229,11 +262,11 @@ def serve_child(
     inline_bundle: bool,
     emit: Callable[[str], None],
     *,
-    ahead: bool = False,
+    ahead: int = 0,
 ) -> int:
     """In a forked child: serve one work request as `exec -` does and hand its result line to `emit`.
 
-    With `ahead`, it then makes a checkout for the next attempt on this machine (niced, before exiting).
+    With `ahead`, it then makes checkouts for the next attempts until that many wait (niced, then exits).
     """
     from agent_runner import worker, workspace
 
@@ -243,14 +276,14 @@ def serve_child(
     worker.log_to_stderr()
     trash: list[Path] = []
     result = worker.serve_request(
-        read_request(), workdir=workdir, inline_bundle=inline_bundle, trash=trash, ahead=ahead
+        read_request(), workdir=workdir, inline_bundle=inline_bundle, trash=trash, ahead=ahead > 0
     )
     emit(worker.result_line(result))
     # What is left (deleting the checkout, this process's exit) waits for any CPU other attempts need.
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, 0, LATE_NICE)
     worker.remove_in_background(trash)
-    workspace.make_noted_ahead()
+    workspace.make_noted_ahead(ahead)
     return 0
 
 

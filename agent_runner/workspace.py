@@ -127,11 +127,11 @@ def take_ready(ready: Path, base: str, dest: Path) -> bool:
     return False
 
 
-def make_ready(cache: Path, pool: Path, base: str) -> Path | None:
+def make_ready(cache: Path, pool: Path, base: str, *, keep: int = READY_SIZE) -> Path | None:
     """Make one checkout at `base` for a later attempt (a parked one refreshed, else a clone).
 
     Checkouts made ahead at other bases, and half-made ones older than STALE_S, are deleted first. Returns
-    the new checkout, or None when READY_SIZE are waiting already.
+    the new checkout, or None when `keep` (at most READY_SIZE) are waiting already.
     """
     ready = ready_dir(pool)
     ready.mkdir(parents=True, exist_ok=True)
@@ -145,7 +145,7 @@ def make_ready(cache: Path, pool: Path, base: str) -> Path | None:
                 entry.unlink(missing_ok=True)
         elif not entry.name.endswith((".index", ".tmp")):
             waiting += 1
-    if waiting >= READY_SIZE:
+    if waiting >= min(keep, READY_SIZE):
         return None
     name = f"{base}.{os.getpid()}.{time.monotonic_ns()}"
     tmp = ready / f"{name}.tmp"
@@ -170,12 +170,13 @@ def note_ahead(repo: str, paths: AttemptPaths, base: str) -> None:
     _AHEAD.append((repo, paths, base))
 
 
-def make_noted_ahead() -> None:
-    """Make the checkouts `note_ahead` asked for: after the result is out, in no attempt's way."""
+def make_noted_ahead(keep: int) -> None:
+    """Make checkouts where `note_ahead` asked until `keep` wait there (after the result is out)."""
     while _AHEAD:
         repo, paths, base = _AHEAD.pop()
         try:
-            make_ready(git.cache_path(repo), pool_dir(paths, repo), base)
+            while make_ready(git.cache_path(repo), pool_dir(paths, repo), base, keep=keep) is not None:
+                continue
         except (GitError, OSError) as exc:  # an optimisation only: the next attempt clones instead
             log.info("no checkout made ahead: %s", exc)
 

@@ -120,6 +120,7 @@ class LocalExecutor:
         command = {
             "id": f"{key[0]}#{key[1]}", "request": request.model_dump_json(), "workdir": str(self.workdir),
             "log": str(paths.run_dir / "worker.log"), "result": str(result_file),
+            "ahead": self.n_workers + 1,  # checkouts kept made ahead: a round of attempts, and one more
         }  # fmt: skip
         pid = client.start(command)
         with self._lock:

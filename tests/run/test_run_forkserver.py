@@ -30,8 +30,17 @@ class RecordingForkClient(ForkClient):
 
 
 def _children(pid: int) -> set[int]:
+    """Return the server's forked children (not the git it runs while it starts: another command line)."""
     path = Path(f"/proc/{pid}/task/{pid}/children")
-    return {int(p) for p in path.read_text().split()} if path.exists() else set()
+    found = {int(p) for p in path.read_text().split()} if path.exists() else set()
+    return {child for child in found if _cmdline(child) == _cmdline(pid)}
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _is_running(pid: int) -> bool:
@@ -113,3 +122,31 @@ def test_each_attempt_makes_the_next_ones_checkout_ahead(project: Project) -> No
         assert git(project.root, "show", f"agent/{name}:{name}.py") == f"{name} = 1"
     ready = [p for p in (project.root / ".agent-runner" / "ready").glob("*/*") if p.is_dir()]
     assert ready and all(git(path, "status", "--porcelain") == "" for path in ready)
+
+
+def test_the_server_imports_a_models_module_once_for_every_attempt(project: Project, tmp_path: Path) -> None:
+    """A model's module is imported by the fork server before forking, not by every attempt again."""
+    package = tmp_path / "probes"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    imports = tmp_path / "imports.log"
+    (package / "model.py").write_text(
+        "import os\n"
+        f"with open({str(imports)!r}, 'a') as fh:\n"
+        "    fh.write(f'{os.getpid()}\\n')\n"
+        "from agent_runner.models.scripted import ScriptedModel as Probe\n"
+    )
+    for name in ("m1", "m2", "m3"):
+        spec = project.edit_script(name, f"{name}.py", f"{name} = 1\n").replace(
+            "scripted:", "probes.model:Probe:", 1
+        )
+        project.task(name, spec)
+    executor = LocalExecutor(workdir=project.root / ".agent-runner", cwd=project.root, workers=1)
+    client = executor._client = RecordingForkClient(
+        env={**os.environ, "PYTHONPATH": str(tmp_path)}, cwd=project.root, spares=1
+    )
+    try:
+        assert sorted(_run(project, executor)) == ["m1", "m2", "m3"]
+    finally:
+        executor.close()
+    assert imports.read_text().split() == [str(client.proc.pid)]  # once, in the server
