@@ -266,7 +266,7 @@ def serve_child(
 ) -> int:
     """In a forked child: serve one work request as `exec -` does and hand its result line to `emit`.
 
-    With `ahead`, it then makes checkouts for the next attempts until that many wait (niced, then exits).
+    With `ahead`, it then makes a checkout for a next attempt unless that many wait (niced, then exits).
     """
     from agent_runner import worker, workspace
 

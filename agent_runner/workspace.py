@@ -171,12 +171,14 @@ def note_ahead(repo: str, paths: AttemptPaths, base: str) -> None:
 
 
 def make_noted_ahead(keep: int) -> None:
-    """Make checkouts where `note_ahead` asked until `keep` wait there (after the result is out)."""
+    """Make one checkout where `note_ahead` asked, unless `keep` wait there (after the result is out).
+
+    One per attempt replaces the one it took; attempts that found none (the first of a run) add one.
+    """
     while _AHEAD:
         repo, paths, base = _AHEAD.pop()
         try:
-            while make_ready(git.cache_path(repo), pool_dir(paths, repo), base, keep=keep) is not None:
-                continue
+            make_ready(git.cache_path(repo), pool_dir(paths, repo), base, keep=keep)
         except (GitError, OSError) as exc:  # an optimisation only: the next attempt clones instead
             log.info("no checkout made ahead: %s", exc)
 
