@@ -115,16 +115,7 @@ def take_ready(ready: Path, base: str, dest: Path) -> bool:
     if not ready.is_dir():
         return False
     dest.parent.mkdir(parents=True, exist_ok=True)
-    for entry in sorted(ready.glob(f"{base}.*")):
-        if entry.name.endswith((".index", ".tmp")):
-            continue
-        try:
-            os.replace(entry, dest)
-        except OSError:
-            continue  # another worker took it first
-        _move_index(entry, dest)
-        return True
-    return False
+    return _take_first(sorted(ready.glob(f"{base}.*")), dest)
 
 
 def make_ready(cache: Path, pool: Path, base: str, *, keep: int = READY_SIZE) -> Path | None:
@@ -195,8 +186,13 @@ def take_parked(pool: Path, dest: Path) -> bool:
     """Move a parked checkout (and the runner's copy of its index) to `dest`; atomic, so never taken twice."""
     if not pool.is_dir():
         return False
-    for entry in sorted(pool.iterdir()):
-        if entry.name.endswith(".index"):
+    return _take_first(sorted(pool.iterdir()), dest)
+
+
+def _take_first(entries: list[Path], dest: Path) -> bool:
+    """Move the first checkout among `entries` that no one else takes first to `dest`, with its index copy."""
+    for entry in entries:
+        if entry.name.endswith((".index", ".tmp")):
             continue
         try:
             os.replace(entry, dest)

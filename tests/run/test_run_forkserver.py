@@ -1,4 +1,4 @@
-"""The local fork server: spare children forked while idle, checkouts made ahead for the next attempts."""
+"""The local fork server: early results, spare children forked while idle, checkouts made ahead, models."""
 
 from __future__ import annotations
 
@@ -71,6 +71,36 @@ def _run(project: Project, executor: LocalExecutor) -> list[str]:
     config = load_config(project.root, overrides={"workers": 1})
     queue = open_queue(project.root, config)
     return Scheduler(queue, executor, config=config, root=project.root).run().finished
+
+
+def test_forked_worker_reports_its_result_before_it_exits(project: Project) -> None:
+    """The fork server says "done" once the result is written, then the exit; the attempt lands once."""
+    project.task("quick", project.edit_script("quick", "q.py", "q = 1\n"))
+    config = load_config(project.root)
+    executor = LocalExecutor(workdir=project.root / ".agent-runner", cwd=project.root)
+    client = executor._client = RecordingForkClient(env=dict(os.environ), cwd=project.root)
+    summary = Scheduler(open_queue(project.root, config), executor, config=config, root=project.root).run()
+    deadline = time.monotonic() + 10
+    while not any("exit" in m for m in client.messages) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    executor.close()
+    assert summary.finished == ["quick"]
+    assert len({m["pid"] for m in client.messages}) == 1
+    kinds = [next(k for k in ("id", "done", "exit") if k in m) for m in client.messages]
+    assert kinds == ["id", "done", "exit"]
+    assert client._exits == {} and client._done == set()  # the late exit is not left for a reused pid
+
+
+def test_fork_client_takes_done_then_ignores_that_exit() -> None:
+    """After "done" a waiter gets 0; the exit that follows is dropped, so a reused pid waits for its own."""
+    client = ForkClient.__new__(ForkClient)
+    client._exits, client._done, client._pids = {}, set(), {}
+    client._take({"pid": 7, "done": True})
+    assert client._exits.pop(7) == 0
+    client._take({"pid": 7, "exit": 0})
+    assert 7 not in client._exits  # pid 7 may now belong to a new child
+    client._take({"pid": 7, "exit": -9})
+    assert client._exits == {7: -9}
 
 
 def test_an_idle_server_forks_a_spare_and_hands_it_the_next_request(project: Project) -> None:

@@ -11,7 +11,6 @@ from typing import Any
 from run_helpers import Project, git
 
 from agent_runner.config import load_config
-from agent_runner.executors.forkclient import ForkClient
 from agent_runner.executors.local import LocalExecutor
 from agent_runner.intake import open_queue
 from agent_runner.job import run_job
@@ -59,48 +58,6 @@ def test_finished_task_lands_as_agent_branch(project: Project) -> None:
     assert git(project.root, "rev-parse", "--abbrev-ref", "HEAD") == "main"
     assert queue.refresh()["greet"].status == TaskStatus.FINISHED
     assert [e.kind for e in events] == ["started", "finished"]
-
-
-class RecordingForkClient(ForkClient):
-    """A fork client that keeps every message the fork server sent."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.messages: list[dict[str, Any]] = []
-        super().__init__(**kwargs)
-
-    def _take(self, message: dict[str, Any]) -> None:
-        self.messages.append(message)
-        super()._take(message)
-
-
-def test_forked_worker_reports_its_result_before_it_exits(project: Project) -> None:
-    """The fork server says "done" once the result is written, then the exit; the attempt lands once."""
-    project.task("quick", project.edit_script("quick", "q.py", "q = 1\n"))
-    config = load_config(project.root)
-    executor = LocalExecutor(workdir=project.root / ".agent-runner", cwd=project.root)
-    client = executor._client = RecordingForkClient(env=dict(os.environ), cwd=project.root)
-    summary = Scheduler(open_queue(project.root, config), executor, config=config, root=project.root).run()
-    deadline = time.monotonic() + 10
-    while not any("exit" in m for m in client.messages) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    executor.close()
-    assert summary.finished == ["quick"]
-    assert len({m["pid"] for m in client.messages}) == 1
-    kinds = [next(k for k in ("id", "done", "exit") if k in m) for m in client.messages]
-    assert kinds == ["id", "done", "exit"]
-    assert client._exits == {} and client._done == set()  # the late exit is not left for a reused pid
-
-
-def test_fork_client_takes_done_then_ignores_that_exit() -> None:
-    """After "done" a waiter gets 0; the exit that follows is dropped, so a reused pid waits for its own."""
-    client = ForkClient.__new__(ForkClient)
-    client._exits, client._done, client._pids = {}, set(), {}
-    client._take({"pid": 7, "done": True})
-    assert client._exits.pop(7) == 0
-    client._take({"pid": 7, "exit": 0})
-    assert 7 not in client._exits  # pid 7 may now belong to a new child
-    client._take({"pid": 7, "exit": -9})
-    assert client._exits == {7: -9}
 
 
 def test_three_tasks_on_two_workers_run_in_parallel(project: Project) -> None:
