@@ -1,7 +1,7 @@
-"""Git for the runner: a bare cache per source repo, `clone --local` checkouts, commits and bundles.
+"""Git for the runner: running git, a bare cache per source repo, base commits, commits and branch names.
 
-GitPython lives only here; every git failure leaves this module as GitError. Checkouts are full clones
-of the cache with hard-linked objects (not worktrees: those share hooks and config between checkouts).
+GitPython lives only here; every git failure leaves this module as GitError. Checkouts are in checkouts.py,
+bundles in bundles.py; both run git through `run_git`.
 """
 
 from __future__ import annotations
