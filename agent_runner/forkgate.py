@@ -7,7 +7,8 @@ none, sends its stdin, stdout and stderr over the unix socket (SCM_RIGHTS), appe
 attempt's pidfile and exits with the worker's exit code. When no server can be had it says so on stderr
 and runs the plain command after `--` instead (`run-agents exec - ...`), which still finds stdin unread.
 
-    python -m agent_runner.forkgate --pidfile P --workdir W [--inline-bundle] [--idle S] -- COMMAND...
+    python -m agent_runner.forkgate --pidfile P --workdir W [--inline-bundle] [--idle S] \
+        [--model-module M] -- COMMAND...
 """
 
 from __future__ import annotations
@@ -132,8 +133,10 @@ def _read_line(reader: BinaryIO) -> dict[str, Any]:
 
 def start_attempt(args: dict[str, str]) -> Attempt:
     """Hand the attempt to a server (starting one once more if it closes on us); return it and the pid."""
-    header = {"cwd": os.getcwd(), "env": dict(os.environ), "workdir": args["--workdir"],
-              "inline_bundle": "--inline-bundle" in args}  # fmt: skip
+    header = {
+        "cwd": os.getcwd(), "env": dict(os.environ), "workdir": args["--workdir"],
+        "inline_bundle": "--inline-bundle" in args, "model_module": args.get("--model-module"),
+    }  # fmt: skip
     idle_s = float(args.get("--idle", "600"))
     name = server_name()
     try:

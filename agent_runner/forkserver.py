@@ -154,16 +154,20 @@ def import_model_module(request: str | bytes) -> bool:
     try:
         data = json.loads(request)
         spec = data.get("model") or data["task"].get("model") or data["config"].get("model") or ""
-        from agent_runner.models import parse_spec
-
-        module_name = parse_spec(spec)[0].partition(":")[0]
-    except Exception:
+    except (ValueError, KeyError, AttributeError, TypeError):
         return False
-    if module_name in sys.modules:
+    from agent_runner.models import module_of
+
+    return import_once(module_of(spec))
+
+
+def import_once(module_name: str | None) -> bool:
+    """Import `module_name` unless it is imported already; return whether it was imported now."""
+    if not module_name or module_name in sys.modules:
         return False
     try:
         importlib.import_module(module_name)
-    except Exception:
+    except Exception:  # the attempt that needs it reports the error
         return False
     return True
 

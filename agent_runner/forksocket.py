@@ -25,7 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent_runner.forkserver import POLL_S, _kill_group, _wake_on_child_exit, fork_child, preload, serve_child
+from agent_runner.forkserver import (
+    POLL_S,
+    _kill_group,
+    _wake_on_child_exit,
+    fork_child,
+    import_once,
+    preload,
+    serve_child,
+)
 
 MAX_HEADER = 1 << 20
 
@@ -91,6 +99,7 @@ class SocketForkServer:
             header = json.loads(client.data.split(b"\n", 1)[0])
             if len(client.fds) != 3:
                 raise ValueError(f"expected 3 file descriptors, got {len(client.fds)}")
+            import_once(header.get("model_module"))  # once here, not in every attempt (an SDK: ~1 s)
             pid = spawn(header, client.fds)
         except (ValueError, OSError) as exc:  # the client runs the plain worker instead
             _send(client.conn, {"error": f"cannot start the worker: {exc}"})

@@ -38,6 +38,7 @@ from agent_runner.executors.ssh_transport import (
     version_or_unknown,
 )
 from agent_runner.forkgate import FALLBACK_MARK
+from agent_runner.models import module_of
 from agent_runner.protocols import Slot
 from agent_runner.result import TaskResult, WorkRequest
 from agent_runner.task import Task, TaskKind
@@ -201,7 +202,10 @@ class SshExecutor:
         key = (request.task.id, request.attempt)
         machine.client.start_master()
         idle_s = self.settings.control_persist_s or 600
-        script = attempt_script(machine.config, *key, fork_python=machine.status.fork_python, idle_s=idle_s)
+        script = attempt_script(
+            machine.config, *key, fork_python=machine.status.fork_python, idle_s=idle_s,
+            model_module=module_of(request.model or request.task.model or request.config.get("model") or ""),
+        )  # fmt: skip
         proc = machine.client.popen(script)
         with self._lock:
             self._running[key] = (machine.config.name, proc)

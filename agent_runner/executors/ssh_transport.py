@@ -113,13 +113,19 @@ def _kill_group(pidfile: str) -> str:
 
 
 def attempt_script(
-    machine: MachineConfig, task_id: str, attempt: int, *, fork_python: str = "", idle_s: int = 600
+    machine: MachineConfig,
+    task_id: str,
+    attempt: int,
+    *,
+    fork_python: str = "",
+    idle_s: int = 600,
+    model_module: str | None = None,
 ) -> str:
     """The script that kills older attempts of the task there, then runs the worker on stdin's request.
 
     With `fork_python`, the worker is forked by the machine's fork server (agent_runner/forkgate.py hands
     it this shell's stdio and appends the worker's process group to the pidfile); the plain command is
-    its fallback.
+    its fallback. The server imports `model_module` before it forks, once for all attempts.
     """
     me = f"attempts/{task_id}.{attempt}"
     env = " ".join(shlex.quote(f"{k}={v}") for k, v in machine.env.items())
@@ -127,6 +133,8 @@ def attempt_script(
     if fork_python:
         python = " ".join(map(shlex.quote, fork_python.split()))  # "/usr/bin/env python3" from a #! line
         gate = f'{python} -m agent_runner.forkgate --pidfile {me}.pid --workdir "$w"'
+        if model_module:
+            gate += f" --model-module {shlex.quote(model_module)}"
         worker = f"{gate} --inline-bundle --idle {idle_s} -- {worker}"
     worker = f"{'env ' + env + ' ' if env else ''}{worker}"
     return (

@@ -7,6 +7,7 @@ Specs: `anthropic:<model>`, `openai:<model>`, `scripted:<path>`, or a plug-in cl
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,15 @@ def parse_spec(spec: str) -> tuple[str, str]:
     if not rest:
         raise ConfigError(f"model spec {spec!r} has no model name; write {head}:<name>")
     return PROVIDERS[head], rest
+
+
+def module_of(spec: str) -> str | None:
+    """Return the module a model spec's class lives in, or None for a spec that does not parse."""
+    try:
+        module = parse_spec(spec)[0].partition(":")[0]
+    except ConfigError:
+        return None
+    return module if re.fullmatch(r"[A-Za-z_][\w.]*", module) else None
 
 
 def load_class(path: str) -> Any:
@@ -66,4 +76,4 @@ def get_model(
     return model
 
 
-__all__ = ["PROVIDERS", "get_model", "load_class", "parse_spec"]
+__all__ = ["PROVIDERS", "get_model", "load_class", "module_of", "parse_spec"]

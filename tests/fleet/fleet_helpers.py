@@ -24,8 +24,14 @@ def machine_toml(name: str, **extra: Any) -> str:
     """Return a [[tool.agent-runner.machines]] entry with fast loss detection."""
     fields = {"name": name, "ssh": name, "workers": 1, "command": RUN_AGENTS, "connect_timeout_s": 2,
               "alive_interval_s": 1, "alive_count": 2, **extra}  # fmt: skip
-    body = "".join(f"{k} = {json.dumps(v)}\n" for k, v in fields.items())
+    body = "".join(f"{k} = {_toml_value(v)}\n" for k, v in fields.items())
     return f"\n[[tool.agent-runner.machines]]\n{body}"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, dict):  # an inline table: { "KEY" = "value" }
+        return "{ " + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
 
 
 class FleetProject(ScriptedTasks):

@@ -107,3 +107,31 @@ def test_attempts_fork_from_a_warm_server_or_fall_back_saying_so(
     assert len(fell_back) == 1 and fell_back[0].startswith("machine m2:")
     servers = project.fleet.machines["m1"].home / ".agent-runner-worker" / "forkserver"
     assert list(servers.glob("*.sock"))
+
+
+def test_a_machines_fork_server_imports_the_model_module_once(project: FleetProject, tmp_path: Path) -> None:
+    """The machine's fork server imports the attempts' model module itself, before forking, just once."""
+    package = tmp_path / "probes"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    imports = tmp_path / "imports.log"
+    (package / "model.py").write_text(
+        "import os\n"
+        f"with open({str(imports)!r}, 'a') as fh:\n"
+        "    fh.write(f'{os.getpid()}\\n')\n"
+        "from agent_runner.models.scripted import ScriptedModel as Probe\n"
+    )
+    project.configure({"m1": {"env": {"PYTHONPATH": str(tmp_path)}}})
+    executor = SshExecutor.from_config(load_config(project.root), root=project.root)
+    try:
+        (slot,) = executor.slots()
+        for name in ("p1", "p2"):
+            model = project.edit_script(name, f"{name}.txt", name).replace(
+                "scripted:", "probes.model:Probe:", 1
+            )
+            request = WorkRequest(task=Task(id=name, kind="change", model=model), repo=str(project.root))
+            result = executor.run(request, slot)
+            assert result.outcome == "accepted", result.reason
+    finally:
+        executor.close()
+    assert len(imports.read_text().split()) == 1  # by the server, not by each attempt
