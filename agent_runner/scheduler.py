@@ -7,6 +7,7 @@ its worker thread; the loop moves the branch only after checking that the attemp
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import queue as stdqueue
@@ -19,7 +20,7 @@ from typing import Any
 from agent_runner import git
 from agent_runner.attempts import Done, Running, run_attempt, take_done
 from agent_runner.config import RunnerConfig
-from agent_runner.errors import RunnerError, StaleAttemptError
+from agent_runner.errors import GitError, RunnerError, StaleAttemptError
 from agent_runner.landing import source_repo
 from agent_runner.protocols import Executor, Publisher, Slot
 from agent_runner.queue import Claim, Queue
@@ -33,6 +34,7 @@ from agent_runner.scheduling import (
     is_pending,
     model_for,
     overlaps,
+    queued_by_base,
     sync_task_files,
 )
 from agent_runner.task import Limits, Task, TaskKind, TaskStatus
@@ -123,6 +125,7 @@ class Scheduler:
         for task_id in self.queue.release_orphans():
             self._emit("orphaned", task_id, message="left running by a stopped coordinator; runs again")
         self._sync()
+        self._warm_checkouts()
         self.recorder.publish_interrupted(self.options.only)
         for task_id in sorted(self.options.only - set(self.queue.states)):
             self.summary.failed[task_id] = (
@@ -154,6 +157,18 @@ class Scheduler:
                 self._reported_invalid.add(key)
                 self._emit("invalid", invalid.id, message=invalid.reason)
                 self.summary.invalid[invalid.id] = invalid.reason
+
+    def _warm_checkouts(self) -> None:
+        """Let an executor on this machine make the first attempts' checkouts while its workers start."""
+        warm = getattr(self.executor, "warm", None)
+        if not callable(warm):
+            return
+        counts = queued_by_base(self.root, self.queue.refresh(), self._in_scope)
+        n_slots = len(self.executor.slots())
+        for (repo, base), n_tasks in counts.items():
+            with contextlib.suppress(GitError):
+                if (commit := self._base_commit(repo, base)) is not None:
+                    warm(repo, commit, min(n_tasks, n_slots + 1))
 
     def _has_pending(self) -> bool:
         states = self.queue.refresh()

@@ -10,11 +10,12 @@ from typing import Any
 
 from agent_runner.config import RunnerConfig
 from agent_runner.intake import sync_tasks
+from agent_runner.landing import source_repo
 from agent_runner.protocols import Slot
 from agent_runner.queue import Queue
 from agent_runner.queue_state import TaskState
 from agent_runner.result import TaskResult
-from agent_runner.task import InvalidTask, Limits, TaskKind, TaskStatus
+from agent_runner.task import InvalidTask, Limits, Task, TaskKind, TaskStatus
 
 DONE = (TaskStatus.FINISHED, TaskStatus.UNPUBLISHED)
 
@@ -217,6 +218,18 @@ def preview_states(root: Path, config: RunnerConfig, queue: Queue) -> dict[str, 
         seq += 1
         apply(states, {"type": EventType.QUEUED, "task": task_id, "def": definition}, seq)
     return states
+
+
+def queued_by_base(
+    root: Path, states: dict[str, TaskState], in_scope: Callable[[TaskState], bool]
+) -> dict[tuple[str, str | None], int]:
+    """Count the queued tasks in scope per (source repo, base branch)."""
+    counts: dict[tuple[str, str | None], int] = {}
+    for state in states.values():
+        if state.status == TaskStatus.QUEUED and state.task and in_scope(state):
+            key = (source_repo(root, Task.model_validate(state.task)), state.task.get("base"))
+            counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 @dataclass

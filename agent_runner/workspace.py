@@ -177,9 +177,14 @@ def make_noted_ahead(keep: int) -> None:
 _AHEAD: list[tuple[str, AttemptPaths, str]] = []
 
 
+def pool_for(workdir: Path, repo: str) -> Path:
+    """Return the folder of parked checkouts of `repo` under the state folder `workdir`."""
+    return workdir / "pool" / git.cache_path(repo).stem
+
+
 def pool_dir(paths: AttemptPaths, repo: str) -> Path:
     """Return the folder of finished checkouts of `repo` kept for re-use on this machine."""
-    return paths.checkout.parent.parent / "pool" / git.cache_path(repo).stem
+    return pool_for(paths.checkout.parent.parent, repo)
 
 
 def take_parked(pool: Path, dest: Path) -> bool:

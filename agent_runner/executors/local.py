@@ -7,6 +7,7 @@ instead of ~0.5 s of interpreter start); `fork=False` starts `run-agents exec -`
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -18,13 +19,15 @@ from typing import IO
 
 from pydantic import ValidationError
 
-from agent_runner.errors import ExecutorError
+from agent_runner import git, workspace
+from agent_runner.errors import ExecutorError, GitError
 from agent_runner.executors.forkclient import ForkClient
 from agent_runner.protocols import Slot
 from agent_runner.result import TaskResult, WorkRequest
 from agent_runner.workspace import AttemptPaths, init_state_dir
 
 KILL_GRACE_S = 5.0
+log = logging.getLogger(__name__)
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "COOKIE")
 
 
@@ -85,6 +88,23 @@ class LocalExecutor:
         """Start the fork server now, so its imports overlap the coordinator's own start-up."""
         if self.fork:
             self._fork_client()
+
+    def warm(self, repo: str, base_commit: str, count: int) -> None:
+        """Make `count` checkouts of `repo` at `base_commit` ahead, in the background, while workers start."""
+        if not self.fork:
+            return  # a plain `run-agents exec` worker makes no checkouts ahead, so takes none
+
+        def make() -> None:
+            try:
+                cache = git.ensure_cache(repo, need=base_commit)
+                pool = workspace.pool_for(self.workdir, repo)
+                for _ in range(count):
+                    if workspace.make_ready(cache, pool, base_commit, keep=count) is None:
+                        return
+            except (GitError, OSError) as exc:  # an optimisation only: the first attempts clone
+                log.info("no checkouts made ahead of the first attempts: %s", exc)
+
+        threading.Thread(target=make, daemon=True, name="warm-checkouts").start()
 
     def slots(self) -> list[Slot]:
         """Return one slot per local worker."""
