@@ -28,6 +28,7 @@ from agent_runner.queue_state import TaskState
 from agent_runner.recording import Recorder
 from agent_runner.result import Outcome, WorkRequest
 from agent_runner.scheduling import (
+    Budget,
     RunEvent,
     RunSummary,
     SchedulerOptions,
@@ -37,7 +38,7 @@ from agent_runner.scheduling import (
     queued_by_base,
     sync_task_files,
 )
-from agent_runner.task import Limits, Task, TaskKind, TaskStatus
+from agent_runner.task import Task, TaskStatus
 
 TASK_OUTCOMES = (Outcome.ACCEPTED, Outcome.REJECTED)  # results that leave the dispatch rules as they were
 
@@ -80,7 +81,7 @@ class Scheduler:
         self._cancel = threading.Event()
         self._resync = threading.Event()
         self._reported_invalid: set[tuple[str, str]] = set()
-        self._budget_hit = self._budget_blocked = False
+        self.budget = Budget(config)
         self._synced_at = 0.0
         self._bases: dict[tuple[str, str | None], tuple[str, float]] = {}
         self._secrets = {k: os.environ[k] for k in config.forward_env if os.environ.get(k)}
@@ -173,7 +174,7 @@ class Scheduler:
     def _has_pending(self) -> bool:
         states = self.queue.refresh()
         slots = self.executor.slots()
-        return not self._budget_hit and any(
+        return not self.budget.hit and any(
             is_pending(s, states, in_scope=self._in_scope, slots=slots) or self._leased_elsewhere(s)
             for s in states.values()
         )
@@ -193,8 +194,8 @@ class Scheduler:
 
     # -- dispatch ---------------------------------------------------------------------------------------
     def _dispatch(self) -> None:
-        self._budget_blocked = False
-        if self._budget_hit:
+        self.budget.blocked = False
+        if self.budget.hit:
             return
         busy = {run.slot.name for run in self.running.values()}
         for slot in self.executor.slots():
@@ -216,34 +217,14 @@ class Scheduler:
                 return False
             if any(r == repo and overlaps(paths, other) for r, other in running_paths):
                 return False
-            return self._fits_budget(state)
+            runs = [*self.running.values(), *self._landing]  # ended, not yet recorded: their caps count
+            task = Task.model_validate(state.task)
+            return self.budget.fits(self.summary.cost_usd, [run.task for run in runs], task)
 
         return accept
 
-    def _fits_budget(self, state: TaskState) -> bool:
-        """Whether the task's cost limit fits what is left of the run's budget after running tasks' limits."""
-        budget = self.config.budget_usd
-        if budget is None:
-            return True
-        runs = [*self.running.values(), *self._landing]  # ended but not yet recorded: count their caps too
-        reserved = sum(self._cost_cap(run.task.kind, run.task.limits) for run in runs)
-        task = Task.model_validate(state.task)
-        if self.summary.cost_usd + reserved + self._cost_cap(task.kind, task.limits) <= budget + 1e-9:
-            return True
-        self._budget_blocked = True
-        return False
-
-    def _cost_cap(self, kind: TaskKind, limits: Limits) -> float:
-        cap = self.config.limits_for(kind, limits).cost_usd
-        return (self.config.budget_usd or 0.0) if cap is None else cap
-
     def _check_budget(self) -> None:
-        if self._budget_blocked and not self.running and not self._budget_hit:
-            self._budget_hit = True
-            spent, budget = self.summary.cost_usd, self.config.budget_usd or 0.0
-            message = (
-                f"spent ${spent:.2f} of the ${budget:.2f} budget; the next task's cost limit does not fit"
-            )
+        if message := self.budget.exhausted(self.summary.cost_usd, n_running=len(self.running)):
             self._emit("budget", message=message)
 
     def _start(self, claim: Claim, slot: Slot) -> None:
