@@ -30,6 +30,21 @@ def write_command(filename: str, content: str) -> str:
     return f"echo {encoded} | base64 -d > {filename}"
 
 
+def probe_model_package(folder: Path, imports: Path) -> str:
+    """Write package `probes` under `folder`: its model class is the scripted one, and importing its module
+    appends the importing pid to `imports`. Return the spec prefix that replaces `scripted:`."""
+    package = folder / "probes"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "model.py").write_text(
+        "import os\n"
+        f"with open({str(imports)!r}, 'a') as fh:\n"
+        "    fh.write(f'{os.getpid()}\\n')\n"
+        "from agent_runner.models.scripted import ScriptedModel as Probe\n"
+    )
+    return "probes.model:Probe:"
+
+
 def write_script(folder: Path, name: str, turns: list[dict[str, Any]]) -> str:
     """Write `folder/<name>.yaml` holding `turns` and return its `scripted:` model spec."""
     folder.mkdir(parents=True, exist_ok=True)

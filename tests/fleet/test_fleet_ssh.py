@@ -14,6 +14,7 @@ from agent_runner.config import load_config
 from agent_runner.executors.ssh import MachineConfig, SshConfig, SshExecutor
 from agent_runner.result import WorkRequest
 from agent_runner.task import Task
+from agent_runner.testing.scripts import probe_model_package
 
 
 def test_six_tasks_spread_over_two_machines_with_a_pin(project: FleetProject) -> None:
@@ -111,24 +112,14 @@ def test_attempts_fork_from_a_warm_server_or_fall_back_saying_so(
 
 def test_a_machines_fork_server_imports_the_model_module_once(project: FleetProject, tmp_path: Path) -> None:
     """The machine's fork server imports the attempts' model module itself, before forking, just once."""
-    package = tmp_path / "probes"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
     imports = tmp_path / "imports.log"
-    (package / "model.py").write_text(
-        "import os\n"
-        f"with open({str(imports)!r}, 'a') as fh:\n"
-        "    fh.write(f'{os.getpid()}\\n')\n"
-        "from agent_runner.models.scripted import ScriptedModel as Probe\n"
-    )
+    probe = probe_model_package(tmp_path, imports)
     project.configure({"m1": {"env": {"PYTHONPATH": str(tmp_path)}}})
     executor = SshExecutor.from_config(load_config(project.root), root=project.root)
     try:
         (slot,) = executor.slots()
         for name in ("p1", "p2"):
-            model = project.edit_script(name, f"{name}.txt", name).replace(
-                "scripted:", "probes.model:Probe:", 1
-            )
+            model = project.edit_script(name, f"{name}.txt", name).replace("scripted:", probe, 1)
             request = WorkRequest(task=Task(id=name, kind="change", model=model), repo=str(project.root))
             result = executor.run(request, slot)
             assert result.outcome == "accepted", result.reason

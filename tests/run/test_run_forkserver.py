@@ -15,6 +15,7 @@ from agent_runner.executors.forkclient import ForkClient
 from agent_runner.executors.local import LocalExecutor
 from agent_runner.intake import open_queue
 from agent_runner.scheduler import Scheduler
+from agent_runner.testing.scripts import probe_model_package
 
 
 class RecordingForkClient(ForkClient):
@@ -166,20 +167,10 @@ def test_each_attempt_makes_the_next_ones_checkout_ahead(project: Project) -> No
 
 def test_the_server_imports_a_models_module_once_for_every_attempt(project: Project, tmp_path: Path) -> None:
     """A model's module is imported by the fork server before forking, not by every attempt again."""
-    package = tmp_path / "probes"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
     imports = tmp_path / "imports.log"
-    (package / "model.py").write_text(
-        "import os\n"
-        f"with open({str(imports)!r}, 'a') as fh:\n"
-        "    fh.write(f'{os.getpid()}\\n')\n"
-        "from agent_runner.models.scripted import ScriptedModel as Probe\n"
-    )
+    probe = probe_model_package(tmp_path, imports)
     for name in ("m1", "m2", "m3"):
-        spec = project.edit_script(name, f"{name}.py", f"{name} = 1\n").replace(
-            "scripted:", "probes.model:Probe:", 1
-        )
+        spec = project.edit_script(name, f"{name}.py", f"{name} = 1\n").replace("scripted:", probe, 1)
         project.task(name, spec)
     executor = LocalExecutor(workdir=project.root / ".agent-runner", cwd=project.root, workers=1)
     client = executor._client = RecordingForkClient(
