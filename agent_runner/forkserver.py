@@ -21,7 +21,7 @@ import select
 import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,13 +151,13 @@ def import_model_module(request: str | bytes) -> bool:
     model pays it and the rest inherit it. Returns whether a module was imported now; a spec that does
     not resolve is left for the child to report.
     """
-    try:
-        data = json.loads(request)
-        spec = data.get("model") or data["task"].get("model") or data["config"].get("model") or ""
-    except (ValueError, KeyError, AttributeError, TypeError):
-        return False
     from agent_runner.models import module_of
+    from agent_runner.result import WorkRequest
 
+    try:
+        spec = WorkRequest.model_validate_json(request).model_spec
+    except ValueError:  # the child reports a bad request
+        return False
     return import_once(module_of(spec))
 
 
@@ -322,21 +322,26 @@ def _forward_done(done_read: int, write_fd: int) -> None:
         _send(write_fd, {"pid": int(pid), "done": True})
 
 
-def _reap(children: set[int], write_fd: int, idle: list[Spare] | None = None) -> None:
-    idle = [] if idle is None else idle
-    while children or idle:
+def exited_children() -> Iterator[tuple[int, int]]:
+    """Reap every child that has exited (without waiting); yield its pid and exit code."""
+    while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
             return
+        yield pid, os.waitstatus_to_exitcode(status)
+
+
+def _reap(children: set[int], write_fd: int, idle: list[Spare]) -> None:
+    for pid, code in exited_children():
         for spare in [spare for spare in idle if spare.pid == pid]:  # died unused: nobody waits for it
             idle.remove(spare)
             os.close(spare.commands)
         if pid in children:
             children.discard(pid)
-            _send(write_fd, {"pid": pid, "exit": os.waitstatus_to_exitcode(status)})
+            _send(write_fd, {"pid": pid, "exit": code})
 
 
 def _send(fd: int, message: dict[str, Any]) -> None:

@@ -29,6 +29,7 @@ from agent_runner.forkserver import (
     POLL_S,
     _kill_group,
     _wake_on_child_exit,
+    exited_children,
     fork_child,
     import_once,
     preload,
@@ -113,16 +114,10 @@ class SocketForkServer:
     def _reap(self, _: Any) -> None:
         with contextlib.suppress(BlockingIOError):
             os.read(self.wake, 4096)
-        while self.children:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, code in exited_children():
             client = self.children.pop(pid, None)
             if client is not None:
-                _send(client.conn, {"exit": os.waitstatus_to_exitcode(status)})
+                _send(client.conn, {"exit": code})
                 client.pid = 0
                 self._drop(client)
 

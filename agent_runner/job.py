@@ -52,9 +52,7 @@ def run_job(
     result first and delete it afterwards. With `ahead`, the caller makes a checkout for the next attempt
     on this machine once the result is out (`workspace.make_noted_ahead`).
     """
-    job = Job(request, workdir=workdir, inline_bundle=inline_bundle, trash=trash)
-    job.ahead = ahead
-    return job.run()
+    return Job(request, workdir=workdir, inline_bundle=inline_bundle, trash=trash, ahead=ahead).run()
 
 
 class Job:
@@ -67,8 +65,10 @@ class Job:
         workdir: Path,
         inline_bundle: bool = False,
         trash: list[Path] | None = None,
+        ahead: bool = False,
     ) -> None:
         self.request = request
+        self.ahead = ahead
         self.inline_bundle = inline_bundle
         self.trash = trash
         self.task = request.task
@@ -85,7 +85,6 @@ class Job:
         self.limits: Limits = self.config.limits_for(self.task.kind, self.task.limits)
         self.timings: dict[str, float] = {}
         self.home_env: dict[str, str] = {}
-        self.ahead = False
 
     def run(self) -> TaskResult:
         """Run every step, classify any failure, and return the finished result."""

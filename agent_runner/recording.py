@@ -81,14 +81,13 @@ class Recorder:
         except (GitError, OSError) as exc:
             self._infra(run, f"cannot fetch the result bundle: {exc}", result)
             return
-        repo = landed.repo if landed is not None else None
-        if repo is not None:
-            self._landed(repo)
+        if landed is not None:
+            self._landed(landed.repo)
         self.queue.finish(task.id, run.claim.attempt, result.for_queue())
         self.summary.finished.append(task.id)
         self.emit("finished", task.id, run.claim.attempt, run.slot.name, result=result)
-        if self.publisher is not None and repo is not None:
-            self._publish(task, result, repo)
+        if self.publisher is not None and landed is not None:
+            self._publish(task, result, landed.repo)
 
     def _landed(self, repo: Path) -> None:
         self._unmaintained[repo] += 1

@@ -96,6 +96,11 @@ class WorkRequest(BaseModel):
     )
     worker: str = Field(default="local", description="Name of the worker slot or machine.")
 
+    @property
+    def model_spec(self) -> str:
+        """The model the attempt runs: the request's, else the task's, else the config's ("" if none)."""
+        return self.model or self.task.model or str(self.config.get("model") or "")
+
 
 class TaskResult(BaseModel):
     """The outcome of one attempt, as the worker prints it and the queue stores it."""

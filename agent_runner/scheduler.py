@@ -44,7 +44,6 @@ TASK_OUTCOMES = (Outcome.ACCEPTED, Outcome.REJECTED)  # results that leave the d
 
 POLL_S = 0.2
 LANDING_WAIT_S = 1.0  # a landing's end wakes the loop at once; this only bounds the wait
-LANDING_NICE = 10
 BASE_TTL_S = 30.0
 WATCH_RESYNC_S = 5.0  # a safety net under the file watcher (a file written while it starts up)
 

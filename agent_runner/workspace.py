@@ -20,7 +20,7 @@ from agent_runner.result import WorkRequest
 SETUP_TIMEOUT_S = 1200.0
 TAIL_CHARS = 2000
 POOL_SIZE = 8  # finished checkouts kept per repo for re-use: refreshing one beats a new clone on big repos
-READY_SIZE = 8  # checkouts made ahead per repo, at most: two per attempt running on the machine at 4 workers
+READY_SIZE = 8  # checkouts made ahead per repo, at most (local workers keep one more than their slots)
 STALE_S = 600.0  # a half-made checkout this old was left by a process that died
 PARK_MIN_INDEX_BYTES = 50_000  # about 500 tracked files: below that a fresh clone is as fast
 log = logging.getLogger(__name__)

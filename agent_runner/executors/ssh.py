@@ -204,7 +204,7 @@ class SshExecutor:
         idle_s = self.settings.control_persist_s or 600
         script = attempt_script(
             machine.config, *key, fork_python=machine.status.fork_python, idle_s=idle_s,
-            model_module=module_of(request.model or request.task.model or request.config.get("model") or ""),
+            model_module=module_of(request.model_spec),
         )  # fmt: skip
         proc = machine.client.popen(script)
         with self._lock:
