@@ -9,7 +9,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agent_runner.errors import TaskFileError
@@ -168,6 +167,8 @@ def _read_text(path: Path) -> str:
 
 
 def _load_yaml(path: Path, text: str) -> dict[str, Any]:
+    import yaml  # here, not at the top: workers get tasks as JSON, and yaml costs 15 ms to import
+
     try:
         data = yaml.safe_load(text) if text.strip() else {}
     except yaml.YAMLError as exc:
@@ -316,5 +317,7 @@ def render_task_file(task: Task) -> str:
     """Write a task back as Markdown with front matter (defaults omitted)."""
     fields = task.model_dump(mode="json", exclude_defaults=True, exclude={"instructions"})
     fields = {"id": task.id, "kind": task.kind.value, **fields}
+    import yaml
+
     front = yaml.safe_dump(fields, sort_keys=False, allow_unicode=True).strip()
     return f"---\n{front}\n---\n{task.instructions.strip()}\n"
