@@ -1,7 +1,7 @@
 """Checkouts: a private clone of the cache per attempt, made in-process or by git, and refreshed for re-use.
 
 Checkouts are full clones with hard-linked objects (not worktrees: those share hooks and config between
-checkouts). Git runs through `git.run_git`; GitPython stays in git.py.
+checkouts). Git runs through `git.run_git`.
 """
 
 from __future__ import annotations

@@ -31,7 +31,6 @@ PRELOAD = (
     "agent_runner.job_agent",
     "agent_runner.agent",
     "agent_runner.models",
-    "agent_runner.models.scripted",
     "agent_runner.tools",
     "agent_runner.trajectory",
     "agent_runner.prompts",

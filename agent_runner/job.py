@@ -124,7 +124,7 @@ class Job:
         with self._phase("checkout"):
             checkout = self._open()
         if self.ahead:
-            workspace.note_ahead(self.request.repo, self.paths, checkout.base_commit)
+            workspace.note_ahead(checkout, self.request.repo, self.paths)
         with self._phase("setup"):
             self._setup(checkout)
         ctx = GateContext(

@@ -73,7 +73,13 @@ def init_state_dir(workdir: Path) -> None:
 
 
 def open_checkout(request: WorkRequest, paths: AttemptPaths) -> git.Checkout:
-    """Update the bare cache (or load it from the request's bundle) and clone the attempt's checkout."""
+    """Take a checkout made ahead at the request's base, else update the bare cache and clone one."""
+    pool = pool_dir(paths, request.repo)
+    branch = request.task.branch_name
+    if request.base_commit:  # one made ahead at that commit came from the cache: no need to look there
+        remove_checkout(paths.checkout)  # a leftover of a crashed attempt with this number
+        if (checkout := _made_ahead(paths, branch, request.base_commit, pool)) is not None:
+            return checkout
     bundle = None
     if request.repo_bundle_b64:
         bundle = bundles.write_b64(request.repo_bundle_b64, paths.run_dir / "source.bundle")
@@ -82,21 +88,14 @@ def open_checkout(request: WorkRequest, paths: AttemptPaths) -> git.Checkout:
         base = request.base_commit or git.resolve_base(cache, request.base or request.task.base)
     except GitError as exc:
         raise BaseMissingError(str(exc)) from exc
-    checkout = _checkout(cache, paths, request.task.branch_name, base, pool_dir(paths, request.repo))
-    return dataclasses.replace(checkout, base_tree=git.known_tree(cache, base))
+    checkout = _checkout(cache, paths, branch, base, pool)
+    return dataclasses.replace(checkout, base_tree=checkout.base_tree or git.known_tree(cache, base))
 
 
 def _checkout(cache: Path, paths: AttemptPaths, branch: str, base: str, pool: Path) -> git.Checkout:
     remove_checkout(paths.checkout)  # a leftover of a crashed attempt with this number
-    if take_ready(ready_dir(pool), base, paths.checkout):
-        try:
-            checkout = checkouts.adopt(paths.checkout, branch=branch, base_commit=base)
-        except (GitError, OSError) as exc:
-            log.info("a checkout made ahead could not be used (%s); cloning instead", exc)
-            remove_checkout(paths.checkout)
-        else:
-            log.info("using a checkout made ahead at %s", base[:12])
-            return checkout
+    if (checkout := _made_ahead(paths, branch, base, pool)) is not None:
+        return checkout
     if take_parked(pool, paths.checkout):
         try:
             return checkouts.refresh_checkout(cache, paths.checkout, branch=branch, base_commit=base)
@@ -105,20 +104,49 @@ def _checkout(cache: Path, paths: AttemptPaths, branch: str, base: str, pool: Pa
     return checkouts.make_checkout(cache, paths.checkout, branch=branch, base_commit=base)
 
 
+def _made_ahead(paths: AttemptPaths, branch: str, base: str, pool: Path) -> git.Checkout | None:
+    """Put a checkout made ahead at `base` on `branch` at the attempt's path; None when there is none."""
+    name = take_ready(ready_dir(pool), base, paths.checkout)
+    if name is None:
+        return None
+    try:
+        checkout = checkouts.adopt(paths.checkout, branch=branch, base_commit=base)
+    except (GitError, OSError) as exc:
+        log.info("a checkout made ahead could not be used (%s); cloning instead", exc)
+        remove_checkout(paths.checkout)
+        return None
+    log.info("using a checkout made ahead at %s", base[:12])
+    return dataclasses.replace(checkout, base_tree=_tree_in(name))
+
+
 def ready_dir(pool: Path) -> Path:
     """Return the folder of checkouts made ahead for a repo (beside its pool of parked ones)."""
     return pool.parent.parent / "ready" / pool.name
 
 
-def take_ready(ready: Path, base: str, dest: Path) -> bool:
-    """Move a checkout made ahead at `base` to `dest`; atomic, so never taken twice."""
+def take_ready(ready: Path, base: str, dest: Path) -> str | None:
+    """Move a checkout made ahead at `base` to `dest` (atomic, so never taken twice); return its name."""
     if not ready.is_dir():
-        return False
+        return None
     dest.parent.mkdir(parents=True, exist_ok=True)
     return _take_first(sorted(ready.glob(f"{base}.*")), dest)
 
 
-def make_ready(cache: Path, pool: Path, base: str, *, keep: int = READY_SIZE) -> Path | None:
+def _ready_name(base: str, tree: str | None) -> str:
+    """Name a checkout made ahead: its base commit, the base's tree when known, and a unique suffix."""
+    tree_part = f"{tree}." if tree else ""
+    return f"{base}.{tree_part}{os.getpid()}.{time.monotonic_ns()}"
+
+
+def _tree_in(name: str) -> str | None:
+    """Return the base tree a checkout made ahead was named with (None for a name without one)."""
+    parts = name.split(".")
+    return parts[1] if len(parts) == 4 and bundles.OBJECT_ID.fullmatch(parts[1]) else None
+
+
+def make_ready(
+    cache: Path, pool: Path, base: str, *, keep: int = READY_SIZE, tree: str | None = None
+) -> Path | None:
     """Make one checkout at `base` for a later attempt (a parked one refreshed, else a clone).
 
     Checkouts made ahead at other bases, and half-made ones older than STALE_S, are deleted first. Returns
@@ -138,7 +166,10 @@ def make_ready(cache: Path, pool: Path, base: str, *, keep: int = READY_SIZE) ->
             waiting += 1
     if waiting >= min(keep, READY_SIZE):
         return None
-    name = f"{base}.{os.getpid()}.{time.monotonic_ns()}"
+    tree = tree or git.known_tree(cache, base)
+    if tree is None and git.has_commit(cache, base):  # the taker then needs not ask for the base's tree
+        tree = git.known_tree(cache, base)
+    name = _ready_name(base, tree)
     tmp = ready / f"{name}.tmp"
     if not (take_parked(pool, tmp) and _refreshed(cache, tmp, base)):
         checkouts.make_checkout(cache, tmp, branch=None, base_commit=base)
@@ -156,9 +187,9 @@ def _refreshed(cache: Path, checkout: Path, base: str) -> bool:
     return True
 
 
-def note_ahead(repo: str, paths: AttemptPaths, base: str) -> None:
-    """Remember to make a checkout at `base` for the next attempt on this machine (`make_noted_ahead`)."""
-    _AHEAD.append((repo, paths, base))
+def note_ahead(checkout: git.Checkout, repo: str, paths: AttemptPaths) -> None:
+    """Remember to make a checkout like `checkout` for the next attempt here (`make_noted_ahead`)."""
+    _AHEAD.append((repo, paths, checkout.base_commit, checkout.base_tree))
 
 
 def make_noted_ahead(keep: int) -> None:
@@ -167,14 +198,14 @@ def make_noted_ahead(keep: int) -> None:
     One per attempt replaces the one it took; attempts that found none (the first of a run) add one.
     """
     while _AHEAD:
-        repo, paths, base = _AHEAD.pop()
+        repo, paths, base, tree = _AHEAD.pop()
         try:
-            make_ready(git.cache_path(repo), pool_dir(paths, repo), base, keep=keep)
+            make_ready(git.cache_path(repo), pool_dir(paths, repo), base, keep=keep, tree=tree)
         except (GitError, OSError) as exc:  # an optimisation only: the next attempt clones instead
             log.info("no checkout made ahead: %s", exc)
 
 
-_AHEAD: list[tuple[str, AttemptPaths, str]] = []
+_AHEAD: list[tuple[str, AttemptPaths, str, str | None]] = []
 
 
 def pool_for(workdir: Path, repo: str) -> Path:
@@ -191,11 +222,14 @@ def take_parked(pool: Path, dest: Path) -> bool:
     """Move a parked checkout (and the runner's copy of its index) to `dest`; atomic, so never taken twice."""
     if not pool.is_dir():
         return False
-    return _take_first(sorted(pool.iterdir()), dest)
+    return _take_first(sorted(pool.iterdir()), dest) is not None
 
 
-def _take_first(entries: list[Path], dest: Path) -> bool:
-    """Move the first checkout among `entries` that no one else takes first to `dest`, with its index copy."""
+def _take_first(entries: list[Path], dest: Path) -> str | None:
+    """Move the first checkout among `entries` no one else takes first to `dest` (with its index copy).
+
+    Returns the name it had, or None when every one was taken.
+    """
     for entry in entries:
         if entry.name.endswith((".index", ".tmp")):
             continue
@@ -204,8 +238,8 @@ def _take_first(entries: list[Path], dest: Path) -> bool:
         except OSError:
             continue  # another worker took it first
         _move_index(entry, dest)
-        return True
-    return False
+        return entry.name
+    return None
 
 
 def park(checkout: Path, pool: Path) -> bool:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent_runner.config import ModelsConfig
@@ -138,8 +139,6 @@ class ScriptedModel:
 
 def load_script(path: Path) -> list[ScriptedTurn]:
     """Return the turns of a YAML/JSON script file; ConfigError names the file and the problem."""
-    import yaml  # here: a JSON script (or a real model) keeps the worker's start 15 ms shorter
-
     try:
         text = path.read_text(encoding="utf-8")
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)

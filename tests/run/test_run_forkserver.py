@@ -118,10 +118,15 @@ def test_an_idle_server_forks_a_spare_and_hands_it_the_next_request(project: Pro
     """The spare exists before the request; the request runs in it; closing the server ends every child."""
     executor, client = _start(project, spares=1)
     server = client.proc.pid
+    project.task("zero", project.edit_script("zero", "zero.py", "x = 0\n"))
+    assert _run(project, executor) == ["zero"]  # the server imports the scripted model for it
+    _wait_for(lambda: any("exit" in m for m in client.messages), "the first child's exit")
     (spare,) = _wait_for(lambda: _children(server), "the spare child")
+    n_before = len(client.messages)
     project.task("one", project.edit_script("one", "one.py", "x = 1\n"))
     assert _run(project, executor) == ["one"]
-    assert client.messages[0] == {"id": client.messages[0]["id"], "pid": spare}
+    started = client.messages[n_before]
+    assert started == {"id": started["id"], "pid": spare}
     successor = _wait_for(lambda: _children(server) - {spare}, "a new spare")
     executor.close()
     _wait_for(lambda: not any(_is_running(pid) for pid in successor | {spare}), "the children to end")
