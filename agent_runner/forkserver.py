@@ -12,6 +12,7 @@ When its stdin closes (the coordinator is gone) it kills every child's process g
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import gc
 import importlib
@@ -57,6 +58,7 @@ def preload() -> None:
 
 def _warm() -> None:
     """Do once what every attempt does first: compile the prompt templates and the redaction patterns."""
+    codecs.lookup("ascii")  # git's ref files are read as ASCII: its codec module loads here, not per child
     try:
         from agent_runner import prompts, redact
 
@@ -283,11 +285,22 @@ def serve_child(
     )
     emit(worker.result_line(result))
     # What is left (deleting the checkout, this process's exit) waits for any CPU other attempts need.
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, 0, LATE_NICE)
+    lower_priority(LATE_NICE)
     worker.remove_in_background(trash)
     workspace.make_noted_ahead(ahead)
     return 0
+
+
+def lower_priority(nice: int) -> None:
+    """Lower this process's CPU priority, and its session's (a child leads its own session).
+
+    With the kernel's autogroups (Linux's default), each session shares the CPU as one group and a
+    process's own nice value only counts inside its session: the session's nice must change too.
+    """
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    with contextlib.suppress(OSError), open("/proc/self/autogroup", "w", encoding="ascii") as fh:
+        fh.write(str(nice))
 
 
 def _redirect(log: str) -> None:

@@ -36,10 +36,11 @@ def remove_in_background(paths: list[Path]) -> None:
     """Delete `paths` in a detached `rm` process, so this worker can exit (and report) at once."""
     if not paths:
         return
-    # A spawned `rm` (vfork) is cheaper than forking this large process; its own session outlives us.
+    # A spawned `rm` (vfork) is cheaper than forking this large process. Its own process group outlives
+    # us (a kill of ours misses it); it stays in our session, whose lowered CPU priority it shares.
     subprocess.Popen(
         ["rm", "-rf", "--", *map(str, paths)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True,
+        stderr=subprocess.DEVNULL, process_group=0,
     )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from run_helpers import Project, git
 
+from agent_runner import forkserver
 from agent_runner.config import load_config
 from agent_runner.executors.forkclient import ForkClient
 from agent_runner.executors.local import LocalExecutor
@@ -200,3 +201,20 @@ def test_warm_makes_the_first_attempts_checkouts_while_workers_start(project: Pr
 
     assert len(_wait_for(lambda: len(made()) == 3 and made(), "three checkouts made ahead")) == 3
     assert all(git(path, "status", "--porcelain") == "" for path in made())
+
+
+def test_lowering_priority_lowers_the_session_too() -> None:
+    """After its result a worker yields the CPU: its own nice value and (autogroups) its session's."""
+    pid = os.fork()
+    if pid == 0:  # a child in its own session, as a forked worker is
+        code = 1
+        try:
+            os.setsid()
+            forkserver.lower_priority(19)
+            group = Path("/proc/self/autogroup")
+            is_group_low = not group.exists() or group.read_text().strip().endswith("nice 19")
+            code = 0 if os.getpriority(os.PRIO_PROCESS, 0) == 19 and is_group_low else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -194,3 +194,15 @@ def test_unknown_base_is_a_clear_error(project: Project) -> None:
     """A task base that is not a branch names itself in the error."""
     with pytest.raises(GitError, match="no-such-branch"):
         agit.resolve_base(project.root, "no-such-branch")
+
+
+def test_run_git_reports_git_errors_and_missing_folders(project: Project, tmp_path: Path) -> None:
+    """A failing command's error names it and carries git's message; a missing folder is named as such."""
+    with pytest.raises(GitError, match=r"`git rev-parse --verify no-such-rev` failed in .*: fatal: "):
+        agit.run_git(project.root, "rev-parse", "--verify", "no-such-rev")
+    with pytest.raises(GitError, match=r"no folder .*missing"):
+        agit.run_git(tmp_path / "missing", "status")
+    assert agit.run_git(project.root, "log", "-1", "--format=%s%n") == "init\n"  # only the last newline goes
+    with open(tmp_path / "out", "wb") as out:
+        assert agit.run_git(project.root, "cat-file", "-p", "HEAD:calc.py", stdout=out) == ""
+    assert (tmp_path / "out").read_text() == (project.root / "calc.py").read_text()

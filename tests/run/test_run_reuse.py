@@ -11,6 +11,9 @@ from run_helpers import Project, git
 
 from agent_runner import checkouts, workspace
 from agent_runner import git as agit
+from agent_runner.config import load_config
+from agent_runner.result import WorkRequest
+from agent_runner.task import load_task_file
 
 
 def _used_checkout(project: Project, tmp_path: Path) -> tuple[Path, agit.Checkout]:
@@ -168,3 +171,43 @@ def test_made_ahead_pool_is_capped_and_prefers_a_parked_checkout(
     assert git(made, "status", "--porcelain", "--ignored") == ""
     assert workspace.make_ready(cache, pool, base) is not None
     assert workspace.make_ready(cache, pool, base) is None  # two are waiting already
+
+
+def test_a_checkout_made_ahead_is_taken_without_looking_at_the_cache(
+    project: Project, tmp_path: Path
+) -> None:
+    """With the request's base commit, a made-ahead checkout is used as is, its base tree from its name."""
+
+    project.task("fast", project.edit_script("fast", "f.py", "f = 1\n"))
+    cache = agit.ensure_cache(str(project.root))
+    base = agit.resolve_base(cache, None)
+    state = tmp_path / "state"
+    paths = workspace.AttemptPaths.under(state, "fast", 1)
+    made = workspace.make_ready(cache, workspace.pool_dir(paths, str(project.root)), base)
+    assert made is not None
+    settings = load_config(project.root).model_dump(mode="json", by_alias=True)
+    task = load_task_file(project.tasks / "fast.md")
+    request = WorkRequest(task=task, repo=str(project.root), base_commit=base, config=settings)
+    os.replace(cache, cache.with_name("moved-away"))  # a look at the cache would now fail or rebuild it
+    checkout = workspace.open_checkout(request, paths)
+    assert not cache.exists()
+    assert checkout.path == paths.checkout and checkout.branch == "agent/fast"
+    assert checkout.base_tree == git(project.root, "rev-parse", f"{base}^{{tree}}")
+    assert git(checkout.path, "rev-parse", "--abbrev-ref", "HEAD") == "agent/fast"
+
+
+def test_a_checkout_made_ahead_without_a_tree_in_its_name_is_still_taken(
+    project: Project, tmp_path: Path
+) -> None:
+    """A made-ahead checkout named the old way (no tree) is adopted; its base tree is then unknown."""
+    cache = agit.ensure_cache(str(project.root))
+    base = agit.resolve_base(cache, None)
+    pool = tmp_path / "pool" / "repo"
+    made = workspace.make_ready(cache, pool, base)
+    assert made is not None and made.name.split(".")[1] == git(project.root, "rev-parse", "HEAD^{tree}")
+    old_style = made.with_name(f"{base}.{os.getpid()}.1")
+    os.replace(made, old_style)
+    dest = tmp_path / "checkouts" / "t-1"
+    name = workspace.take_ready(workspace.ready_dir(pool), base, dest)
+    assert name == old_style.name and workspace._tree_in(name) is None
+    assert checkouts.adopt(dest, branch="agent/t", base_commit=base).path == dest
