@@ -1,7 +1,7 @@
 """The diff policy: anti-gaming checks on the agent's diff against the base commit.
 
 Each finding names an `allow` key; a task may list the key in `allow:` and it is waived only when the runner
-config's `allow` lists it too. Git runs through subprocess (see workdiff.py), not GitPython.
+config's `allow` lists it too. Git runs through subprocess (see workdiff.py).
 """
 
 from __future__ import annotations

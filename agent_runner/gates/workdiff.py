@@ -1,7 +1,7 @@
 """The agent's work as a diff: the working tree staged with `git add -A`, compared to the base commit.
 
-Gates call `git` through subprocess here (GitPython stays in agent_runner/git.py): they only read the
-checkout, apart from staging it and listing runner caches in `info/exclude`.
+Gates call `git` through subprocess here: they only read the checkout, apart from staging it and listing
+runner caches in `info/exclude`.
 """
 
 from __future__ import annotations

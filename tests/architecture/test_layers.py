@@ -66,7 +66,7 @@ def test_imports_point_downward(module: str, path: Path) -> None:
 
 @pytest.mark.parametrize(("module", "path"), modules(), ids=[m for m, _ in modules()])
 def test_libraries_live_in_their_adapter(module: str, path: Path) -> None:
-    """GitPython, PyGithub, each model SDK and ray are imported only in their one home module."""
+    """GitPython (should it return), PyGithub, each model SDK and ray are imported only in their home."""
     rel = path.relative_to(PACKAGE).as_posix()
     for name in imports(path):
         top = name.split(".")[0]
