@@ -132,11 +132,9 @@ def test_checkouts_made_ahead_are_taken_once_at_their_base_and_dropped_when_it_m
     project: Project, tmp_path: Path
 ) -> None:
     """A checkout made ahead is clean, detached at its base, taken once, and replaced when the base moves."""
-    cache = agit.ensure_cache(str(project.root))
-    old = agit.resolve_base(cache, None)
     pool = tmp_path / "pool" / "repo"
-    made = workspace.make_ready(cache, pool, old)
-    assert made is not None and git(made, "status", "--porcelain") == ""
+    cache, old, made = _made_ahead(project, pool)
+    assert git(made, "status", "--porcelain") == ""
     assert (made / ".git" / "HEAD").read_text().strip() == old and checkouts.trusted_index(made).is_file()
     (project.root / "more.py").write_text("MORE = 1\n")
     git(project.root, "add", "-A")
@@ -177,14 +175,9 @@ def test_a_checkout_made_ahead_is_taken_without_looking_at_the_cache(
     project: Project, tmp_path: Path
 ) -> None:
     """With the request's base commit, a made-ahead checkout is used as is, its base tree from its name."""
-
     project.task("fast", project.edit_script("fast", "f.py", "f = 1\n"))
-    cache = agit.ensure_cache(str(project.root))
-    base = agit.resolve_base(cache, None)
-    state = tmp_path / "state"
-    paths = workspace.AttemptPaths.under(state, "fast", 1)
-    made = workspace.make_ready(cache, workspace.pool_dir(paths, str(project.root)), base)
-    assert made is not None
+    paths = workspace.AttemptPaths.under(tmp_path / "state", "fast", 1)
+    cache, base, _ = _made_ahead(project, workspace.pool_dir(paths, str(project.root)))
     settings = load_config(project.root).model_dump(mode="json", by_alias=True)
     task = load_task_file(project.tasks / "fast.md")
     request = WorkRequest(task=task, repo=str(project.root), base_commit=base, config=settings)
@@ -200,14 +193,21 @@ def test_a_checkout_made_ahead_without_a_tree_in_its_name_is_still_taken(
     project: Project, tmp_path: Path
 ) -> None:
     """A made-ahead checkout named the old way (no tree) is adopted; its base tree is then unknown."""
-    cache = agit.ensure_cache(str(project.root))
-    base = agit.resolve_base(cache, None)
     pool = tmp_path / "pool" / "repo"
-    made = workspace.make_ready(cache, pool, base)
-    assert made is not None and made.name.split(".")[1] == git(project.root, "rev-parse", "HEAD^{tree}")
+    _, base, made = _made_ahead(project, pool)
+    assert made.name.split(".")[1] == git(project.root, "rev-parse", "HEAD^{tree}")
     old_style = made.with_name(f"{base}.{os.getpid()}.1")
     os.replace(made, old_style)
     dest = tmp_path / "checkouts" / "t-1"
     name = workspace.take_ready(workspace.ready_dir(pool), base, dest)
     assert name == old_style.name and workspace._tree_in(name) is None
     assert checkouts.adopt(dest, branch="agent/t", base_commit=base).path == dest
+
+
+def _made_ahead(project: Project, pool: Path) -> tuple[Path, str, Path]:
+    """Return the project's cache, its base commit, and a checkout made ahead there into `pool`."""
+    cache = agit.ensure_cache(str(project.root))
+    base = agit.resolve_base(cache, None)
+    made = workspace.make_ready(cache, pool, base)
+    assert made is not None
+    return cache, base, made
