@@ -218,3 +218,9 @@ def _remove(path: Path) -> None:
         path.unlink()
     elif path.exists():
         shutil.rmtree(path)
+
+
+def remove_checkout(path: Path) -> None:
+    """Delete a checkout folder and the runner's copy of its index (best effort)."""
+    shutil.rmtree(path, ignore_errors=True)
+    trusted_index(path).unlink(missing_ok=True)

@@ -273,7 +273,7 @@ def serve_child(
 
     With `ahead`, it then makes a checkout for a next attempt unless that many wait (niced, then exits).
     """
-    from agent_runner import worker, workspace
+    from agent_runner import pools, worker
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -287,7 +287,7 @@ def serve_child(
     # What is left (deleting the checkout, this process's exit) waits for any CPU other attempts need.
     lower_priority(LATE_NICE)
     worker.remove_in_background(trash)
-    workspace.make_noted_ahead(ahead)
+    pools.make_noted_ahead(ahead)
     return 0
 
 

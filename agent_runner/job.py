@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from agent_runner import bundles, checkouts, git, workspace
+from agent_runner import bundles, checkouts, git, pools, workspace
 from agent_runner.config import RunnerConfig, config_from_dict
 from agent_runner.errors import (
     GitError,
@@ -50,7 +50,7 @@ def run_job(
 
     With `trash`, a checkout to delete is moved aside and appended there, so the caller can report the
     result first and delete it afterwards. With `ahead`, the caller makes a checkout for the next attempt
-    on this machine once the result is out (`workspace.make_noted_ahead`).
+    on this machine once the result is out (`pools.make_noted_ahead`).
     """
     return Job(request, workdir=workdir, inline_bundle=inline_bundle, trash=trash, ahead=ahead).run()
 
@@ -124,7 +124,7 @@ class Job:
         with self._phase("checkout"):
             checkout = self._open()
         if self.ahead:
-            workspace.note_ahead(checkout, self.request.repo, self.paths)
+            pools.note_ahead(checkout, self.request.repo, self.paths)
         with self._phase("setup"):
             self._setup(checkout)
         ctx = GateContext(
@@ -279,11 +279,11 @@ class Job:
             checkouts.trusted_index(self.checkout.path).unlink(missing_ok=True)
         else:
             self._set(checkout_path=None)
-            pool = workspace.pool_dir(self.paths, self.request.repo)
-            if is_ok and workspace.park(self.checkout.path, pool):
+            pool = pools.pool_dir(self.paths, self.request.repo)
+            if is_ok and pools.park(self.checkout.path, pool):
                 return  # the next attempt on this machine refreshes it instead of cloning
             if self.trash is None:
-                workspace.remove_checkout(self.checkout.path)
+                checkouts.remove_checkout(self.checkout.path)
             else:
                 self.trash.append(workspace.move_to_trash(self.checkout.path, self.workdir))
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from agent_runner import checkouts, workspace
+from agent_runner import checkouts, pools
 from agent_runner import git as agit
 from agent_runner.config import load_config
 from agent_runner.executors.local import LocalExecutor
@@ -287,10 +287,10 @@ def bench_checkout(tmp: Path, n_files: int, n_commits: int, n: int, churn_bytes:
     def ahead(i: int) -> None:
         # what an attempt does when the previous worker made its checkout ahead: rename, put on a branch
         pool = out / "pool" / "repo"
-        workspace.make_ready(cache, pool, base)
+        pools.make_ready(cache, pool, base)
         started = time.perf_counter()
         dest = out / f"ahead-{i}"
-        assert workspace.take_ready(workspace.ready_dir(pool), base, dest)
+        assert pools.take_ready(pools.ready_dir(pool), base, dest)
         checkouts.adopt(dest, branch=f"agent/a{i}", base_commit=base)
         ahead_times.append(time.perf_counter() - started)
 

@@ -19,7 +19,7 @@ from typing import IO
 
 from pydantic import ValidationError
 
-from agent_runner import git, workspace
+from agent_runner import git, pools
 from agent_runner.errors import ExecutorError, GitError
 from agent_runner.executors.forkclient import ForkClient
 from agent_runner.protocols import Slot
@@ -97,9 +97,9 @@ class LocalExecutor:
         def make() -> None:
             try:
                 cache = git.ensure_cache(repo, need=base_commit)
-                pool = workspace.pool_for(self.workdir, repo)
+                pool = pools.pool_for(self.workdir, repo)
                 for _ in range(count):
-                    if workspace.make_ready(cache, pool, base_commit, keep=count) is None:
+                    if pools.make_ready(cache, pool, base_commit, keep=count) is None:
                         return
             except (GitError, OSError) as exc:  # an optimisation only: the first attempts clone
                 log.info("no checkouts made ahead of the first attempts: %s", exc)

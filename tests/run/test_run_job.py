@@ -7,7 +7,7 @@ from typing import Any
 
 from run_helpers import Project, git
 
-from agent_runner import workspace
+from agent_runner import pools
 from agent_runner.config import load_config
 from agent_runner.job import run_job
 from agent_runner.result import ExitStatus, Outcome, WorkRequest
@@ -119,7 +119,7 @@ def test_finished_checkout_is_reused_clean(project: Project, tmp_path: Path, mon
     """A parked checkout is refreshed for the next task: its edits, stray files, hooks and refs are gone."""
     project.task("first", project.edit_script("first", "calc.py", NEW_CALC))
     project.task("second", project.edit_script("second", "notes.txt", "second\n"))
-    monkeypatch.setattr(workspace, "PARK_MIN_INDEX_BYTES", 0)  # the fixture repo is small
+    monkeypatch.setattr(pools, "PARK_MIN_INDEX_BYTES", 0)  # the fixture repo is small
     state = tmp_path / "state"
     assert run_job(_request(project, "first"), workdir=state).outcome == Outcome.ACCEPTED
     (parked,) = [p for p in (state / "pool").glob("*/*") if p.is_dir()]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from run_helpers import Project, git
 
-from agent_runner import checkouts, workspace
+from agent_runner import checkouts, pools, workspace
 from agent_runner import git as agit
 from agent_runner.config import load_config
 from agent_runner.result import WorkRequest
@@ -112,19 +112,19 @@ def test_park_and_take_carry_the_index_copy(
     project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Parking moves the runner's index copy with the checkout; taking it brings it back, and only once."""
-    monkeypatch.setattr(workspace, "PARK_MIN_INDEX_BYTES", 0)
+    monkeypatch.setattr(pools, "PARK_MIN_INDEX_BYTES", 0)
     _, co = _used_checkout(project, tmp_path)
     pool = tmp_path / "pool" / "repo"
-    assert workspace.park(co.path, pool)
+    assert pools.park(co.path, pool)
     assert not checkouts.trusted_index(co.path).exists()
     (parked,) = [p for p in pool.iterdir() if p.is_dir()]
     assert checkouts.trusted_index(parked).is_file()
     dest = tmp_path / "checkouts" / "second-1"
     checkouts.trusted_index(dest).write_text("stale copy of a crashed attempt")
-    assert workspace.take_parked(pool, dest)
+    assert pools.take_parked(pool, dest)
     assert (dest / ".git").is_dir() and checkouts.trusted_index(dest).read_bytes()[:4] == b"DIRC"
-    assert not workspace.take_parked(pool, tmp_path / "checkouts" / "third-1")
-    workspace.remove_checkout(dest)
+    assert not pools.take_parked(pool, tmp_path / "checkouts" / "third-1")
+    checkouts.remove_checkout(dest)
     assert not dest.exists() and not checkouts.trusted_index(dest).exists()
 
 
@@ -141,12 +141,12 @@ def test_checkouts_made_ahead_are_taken_once_at_their_base_and_dropped_when_it_m
     git(project.root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "more")
     new = git(project.root, "rev-parse", "HEAD")
     agit.ensure_cache(str(project.root), need=new)
-    assert workspace.make_ready(cache, pool, new) is not None
-    ready = workspace.ready_dir(pool)
+    assert pools.make_ready(cache, pool, new) is not None
+    ready = pools.ready_dir(pool)
     assert all(entry.name.startswith(new) for entry in ready.iterdir())  # the old base's went, index too
     dest = tmp_path / "checkouts" / "t-1"
-    assert not workspace.take_ready(ready, old, dest)
-    assert workspace.take_ready(ready, new, dest) and not workspace.take_ready(ready, new, tmp_path / "x")
+    assert not pools.take_ready(ready, old, dest)
+    assert pools.take_ready(ready, new, dest) and not pools.take_ready(ready, new, tmp_path / "x")
     co = checkouts.adopt(dest, branch="agent/t", base_commit=new)
     assert git(co.path, "rev-parse", "--abbrev-ref", "HEAD") == "agent/t"
     assert (co.path / "more.py").exists() and git(co.path, "status", "--porcelain") == ""
@@ -158,17 +158,17 @@ def test_made_ahead_pool_is_capped_and_prefers_a_parked_checkout(
     project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A parked checkout is refreshed into the made-ahead pool (nothing of its attempt left); it is capped."""
-    monkeypatch.setattr(workspace, "PARK_MIN_INDEX_BYTES", 0)
-    monkeypatch.setattr(workspace, "READY_SIZE", 2)
+    monkeypatch.setattr(pools, "PARK_MIN_INDEX_BYTES", 0)
+    monkeypatch.setattr(pools, "READY_SIZE", 2)
     cache, co = _used_checkout(project, tmp_path)
     base = agit.resolve_base(cache, None)
     pool = tmp_path / "pool" / "repo"
-    assert workspace.park(co.path, pool)
-    made = workspace.make_ready(cache, pool, base)
+    assert pools.park(co.path, pool)
+    made = pools.make_ready(cache, pool, base)
     assert made is not None and not [p for p in pool.iterdir() if p.is_dir()]  # the parked one was used
     assert git(made, "status", "--porcelain", "--ignored") == ""
-    assert workspace.make_ready(cache, pool, base) is not None
-    assert workspace.make_ready(cache, pool, base) is None  # two are waiting already
+    assert pools.make_ready(cache, pool, base) is not None
+    assert pools.make_ready(cache, pool, base) is None  # two are waiting already
 
 
 def test_a_checkout_made_ahead_is_taken_without_looking_at_the_cache(
@@ -177,7 +177,7 @@ def test_a_checkout_made_ahead_is_taken_without_looking_at_the_cache(
     """With the request's base commit, a made-ahead checkout is used as is, its base tree from its name."""
     project.task("fast", project.edit_script("fast", "f.py", "f = 1\n"))
     paths = workspace.AttemptPaths.under(tmp_path / "state", "fast", 1)
-    cache, base, _ = _made_ahead(project, workspace.pool_dir(paths, str(project.root)))
+    cache, base, _ = _made_ahead(project, pools.pool_dir(paths, str(project.root)))
     settings = load_config(project.root).model_dump(mode="json", by_alias=True)
     task = load_task_file(project.tasks / "fast.md")
     request = WorkRequest(task=task, repo=str(project.root), base_commit=base, config=settings)
@@ -199,8 +199,8 @@ def test_a_checkout_made_ahead_without_a_tree_in_its_name_is_still_taken(
     old_style = made.with_name(f"{base}.{os.getpid()}.1")
     os.replace(made, old_style)
     dest = tmp_path / "checkouts" / "t-1"
-    name = workspace.take_ready(workspace.ready_dir(pool), base, dest)
-    assert name == old_style.name and workspace._tree_in(name) is None
+    name = pools.take_ready(pools.ready_dir(pool), base, dest)
+    assert name == old_style.name and pools.tree_in(name) is None
     assert checkouts.adopt(dest, branch="agent/t", base_commit=base).path == dest
 
 
@@ -208,6 +208,6 @@ def _made_ahead(project: Project, pool: Path) -> tuple[Path, str, Path]:
     """Return the project's cache, its base commit, and a checkout made ahead there into `pool`."""
     cache = agit.ensure_cache(str(project.root))
     base = agit.resolve_base(cache, None)
-    made = workspace.make_ready(cache, pool, base)
+    made = pools.make_ready(cache, pool, base)
     assert made is not None
     return cache, base, made
