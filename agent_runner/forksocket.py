@@ -25,15 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent_runner.forkchild import fork_child, serve_child
 from agent_runner.forkserver import (
     POLL_S,
     _kill_group,
     _wake_on_child_exit,
     exited_children,
-    fork_child,
     import_once,
     preload,
-    serve_child,
 )
 
 MAX_HEADER = 1 << 20

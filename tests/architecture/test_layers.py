@@ -11,8 +11,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "agent_runner"
 CORE = {"errors", "task", "messages", "result", "protocols", "queue_state", "redact"}
 FLOW = {
     "agent", "context", "job", "job_agent", "scheduler", "scheduling", "review", "review_post", "worker",
-    "forkserver", "forksocket", "actions", "demo", "report", "report_html", "report_pages", "recording",
-    "attempts",
+    "forkserver", "forksocket", "forkchild", "actions", "demo", "report", "report_html", "report_pages",
+    "recording", "attempts",
 }  # fmt: skip
 RANK = {"core": 0, "adapt": 1, "flow": 2, "cli": 3}
 LIBRARY_HOMES = {

@@ -10,7 +10,7 @@ from typing import Any
 
 from run_helpers import Project, git
 
-from agent_runner import forkserver
+from agent_runner import forkchild
 from agent_runner.config import load_config
 from agent_runner.executors.forkclient import ForkClient
 from agent_runner.executors.local import LocalExecutor
@@ -151,8 +151,8 @@ def test_a_spare_that_dies_unused_is_replaced_and_never_reported(project: Projec
 def test_each_attempt_makes_the_next_ones_checkout_ahead(project: Project) -> None:
     """Later attempts start in a checkout an earlier one made after its result; all land as usual."""
     for name in ("a1", "a2", "a3"):
-        # the model takes 0.3 s (real ones take seconds): time for the previous worker to make one
-        project.task(name, project.edit_script(name, f"{name}.py", f"{name} = 1\n", delay_s=0.3))
+        # the model takes 0.5 s (real ones take seconds): time for the previous worker to make one, niced
+        project.task(name, project.edit_script(name, f"{name}.py", f"{name} = 1\n", delay_s=0.5))
     executor, _ = _start(project, spares=1)
     try:
         assert sorted(_run(project, executor)) == ["a1", "a2", "a3"]
@@ -163,7 +163,7 @@ def test_each_attempt_makes_the_next_ones_checkout_ahead(project: Project) -> No
         for name in ("a1", "a2", "a3")
     }
     used = {name for name, text in logs.items() if "using a checkout made ahead" in text}
-    # a1 and a2 may start before one is ready (made by the run's warm-up, then by a1); a3 starts 0.6 s later
+    # a1 and a2 may start before one is ready (made by the run's warm-up, then by a1); a3 starts 1 s later
     assert "a3" in used, logs
     for name in ("a1", "a2", "a3"):
         assert git(project.root, "show", f"agent/{name}:{name}.py") == f"{name} = 1"
@@ -210,7 +210,7 @@ def test_lowering_priority_lowers_the_session_too() -> None:
         code = 1
         try:
             os.setsid()
-            forkserver.lower_priority(19)
+            forkchild.lower_priority(19)
             group = Path("/proc/self/autogroup")
             is_group_low = not group.exists() or group.read_text().strip().endswith("nice 19")
             code = 0 if os.getpriority(os.PRIO_PROCESS, 0) == 19 and is_group_low else 3
