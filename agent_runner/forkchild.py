@@ -42,7 +42,8 @@ def fork_child(body: Callable[[], int]) -> int:
 
 
 def run_child(command: dict[str, Any], done_fd: int | None = None) -> int:
-    """Run the request as `exec -` would and write the result line to the result file."""
+    """Run the request as `exec -` would, logging to its log file, and write the result line to its file."""
+    _redirect(command["log"])
     target = Path(command["result"])
 
     def emit(line: str) -> None:
@@ -100,7 +101,7 @@ def lower_priority(nice: int) -> None:
         fh.write(str(nice))
 
 
-def redirect(log: str) -> None:
+def _redirect(log: str) -> None:
     """Send stdout and stderr to the attempt's log; stdin reads nothing."""
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     null = os.open(os.devnull, os.O_RDONLY)

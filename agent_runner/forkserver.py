@@ -124,7 +124,6 @@ class Spare:
             command = forkchild.await_command(read_end, POLL_S)
             if command is None:
                 return 0
-            forkchild.redirect(command["log"])
             return forkchild.run_child(command, done_fd)
 
         pid = forkchild.fork_child(child)
@@ -192,12 +191,7 @@ def spawn(command: dict[str, Any], done_fd: int | None = None) -> int:
     With `done_fd`, the child writes its pid there as soon as its result file is written: the executor
     can take the result without waiting for the exit of a large process (a few ms of teardown).
     """
-
-    def child() -> int:
-        forkchild.redirect(command["log"])
-        return forkchild.run_child(command, done_fd)
-
-    return forkchild.fork_child(child)
+    return forkchild.fork_child(lambda: forkchild.run_child(command, done_fd))
 
 
 def _wake_on_child_exit() -> int:

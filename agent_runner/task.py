@@ -315,9 +315,9 @@ def _cycles(tasks: dict[str, Task]) -> list[list[str]]:
 
 def render_task_file(task: Task) -> str:
     """Write a task back as Markdown with front matter (defaults omitted)."""
+    import yaml  # here, as in _load_yaml: workers never write task files
+
     fields = task.model_dump(mode="json", exclude_defaults=True, exclude={"instructions"})
     fields = {"id": task.id, "kind": task.kind.value, **fields}
-    import yaml
-
     front = yaml.safe_dump(fields, sort_keys=False, allow_unicode=True).strip()
     return f"---\n{front}\n---\n{task.instructions.strip()}\n"

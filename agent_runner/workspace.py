@@ -72,10 +72,10 @@ def open_checkout(request: WorkRequest, paths: AttemptPaths) -> git.Checkout:
     """Take a checkout made ahead at the request's base, else update the bare cache and clone one."""
     pool = pools.pool_dir(paths, request.repo)
     branch = request.task.branch_name
-    if request.base_commit:  # one made ahead at that commit came from the cache: no need to look there
-        checkouts.remove_checkout(paths.checkout)  # a leftover of a crashed attempt with this number
-        if (checkout := _made_ahead(paths, branch, request.base_commit, pool)) is not None:
-            return checkout
+    checkouts.remove_checkout(paths.checkout)  # a leftover of a crashed attempt with this number
+    # One made ahead at the request's commit came from the cache: no need to look there.
+    if request.base_commit and (made := _made_ahead(paths, branch, request.base_commit, pool)):
+        return made
     bundle = None
     if request.repo_bundle_b64:
         bundle = bundles.write_b64(request.repo_bundle_b64, paths.run_dir / "source.bundle")
@@ -84,14 +84,12 @@ def open_checkout(request: WorkRequest, paths: AttemptPaths) -> git.Checkout:
         base = request.base_commit or git.resolve_base(cache, request.base or request.task.base)
     except GitError as exc:
         raise BaseMissingError(str(exc)) from exc
-    checkout = _checkout(cache, paths, branch, base, pool)
+    made = None if request.base_commit else _made_ahead(paths, branch, base, pool)  # else tried above
+    checkout = made or _parked_or_cloned(cache, paths, branch, base, pool)
     return dataclasses.replace(checkout, base_tree=checkout.base_tree or git.known_tree(cache, base))
 
 
-def _checkout(cache: Path, paths: AttemptPaths, branch: str, base: str, pool: Path) -> git.Checkout:
-    checkouts.remove_checkout(paths.checkout)  # a leftover of a crashed attempt with this number
-    if (checkout := _made_ahead(paths, branch, base, pool)) is not None:
-        return checkout
+def _parked_or_cloned(cache: Path, paths: AttemptPaths, branch: str, base: str, pool: Path) -> git.Checkout:
     if pools.take_parked(pool, paths.checkout):
         try:
             return checkouts.refresh_checkout(cache, paths.checkout, branch=branch, base_commit=base)
