@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agent_runner.errors import ConfigError
 from agent_runner.executors.machine import MachineConfig, RayConfig, SshConfig
 from agent_runner.gates.settings import GatesConfig
-from agent_runner.github.api import GitHubConfig
+from agent_runner.github.settings import GitHubConfig
 from agent_runner.task import Limits, TaskKind
 
 ENV_PREFIX = "AGENT_RUNNER_"

@@ -12,45 +12,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from agent_runner.errors import GitHubError
 from agent_runner.github.records import MARKER, CommentInfo, FileDiff, PullInfo, PullStatus, ReviewInfo
+from agent_runner.github.settings import GitHubConfig
 
 TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
 PUBLIC_API = "https://api.github.com"
-
-
-class GitHubConfig(BaseModel):
-    """Where and how the runner publishes to GitHub and reviews pull requests."""
-
-    model_config = ConfigDict(extra="forbid")
-    api_url: str | None = Field(
-        default=None,
-        description="REST API base (GHE: https://HOST/api/v3); default: GITHUB_API_URL, else github.com.",
-    )
-    repository: str | None = Field(
-        default=None, description="owner/name; default: parsed from the remote URL."
-    )
-    remote: str = Field(default="origin", description="The git remote branches are pushed to.")
-    state_branch: str = Field(
-        default="agent-runner/state", description="Branch the Actions queue file lives on."
-    )
-    labels: list[str] = Field(
-        default_factory=lambda: ["agent-runner"], description="Labels on every agent PR."
-    )
-    review_rounds: int = Field(default=2, ge=0, le=10, description="Review/fix rounds per PR at most.")
-    review_chunk_chars: int = Field(
-        default=40_000, ge=2_000, description="Diff characters per review model call."
-    )
-    body_max_chars: int = Field(default=60_000, ge=5_000, le=65_000, description="PR body length at most.")
-    timeout_s: float = Field(default=30.0, gt=0, description="Seconds per GitHub API request.")
-    request_interval_s: float = Field(
-        default=0.25, ge=0, description="Pause between API requests (rate etiquette)."
-    )
-    write_interval_s: float = Field(
-        default=1.0, ge=0, description="Pause between API writes (rate etiquette)."
-    )
 
 
 def parse_remote(url: str) -> str:

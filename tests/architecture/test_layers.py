@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,3 +86,19 @@ def test_core_uses_only_stdlib_pydantic_and_yaml(module: str, path: Path) -> Non
         if top in ("agent_runner", "__future__") or top in sys.stdlib_module_names:
             continue
         assert top in CORE_THIRD_PARTY, f"{module} imports {name}"
+
+
+# Started for every run and inherited by every attempt: what it imports is paid at the start of each run.
+NOT_IN_WORKERS = (
+    "yaml", "rich", "typer", "watchfiles", "anthropic", "openai", "github", "ray",
+    "agent_runner.cli", "agent_runner.scheduler", "agent_runner.github.api", "agent_runner.github.publisher",
+)  # fmt: skip
+
+
+def test_the_fork_server_imports_only_what_attempts_need() -> None:
+    """The worker parent's preload leaves out the CLI, the coordinator, GitHub, YAML and the model SDKs."""
+    code = "import sys; from agent_runner import forkserver; forkserver.preload(); print(*sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = set(out.split())
+    assert "agent_runner.job" in loaded and "agent_runner.github.settings" in loaded
+    assert [name for name in NOT_IN_WORKERS if name in loaded] == []

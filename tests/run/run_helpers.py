@@ -20,9 +20,11 @@ workers = 2
 """
 
 
-def git(repo: Path, *args: str) -> str:
-    """Run git in `repo` and return its output."""
-    out = subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True)
+def git(repo: Path, *args: str, input_text: str | None = None) -> str:
+    """Run git in `repo` (reading `input_text`, if any) and return its output."""
+    out = subprocess.run(
+        ["git", *args], cwd=repo, input=input_text, check=True, capture_output=True, text=True
+    )
     return out.stdout.strip()
 
 

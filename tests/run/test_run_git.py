@@ -144,6 +144,59 @@ def test_broken_bundles_are_refused_and_land_nothing(project: Project, tmp_path:
     assert git(project.root, "branch", "--list", "agent/*") == ""
 
 
+@pytest.mark.parametrize("n_files", [3, 150])  # unpack-objects below the unpack limit, index-pack above
+def test_bundle_whose_base_is_missing_is_refused(project: Project, tmp_path: Path, n_files: int) -> None:
+    """Commits that link to objects the repo lacks (here their base) do not land, however they arrive."""
+    checkout = _checkout(project, tmp_path)
+    for i in range(n_files):
+        (checkout.path / f"f{i}.txt").write_text(f"file {i}\n")
+    agit.commit_all(checkout, "many files")
+    bundle = bundles.create_bundle(checkout, tmp_path / "t1.bundle")
+    assert bundle is not None
+    other = tmp_path / "other"
+    git(tmp_path, "init", "-q", str(other))
+    with pytest.raises(GitError, match=r"t1\.bundle is broken or incomplete"):
+        bundles.fetch_bundle(other, bundle, "agent/t1")
+    assert git(other, "branch", "--list", "agent/*") == ""
+
+
+def test_bundle_with_unsafe_tree_or_absent_head_does_not_land(project: Project, tmp_path: Path) -> None:
+    """A tree git would refuse to receive (a `.git` entry) is refused; so is a head the pack lacks."""
+    checkout = _checkout(project, tmp_path)
+    blob = git(checkout.path, "hash-object", "-w", "--stdin", input_text="x\n")
+    inner = git(checkout.path, "mktree", input_text=f"100644 blob {blob}\tconfig\n")
+    tree = git(checkout.path, "mktree", input_text=f"040000 tree {inner}\t.git\n100644 blob {blob}\ta\n")
+    evil = git(
+        checkout.path,
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit-tree",
+        tree,
+        "-p",
+        checkout.base_commit,
+        "-m",
+        "plant .git/config",
+    )
+    git(checkout.path, "update-ref", "refs/heads/agent/t1", evil)
+    bundle = bundles.create_bundle(checkout, tmp_path / "evil.bundle")
+    assert bundle is not None
+    with pytest.raises(GitError, match=r"evil\.bundle is broken or incomplete: .*hasDotgit"):
+        bundles.fetch_bundle(project.root, bundle, "agent/t1")
+    # a header naming a commit its pack does not carry: the objects come in, the branch never moves
+    git(checkout.path, "reset", "-q", "--hard", checkout.base_commit)
+    (checkout.path / "new.txt").write_text("hello\n")
+    head = agit.commit_all(checkout, "one file")
+    data = bundles.create_bundle(checkout, tmp_path / "t1.bundle")
+    assert data is not None
+    absent = data.with_name("absent.bundle")
+    absent.write_bytes(data.read_bytes().replace(head.encode(), b"1" * 40, 1))
+    with pytest.raises(GitError, match="nonexistent object"):
+        bundles.fetch_bundle(project.root, absent, "agent/t1")
+    assert git(project.root, "branch", "--list", "agent/*") == ""
+
+
 def test_no_change_means_no_bundle(project: Project, tmp_path: Path) -> None:
     """An attempt that changed nothing produces no bundle."""
     checkout = _checkout(project, tmp_path)
