@@ -32,7 +32,7 @@ def plan_matrix(
     root: Path, config: RunnerConfig, *, only: frozenset[str] = frozenset(), limit: int = MAX_MATRIX
 ) -> dict[str, Any]:
     """Return `{"include": [{id, file, attempt}]}`: tasks that may start now (overlapping paths wait)."""
-    states = preview_states(root, config, open_queue(root, config))
+    states, _invalid = preview_states(root, config, open_queue(root, config))
     slots = [Slot(name=f"actions-{i}", machine="actions") for i in range(limit)]
     rows = plan(states, slots, config=config, only=only)
     files = load_task_dir(config.path(root, "tasks_dir")).files

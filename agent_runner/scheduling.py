@@ -197,8 +197,10 @@ def _row(state: TaskState, config: RunnerConfig, model: str | None, worker: str 
     )  # fmt: skip
 
 
-def preview_states(root: Path, config: RunnerConfig, queue: Queue) -> dict[str, TaskState]:
-    """Return the queue's states plus the task files it has not seen yet, without writing anything."""
+def preview_states(
+    root: Path, config: RunnerConfig, queue: Queue
+) -> tuple[dict[str, TaskState], list[InvalidTask]]:
+    """Return the queue's states plus the unseen task files, and the invalid files; write nothing."""
     import copy
 
     from agent_runner.queue_state import EventType, apply
@@ -217,7 +219,16 @@ def preview_states(root: Path, config: RunnerConfig, queue: Queue) -> dict[str, 
         }
         seq += 1
         apply(states, {"type": EventType.QUEUED, "task": task_id, "def": definition}, seq)
-    return states
+    return states, found.invalid
+
+
+def invalid_rows(invalid: list[InvalidTask], *, only: frozenset[str] = frozenset()) -> list[PlanRow]:
+    """Return `run --dry-run` lines for task files that would be reported and skipped."""
+    return [
+        PlanRow(bad.id, "-", "invalid", None, "-", {}, f"invalid, skipped: {bad.reason}")
+        for bad in invalid
+        if not only or bad.id in only
+    ]
 
 
 def queued_by_base(

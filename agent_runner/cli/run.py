@@ -268,12 +268,13 @@ def _watching(scheduler: Any, folder: Path, *, enabled: bool) -> Iterator[None]:
 def _dry_run(config: RunnerConfig, *, only: list[str] | None, model: str | None, json_out: bool) -> None:
     from agent_runner.cli.run_view import plan_json, plan_table
     from agent_runner.intake import open_queue
-    from agent_runner.scheduling import plan, preview_states
+    from agent_runner.scheduling import invalid_rows, plan, preview_states
 
     root = repo_root()
-    states = preview_states(root, config, open_queue(root, config))
+    states, invalid = preview_states(root, config, open_queue(root, config))
     slots = make_executor(config, root=root).slots()
-    rows = plan(states, slots, config=config, only=frozenset(only or ()), model=model)
+    ids = frozenset(only or ())
+    rows = plan(states, slots, config=config, only=ids, model=model) + invalid_rows(invalid, only=ids)
     if json_out:
         sys.stdout.write(json.dumps(plan_json(rows)) + "\n")
     else:

@@ -48,16 +48,23 @@ def test_exec_prints_one_json_result_with_a_bundle_that_fetches(project: Project
 
 
 def test_dry_run_shows_plan_and_changes_nothing(project: Project) -> None:
-    """--dry-run names worker, model and limits, shows path-overlap waits, and writes no queue file."""
+    """--dry-run names worker, model and limits, shows overlap waits and invalid files, and writes nothing."""
     model = project.edit_script("d", "calc.py", "x = 1\n")
     project.task("first", model, paths=["calc.py"], priority=1)
     project.task("second", model, paths=["calc.py"], limits={"steps": 7})
+    (project.tasks / "bad.md").write_text("---\nkind: change\nlimits: {steps: -3}\n---\nx\n")
     out = project.invoke("run", "--dry-run", "--json")
     assert out.exit_code == 0, out.output
     rows = {row["task"]: row for row in json.loads(out.stdout)}
     assert rows["first"]["worker"] == "local-1" and rows["first"]["model"] == model
     assert rows["second"]["worker"] is None and "overlap with first" in rows["second"]["note"]
     assert rows["second"]["limits"]["steps"] == 7
+    assert rows["bad"]["status"] == "invalid" and rows["bad"]["worker"] is None
+    assert "bad.md: field 'limits.steps'" in rows["bad"]["note"]
+    assert "bad" not in {
+        row["task"]
+        for row in json.loads(project.invoke("run", "--dry-run", "--json", "--only", "first").stdout)
+    }
     assert not (project.tasks / "queue.jsonl").exists()
 
 
