@@ -338,7 +338,7 @@ def main() -> None:
     parser.add_argument("--commits", type=int, default=2_000)
     parser.add_argument("--churn-bytes", type=int, default=4096, help="bytes per file rewrite in history")
     parser.add_argument("--checkouts", type=int, default=5)
-    parser.add_argument("--repeat", type=int, default=3, help="turns of the parallel benchmark")
+    parser.add_argument("--repeat", type=int, default=5, help="turns of the parallel benchmark")
     args = parser.parse_args()
     chosen = args.only or ["overhead", "parallel", "checkout"]
     compile_runner()
