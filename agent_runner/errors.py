@@ -32,6 +32,10 @@ class ConfigError(RunnerError):
     """Configuration is invalid or incomplete."""
 
 
+class ModelSpecError(ConfigError):
+    """A model spec names no usable model (unknown provider, missing plug-in): no task can use it as is."""
+
+
 class TaskFileError(RunnerError):
     """A task file cannot be parsed or validated."""
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent_runner.config import RunnerConfig
-from agent_runner.errors import TaskFileError
+from agent_runner.errors import ModelSpecError, TaskFileError
+from agent_runner.models import parse_spec
 from agent_runner.queue import Queue
 from agent_runner.queue_state import TaskState
 from agent_runner.task import (
@@ -62,12 +63,25 @@ def sync_tasks(root: Path, config: RunnerConfig, queue: Queue) -> SyncReport:
     """Queue the task files the queue has not seen, re-define edited waiting ones, record invalid ones."""
     states = queue.refresh()
     found = load_task_dir(config.path(root, "tasks_dir"), known=_known_ids(states))
+    check_models(found)
     found.invalid = [_relative_invalid(root, bad) for bad in found.invalid]
     report = SyncReport(invalid=list(found.invalid))
     for task_id, task in found.tasks.items():
         _sync_one(root, queue, task, found.files[task_id], report)
     _record_invalid(queue, found)
     return report
+
+
+def check_models(found: TaskSet) -> None:
+    """Move the tasks whose `model` names no model (an unknown provider, say) to the invalid ones."""
+    for task_id, task in list(found.tasks.items()):
+        try:
+            if task.model is not None:
+                parse_spec(task.model)
+        except ModelSpecError as exc:
+            file = found.files.pop(task_id)
+            del found.tasks[task_id]
+            found.invalid.append(InvalidTask(file, task_id, f"{file}: field 'model': {exc}"))
 
 
 def _known_ids(states: dict[str, TaskState]) -> set[str]:

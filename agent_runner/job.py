@@ -14,6 +14,7 @@ from agent_runner.config import RunnerConfig, config_from_dict
 from agent_runner.errors import (
     GitError,
     ModelAuthError,
+    ModelSpecError,
     ModelUnavailableError,
     RunnerError,
     SetupError,
@@ -97,7 +98,7 @@ class Job:
             self._set(
                 outcome=exc.outcome, reason=exc.reason, exit_status=exc.exit_status or self.result.exit_status
             )
-        except ModelAuthError as exc:
+        except (ModelAuthError, ModelSpecError) as exc:  # no attempt on this model can do better
             self._set(outcome=Outcome.MODEL_AUTH, reason=str(exc))
         except ModelUnavailableError as exc:
             self._set(outcome=Outcome.INFRA, reason=f"model unavailable: {exc}")

@@ -13,8 +13,9 @@ from typing import Any
 from agent_runner import bundles
 from agent_runner.attempts import Done, Running
 from agent_runner.config import RunnerConfig
-from agent_runner.errors import ExecutorError, GitError, GitHubError, StaleAttemptError
+from agent_runner.errors import ExecutorError, GitError, GitHubError, ModelSpecError, StaleAttemptError
 from agent_runner.landing import Landing, land, landing_repo
+from agent_runner.models import parse_spec
 from agent_runner.protocols import Publisher
 from agent_runner.queue import Claim, Queue
 from agent_runner.result import Outcome, TaskResult
@@ -43,6 +44,7 @@ class Recorder:
         self.state_dir = config.path(root, "state_dir")
         self.summary, self.emit = summary, emit
         self.blocked_models: dict[str, str] = {}
+        self._usable_models: set[str] = set()
         self._unmaintained: Counter[Path] = Counter()
 
     def record(self, run: Running, done: Done) -> None:
@@ -158,11 +160,29 @@ class Recorder:
 
     def _model_auth(self, run: Running, result: TaskResult) -> None:
         self.queue.release(run.task.id, run.claim.attempt, result.reason, infra=False)
-        if run.model not in self.blocked_models:
-            self.blocked_models[run.model] = result.reason
-            reason = result.reason if result.reason.startswith(run.model) else f"{run.model}: {result.reason}"
-            message = f"{reason.rstrip('. ')}. Its tasks stay queued; fix the key and run again."
-            self.emit("model_blocked", run.task.id, run.claim.attempt, message=message)
+        self.block_model(run.model, result.reason, run.task.id, run.claim.attempt)
+
+    def is_usable(self, model: str, task_id: str, *, is_default: bool) -> bool:
+        """Block a spec that names no model before any attempt is spent (workers try plug-in imports)."""
+        if model in self._usable_models:
+            return True
+        try:
+            parse_spec(model)
+        except ModelSpecError as exc:
+            where = " (the default model: `model` under [tool.agent-runner] or AGENT_RUNNER_MODEL)"
+            self.block_model(model, f"{exc}{where if is_default else ''}", task_id)
+            return False
+        self._usable_models.add(model)
+        return True
+
+    def block_model(self, model: str, reason: str, task_id: str, attempt: int | None = None) -> None:
+        """Stop dispatching to `model` for the rest of the run, saying why once; its tasks stay queued."""
+        if model in self.blocked_models:
+            return
+        self.blocked_models[model] = reason
+        reason = reason if reason.startswith(model) else f"{model}: {reason}"
+        message = f"{reason.rstrip('. ')}. Its tasks stay queued; fix that and run again."
+        self.emit("model_blocked", task_id, attempt, message=message)
 
 
 def _redacted(result: TaskResult) -> TaskResult:

@@ -32,7 +32,7 @@ class Outcome(StrEnum):
     ACCEPTED = "accepted"  # gates green: publish, task finished
     REJECTED = "rejected"  # task failure: spends an attempt
     INFRA = "infra"  # infrastructure failure: re-queue, no attempt spent
-    MODEL_AUTH = "model_auth"  # the model's key is bad: stop dispatching to that model
+    MODEL_AUTH = "model_auth"  # the model cannot be used (bad key, unusable spec): stop dispatching to it
 
 
 class GateVerdict(StrEnum):

@@ -186,7 +186,10 @@ class Scheduler:
     def _in_scope(self, state: TaskState) -> bool:
         if self.options.only and state.id not in self.options.only:
             return False
-        return self._model_of(state) not in self.blocked_models
+        model = self._model_of(state)
+        if model in self.blocked_models:
+            return False
+        return self.recorder.is_usable(model, state.id, is_default=model == self.config.model)
 
     def _model_of(self, state: TaskState) -> str:
         return model_for(state.task, self.options.model, self.config)

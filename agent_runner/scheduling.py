@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from agent_runner.config import RunnerConfig
-from agent_runner.intake import sync_tasks
+from agent_runner.intake import check_models, sync_tasks
 from agent_runner.landing import source_repo
 from agent_runner.protocols import Slot
 from agent_runner.queue import Queue
@@ -208,6 +208,7 @@ def preview_states(
 
     states = copy.deepcopy(queue.refresh())
     found = load_task_dir(config.path(root, "tasks_dir"), known={k for k, s in states.items() if s.task})
+    check_models(found)
     seq = 10**9
     for task_id, task in found.tasks.items():
         if task_id in states and states[task_id].task:

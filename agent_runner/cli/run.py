@@ -23,6 +23,19 @@ from agent_runner.result import Outcome, TaskResult, WorkRequest
 EXECUTORS = ("local", "ssh", "ray")
 
 
+def _check_model(spec: str | None) -> str | None:
+    """Refuse a --model that names no model before anything starts (every task would be blocked)."""
+    from agent_runner.errors import ModelSpecError
+    from agent_runner.models import parse_spec
+
+    try:
+        if spec is not None:
+            parse_spec(spec)
+    except ModelSpecError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    return spec
+
+
 @app.command("exec")
 def exec_(
     task_file: Annotated[str, typer.Argument(help="A task file, or - for a WorkRequest JSON on stdin.")],
@@ -31,7 +44,9 @@ def exec_(
     ] = None,
     base: Annotated[str | None, typer.Option(help="Base branch (default: the task's, else HEAD).")] = None,
     attempt: Annotated[int, typer.Option(help="Attempt number.")] = 1,
-    model: Annotated[str | None, typer.Option(help="Model spec, e.g. anthropic:claude-sonnet-5-5.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model spec, e.g. anthropic:claude-sonnet-5-5.", callback=_check_model)
+    ] = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the result as JSON (always with -).")
     ] = False,
@@ -100,7 +115,9 @@ def _print_result(result: TaskResult) -> None:
 # -- run and watch --------------------------------------------------------------------------------------
 WorkersOpt = Annotated[int | None, typer.Option("--workers", "-w", help="Parallel local workers.")]
 OnlyOpt = Annotated[list[str] | None, typer.Option("--only", help="Run only this task id (repeatable).")]
-ModelOpt = Annotated[str | None, typer.Option("--model", help="Model spec for every task of this run.")]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", help="Model spec for every task of this run.", callback=_check_model)
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Stream events as JSON lines.")]
 ExecutorOpt = Annotated[str | None, typer.Option("--executor", help="local | ssh | ray.")]
 RayAddressOpt = Annotated[

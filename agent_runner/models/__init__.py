@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent_runner.config import ModelsConfig
-from agent_runner.errors import ConfigError
+from agent_runner.errors import ConfigError, ModelSpecError
 from agent_runner.protocols import Model
 
 PROVIDERS: dict[str, str] = {
@@ -30,11 +30,11 @@ def parse_spec(spec: str) -> tuple[str, str]:
         return f"{head}:{class_name}", name
     if head not in PROVIDERS:
         known = ", ".join(f"{p}:<name>" for p in PROVIDERS)
-        raise ConfigError(
+        raise ModelSpecError(
             f"unknown model provider {head!r} in {spec!r}; known: {known}, or package.module:Class[:name]"
         )
     if not rest:
-        raise ConfigError(f"model spec {spec!r} has no model name; write {head}:<name>")
+        raise ModelSpecError(f"model spec {spec!r} has no model name; write {head}:<name>")
     return PROVIDERS[head], rest
 
 
@@ -53,11 +53,11 @@ def load_class(path: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"cannot import model module {module_name!r}: {exc}") from exc
+        raise ModelSpecError(f"cannot import model module {module_name!r}: {exc}") from exc
     try:
         return getattr(module, class_name)
     except AttributeError as exc:
-        raise ConfigError(f"module {module_name!r} has no model class {class_name!r}") from exc
+        raise ModelSpecError(f"module {module_name!r} has no model class {class_name!r}") from exc
 
 
 def get_model(
@@ -67,12 +67,17 @@ def get_model(
     cache_key: str | None = None,
     secrets: Mapping[str, str] | None = None,
 ) -> Model:
-    """Return the model for `spec`; raise ConfigError for a bad spec and ModelAuthError for a missing key."""
+    """Return the model for `spec`; raise ModelSpecError for a spec no task can use, ModelAuthError (key)."""
     path, name = parse_spec(spec)
     cls = load_class(path)
     if not hasattr(cls, "from_spec"):
-        raise ConfigError(f"model class {path!r} has no from_spec(name, *, config, cache_key, secrets)")
-    model: Model = cls.from_spec(name, config=config, cache_key=cache_key, secrets=secrets)
+        raise ModelSpecError(f"model class {path!r} has no from_spec(name, *, config, cache_key, secrets)")
+    try:
+        model: Model = cls.from_spec(name, config=config, cache_key=cache_key, secrets=secrets)
+    except ModelSpecError:
+        raise
+    except ConfigError as exc:  # a model class's own complaint (a scripted model's missing script, say)
+        raise ModelSpecError(str(exc)) from exc
     return model
 
 

@@ -68,6 +68,19 @@ def test_dry_run_shows_plan_and_changes_nothing(project: Project) -> None:
     assert not (project.tasks / "queue.jsonl").exists()
 
 
+def test_a_model_flag_that_names_no_model_is_refused_before_anything_runs(project: Project) -> None:
+    """`run --model` with an unknown provider (or no name) is a usage error; nothing is queued or run."""
+    project.task("one", project.edit_script("one", "one.py", "x = 1\n"))
+    for spec, message in (
+        ("antropic:claude-x", "unknown model provider 'antropic'"),
+        ("openai:", "openai:<name>"),
+    ):
+        out = project.invoke("run", "--model", spec)
+        assert out.exit_code == 2 and message in out.output, out.output
+    assert project.invoke("exec", "tasks/one.md", "--model", "antropic:x").exit_code == 2
+    assert not (project.tasks / "queue.jsonl").exists()
+
+
 def test_coordinator_killed_mid_run_then_rerun_finishes_each_task_once(project: Project) -> None:
     """kill -9 of `run`, then `run` again: it frees the dead run's attempts at once, re-runs, each once."""
     for name in ("k1", "k2"):

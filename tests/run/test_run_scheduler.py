@@ -125,6 +125,37 @@ def test_task_failure_spends_attempts_until_failed(project: Project) -> None:
     assert queue.refresh()["idle"].spent == 2 and summary.exit_code == 1
 
 
+def test_models_no_attempt_can_use_are_blocked_not_failed(project: Project) -> None:
+    """A typo'd provider makes the task file invalid; a missing plug-in or script blocks its spec at once."""
+    project.task("typo", "antropic:claude-x")
+    for name in ("plugin1", "plugin2"):
+        project.task(name, "no_such_package.models:Model:x")
+    project.task("script", "scripted:/nonexistent/script.json")
+    project.task("fine", project.edit_script("fine", "fine.py", "x = 2\n"))
+    summary, events, queue = _run(project, workers=1)
+    assert "tasks/typo.md: field 'model': unknown model provider 'antropic'" in summary.invalid["typo"]
+    assert summary.finished == ["fine"] and not summary.failed
+    assert (
+        "cannot import model module 'no_such_package.models'"
+        in summary.blocked_models["no_such_package.models:Model:x"]
+    )
+    assert "/nonexistent/script.json" in summary.blocked_models["scripted:/nonexistent/script.json"]
+    states = queue.refresh()
+    waiting = ["plugin1", "plugin2", "script"]
+    assert sorted(s.id for s in states.values() if s.status == TaskStatus.QUEUED) == waiting
+    assert sum(states[k].attempt for k in waiting) == 2 and all(states[k].spent == 0 for k in waiting)
+    assert [e.kind for e in events].count("model_blocked") == 2 and summary.exit_code == 1
+
+
+def test_an_unusable_default_model_is_blocked_before_any_claim(project: Project) -> None:
+    """A default model that names no provider blocks its tasks at once, saying where the default is set."""
+    (project.tasks / "plain.md").write_text("---\nkind: change\n---\nDo the chore.\n")
+    summary, events, queue = _run(project, model="bogus")
+    assert "unknown model provider 'bogus'" in summary.blocked_models["bogus"]
+    assert "AGENT_RUNNER_MODEL" in summary.blocked_models["bogus"]
+    assert [e.kind for e in events] == ["model_blocked"] and queue.refresh()["plain"].attempt == 0
+
+
 def test_model_auth_error_stops_dispatching_to_that_model(project: Project) -> None:
     """A rejected key is reported once; other tasks on that model stay queued, tasks on other models run."""
     bad = project.script("bad-key", [{"error": "auth"}])
