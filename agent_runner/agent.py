@@ -2,8 +2,8 @@
 
 Every limit is hard and ends the run with its own ExitStatus (result.py); the loop never decides that a task
 is done, it only reports how the agent stopped. Model errors: ContextExceededError -> CONTEXT_EXCEEDED, any
-other ModelFatalError except ModelAuthError -> MODEL_ERROR; ModelAuthError and ModelUnavailableError
-propagate.
+other ModelFatalError -> MODEL_ERROR, except ModelAuthError and ModelNotFoundError (no attempt on that model
+can do better), which propagate, as ModelUnavailableError does.
 """
 
 from __future__ import annotations
@@ -18,7 +18,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent_runner.context import ContextConfig, elide_old_outputs, estimate_tokens
-from agent_runner.errors import ContextExceededError, ModelAuthError, ModelError, ModelFatalError, ToolError
+from agent_runner.errors import (
+    ContextExceededError,
+    ModelAuthError,
+    ModelError,
+    ModelFatalError,
+    ModelNotFoundError,
+    ToolError,
+)
 from agent_runner.messages import Message, ModelTurn, Role, ToolCall, ToolResult, Usage
 from agent_runner.protocols import Model, Tool
 from agent_runner.result import ExitStatus
@@ -171,7 +178,7 @@ class Agent:
         began = time.monotonic()
         try:
             turn = self.model.query(self.system, self.messages, self.specs)
-        except ModelAuthError:
+        except (ModelAuthError, ModelNotFoundError):
             raise
         except ContextExceededError as exc:
             raise _Stop(ExitStatus.CONTEXT_EXCEEDED, error=str(exc)) from exc

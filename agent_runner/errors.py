@@ -71,6 +71,10 @@ class ModelAuthError(ModelFatalError):
     """The key is missing or rejected: no task can use this model until it is fixed."""
 
 
+class ModelNotFoundError(ModelFatalError):
+    """The API has no such model (or endpoint): no task can use this spec until its name is fixed."""
+
+
 class ModelUnavailableError(ModelError):
     """Rate limit, overload, server error or connection failure, after retries."""
 

@@ -14,6 +14,7 @@ from agent_runner.config import RunnerConfig, config_from_dict
 from agent_runner.errors import (
     GitError,
     ModelAuthError,
+    ModelNotFoundError,
     ModelSpecError,
     ModelUnavailableError,
     RunnerError,
@@ -98,7 +99,7 @@ class Job:
             self._set(
                 outcome=exc.outcome, reason=exc.reason, exit_status=exc.exit_status or self.result.exit_status
             )
-        except (ModelAuthError, ModelSpecError) as exc:  # no attempt on this model can do better
+        except (ModelAuthError, ModelNotFoundError, ModelSpecError) as exc:  # no attempt on it can do better
             self._set(outcome=Outcome.MODEL_AUTH, reason=str(exc))
         except ModelUnavailableError as exc:
             self._set(outcome=Outcome.INFRA, reason=f"model unavailable: {exc}")

@@ -14,6 +14,7 @@ from agent_runner.errors import (
     ModelAuthError,
     ModelError,
     ModelFatalError,
+    ModelNotFoundError,
     ModelUnavailableError,
 )
 from agent_runner.messages import Message, ModelTurn, Role, StopReason, ToolCall, ToolSpec, Usage
@@ -239,7 +240,7 @@ def translate_error(exc: anthropic.AnthropicError, spec: str) -> ModelError:
     if status == 413 or (status == 400 and is_context_error(detail)):
         return ContextExceededError(f"{spec}: the transcript no longer fits the context window ({detail}).")
     if status == 404:
-        return ModelFatalError(f"{spec}: model not found (HTTP 404: {detail}); check the model name.")
+        return ModelNotFoundError(f"{spec}: model not found (HTTP 404: {detail}); check the model name.")
     if status in (408, 409, 429) or status >= 500:
         return ModelUnavailableError(
             f"{spec}: HTTP {status} after retries ({detail}); the task will be re-queued."

@@ -15,6 +15,7 @@ from agent_runner.errors import (
     ModelAuthError,
     ModelError,
     ModelFatalError,
+    ModelNotFoundError,
     ModelUnavailableError,
 )
 from agent_runner.messages import Message, ModelTurn, Role, StopReason, ToolCall, ToolSpec, Usage
@@ -250,7 +251,7 @@ def translate_error(exc: openai.OpenAIError, spec: str) -> ModelError:
     ):
         return ContextExceededError(f"{spec}: the transcript no longer fits the context window ({detail}).")
     if status == 404:
-        return ModelFatalError(
+        return ModelNotFoundError(
             f"{spec}: model or endpoint not found (HTTP 404: {detail}); check the name and base URL."
         )
     if status in (408, 409, 429) or status >= 500:

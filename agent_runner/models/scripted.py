@@ -20,12 +20,14 @@ from agent_runner.errors import (
     ModelAuthError,
     ModelError,
     ModelFatalError,
+    ModelNotFoundError,
     ModelUnavailableError,
 )
 from agent_runner.messages import Message, ModelTurn, Role, StopReason, ToolCall, ToolSpec, Usage
 
 _ERRORS: dict[str, type[ModelError]] = {
     "auth": ModelAuthError,
+    "not_found": ModelNotFoundError,
     "fatal": ModelFatalError,
     "unavailable": ModelUnavailableError,
     "context": ContextExceededError,
@@ -51,7 +53,7 @@ class ScriptedTurn(BaseModel):
     usage: Usage = Field(default_factory=Usage, description="Token counts to report.")
     cost_usd: float | None = Field(default=None, ge=0, description="Cost to report (None: unknown).")
     format_error: str | None = Field(default=None, description="Report this turn as a format error.")
-    error: Literal["auth", "fatal", "unavailable", "context"] | None = Field(
+    error: Literal["auth", "not_found", "fatal", "unavailable", "context"] | None = Field(
         default=None, description="Raise this model error instead of answering."
     )
 

@@ -158,11 +158,14 @@ def test_rate_limited_attempt_is_requeued_unspent_then_finishes(
     scenario.outcome = f"re-queued unspent ({released['reason'][:50]}), then finished"
 
 
-def test_bad_key_stops_dispatching_to_that_model(
-    project: Project, scenario: Scenario, server: FakeLLMServer
+@pytest.mark.parametrize(
+    ("status", "detail"), [(401, "invalid x-api-key"), (404, "model: claude-test")], ids=["key", "name"]
+)
+def test_bad_key_or_model_name_stops_dispatching_to_that_model(
+    project: Project, scenario: Scenario, server: FakeLLMServer, status: int, detail: str
 ) -> None:
-    """`run`: a 401 blocks the model with one message; its other tasks stay queued, never dispatched."""
-    server.enqueue(error(401, "invalid x-api-key"))
+    """`run`: a 401 or a 404 blocks the model with one message; its other tasks stay queued, undispatched."""
+    server.enqueue(error(status, detail))
     _models_config(project, server)
     project.configure("workers = 1\n")
     for task_id in ("first", "second"):

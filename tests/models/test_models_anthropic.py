@@ -8,7 +8,13 @@ from collections.abc import Iterator
 import pytest
 
 from agent_runner.config import ModelsConfig
-from agent_runner.errors import ContextExceededError, ModelAuthError, ModelFatalError, ModelUnavailableError
+from agent_runner.errors import (
+    ContextExceededError,
+    ModelAuthError,
+    ModelFatalError,
+    ModelNotFoundError,
+    ModelUnavailableError,
+)
 from agent_runner.messages import Message, Role, StopReason, ToolResult, ToolSpec
 from agent_runner.models.anthropic import AnthropicModel
 from agent_runner.testing.fake_llm import (
@@ -159,7 +165,7 @@ def test_big_max_tokens_needs_no_streaming(server: FakeLLMServer, tools: list[To
         (error(403, "forbidden"), ModelAuthError, "HTTP 403"),
         (error(429, "limit", code="enforced_spend_limit_reached", retry_after_ms=5), ModelAuthError, "spend"),
         (error(400, "tools.0: bad schema"), ModelFatalError, "bad schema"),
-        (error(404, "model: claude-nope"), ModelFatalError, "model not found"),
+        (error(404, "model: claude-nope"), ModelNotFoundError, "model not found"),
         (context_too_long(), ContextExceededError, "prompt is too long"),
         (raw(b"{not json"), ModelUnavailableError, "invalid JSON"),
     ],

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from agent_runner.config import ModelsConfig
-from agent_runner.errors import ContextExceededError, ModelAuthError, ModelFatalError, ModelUnavailableError
+from agent_runner.errors import (
+    ContextExceededError,
+    ModelAuthError,
+    ModelFatalError,
+    ModelNotFoundError,
+    ModelUnavailableError,
+)
 from agent_runner.messages import Message, Role, StopReason, ToolResult, ToolSpec
 from agent_runner.models import get_model
 from agent_runner.models.openai import OpenAIModel
@@ -179,7 +185,7 @@ def test_lenient_arguments_are_accepted(
             "quota",
         ),
         (error(400, "Invalid schema for function 'bash'"), ModelFatalError, "Invalid schema"),
-        (error(404, "The model `gpt-nope` does not exist"), ModelFatalError, "not found"),
+        (error(404, "The model `gpt-nope` does not exist"), ModelNotFoundError, "not found"),
         (context_too_long(), ContextExceededError, "maximum context length"),
         (
             error(400, "the request exceeds the available context size, try increasing it"),

@@ -71,11 +71,15 @@ def test_setup_runs_in_checkout_with_private_home_and_copied_files(project: Proj
 
 
 def test_model_errors_are_classified(project: Project, tmp_path: Path) -> None:
-    """A rejected key stops the model (model_auth); an outage is infrastructure."""
+    """A rejected key or an unknown model name stops the model (model_auth); an outage is infrastructure."""
     project.task("auth", project.script("auth", [{"error": "auth"}]))
+    project.task("gone", project.script("gone", [{"error": "not_found"}]))
     project.task("down", project.script("down", [{"error": "unavailable"}]))
+    project.task("bad", project.script("bad", [{"error": "fatal"}]))
     assert run_job(_request(project, "auth"), workdir=tmp_path / "s").outcome == Outcome.MODEL_AUTH
+    assert run_job(_request(project, "gone"), workdir=tmp_path / "s").outcome == Outcome.MODEL_AUTH
     assert run_job(_request(project, "down"), workdir=tmp_path / "s").outcome == Outcome.INFRA
+    assert run_job(_request(project, "bad"), workdir=tmp_path / "s").outcome == Outcome.REJECTED
 
 
 def test_agent_without_changes_is_rejected(project: Project, tmp_path: Path) -> None:
