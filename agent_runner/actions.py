@@ -16,7 +16,7 @@ from typing import Any
 
 from agent_runner import bundles, git
 from agent_runner.config import RunnerConfig
-from agent_runner.errors import GitError, RunnerError
+from agent_runner.errors import BundleRejectedError, GitError, RunnerError
 from agent_runner.github.push import commit_file, fetch_file
 from agent_runner.intake import open_queue, relative, sync_tasks
 from agent_runner.protocols import Publisher, Slot
@@ -131,6 +131,8 @@ def ingest_one(
     if result.outcome == Outcome.ACCEPTED:
         try:
             _fetch(root, result, path, task.branch_name)
+        except BundleRejectedError as exc:
+            result = result.model_copy(update={"outcome": Outcome.REJECTED, "reason": str(exc)})
         except (GitError, OSError) as exc:
             result = result.model_copy(update={"outcome": Outcome.INFRA, "reason": f"bundle unusable: {exc}"})
     if state.status == TaskStatus.QUEUED:

@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent_runner.errors import GitError
+from agent_runner.errors import BundleRejectedError, GitError
 from agent_runner.git import SAFE_OPTIONS, Checkout, check_branch, run_git
 
 
@@ -90,6 +90,8 @@ def import_bundle(repo: Path, bundle: Path, branch: str) -> str:
     try:
         _import_pack(repo, bundle, header.pack_offset)
     except GitError as exc:
+        if "fsck error" in str(exc):  # well transported, refused on content: sending it again cannot help
+            raise BundleRejectedError(f"git refused the commits in {bundle}: {exc}") from exc
         raise GitError(f"{bundle} is broken or incomplete: {exc}") from exc
     return head
 

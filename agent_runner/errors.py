@@ -91,6 +91,10 @@ class GitError(RunnerError):
     """A git operation failed."""
 
 
+class BundleRejectedError(GitError):
+    """Git refused a result's objects for their content (fsck): bad work, not a transport fault."""
+
+
 class SetupError(RunnerError):
     """A setup command failed in the checkout."""
 

@@ -13,7 +13,14 @@ from typing import Any
 from agent_runner import bundles
 from agent_runner.attempts import Done, Running
 from agent_runner.config import RunnerConfig
-from agent_runner.errors import ExecutorError, GitError, GitHubError, ModelSpecError, StaleAttemptError
+from agent_runner.errors import (
+    BundleRejectedError,
+    ExecutorError,
+    GitError,
+    GitHubError,
+    ModelSpecError,
+    StaleAttemptError,
+)
 from agent_runner.landing import Landing, land, landing_repo
 from agent_runner.models import parse_spec
 from agent_runner.protocols import Publisher
@@ -80,6 +87,9 @@ class Recorder:
             self.queue.check_live(task.id, run.claim.attempt)  # a stale attempt's branch never moves
             if landed is not None:
                 land(landed)
+        except BundleRejectedError as exc:  # the agent's commits themselves: a task failure, not a retry
+            self.fail(run.claim, str(exc), result)
+            return
         except (GitError, OSError) as exc:
             self._infra(run, f"cannot fetch the result bundle: {exc}", result)
             return

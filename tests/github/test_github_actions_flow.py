@@ -116,6 +116,33 @@ def test_plan_exec_ingest_publishes_and_records_on_state_branch(
     assert rows[0]["note"].startswith("already finished") and len(fake.store.pulls) == 1
 
 
+def test_ingest_refuses_commits_git_would_not_receive(
+    repo: Path, fake: FakeGitHub, env: dict[str, str], tmp_path: Path
+) -> None:
+    """A result whose bundle plants a .git tree is a task failure (no retry loop), with no branch or PR."""
+    matrix = json.loads(run_agents(repo, env, "plan", "--matrix"))
+    results = tmp_path / "results"
+    work_job(repo, env, matrix["include"][0], results)
+    forger = tmp_path / "forger"  # what a lying worker could upload instead of its real bundle
+    subprocess.run(["git", "clone", "-q", str(repo), str(forger)], check=True)
+
+    def forge(*args: str, text: str | None = None) -> str:
+        out = subprocess.run(["git", "-C", str(forger), "-c", "user.name=f", "-c", "user.email=f@f", *args],
+                             input=text, check=True, capture_output=True, text=True)  # fmt: skip
+        return out.stdout.strip()
+
+    blob = forge("hash-object", "-w", "--stdin", text="x\n")
+    inner = forge("mktree", text=f"100644 blob {blob}\tconfig\n")
+    tree = forge("mktree", text=f"040000 tree {inner}\t.git\n")
+    forge("branch", "agent/fix-app", forge("commit-tree", tree, "-p", "HEAD", "-m", "plant"))
+    bundle = results / "result-fix-app" / "fix-app.bundle"
+    forge("bundle", "create", "-q", str(bundle), "agent/fix-app", "^main")
+    (row,) = json.loads(run_agents(repo, env, "ingest", str(results), "--json"))
+    assert row["outcome"] == "rejected" and "git refused the commits" in row["note"], row
+    assert row["status"] == "queued" and not fake.store.pulls  # one attempt spent, two left
+    assert git(repo, "branch", "--list", "agent/*") == ""
+
+
 def test_missing_token_leaves_task_unpublished_then_publish_retries(
     repo: Path, fake: FakeGitHub, env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -12,7 +12,7 @@ from run_helpers import Project, git
 
 from agent_runner import bundles, checkouts
 from agent_runner import git as agit
-from agent_runner.errors import GitError
+from agent_runner.errors import BundleRejectedError, GitError
 
 
 def _checkout(project: Project, tmp_path: Path, name: str = "co", branch: str = "agent/t1") -> agit.Checkout:
@@ -182,7 +182,7 @@ def test_bundle_with_unsafe_tree_or_absent_head_does_not_land(project: Project, 
     git(checkout.path, "update-ref", "refs/heads/agent/t1", evil)
     bundle = bundles.create_bundle(checkout, tmp_path / "evil.bundle")
     assert bundle is not None
-    with pytest.raises(GitError, match=r"evil\.bundle is broken or incomplete: .*hasDotgit"):
+    with pytest.raises(BundleRejectedError, match=r"refused the commits in .*evil\.bundle: .*hasDotgit"):
         bundles.fetch_bundle(project.root, bundle, "agent/t1")
     # a header naming a commit its pack does not carry: the objects come in, the branch never moves
     git(checkout.path, "reset", "-q", "--hard", checkout.base_commit)

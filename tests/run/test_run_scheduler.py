@@ -156,6 +156,27 @@ def test_an_unusable_default_model_is_blocked_before_any_claim(project: Project)
     assert [e.kind for e in events] == ["model_blocked"] and queue.refresh()["plain"].attempt == 0
 
 
+PLANT = (  # a commit whose tree holds .git/config: what git clients refuse to check out
+    "blob=$(echo x | git hash-object -w --stdin)"
+    " && inner=$(printf '100644 blob %s\\tconfig\\n' $blob | git mktree)"
+    " && tree=$(printf '040000 tree %s\\t.git\\n' $inner | git mktree)"
+    " && git update-ref HEAD $(git -c user.name=a -c user.email=a@a commit-tree $tree -p HEAD -m plant)"
+    " && git read-tree HEAD^ && echo done > out.txt"
+)
+
+
+def test_commits_git_refuses_are_a_task_failure_and_never_land(project: Project) -> None:
+    """An agent that plants a .git tree in its history fails the task (no infrastructure retries)."""
+    plant = {"tool_calls": [{"name": "bash", "arguments": {"command": PLANT}}]}
+    finish = {"tool_calls": [{"name": "finish", "arguments": {"summary": "done"}}]}
+    project.task("planted", project.script("planted", [plant, finish]), max_attempts=1)
+    summary, events, queue = _run(project)
+    assert "git refused the commits" in summary.failed["planted"], summary.failed
+    assert "hasDotgit" in summary.failed["planted"]
+    assert [e.kind for e in events] == ["started", "failed"] and queue.refresh()["planted"].infra == 0
+    assert git(project.root, "branch", "--list", "agent/*") == ""
+
+
 def test_model_auth_error_stops_dispatching_to_that_model(project: Project) -> None:
     """A rejected key is reported once; other tasks on that model stay queued, tasks on other models run."""
     bad = project.script("bad-key", [{"error": "auth"}])
