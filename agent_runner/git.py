@@ -191,9 +191,20 @@ def resolve_base(repo: Path, base: str | None) -> str:
             return run_git(repo, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}")
         except GitError:
             continue
-    raise GitError(
-        f"base '{base or 'HEAD'}' is not a branch or commit of {repo}; check the task's `base` field"
-    )
+    raise GitError(_no_base(repo, base))
+
+
+def _no_base(repo: Path, base: str | None) -> str:
+    """Say why `repo` has no commit for `base`: no repo at all, no commit yet, or no such branch."""
+    try:
+        run_git(repo, "rev-parse", "--git-dir")
+    except GitError:
+        return f"{repo} is not a git repository: tasks branch off its commits (`git init`, commit, run again)"
+    if base is None and not run_git(repo, "rev-list", "-n1", "--all"):
+        return f"{repo} has no commits yet: commit your code first (each attempt branches off a commit)"
+    if base is None:
+        return f"{repo} has no HEAD branch (nor main or master): name one in the task's `base` field"
+    return f"base '{base}' is not a branch or commit of {repo}; check the task's `base` field"
 
 
 @dataclass(frozen=True)

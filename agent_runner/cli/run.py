@@ -183,6 +183,7 @@ def _run(
     from agent_runner.scheduler import Scheduler
 
     root = repo_root()
+    _require_tasks_dir(config.path(root, "tasks_dir"))
     queue = open_queue(root, config)
     queue.check()
     executor = make_executor(config, root=root)
@@ -282,12 +283,21 @@ def _watching(scheduler: Any, folder: Path, *, enabled: bool) -> Iterator[None]:
         thread.join(timeout=5)
 
 
+def _require_tasks_dir(tasks: Path) -> None:
+    """Refuse to run (and to create anything) where there is no task folder: likely the wrong folder."""
+    if not tasks.is_dir():
+        raise ConfigError(
+            f"no task folder at {tasks}: run from your repo (or pass --root), or start one: `run-agents init`"
+        )
+
+
 def _dry_run(config: RunnerConfig, *, only: list[str] | None, model: str | None, json_out: bool) -> None:
     from agent_runner.cli.run_view import plan_json, plan_table
     from agent_runner.intake import open_queue
     from agent_runner.scheduling import invalid_rows, plan, preview_states
 
     root = repo_root()
+    _require_tasks_dir(config.path(root, "tasks_dir"))
     states, invalid = preview_states(root, config, open_queue(root, config))
     slots = make_executor(config, root=root).slots()
     ids = frozenset(only or ())

@@ -59,6 +59,10 @@ def test_troubleshooting_quotes_the_runners_own_messages() -> None:
         "no GitHub token: set GITHUB_TOKEN or GH_TOKEN",
         "file system error under",
         "is not a branch or commit of",
+        "is not a git repository: tasks branch off its commits",
+        "has no commits yet",
+        "git refused the commits in",
+        "unknown model provider",
     ):
         assert phrase in doc, f"the section does not explain: {phrase}"
         assert phrase in code, f"the section quotes a message the code no longer prints: {phrase}"

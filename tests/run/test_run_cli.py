@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 from run_helpers import Project, git
 
@@ -79,6 +80,15 @@ def test_a_model_flag_that_names_no_model_is_refused_before_anything_runs(projec
         assert out.exit_code == 2 and message in out.output, out.output
     assert project.invoke("exec", "tasks/one.md", "--model", "antropic:x").exit_code == 2
     assert not (project.tasks / "queue.jsonl").exists()
+
+
+def test_run_where_there_is_no_task_folder_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    """`run`, `run --dry-run` and `watch` where there is no tasks/ (a wrong folder, likely) stop at once."""
+    for args in (["run"], ["run", "--dry-run"], ["watch"]):
+        argv = [sys.executable, "-m", "agent_runner.cli", *args]
+        out = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 1 and f"no task folder at {tmp_path / 'tasks'}" in out.stderr, out.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_coordinator_killed_mid_run_then_rerun_finishes_each_task_once(project: Project) -> None:

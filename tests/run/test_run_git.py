@@ -243,10 +243,15 @@ def test_setup_output_is_not_committed(project: Project, tmp_path: Path) -> None
     assert agit.changed_files(checkout.path, checkout.base_commit, head) == ["calc.py"]
 
 
-def test_unknown_base_is_a_clear_error(project: Project) -> None:
-    """A task base that is not a branch names itself in the error."""
-    with pytest.raises(GitError, match="no-such-branch"):
+def test_unknown_base_is_a_clear_error(project: Project, tmp_path: Path) -> None:
+    """A missing base names itself; a folder that is no repo, or a repo with no commit, says so."""
+    with pytest.raises(GitError, match="base 'no-such-branch' is not a branch or commit"):
         agit.resolve_base(project.root, "no-such-branch")
+    with pytest.raises(GitError, match="is not a git repository: tasks branch off its commits"):
+        agit.resolve_base(tmp_path, None)
+    git(tmp_path, "init", "-q", "fresh")
+    with pytest.raises(GitError, match="fresh has no commits yet"):
+        agit.resolve_base(tmp_path / "fresh", None)
 
 
 def test_run_git_reports_git_errors_and_missing_folders(project: Project, tmp_path: Path) -> None:
