@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -142,13 +142,24 @@ def load_config(
     layers = read_pyproject(root)
     layers = _deep_merge(layers, {k.replace("-", "_"): v for k, v in layers.items()})
     layers = {k: v for k, v in layers.items() if "-" not in k}
-    layers = _deep_merge(layers, read_env(os.environ if environ is None else environ))
-    layers = _deep_merge(layers, overrides or {})
-    return config_from_dict(layers, source=f"{root / 'pyproject.toml'} [tool.agent-runner]")
+    env = read_env(os.environ if environ is None else environ)
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    layers = _deep_merge(_deep_merge(layers, env), flags)
+
+    def source(field: str) -> str:  # the layer that set the field: it is the one to fix
+        if field in flags:
+            return f"--{field.replace('_', '-')}"
+        if field in env:
+            return f"{ENV_PREFIX}{field.upper()}"
+        return f"{root / 'pyproject.toml'} [tool.agent-runner]"
+
+    return config_from_dict(layers, source=source)
 
 
-def config_from_dict(data: Mapping[str, Any], *, source: str = "config") -> RunnerConfig:
-    """Validate a config mapping, raising ConfigError that names the field."""
+def config_from_dict(
+    data: Mapping[str, Any], *, source: str | Callable[[str], str] = "config"
+) -> RunnerConfig:
+    """Validate a config mapping, raising ConfigError that names the field (and where it was set)."""
     try:
         return RunnerConfig.model_validate(dict(data))
     except ValidationError as exc:
@@ -157,7 +168,8 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "config") -> Runn
         hint = ""
         if err["type"] == "extra_forbidden":
             hint = f"; known fields: {', '.join(sorted(RunnerConfig.model_fields))}"
-        raise ConfigError(f"{source}: '{where}': {err['msg']}{hint}") from exc
+        label = source(str(err["loc"][0]) if err["loc"] else "") if callable(source) else source
+        raise ConfigError(f"{label}: '{where}': {err['msg']}{hint}") from exc
 
 
 def find_root(start: Path | None = None) -> Path:

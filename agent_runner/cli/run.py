@@ -186,6 +186,8 @@ def _run(
     _require_tasks_dir(config.path(root, "tasks_dir"))
     queue = open_queue(root, config)
     queue.check()
+    with queue.coordinator():  # another run on this queue: say so now, before the live table starts
+        pass
     executor = make_executor(config, root=root)
     view: Any = JsonView() if json_out else LiveView(console, config.path(root, "state_dir"))
     scheduler = Scheduler(

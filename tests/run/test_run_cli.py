@@ -91,6 +91,20 @@ def test_run_where_there_is_no_task_folder_says_so_and_creates_nothing(tmp_path:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_second_run_on_a_busy_queue_is_refused_before_it_shows_anything(project: Project) -> None:
+    """While one `run` holds the queue, another says who holds it and exits 1, with no table or claim."""
+    project.task("slow", project.edit_script("slow", "slow.py", "x = 1\n", delay_s=2.0))
+    argv = [sys.executable, "-m", "agent_runner.cli", "--root", str(project.root), "run", "--json"]
+    first = subprocess.Popen(argv, cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    queue_file = project.tasks / "queue.jsonl"
+    _wait_for(lambda: queue_file.exists() and '"claimed"' in queue_file.read_text())
+    second = project.cli("run")
+    assert second.returncode == 1 and second.stdout == "", second.stdout
+    assert f"is being run by run-agents pid {first.pid}" in second.stderr, second.stderr
+    assert first.wait(timeout=60) == 0
+    assert [e["type"] for e in project.queue_events()].count("claimed") == 1
+
+
 def test_coordinator_killed_mid_run_then_rerun_finishes_each_task_once(project: Project) -> None:
     """kill -9 of `run`, then `run` again: it frees the dead run's attempts at once, re-runs, each once."""
     for name in ("k1", "k2"):
