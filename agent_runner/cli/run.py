@@ -114,7 +114,17 @@ def _print_result(result: TaskResult) -> None:
 
 # -- run and watch --------------------------------------------------------------------------------------
 WorkersOpt = Annotated[int | None, typer.Option("--workers", "-w", help="Parallel local workers.")]
-OnlyOpt = Annotated[list[str] | None, typer.Option("--only", help="Run only this task id (repeatable).")]
+
+
+def _split_ids(values: list[str] | None) -> list[str] | None:
+    """Accept `--only a --only b` and `--only a,b` alike, as `plan --only` does."""
+    return [i for item in values for i in item.replace(",", " ").split()] if values else values
+
+
+OnlyOpt = Annotated[
+    list[str] | None,
+    typer.Option("--only", help="Run only this task id (repeatable, or a,b).", callback=_split_ids),
+]
 ModelOpt = Annotated[
     str | None, typer.Option("--model", help="Model spec for every task of this run.", callback=_check_model)
 ]
