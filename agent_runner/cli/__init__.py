@@ -9,7 +9,7 @@ import typer
 from agent_runner.cli.app import app, err_console, state
 from agent_runner.errors import RunnerError
 
-COMMAND_MODULES = ("tasks", "run", "github", "machines", "report", "demo")
+COMMAND_MODULES = ("tasks", "exec_cmd", "run", "github", "machines", "report", "demo")
 
 
 def _register() -> None:

@@ -53,3 +53,16 @@ def repo_root() -> Path:
 def get_config(**overrides: Any) -> RunnerConfig:
     """Load the config for the current repo with flag overrides (None means not given)."""
     return load_config(repo_root(), overrides={k: v for k, v in overrides.items() if v is not None})
+
+
+def check_model(spec: str | None) -> str | None:
+    """Refuse a --model that names no model before anything starts (every task would be blocked)."""
+    from agent_runner.errors import ModelSpecError
+    from agent_runner.models import parse_spec
+
+    try:
+        if spec is not None:
+            parse_spec(spec)
+    except ModelSpecError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    return spec

@@ -1,4 +1,4 @@
-"""Commands: run, watch, exec (the worker command), clean."""
+"""Commands: run, watch, clean."""
 
 from __future__ import annotations
 
@@ -15,101 +15,11 @@ from typing import Annotated, Any
 
 import typer
 
-from agent_runner.cli.app import app, console, err_console, get_config, repo_root
+from agent_runner.cli.app import app, check_model, console, err_console, get_config, repo_root
 from agent_runner.config import RunnerConfig
 from agent_runner.errors import ConfigError
-from agent_runner.result import Outcome, TaskResult, WorkRequest
 
 EXECUTORS = ("local", "ssh", "ray")
-
-
-def _check_model(spec: str | None) -> str | None:
-    """Refuse a --model that names no model before anything starts (every task would be blocked)."""
-    from agent_runner.errors import ModelSpecError
-    from agent_runner.models import parse_spec
-
-    try:
-        if spec is not None:
-            parse_spec(spec)
-    except ModelSpecError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    return spec
-
-
-@app.command("exec")
-def exec_(
-    task_file: Annotated[str, typer.Argument(help="A task file, or - for a WorkRequest JSON on stdin.")],
-    repo: Annotated[
-        str | None, typer.Option(help="Source repo path or URL (default: the current repo).")
-    ] = None,
-    base: Annotated[str | None, typer.Option(help="Base branch (default: the task's, else HEAD).")] = None,
-    attempt: Annotated[int, typer.Option(help="Attempt number.")] = 1,
-    model: Annotated[
-        str | None, typer.Option(help="Model spec, e.g. anthropic:claude-sonnet-5-5.", callback=_check_model)
-    ] = None,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print the result as JSON (always with -).")
-    ] = False,
-    inline_bundle: Annotated[bool, typer.Option(help="Put the commits in the JSON as base64.")] = False,
-    workdir: Annotated[Path | None, typer.Option(help="State folder for checkouts and runs.")] = None,
-) -> None:
-    """Run one task in its own checkout and print the result (the worker command; never pushes)."""
-    from agent_runner import git, worker
-    from agent_runner.job import run_job
-
-    if task_file == "-":
-        worker.die_with_parent()
-        worker.log_to_stderr()
-        folder = workdir or git.home_dir() / "work"
-        trash: list[Path] = []
-        data = sys.stdin.buffer.read()
-        result = worker.serve_request(data, workdir=folder, inline_bundle=inline_bundle, trash=trash)
-        sys.stdout.write(worker.result_line(result))
-        sys.stdout.flush()
-        worker.remove_in_background(trash)
-        return
-    request, config = _file_request(Path(task_file), repo=repo, base=base, attempt=attempt, model=model)
-    folder = workdir or config.path(repo_root(), "state_dir")
-    with worker.stdout_to_stderr():
-        result = run_job(request, workdir=folder, inline_bundle=inline_bundle)
-    if json_out:
-        sys.stdout.write(worker.result_line(result))
-        return
-    _print_result(result)
-    if result.outcome != Outcome.ACCEPTED:
-        raise typer.Exit(1)
-
-
-def _file_request(
-    path: Path, *, repo: str | None, base: str | None, attempt: int, model: str | None
-) -> tuple[WorkRequest, RunnerConfig]:
-    from agent_runner.task import load_task_file
-
-    task = load_task_file(path)
-    config = get_config()
-    source = repo or task.repo or str(repo_root())
-    secrets = {k: os.environ[k] for k in config.forward_env if os.environ.get(k)}
-    request = WorkRequest(
-        task=task, attempt=attempt, repo=source, base=base or task.base, model=model,
-        config=config.model_dump(mode="json", by_alias=True), secrets=secrets,
-    )  # fmt: skip
-    return request, config
-
-
-def _print_result(result: TaskResult) -> None:
-    style = "green" if result.outcome == Outcome.ACCEPTED else "red"
-    console.print(f"[{style}]{result.outcome}[/{style}] {result.task_id} (attempt {result.attempt})")
-    for label, value in (
-        ("reason", result.reason), ("summary", result.summary), ("branch", result.branch),
-        ("base", result.base_commit), ("head", result.head_commit), ("bundle", result.bundle_path),
-        ("trajectory", result.trajectory_path), ("checkout", result.checkout_path),
-    ):  # fmt: skip
-        if value:
-            console.print(f"  {label}: {value}", highlight=False)
-    cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
-    console.print(
-        f"  steps {result.model_calls}, tokens {result.usage.total:,}, cost {cost}, {result.duration_s:.1f} s"
-    )
 
 
 # -- run and watch --------------------------------------------------------------------------------------
@@ -126,7 +36,7 @@ OnlyOpt = Annotated[
     typer.Option("--only", help="Run only this task id (repeatable, or a,b).", callback=_split_ids),
 ]
 ModelOpt = Annotated[
-    str | None, typer.Option("--model", help="Model spec for every task of this run.", callback=_check_model)
+    str | None, typer.Option("--model", help="Model spec for every task of this run.", callback=check_model)
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Stream events as JSON lines.")]
 ExecutorOpt = Annotated[str | None, typer.Option("--executor", help="local | ssh | ray.")]
