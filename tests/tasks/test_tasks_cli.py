@@ -172,6 +172,24 @@ def test_show_trajectory_renders_the_latest_attempt(repo: Path) -> None:
     assert "Please swap os.path for pathlib" in ok(repo, "show", "traj", "--trajectory")
 
 
+def test_show_names_a_finished_tasks_branch_and_head(repo: Path) -> None:
+    """A finished task's `show` says where its work is (branch and head commit); a failed one's does not."""
+    for task_id in ("done", "lost"):
+        ok(repo, "add", "change", "-m", "x", "--id", task_id)
+    queue = Queue(repo / "tasks" / "queue.jsonl")
+    result = {"branch": "agent/done", "head_commit": "a" * 40, "outcome": "accepted"}
+    for task_id in ("done", "lost"):
+        claim = queue.claim("w", lease_s=60, accept=lambda s, task_id=task_id: s.id == task_id)
+        assert claim is not None
+        if task_id == "done":
+            queue.finish(task_id, claim.attempt, result)
+        else:
+            queue.fail(task_id, claim.attempt, "gates failed", result={**result, "branch": "agent/lost"})
+    shown = ok(repo, "show", "done")
+    assert "agent/done" in shown and "a" * 40 in shown
+    assert "agent/lost" not in ok(repo, "show", "lost")
+
+
 def test_compact_keeps_the_listing(repo: Path) -> None:
     """compact rewrites the queue file without changing what list reports."""
     for n in range(3):
