@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent_runner.config import RunnerConfig
-from agent_runner.errors import ModelSpecError, TaskFileError
-from agent_runner.models import parse_spec
+from agent_runner.errors import TaskFileError
+from agent_runner.models import spec_problem
 from agent_runner.queue import Queue
 from agent_runner.queue_state import TaskState
 from agent_runner.task import (
@@ -75,13 +75,10 @@ def sync_tasks(root: Path, config: RunnerConfig, queue: Queue) -> SyncReport:
 def check_models(found: TaskSet) -> None:
     """Move the tasks whose `model` names no model (an unknown provider, say) to the invalid ones."""
     for task_id, task in list(found.tasks.items()):
-        try:
-            if task.model is not None:
-                parse_spec(task.model)
-        except ModelSpecError as exc:
+        if task.model is not None and (problem := spec_problem(task.model)):
             file = found.files.pop(task_id)
             del found.tasks[task_id]
-            found.invalid.append(InvalidTask(file, task_id, f"{file}: field 'model': {exc}"))
+            found.invalid.append(InvalidTask(file, task_id, f"{file}: field 'model': {problem}"))
 
 
 def _known_ids(states: dict[str, TaskState]) -> set[str]:

@@ -18,11 +18,10 @@ from agent_runner.errors import (
     ExecutorError,
     GitError,
     GitHubError,
-    ModelSpecError,
     StaleAttemptError,
 )
 from agent_runner.landing import Landing, land, landing_repo
-from agent_runner.models import parse_spec
+from agent_runner.models import spec_problem
 from agent_runner.protocols import Publisher
 from agent_runner.queue import Claim, Queue
 from agent_runner.result import Outcome, TaskResult
@@ -172,15 +171,13 @@ class Recorder:
         self.queue.release(run.task.id, run.claim.attempt, result.reason, infra=False)
         self.block_model(run.model, result.reason, run.task.id, run.claim.attempt)
 
-    def is_usable(self, model: str, task_id: str, *, is_default: bool) -> bool:
+    def is_usable(self, model: str, task_id: str) -> bool:
         """Block a spec that names no model before any attempt is spent (workers try plug-in imports)."""
         if model in self._usable_models:
             return True
-        try:
-            parse_spec(model)
-        except ModelSpecError as exc:
+        if problem := spec_problem(model):
             where = " (the default model: `model` under [tool.agent-runner] or AGENT_RUNNER_MODEL)"
-            self.block_model(model, f"{exc}{where if is_default else ''}", task_id)
+            self.block_model(model, f"{problem}{where if model == self.config.model else ''}", task_id)
             return False
         self._usable_models.add(model)
         return True

@@ -189,7 +189,7 @@ class Scheduler:
         model = self._model_of(state)
         if model in self.blocked_models:
             return False
-        return self.recorder.is_usable(model, state.id, is_default=model == self.config.model)
+        return self.recorder.is_usable(model, state.id)
 
     def _model_of(self, state: TaskState) -> str:
         return model_for(state.task, self.options.model, self.config)

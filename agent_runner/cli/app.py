@@ -57,12 +57,8 @@ def get_config(**overrides: Any) -> RunnerConfig:
 
 def check_model(spec: str | None) -> str | None:
     """Refuse a --model that names no model before anything starts (every task would be blocked)."""
-    from agent_runner.errors import ModelSpecError
-    from agent_runner.models import parse_spec
+    from agent_runner.models import spec_problem
 
-    try:
-        if spec is not None:
-            parse_spec(spec)
-    except ModelSpecError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    if spec is not None and (problem := spec_problem(spec)):
+        raise typer.BadParameter(problem)
     return spec

@@ -96,13 +96,13 @@ def detail_table(state: TaskState) -> Table:
     table = Table(show_header=False, box=None, pad_edge=False)
     fields = {**state.task, "status": state.status.value, "attempt": state.attempt, "worker": state.worker}
     is_landed = state.status in (TaskStatus.FINISHED, TaskStatus.UNPUBLISHED)
-    head = (state.result or {}).get("head_commit") if is_landed else None  # where the work is, to review
+    landed = (state.result or {}) if is_landed else {}  # where the work is, to review
     fields |= {
         "reason": state.reason,
         "file": state.file,
         "cost_usd": state.cost_usd or None,
-        "branch": (state.result or {}).get("branch") if head else None,
-        "head": head,
+        "branch": landed.get("branch") if landed.get("head_commit") else None,
+        "head": landed.get("head_commit"),
         "pr": state.pr_url,
     }
     instructions = fields.pop("instructions", "")

@@ -38,6 +38,15 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return PROVIDERS[head], rest
 
 
+def spec_problem(spec: str) -> str | None:
+    """Return why `spec` names no model (unknown provider, no name), or None when it parses."""
+    try:
+        parse_spec(spec)
+    except ModelSpecError as exc:
+        return str(exc)
+    return None
+
+
 def module_of(spec: str) -> str | None:
     """Return the module a model spec's class lives in, or None for a spec that does not parse."""
     try:
@@ -81,4 +90,4 @@ def get_model(
     return model
 
 
-__all__ = ["PROVIDERS", "get_model", "load_class", "module_of", "parse_spec"]
+__all__ = ["PROVIDERS", "get_model", "load_class", "module_of", "parse_spec", "spec_problem"]
