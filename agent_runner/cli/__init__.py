@@ -36,20 +36,14 @@ def main() -> None:
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        # typer >= 0.20 vendors click (typer._click): its usage errors are not click's classes
-        if isinstance(exc, click.exceptions.ClickException | typer.TyperException) and hasattr(exc, "show"):
-            exc.show()
-            sys.exit(getattr(exc, "exit_code", 2))
-        if isinstance(exc, click.exceptions.Abort | typer.Abort):
-            sys.exit(130)
-        raise
+    except typer.TyperException as exc:  # usage errors arrive here in non-standalone mode
+        # typer >= 0.28 vendors click: its usage errors are TyperExceptions (no `click` import needed).
+        if not hasattr(exc, "show"):
+            raise
+        exc.show()
+        sys.exit(getattr(exc, "exit_code", 2))
 
 
 def get_app() -> typer.Typer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -17,7 +18,9 @@ from agent_runner.queue import Queue
 from agent_runner.scaffold import builtin_prompts
 from agent_runner.task import TaskStatus, load_task_file
 
-RUN_AGENTS = Path(sys.executable).with_name("run-agents")
+# .ci/run points this at a wheel installed as a user installs it (no extras, newest allowed dependencies).
+USER_BIN = os.environ.get("AGENT_RUNNER_USER_BIN")
+RUN_AGENTS = Path(USER_BIN) if USER_BIN else Path(sys.executable).with_name("run-agents")
 
 
 @pytest.fixture
@@ -221,3 +224,21 @@ def test_installed_entry_point(repo: Path) -> None:
     assert failed.stderr.startswith("Error: no task 'nope'") and "Traceback" not in failed.stderr
     assert "Traceback" in run_agents(repo, "--debug", "show", "nope", code=1).stderr
     assert run_agents(repo, "add", "no-such-kind", code=2).stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("list", "--bogus"), ("add",), ("run", "--workers", "abc"), ("no-such-command",)],
+    ids=["unknown-option", "missing-argument", "bad-value", "unknown-command"],
+)
+def test_usage_errors_exit_2_with_usage_text(repo: Path, args: tuple[str, ...]) -> None:
+    """A usage error prints usage text and exits 2, never a traceback (the installed script)."""
+    failed = run_agents(repo, *args, code=2)
+    assert "Usage:" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_ci_checks_the_user_install() -> None:
+    """CI runs the entry-point tests against a wheel installed without extras, as a user gets it."""
+    if os.environ.get("CI") != "true":
+        pytest.skip("only CI builds the user install (.ci/run)")
+    assert USER_BIN and Path(USER_BIN).is_file() and not Path(USER_BIN).is_relative_to(Path(sys.prefix))
