@@ -50,10 +50,12 @@ class Line:
 
 @dataclass
 class FileChange:
-    """One changed path: status A/M/D, whether git sees it as binary, and its changed lines."""
+    """One changed path: status A/M/D, its new mode (`120000` a symlink, `160000` a gitlink, `000000`
+    deleted), whether git sees it as binary, and its changed lines."""
 
     path: str
     status: str
+    mode: str = "100644"
     is_binary: bool = False
     added: list[Line] = field(default_factory=list)
     removed: list[Line] = field(default_factory=list)
@@ -245,7 +247,8 @@ def _read_summary(diff: WorkDiff, out: str) -> None:
         record = parts[i]
         if record.startswith(":") and i + 1 < len(parts):
             path = parts[i + 1]
-            diff.files[path] = FileChange(path=path, status=record.split()[-1][0])
+            fields = record.split()
+            diff.files[path] = FileChange(path=path, status=fields[-1][0], mode=fields[1])
             i += 2
             continue
         fields = record.split("\t", 2)
