@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent_runner.errors import BundleRejectedError, GitError
-from agent_runner.git import SAFE_OPTIONS, Checkout, check_branch, run_git
+from agent_runner.git import Checkout, check_branch, checkout_git, run_git
 
 
 def create_bundle(checkout: Checkout, dest: Path, *, head: str | None = None) -> Path | None:
@@ -20,7 +20,7 @@ def create_bundle(checkout: Checkout, dest: Path, *, head: str | None = None) ->
     with one `git pack-objects` instead of two processes.
     """
     repo, base = checkout.path, checkout.base_commit
-    head = head or run_git(repo, "rev-parse", checkout.branch)
+    head = head or checkout_git(repo, "rev-parse", checkout.branch)
     if head == base:
         return None
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -31,7 +31,7 @@ def create_bundle(checkout: Checkout, dest: Path, *, head: str | None = None) ->
         revs.write(f"{head}\n^{base}\n".encode())
         revs.seek(0)
         pack = ("pack-objects", "--stdout", "--thin", "--delta-base-offset", "--quiet", "--revs")
-        run_git(repo, *SAFE_OPTIONS, *pack, stdin=revs, stdout=out)
+        checkout_git(repo, *pack, stdin=revs, stdout=out)
     os.replace(tmp, dest)
     return dest
 
@@ -131,7 +131,7 @@ def maintain(repo: Path) -> None:
     """Run git's automatic maintenance in `repo`, as a fetch would, unless the repo turned it off."""
     enabled = run_git(repo, "config", "--type=bool", "--default=true", "maintenance.auto")
     if enabled == "true":
-        run_git(repo, *SAFE_OPTIONS, "maintenance", "run", "--auto", "--quiet")
+        run_git(repo, "maintenance", "run", "--auto", "--quiet")
 
 
 def bundle_repo(repo: Path, dest: Path, *, refs: list[str] | None = None) -> Path:

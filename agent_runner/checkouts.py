@@ -1,7 +1,9 @@
 """Checkouts: a private clone of the cache per attempt, made in-process or by git, and refreshed for re-use.
 
-Checkouts are full clones with hard-linked objects (not worktrees: those share hooks and config between
-checkouts). Git runs through `git.run_git`.
+A checkout is a work tree the agent owns and the runner's git dir beside it (`git.runner_git_dir`): a
+clone of the cache with hard-linked objects (not a worktree: those share hooks and config between
+checkouts). The agent gets a `.git` of its own in the work tree (`give_agent_git`), whose objects it
+borrows read-only from the runner's. Git runs through `git.checkout_git`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from agent_runner.errors import GitError
-from agent_runner.git import SAFE_OPTIONS, Checkout, check_branch, run_git
+from agent_runner.git import RUNNER_CONFIG, Checkout, check_branch, checkout_git, run_git, runner_git_dir
 
 
 def make_checkout(cache: Path, dest: Path, *, branch: str | None, base_commit: str) -> Checkout:
@@ -24,12 +26,11 @@ def make_checkout(cache: Path, dest: Path, *, branch: str | None, base_commit: s
     """
     if branch is not None:
         check_branch(branch)
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    _clone_cache(cache, dest)
+    remove_checkout(dest)
+    dest.mkdir(parents=True)
+    _clone_cache(cache, runner_git_dir(dest))
     # Parallel checkout (one process per CPU) writes large trees faster; small ones stay serial.
-    run_git(dest, *SAFE_OPTIONS, "-c", "checkout.workers=0", "checkout", "-q", *_target(branch, base_commit))
+    checkout_git(dest, "-c", "checkout.workers=0", "checkout", "-q", *_target(branch, base_commit))
     _keep_index(dest)
     return Checkout(dest, branch or "", base_commit)
 
@@ -37,12 +38,12 @@ def make_checkout(cache: Path, dest: Path, *, branch: str | None, base_commit: s
 def adopt(dest: Path, *, branch: str, base_commit: str) -> Checkout:
     """Put a checkout made ahead (detached at `base_commit`, nothing else touched) on `branch`."""
     check_branch(branch)
-    git_dir = dest / ".git"
+    git_dir = runner_git_dir(dest)
     head = (git_dir / "HEAD").read_text(encoding="ascii").strip()
     if head != base_commit:
         raise GitError(f"{dest} is at {head[:40]}, not at {base_commit}; it cannot be used for this attempt")
     if (git_dir / "reftable").exists() or not _new_branch_file(git_dir, branch, base_commit):
-        run_git(dest, *SAFE_OPTIONS, "checkout", "-q", "-b", branch)
+        checkout_git(dest, "checkout", "-q", "-b", branch)
     return Checkout(dest, branch, base_commit)
 
 
@@ -68,19 +69,32 @@ def _target(branch: str | None, base_commit: str) -> tuple[str, ...]:
     return ("-b", branch, base_commit) if branch else ("--detach", base_commit)
 
 
-def _clone_cache(cache: Path, dest: Path) -> None:
-    """`git clone --local --no-checkout` of the cache into `dest`, done in-process when the cache allows."""
+def _clone_cache(cache: Path, git_dir: Path) -> None:
+    """Make `git_dir` what `git clone --local --no-checkout` of the cache makes, with the runner's config.
+
+    Done in-process when the cache allows.
+    """
     try:
-        if _link_clone(cache, dest):
-            return
+        if _link_clone(cache, git_dir):
+            return _harden(git_dir)
     except OSError:  # another file system (no hard links) or a repack under us: let git clone copy
         pass
-    shutil.rmtree(dest, ignore_errors=True)
-    # A path (no --local): git hard-links where it can and copies where it cannot, as across file systems.
-    run_git(None, "clone", "-q", "--no-checkout", "--template=", str(cache), str(dest))
+    shutil.rmtree(git_dir, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".clone-", dir=git_dir.parent))
+    try:  # a path (no --local): git hard-links where it can and copies where it cannot
+        run_git(None, "clone", "-q", "--no-checkout", "--template=", str(cache), str(tmp / "c"))
+        os.replace(tmp / "c" / ".git", git_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return _harden(git_dir)
 
 
-def _link_clone(cache: Path, dest: Path) -> bool:
+def _harden(git_dir: Path) -> None:
+    with open(git_dir / "config", "a", encoding="utf-8") as fh:
+        fh.write(RUNNER_CONFIG)
+
+
+def _link_clone(cache: Path, git_dir: Path) -> bool:
     """Build what `clone --local --no-checkout` builds from a plain cache, without its 2 processes.
 
     Objects are hard-linked, the cache's branches become origin's plus a local default branch. A checkout
@@ -94,7 +108,6 @@ def _link_clone(cache: Path, dest: Path) -> bool:
     head = (cache / "HEAD").read_text(encoding="utf-8").strip().removeprefix("ref: refs/heads/")
     if any(c in f"{head}{cache}" for c in '"\\\n'):  # nothing that needs quoting in the config file
         return False
-    git_dir = dest / ".git"
     for sub in ("objects/pack", "refs/heads"):  # what git needs; it makes the rest when it needs it
         (git_dir / sub).mkdir(parents=True)
     _link_objects(cache / "objects", git_dir / "objects")
@@ -162,17 +175,43 @@ def trusted_index(checkout: Path) -> Path:
 
 
 def _keep_index(checkout: Path) -> None:
-    shutil.copy2(checkout / ".git" / "index", trusted_index(checkout))  # its mtime tells racy entries
+    shutil.copy2(runner_git_dir(checkout) / "index", trusted_index(checkout))  # its mtime tells racy entries
+
+
+def give_agent_git(checkout: Checkout) -> None:
+    """Give the agent a `.git` of its own in the work tree: on the task branch at the base, same index.
+
+    It borrows the runner's objects through `alternates` (read-only in the sandbox) and writes its own.
+    The runner never reads it: whatever the agent does there stays there.
+    """
+    mine, theirs = runner_git_dir(checkout.path), checkout.path / ".git"
+    remove_path(theirs)
+    (theirs / "objects" / "info").mkdir(parents=True)
+    (theirs / "refs" / "heads").mkdir(parents=True)
+    (theirs / "objects" / "info" / "alternates").write_text(f"{mine / 'objects'}\n", encoding="utf-8")
+    branch = checkout.branch or "agent-runner-base"
+    _write_ref(theirs / "refs" / "heads" / branch, checkout.base_commit)
+    (theirs / "HEAD").write_text(f"ref: refs/heads/{branch}\n", encoding="ascii")
+    (theirs / "config").write_text(_AGENT_CONFIG, encoding="utf-8")
+    shutil.copyfile(mine / "index", theirs / "index")
+
+
+_AGENT_CONFIG = "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n"
+
+
+def _write_ref(path: Path, commit: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{commit}\n", encoding="ascii")
 
 
 def refresh_checkout(cache: Path, dest: Path, *, branch: str | None, base_commit: str) -> Checkout:
-    """Turn a used checkout at `dest` into a fresh one: a new .git from the cache, changed files restored.
+    """Turn a used checkout at `dest` into a fresh one: a new git dir from the cache, changed files restored.
 
-    Nothing of the old git state survives (hooks, config, refs, objects, index). The index is the runner's
-    own copy taken when the checkout was made (`trusted_index`); every file changed since then (its ctime,
-    which nobody can set back, is not older than that copy) is deleted first, so git's to-the-second stat
-    checks trust only untouched files and `checkout -f` restores the rest. Without the copy every file is
-    verified by content. Then untracked and ignored files go (`clean -ffdx`).
+    Nothing of the old git state survives (the agent's `.git`, the runner's refs, objects, index). The
+    index is the runner's own copy taken when the checkout was made (`trusted_index`); every file changed
+    since then (its ctime, which nobody can set back, is not older than that copy) is deleted first, so
+    git's to-the-second stat checks trust only untouched files and `checkout -f` restores the rest.
+    Without the copy every file is verified by content. Then untracked and ignored files go (`clean`).
     """
     if branch is not None:
         check_branch(branch)
@@ -180,22 +219,19 @@ def refresh_checkout(cache: Path, dest: Path, *, branch: str | None, base_commit
     is_trusted = saved.is_file() and not saved.is_symlink()
     if is_trusted:
         _drop_changed_since(dest, saved.stat().st_mtime_ns)
-    _remove(dest / ".git")
-    tmp = Path(tempfile.mkdtemp(prefix=".git-", dir=dest.parent))
-    try:
-        _clone_cache(cache, tmp / "c")
-        os.replace(tmp / "c" / ".git", dest / ".git")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    remove_path(dest / ".git")
+    git_dir = runner_git_dir(dest)
+    remove_path(git_dir)
+    _clone_cache(cache, git_dir)
     if is_trusted:
-        shutil.copyfile(saved, dest / ".git" / "index")  # dated now: what is left is known unchanged
+        shutil.copyfile(saved, git_dir / "index")  # dated now: what is left is known unchanged
     else:
-        run_git(dest, *SAFE_OPTIONS, "read-tree", base_commit)
+        checkout_git(dest, "read-tree", base_commit)
         with contextlib.suppress(GitError):  # files that differ are reported; checkout -f rewrites them
-            run_git(dest, *SAFE_OPTIONS, "update-index", "-q", "--refresh")
+            checkout_git(dest, "update-index", "-q", "--refresh")
     target = ("-B", branch, base_commit) if branch else ("--detach", base_commit)
-    run_git(dest, *SAFE_OPTIONS, "-c", "checkout.workers=0", "checkout", "-q", "-f", *target)
-    run_git(dest, *SAFE_OPTIONS, "clean", "-q", "-ffdx")
+    checkout_git(dest, "-c", "checkout.workers=0", "checkout", "-q", "-f", *target)
+    checkout_git(dest, "clean", "-q", "-ffdx")
     _keep_index(dest)
     return Checkout(dest, branch or "", base_commit)
 
@@ -213,14 +249,21 @@ def _drop_changed_since(checkout: Path, since_ns: int) -> None:
                     os.unlink(entry.path)
 
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
+    """Delete a file, symlink or folder tree at `path` if there is one."""
     if path.is_symlink() or path.is_file():
         path.unlink()
     elif path.exists():
         shutil.rmtree(path)
 
 
+def runner_files(checkout: Path) -> tuple[Path, Path]:
+    """Return what the runner keeps beside a checkout: its git dir and its copy of the fresh index."""
+    return runner_git_dir(checkout), trusted_index(checkout)
+
+
 def remove_checkout(path: Path) -> None:
-    """Delete a checkout folder and the runner's copy of its index (best effort)."""
+    """Delete a checkout folder and the runner's files beside it (best effort)."""
     shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(runner_git_dir(path), ignore_errors=True)
     trusted_index(path).unlink(missing_ok=True)

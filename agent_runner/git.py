@@ -1,8 +1,16 @@
-"""Git for the runner: running git, a bare cache per source repo, base commits, commits and branch names.
+"""Git for the whole package, in two modes: trusted repos (`run_git`) and agents' checkouts (`checkout_git`).
 
-Every git command runs through `run_git` (a plain subprocess: GitPython's wrapper cost 48 ms of imports in
-every worker process and 0.2 ms per command, and the runner used nothing else of it); every git failure
-leaves this module as GitError. Checkouts are in checkouts.py, bundles in bundles.py.
+Trusted: the user's source repo, the bare cache, a result's landing; git runs there as the user set it up.
+Untrusted: a checkout whose work tree the agent wrote. The runner's git state for it lives beside it, in
+`runner_git_dir(checkout)`, where the agent's sandbox cannot write; every git command on the checkout uses
+that git dir, its own config written by the runner, and no system, global or inherited git settings. The
+`.git` folder inside the work tree is the agent's own copy: git never reads it for the runner (a path
+named `.git` is never part of a work tree), so nothing the agent wrote is loaded as configuration, run as
+a hook, filter or driver, or believed as a commit.
+
+Every git command runs as a plain subprocess (GitPython's wrapper cost 48 ms of imports in every worker
+process and 0.2 ms per command, and the runner used nothing else of it); every git failure leaves this
+module as GitError. Checkouts are in checkouts.py, bundles in bundles.py.
 """
 
 from __future__ import annotations
@@ -24,10 +32,25 @@ from typing import BinaryIO
 from agent_runner.errors import GitError
 from agent_runner.task import BRANCH_PREFIX
 
-# Options for every git command the runner runs inside a checkout the agent could have edited.
-SAFE_OPTIONS = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
-# A checkout lives for one attempt: no `git maintenance run --auto` after its commits.
-NO_MAINTENANCE = ("-c", "maintenance.auto=false", "-c", "gc.auto=0")
+# The runner's config for its git dir of a checkout (after what a clone writes; later values win). Only
+# defaults are restated: nothing else can set them, as git reads no other config there (`checkout_env`).
+RUNNER_CONFIG = """\
+[core]
+\thooksPath = /dev/null
+\tfsmonitor = false
+\tattributesFile = /dev/null
+\texcludesFile = /dev/null
+\tquotepath = false
+\tlogallrefupdates = false
+[gc]
+\tauto = 0
+[maintenance]
+\tauto = false
+[diff]
+\tignoreSubmodules = all
+[submodule]
+\trecurse = false
+"""
 AUTHOR_ENV = {
     "GIT_AUTHOR_NAME": "agent-runner",
     "GIT_AUTHOR_EMAIL": "agent-runner@localhost",
@@ -45,27 +68,93 @@ def run_git(
     stdin: BinaryIO | None = None,
     stdout: BinaryIO | None = None,
 ) -> str:
-    """Run `git args...` in `cwd` and return its stdout (less one final newline); raise GitError on failure.
+    """Run `git args...` in the trusted repo `cwd`; return its stdout (less one final newline).
 
-    `stdin` is a real file git reads; with `stdout`, git's output goes there instead (and "" is returned).
+    Raises GitError on failure. `stdin` is a real file git reads; with `stdout`, git's output goes there
+    instead (and "" is returned).
     """
+    return _run(cwd, args, {**os.environ, **_LOCALE, **AUTHOR_ENV, **(env or {})}, stdin, stdout)
+
+
+def runner_git_dir(checkout: Path) -> Path:
+    """Return the runner's own git dir of a checkout: beside it, never inside the agent's work tree."""
+    return checkout.with_name(checkout.name + ".git")
+
+
+def checkout_git(
+    checkout: Path,
+    *args: str,
+    stdin: BinaryIO | None = None,
+    stdout: BinaryIO | None = None,
+) -> str:
+    """Run `git args...` on an agent's checkout with the runner's git dir and config only (see above)."""
+    return _run(checkout, args, checkout_env(checkout), stdin, stdout)
+
+
+def checkout_git_bytes(checkout: Path, *args: str, data: bytes = b"", check: bool = True) -> bytes:
+    """Run git on an agent's checkout as `checkout_git` does, with `data` as its input; return its output.
+
+    Without `check`, return the output even when git failed.
+    """
+    proc = _spawn(checkout, args, checkout_env(checkout), data=data)
+    if check:
+        _check(proc, checkout, args)
+    return proc.stdout
+
+
+def checkout_env(checkout: Path) -> dict[str, str]:
+    """Return the environment for git on `checkout`: no GIT_* of ours, no system or global config."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    return {
+        **env, **_LOCALE, **AUTHOR_ENV,
+        "GIT_DIR": str(runner_git_dir(checkout)), "GIT_WORK_TREE": str(checkout),
+        "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_ATTR_NOSYSTEM": "1",
+    }  # fmt: skip
+
+
+_LOCALE = {"LANGUAGE": "C", "LC_ALL": "C"}  # callers match git's English messages ("nothing to commit")
+
+
+def _run(
+    cwd: Path | str | None,
+    args: tuple[str, ...],
+    env: dict[str, str],
+    stdin: BinaryIO | None,
+    stdout: BinaryIO | None,
+) -> str:
+    proc = _spawn(cwd, args, env, stdin=stdin, stdout=stdout)
+    _check(proc, cwd, args)
+    out = _text(proc.stdout or b"")
+    return out[:-1] if out.endswith("\n") else out
+
+
+def _spawn(
+    cwd: Path | str | None,
+    args: tuple[str, ...],
+    env: dict[str, str],
+    *,
+    stdin: BinaryIO | None = None,
+    stdout: BinaryIO | None = None,
+    data: bytes | None = None,
+) -> subprocess.CompletedProcess[bytes]:
     argv = ["git", *args]
-    # C locale: callers match git's English messages ("nothing to commit").
-    full_env = {**os.environ, "LANGUAGE": "C", "LC_ALL": "C", **AUTHOR_ENV, **(env or {})}
     try:
-        proc = subprocess.run(
-            argv, cwd=cwd, env=full_env, stdin=stdin or subprocess.DEVNULL,
+        if data:
+            return subprocess.run(argv, cwd=cwd, env=env, input=data, capture_output=True, check=False)
+        return subprocess.run(
+            argv, cwd=cwd, env=env, stdin=stdin or subprocess.DEVNULL,
             stdout=stdout or subprocess.PIPE, stderr=subprocess.PIPE, check=False,
         )  # fmt: skip
     except OSError as exc:
         if cwd is not None and not Path(cwd).is_dir():
             raise GitError(f"cannot run `git {' '.join(args[:2])}`: no folder {cwd}") from exc
         raise GitError(f"cannot run git ({exc}); install git and make sure it is on PATH") from exc
+
+
+def _check(proc: subprocess.CompletedProcess[bytes], cwd: Path | str | None, args: tuple[str, ...]) -> None:
     if proc.returncode != 0:
         detail = _text(proc.stderr or proc.stdout or b"").strip().replace("\n", " ")[-600:]
         raise GitError(f"`git {' '.join(args[:4])}` failed in {cwd}: {detail or f'exit {proc.returncode}'}")
-    out = _text(proc.stdout or b"")
-    return out[:-1] if out.endswith("\n") else out
 
 
 def _text(data: bytes) -> str:
@@ -218,11 +307,11 @@ class Checkout:
 
 
 def exclude_untracked(checkout: Path) -> list[str]:
-    """Add the current untracked files (setup output, copied files) to .git/info/exclude; return them."""
-    out = run_git(checkout, *SAFE_OPTIONS, "status", "--porcelain", "--untracked-files=normal")
+    """Add the current untracked files (setup output, copied files) to the runner's info/exclude."""
+    out = checkout_git(checkout, "status", "--porcelain", "--untracked-files=normal")
     found = [line[3:] for line in out.splitlines() if line.startswith("?? ")]
     if found:
-        info = checkout / ".git" / "info"
+        info = runner_git_dir(checkout) / "info"
         info.mkdir(parents=True, exist_ok=True)
         with open(info / "exclude", "a", encoding="utf-8") as fh:
             fh.writelines(f"/{name.strip(chr(34))}\n" for name in found)
@@ -230,30 +319,26 @@ def exclude_untracked(checkout: Path) -> list[str]:
 
 
 def commit_all(checkout: Checkout, message: str, *, is_staged: bool = False) -> str:
-    """Stage everything, commit it (when anything changed) onto the task branch; return the head commit.
+    """Stage the work tree and commit it onto the task branch (when anything changed); return the head.
 
-    With `is_staged`, commit the index as the caller just staged (and checked) it.
+    The runner's git dir holds the only commit that can land: one, by the runner, on the base commit
+    (whatever the agent committed in its own `.git`). With `is_staged`, commit the index as the caller
+    just staged (and checked) it.
     """
     repo = checkout.path
     if not is_staged:
-        run_git(repo, *SAFE_OPTIONS, "add", "-A")
+        checkout_git(repo, "add", "-A")
     try:
-        run_git(repo, *SAFE_OPTIONS, *NO_MAINTENANCE, "commit", "-q", "--no-verify", "-m", message)
+        checkout_git(repo, "commit", "-q", "--no-verify", "--no-gpg-sign", "-m", message)
     except GitError as exc:
         if "nothing to commit" not in str(exc) and "nothing added to commit" not in str(exc):
             raise
-    else:
-        if tip := _written_tip(repo, checkout.branch):
-            return tip
-    head, branch_head = run_git(repo, "rev-parse", "HEAD", f"refs/heads/{checkout.branch}").splitlines()
-    if branch_head != head:  # the agent switched branches: the task branch ends at what was committed
-        run_git(repo, "update-ref", f"refs/heads/{checkout.branch}", head)
-    return head
+    return _written_tip(repo, checkout.branch) or checkout_git(repo, "rev-parse", "HEAD")
 
 
 def _written_tip(repo: Path, branch: str) -> str | None:
     """Return the commit a commit just wrote to `branch` when HEAD is that branch (None: ask git)."""
-    refs = repo / ".git"
+    refs = runner_git_dir(repo)
     try:  # the commit wrote the ref as a plain file (lock and rename), so it is the new commit
         if (refs / "HEAD").read_text(encoding="ascii") != f"ref: refs/heads/{branch}\n":
             return None
@@ -263,9 +348,9 @@ def _written_tip(repo: Path, branch: str) -> str | None:
     return tip if re.fullmatch("[0-9a-f]{40}", tip) else None
 
 
-def changed_files(repo: Path, base: str, head: str) -> list[str]:
-    """Return the paths that differ between two commits."""
-    out = run_git(repo, "diff", "--name-only", "--no-renames", base, head)
+def changed_files(checkout: Path, base: str, head: str) -> list[str]:
+    """Return the paths that differ between two commits of a checkout."""
+    out = checkout_git(checkout, "diff", "--name-only", "--no-renames", base, head)
     return [line for line in out.splitlines() if line]
 
 

@@ -7,6 +7,7 @@ checkout of a large repo, refreshed to the next base instead of cloned again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -70,7 +71,7 @@ def make_ready(
                 remove_checkout(entry)
             else:
                 entry.unlink(missing_ok=True)
-        elif not entry.name.endswith((".index", ".tmp")):
+        elif not entry.name.endswith(RUNNER_SUFFIXES):
             waiting += 1
     if waiting >= min(keep, READY_SIZE):
         return None
@@ -81,7 +82,7 @@ def make_ready(
     tmp = ready / f"{name}.tmp"
     if not (take_parked(pool, tmp) and _refreshed(cache, tmp, base)):
         checkouts.make_checkout(cache, tmp, branch=None, base_commit=base)
-    _move_index(tmp, ready / name)
+    _move_runner_files(tmp, ready / name)
     os.replace(tmp, ready / name)
     return ready / name
 
@@ -139,34 +140,37 @@ def _take_first(entries: list[Path], dest: Path) -> str | None:
     Returns the name it had, or None when every one was taken.
     """
     for entry in entries:
-        if entry.name.endswith((".index", ".tmp")):
+        if entry.name.endswith(RUNNER_SUFFIXES):
             continue
         try:
             os.replace(entry, dest)
         except OSError:
             continue  # another worker took it first
-        _move_index(entry, dest)
+        _move_runner_files(entry, dest)
         return entry.name
     return None
 
 
 def park(checkout: Path, pool: Path) -> bool:
     """Keep a finished checkout of a large repo for re-use (at most POOL_SIZE); return whether it was kept."""
-    index = checkout / ".git" / "index"
+    index = git.runner_git_dir(checkout) / "index"
     if not index.is_file() or index.stat().st_size < PARK_MIN_INDEX_BYTES:
         return False  # a small repo: a fresh clone (two git commands) is as fast as a refresh (three)
     pool.mkdir(parents=True, exist_ok=True)
-    if sum(1 for entry in pool.iterdir() if not entry.name.endswith(".index")) >= POOL_SIZE:
+    if sum(1 for entry in pool.iterdir() if not entry.name.endswith(RUNNER_SUFFIXES)) >= POOL_SIZE:
         return False
     target = pool / f"{checkout.name}.{os.getpid()}.{time.monotonic_ns()}"
     os.replace(checkout, target)
-    _move_index(checkout, target)
+    _move_runner_files(checkout, target)
     return True
 
 
-def _move_index(old: Path, new: Path) -> None:
-    """Move the runner's copy of a checkout's index along with the checkout (or drop a stale one)."""
-    try:
-        os.replace(checkouts.trusted_index(old), checkouts.trusted_index(new))
-    except FileNotFoundError:
-        checkouts.trusted_index(new).unlink(missing_ok=True)  # the refresh then verifies every file instead
+RUNNER_SUFFIXES = (".index", ".git", ".tmp")  # the runner's files beside a checkout, half-made ones
+
+
+def _move_runner_files(old: Path, new: Path) -> None:
+    """Move the runner's git dir and index copy along with a checkout (or drop stale ones at `new`)."""
+    for source, target in zip(checkouts.runner_files(old), checkouts.runner_files(new), strict=True):
+        checkouts.remove_path(target)  # a stale one (no index copy: the refresh verifies every file)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(source, target)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -75,7 +76,7 @@ def open_checkout(request: WorkRequest, paths: AttemptPaths) -> git.Checkout:
     checkouts.remove_checkout(paths.checkout)  # a leftover of a crashed attempt with this number
     # One made ahead at the request's commit came from the cache: no need to look there.
     if request.base_commit and (made := _made_ahead(paths, branch, request.base_commit, pool)):
-        return made
+        return _for_agent(made)
     bundle = None
     if request.repo_bundle_b64:
         bundle = bundles.write_b64(request.repo_bundle_b64, paths.run_dir / "source.bundle")
@@ -86,7 +87,14 @@ def open_checkout(request: WorkRequest, paths: AttemptPaths) -> git.Checkout:
         raise BaseMissingError(str(exc)) from exc
     made = None if request.base_commit else _made_ahead(paths, branch, base, pool)  # else tried above
     checkout = made or _parked_or_cloned(cache, paths, branch, base, pool)
-    return dataclasses.replace(checkout, base_tree=checkout.base_tree or git.known_tree(cache, base))
+    return _for_agent(
+        dataclasses.replace(checkout, base_tree=checkout.base_tree or git.known_tree(cache, base))
+    )
+
+
+def _for_agent(checkout: git.Checkout) -> git.Checkout:
+    checkouts.give_agent_git(checkout)
+    return checkout
 
 
 def _parked_or_cloned(cache: Path, paths: AttemptPaths, branch: str, base: str, pool: Path) -> git.Checkout:
@@ -172,6 +180,8 @@ def move_to_trash(path: Path, workdir: Path) -> Path:
     trash.mkdir(parents=True, exist_ok=True)
     target = trash / f"{path.name}.{os.getpid()}.{time.monotonic_ns()}"
     os.replace(path, target)
+    with contextlib.suppress(FileNotFoundError):  # the runner's git dir goes along (deleted with it)
+        os.replace(git.runner_git_dir(path), target / ".runner.git")
     checkouts.trusted_index(path).unlink(missing_ok=True)
     return target
 

@@ -1,20 +1,20 @@
 """The agent's work as a diff: the working tree staged with `git add -A`, compared to the base commit.
 
-Gates call `git` through subprocess here: they only read the checkout, apart from staging it and listing
-runner caches in `info/exclude`.
+Gates call git here, always as `git.checkout_git` runs it on an agent's checkout (the runner's git dir
+and config only): they only read the checkout, apart from staging it into the runner's index and listing
+runner caches in the runner's `info/exclude`.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent_runner.errors import GitError
+from agent_runner.git import checkout_git_bytes, runner_git_dir
 
 RUNNER_EXCLUDES = (
     "__pycache__/",
@@ -35,8 +35,6 @@ DIFF_OPTIONS = (
     "--no-color",
     "--no-ext-diff",
 )
-# The agent may have edited .git/config: no hooks or fsmonitor command runs when the runner calls git.
-SAFE_OPTIONS = ("-c", "core.quotepath=off", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
 HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
 
@@ -79,20 +77,13 @@ class WorkDiff:
 
 
 def git(checkout: Path, *args: str, check: bool = True) -> str:
-    """Run git in the checkout and return stdout; raise GitError when it fails and `check`."""
-    argv = ["git", *SAFE_OPTIONS, *args]
-    proc = subprocess.run(argv, cwd=checkout, capture_output=True, text=True, errors="replace")
-    if check and proc.returncode != 0:
-        raise GitError(f"git {' '.join(args)} failed in {checkout}: {proc.stderr.strip()}")
-    return proc.stdout
+    """Run git on the checkout and return stdout; raise GitError when it fails and `check`."""
+    return checkout_git_bytes(Path(checkout), *args, check=check).decode("utf-8", "replace")
 
 
 def exclude_file(checkout: Path) -> Path:
-    """Return the checkout's info/exclude file (asking git only when .git is not a plain folder)."""
-    dot_git = Path(checkout, ".git")
-    if dot_git.is_dir() and not dot_git.is_symlink():
-        return dot_git / "info" / "exclude"
-    return Path(checkout, git(checkout, "rev-parse", "--git-path", "info/exclude").strip())
+    """Return the runner's info/exclude file for the checkout."""
+    return runner_git_dir(Path(checkout)) / "info" / "exclude"
 
 
 def ensure_excludes(checkout: Path) -> None:
@@ -157,7 +148,7 @@ def index_stamp(checkout: Path) -> IndexStamp | None:
 
     The last 20 bytes are git's checksum of the whole file, so equal stamps mean equal entries.
     """
-    index = Path(checkout, ".git", "index")
+    index = runner_git_dir(Path(checkout)) / "index"
     try:
         with open(index, "rb") as fh:
             info = os.fstat(fh.fileno())
@@ -185,22 +176,14 @@ def is_unchanged(checkout: Path, tree: str, stamp: IndexStamp | None) -> bool:
 
 def show_file(checkout: Path, commit: str, path: str) -> str | None:
     """Return a file's text at a commit, or None when it did not exist there."""
-    proc = subprocess.run(
-        ["git", "show", f"{commit}:{path}"], cwd=checkout, capture_output=True, text=True, errors="replace"
-    )
-    return proc.stdout if proc.returncode == 0 else None
+    return show_files(checkout, commit, [path])[path]
 
 
 def show_files(checkout: Path, commit: str, paths: list[str]) -> dict[str, str | None]:
     """Return the text of several files at a commit (None where missing), read by one `git cat-file`."""
-    if any("\n" in path for path in paths):  # the batch protocol is line based
-        return {path: show_file(checkout, commit, path) for path in paths}
-    request = "".join(f"{commit}:{path}\n" for path in paths).encode()
-    proc = subprocess.run(["git", "cat-file", "--batch"], cwd=checkout, input=request, capture_output=True)
-    if proc.returncode != 0:
-        raise GitError(f"git cat-file --batch failed in {checkout}: {proc.stderr.decode(errors='replace')}")
+    request = "".join(f"{commit}:{path}\0" for path in paths).encode()
+    out, pos = checkout_git_bytes(Path(checkout), "cat-file", "--batch", "-z", data=request), 0
     found: dict[str, str | None] = {}
-    out, pos = proc.stdout, 0
     for path in paths:
         end = out.index(b"\n", pos)
         header = out[pos:end]

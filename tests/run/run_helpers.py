@@ -20,8 +20,14 @@ workers = 2
 """
 
 
-def git(repo: Path, *args: str, input_text: str | None = None) -> str:
-    """Run git in `repo` (reading `input_text`, if any) and return its output."""
+def git(repo: Path, *args: str, input_text: str | None = None, as_agent: bool = False) -> str:
+    """Run git in `repo` (reading `input_text`, if any) and return its output.
+
+    In a checkout, git sees the runner's git dir beside it, unless `as_agent` (the agent's own `.git`).
+    """
+    runner = repo.with_name(repo.name + ".git")
+    if not as_agent and runner.is_dir() and repo.is_dir():
+        args = ("--git-dir", str(runner), "--work-tree", str(repo), *args)
     out = subprocess.run(
         ["git", *args], cwd=repo, input=input_text, check=True, capture_output=True, text=True
     )

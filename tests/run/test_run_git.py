@@ -22,15 +22,21 @@ def _checkout(project: Project, tmp_path: Path, name: str = "co", branch: str = 
 
 
 def test_checkout_is_on_task_branch_with_private_hooks(project: Project, tmp_path: Path) -> None:
-    """A checkout is its own clone on agent/<id> at the base; a hook planted in one is not in another."""
+    """A checkout is its own clone on agent/<id> at the base, its git dir beside the work tree; the agent's
+    `.git` is on the same branch, and a hook planted in one is not in another."""
     first = _checkout(project, tmp_path, "one")
     second = _checkout(project, tmp_path, "two", branch="agent/t2")
+    assert not (first.path / ".git").exists() and agit.runner_git_dir(first.path).is_dir()
     assert git(first.path, "rev-parse", "--abbrev-ref", "HEAD") == "agent/t1"
     assert first.base_commit == git(project.root, "rev-parse", "HEAD")
+    for co in (first, second):
+        checkouts.give_agent_git(co)
+    assert git(first.path, "rev-parse", "--abbrev-ref", "HEAD", as_agent=True) == "agent/t1"
+    assert git(first.path, "status", "--porcelain", as_agent=True) == ""
     (first.path / ".git" / "hooks").mkdir(exist_ok=True)
     (first.path / ".git" / "hooks" / "pre-commit").write_text("#!/bin/sh\nexit 1\n")
     assert not (second.path / ".git" / "hooks" / "pre-commit").exists()
-    assert not (first.path / ".git" / "commondir").exists()  # not a worktree
+    assert not (agit.runner_git_dir(first.path) / "commondir").exists()  # not a worktree
 
 
 def _refs(repo: Path) -> str:
@@ -52,7 +58,8 @@ def test_checkout_is_what_git_clone_local_makes(project: Project, tmp_path: Path
         assert git(ours.path, "config", key) == git(tmp_path / "theirs", "config", key)
     assert not list((cache / "objects").glob("??/*"))  # the cache fetches packs, not loose objects
     pack = next((cache / "objects" / "pack").glob("*.pack"))
-    assert (ours.path / ".git" / "objects" / "pack" / pack.name).stat().st_ino == pack.stat().st_ino
+    linked = agit.runner_git_dir(ours.path) / "objects" / "pack" / pack.name
+    assert linked.stat().st_ino == pack.stat().st_ino
     assert git(ours.path, "status", "--porcelain") == "" and git(ours.path, "fsck", "--no-dangling") == ""
 
 
@@ -77,6 +84,7 @@ def test_checkout_on_another_file_system_falls_back_to_git_clone(project: Projec
 def test_commit_ignores_planted_hook_and_bundle_lands_in_source(project: Project, tmp_path: Path) -> None:
     """The runner's commit skips planted hooks; the bundle fetches into the source as agent/<id> only."""
     checkout = _checkout(project, tmp_path)
+    checkouts.give_agent_git(checkout)
     hooks = checkout.path / ".git" / "hooks"
     hooks.mkdir(exist_ok=True)
     (hooks / "pre-commit").write_text("#!/bin/sh\nexit 1\n")

@@ -28,6 +28,7 @@ def _used_checkout(project: Project, tmp_path: Path) -> tuple[Path, agit.Checkou
     co = checkouts.make_checkout(
         cache, tmp_path / "checkouts" / "first-1", branch="agent/first", base_commit=base
     )
+    checkouts.give_agent_git(co)
     path = co.path
     (path / "calc.py").write_text("def add(a, b):\n    return a - b\n")  # edited
     (path / "pyproject.toml").unlink()  # deleted
@@ -42,10 +43,10 @@ def _used_checkout(project: Project, tmp_path: Path) -> tuple[Path, agit.Checkou
     (path / ".git" / "hooks").mkdir(exist_ok=True)
     (path / ".git" / "hooks" / "post-checkout").write_text("#!/bin/sh\ntouch pwned\n")
     (path / ".git" / "hooks" / "post-checkout").chmod(0o755)
-    git(path, "config", "core.hooksPath", ".git/hooks")
-    git(path, "config", "alias.st", "status")
-    git(path, "-c", "user.name=a", "-c", "user.email=a@a", "commit", "-qam", "agent work")
-    git(path, "branch", "agent/stale")
+    git(path, "config", "core.hooksPath", ".git/hooks", as_agent=True)
+    git(path, "config", "alias.st", "status", as_agent=True)
+    git(path, "-c", "user.name=a", "-c", "user.email=a@a", "commit", "-qam", "agent work", as_agent=True)
+    git(path, "branch", "agent/stale", as_agent=True)
     (path / "calc.py").write_text("def add(a, b):\n    return a * b\n")  # dirty again after the commit
     return cache, co
 
@@ -68,11 +69,11 @@ def test_refresh_leaves_nothing_of_the_last_attempt(
     assert (path / "pkg" / "mod.py").read_text() == "VALUE = 1\n"
     assert (path / "pyproject.toml").exists()
     assert not any((path / name).exists() for name in ("stray.txt", "build", "debug.log", "vendor", "pwned"))
-    assert not (path / ".git" / "hooks").exists()
+    assert not (path / ".git").exists()  # the agent's copy goes; the next attempt gets a new one
     assert git(path, "config", "--local", "--list").find("alias.st") == -1
     branches = git(path, "branch", "--format=%(refname:short)").split()
     assert "agent/second" in branches and not {"agent/first", "agent/stale"} & set(branches)
-    assert checkouts.trusted_index(path).read_bytes() == (path / ".git" / "index").read_bytes()
+    assert checkouts.trusted_index(path).read_bytes() == (agit.runner_git_dir(path) / "index").read_bytes()
 
 
 def test_same_size_edit_in_the_same_second_is_restored(project: Project, tmp_path: Path) -> None:
@@ -85,7 +86,7 @@ def test_same_size_edit_in_the_same_second_is_restored(project: Project, tmp_pat
     target = co.path / "calc.py"
     os.utime(target, ns=(10**18, 10**18))  # an old file (not racily clean), as in any checkout of size
     git(co.path, "update-index", "-q", "--refresh")
-    shutil.copy2(co.path / ".git" / "index", checkouts.trusted_index(co.path))
+    shutil.copy2(agit.runner_git_dir(co.path) / "index", checkouts.trusted_index(co.path))
     before = target.stat()
     target.write_text(target.read_text().replace("a + b", "a - b"))
     os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
@@ -117,15 +118,17 @@ def test_park_and_take_carry_the_index_copy(
     pool = tmp_path / "pool" / "repo"
     assert pools.park(co.path, pool)
     assert not checkouts.trusted_index(co.path).exists()
-    (parked,) = [p for p in pool.iterdir() if p.is_dir()]
+    (parked,) = [p for p in pool.iterdir() if p.is_dir() and not p.name.endswith(".git")]
+    assert agit.runner_git_dir(parked).is_dir()
     assert checkouts.trusted_index(parked).is_file()
     dest = tmp_path / "checkouts" / "second-1"
     checkouts.trusted_index(dest).write_text("stale copy of a crashed attempt")
     assert pools.take_parked(pool, dest)
-    assert (dest / ".git").is_dir() and checkouts.trusted_index(dest).read_bytes()[:4] == b"DIRC"
+    assert agit.runner_git_dir(dest).is_dir() and checkouts.trusted_index(dest).read_bytes()[:4] == b"DIRC"
     assert not pools.take_parked(pool, tmp_path / "checkouts" / "third-1")
     checkouts.remove_checkout(dest)
     assert not dest.exists() and not checkouts.trusted_index(dest).exists()
+    assert not agit.runner_git_dir(dest).exists()
 
 
 def test_checkouts_made_ahead_are_taken_once_at_their_base_and_dropped_when_it_moves(
@@ -135,7 +138,8 @@ def test_checkouts_made_ahead_are_taken_once_at_their_base_and_dropped_when_it_m
     pool = tmp_path / "pool" / "repo"
     cache, old, made = _made_ahead(project, pool)
     assert git(made, "status", "--porcelain") == ""
-    assert (made / ".git" / "HEAD").read_text().strip() == old and checkouts.trusted_index(made).is_file()
+    assert (agit.runner_git_dir(made) / "HEAD").read_text().strip() == old
+    assert checkouts.trusted_index(made).is_file()
     (project.root / "more.py").write_text("MORE = 1\n")
     git(project.root, "add", "-A")
     git(project.root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "more")
@@ -165,7 +169,7 @@ def test_made_ahead_pool_is_capped_and_prefers_a_parked_checkout(
     pool = tmp_path / "pool" / "repo"
     assert pools.park(co.path, pool)
     made = pools.make_ready(cache, pool, base)
-    assert made is not None and not [p for p in pool.iterdir() if p.is_dir()]  # the parked one was used
+    assert made is not None and not list(pool.iterdir())  # the parked one was used
     assert git(made, "status", "--porcelain", "--ignored") == ""
     assert pools.make_ready(cache, pool, base) is not None
     assert pools.make_ready(cache, pool, base) is None  # two are waiting already
@@ -198,6 +202,7 @@ def test_a_checkout_made_ahead_without_a_tree_in_its_name_is_still_taken(
     assert made.name.split(".")[1] == git(project.root, "rev-parse", "HEAD^{tree}")
     old_style = made.with_name(f"{base}.{os.getpid()}.1")
     os.replace(made, old_style)
+    os.replace(agit.runner_git_dir(made), agit.runner_git_dir(old_style))
     dest = tmp_path / "checkouts" / "t-1"
     name = pools.take_ready(pools.ready_dir(pool), base, dest)
     assert name == old_style.name and pools.tree_in(name) is None
