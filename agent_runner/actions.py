@@ -14,11 +14,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from agent_runner import bundles, git
+from agent_runner import bundles
 from agent_runner.config import RunnerConfig
 from agent_runner.errors import BundleRejectedError, GitError, RunnerError
 from agent_runner.github.push import commit_file, fetch_file
 from agent_runner.intake import open_queue, relative, sync_tasks
+from agent_runner.landing import Landing, check_landing, land
 from agent_runner.protocols import Publisher, Slot
 from agent_runner.queue import Queue
 from agent_runner.result import Outcome, TaskResult
@@ -130,7 +131,7 @@ def ingest_one(
         result = result.model_copy(update={"trajectory_path": str(trajectory)})
     if result.outcome == Outcome.ACCEPTED:
         try:
-            _fetch(root, result, path, task.branch_name)
+            _fetch(root, task, result, path)
         except BundleRejectedError as exc:
             result = result.model_copy(update={"outcome": Outcome.REJECTED, "reason": str(exc)})
         except (GitError, OSError) as exc:
@@ -147,20 +148,25 @@ def ingest_one(
     return IngestRow(task.id, result.outcome, state.status, state.pr_url, note or state.reason)
 
 
-def _fetch(root: Path, result: TaskResult, path: Path, branch: str) -> None:
+def _fetch(root: Path, task: Task, result: TaskResult, path: Path) -> None:
+    """Land an uploaded result's bundle as the task's branch, once `check_landing` passed it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = _bundle_of(result, path, Path(tmp))
+        if bundle is None and result.head_commit in (None, result.base_commit):
+            return  # the attempt changed nothing: nothing lands
+        if bundle is None:
+            raise GitError(f"no bundle next to {path}: the result names a commit but brings none")
+        landing = Landing(root, task.branch_name, bundles.import_bundle(root, bundle, task.branch_name))
+        check_landing(landing, task, result)
+        land(landing)
+
+
+def _bundle_of(result: TaskResult, path: Path, tmp: Path) -> Path | None:
+    """Return the result's bundle: inline, else the uploaded file beside the result (nowhere else)."""
     if result.bundle_b64:
-        with tempfile.TemporaryDirectory() as tmp:
-            bundles.fetch_bundle(
-                root, bundles.write_b64(result.bundle_b64, Path(tmp) / "result.bundle"), branch
-            )
-        return
-    # Beside the result (an Actions artifact), else where the worker wrote it (a local run).
-    for candidate in (path.with_suffix(".bundle"), Path(result.bundle_path or path.with_suffix(".bundle"))):
-        if candidate.is_file():
-            bundles.fetch_bundle(root, candidate, branch)
-            return
-    if result.head_commit and not git.has_commit(root, result.head_commit):
-        raise GitError(f"no bundle next to {path} and commit {result.head_commit} is not in {root}")
+        return bundles.write_b64(result.bundle_b64, tmp / "result.bundle")
+    beside = path.with_suffix(".bundle")
+    return beside if beside.is_file() and not beside.is_symlink() else None
 
 
 def _record(queue: Queue, result: TaskResult) -> None:

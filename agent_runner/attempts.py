@@ -66,7 +66,7 @@ def run_attempt(
         return
     landing.add_done_callback(lambda _: done.put(Done(key)))  # wakes the loop to record it
     try:
-        landing.set_result(import_result(root, state_dir, request.task, result))
+        landing.set_result(import_result(root, state_dir, request.task, result, base=request.base_commit))
     except BaseException as exc:
         landing.set_exception(exc)
 

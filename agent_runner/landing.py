@@ -1,4 +1,9 @@
-"""Where a task's work comes from and lands: its source repo, and the result bundle brought back into it."""
+"""Where a task's work comes from and lands: its source repo, and the result bundle brought back into it.
+
+A result is untrusted input (it comes from a worker, another machine, an Actions artifact): before a branch
+moves, `check_landing` re-checks what needs no code to run. The commit must be one commit on the base,
+the base a commit of the task's base branch, and the gate records those of the task's kind, all passed.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent_runner import bundles, git
-from agent_runner.result import TaskResult
+from agent_runner.errors import BundleRejectedError, GitError
+from agent_runner.gates import get_job_kind
+from agent_runner.result import GateVerdict, TaskResult
 from agent_runner.task import Task
 from agent_runner.workspace import AttemptPaths
 
@@ -34,10 +41,13 @@ class Landing:
     head: str
 
 
-def import_result(root: Path, state_dir: Path, task: Task, result: TaskResult) -> Landing | None:
+def import_result(
+    root: Path, state_dir: Path, task: Task, result: TaskResult, *, base: str | None = None
+) -> Landing | None:
     """Bring the result bundle's commits into the source repo (URL repos: its local cache); move no ref.
 
-    Any thread may do this; the coordinator moves the branch once it knows the attempt is still live.
+    The commits are checked (`check_landing`) against `base`, the commit the request named, if any. Any
+    thread may do this; the coordinator moves the branch once it knows the attempt is still live.
     Returns None when the attempt committed nothing.
     """
     repo = landing_repo(root, task)
@@ -48,8 +58,52 @@ def import_result(root: Path, state_dir: Path, task: Task, result: TaskResult) -
         )
     if bundle is None:
         return None
-    branch = result.branch or task.branch_name
-    return Landing(repo, branch, bundles.import_bundle(repo, bundle, branch))
+    branch = task.branch_name  # the task's own: never one a result names
+    landing = Landing(repo, branch, bundles.import_bundle(repo, bundle, branch))
+    check_landing(landing, task, result, base=base)
+    return landing
+
+
+def check_landing(landing: Landing, task: Task, result: TaskResult, *, base: str | None = None) -> None:
+    """Raise BundleRejectedError unless the imported head may land for `task` (see the module docstring)."""
+    problem = _gate_problem(task, result) or _commit_problem(landing, task, result, base)
+    if problem:
+        raise BundleRejectedError(f"the result of {task.id} cannot land: {problem}")
+
+
+def _gate_problem(task: Task, result: TaskResult) -> str | None:
+    """Say what is wrong with the result's gate records for the task's kind (None: nothing)."""
+    recorded = {gate.name: gate.verdict for gate in result.gates}
+    missing = [name for name in get_job_kind(task.kind).gate_names if name not in recorded]
+    if missing:
+        return f"no record of the gate(s) {', '.join(missing)} that a {task.kind} task must pass"
+    failed = [
+        name for name, verdict in recorded.items() if verdict not in (GateVerdict.PASS, GateVerdict.SKIP)
+    ]
+    return f"gate(s) {', '.join(failed)} did not pass" if failed else None
+
+
+def _commit_problem(landing: Landing, task: Task, result: TaskResult, base: str | None) -> str | None:
+    """Say why the head is not one commit on a base of the task's base branch (None: it is)."""
+    claimed = result.base_commit
+    if base is not None and claimed != base:
+        return f"it was made on {claimed or 'no base'}, not on the requested base {base}"
+    parents = git.run_git(landing.repo, "rev-list", "--parents", "-n1", landing.head).split()[1:]
+    if parents != [claimed]:
+        return f"its commit has parent(s) {' '.join(parents) or 'none'}, not just its base {claimed}"
+    if result.head_commit not in (None, landing.head):
+        return f"the result names head {result.head_commit}, its bundle {landing.head}"
+    return None if base is not None else _base_problem(landing.repo, task, str(claimed))
+
+
+def _base_problem(repo: Path, task: Task, base: str) -> str | None:
+    """Say why `base` is no commit of the task's base branch in `repo` (None: it is one)."""
+    tip = git.resolve_base(repo, task.base)
+    try:
+        git.run_git(repo, "merge-base", "--is-ancestor", base, tip)
+    except GitError:
+        return f"its base {base} is not a commit of the base branch ({task.base or 'the default branch'})"
+    return None
 
 
 def land(landing: Landing) -> None:

@@ -39,6 +39,7 @@ class JobKind:
     template: str = ""
     commits: bool = True
     acceptance: tuple[str, ...] = ()
+    gate_names: tuple[str, ...] = ()  # what `build_gates` returns, by name: a landing checks the records
 
     def __init__(self) -> None:
         self._gates: list[Gate] | None = None
@@ -76,6 +77,8 @@ class FixLintKind(JobKind):
         "every test that passed before still passes",
         "the diff policy holds (no noqa, no config edits, no deleted or skipped tests)",
     )
+
+    gate_names = ("lint-targets", "lint-elsewhere", "tests", "diff-policy")
 
     def build_gates(self, ctx: GateContext) -> list[Gate]:
         lint = LintRunner()
@@ -120,6 +123,8 @@ class WriteTestsKind(JobKind):
         super().__init__()
         self.suite = SuiteRunner(with_coverage=True)
 
+    gate_names = ("diff-policy", "tests", "coverage", "mutants")
+
     def build_gates(self, ctx: GateContext) -> list[Gate]:
         return [
             DiffPolicyGate(tests_only=True),
@@ -151,6 +156,8 @@ class ChangeKind(JobKind):
         "every test that passed before still passes",
         "the diff policy holds (no noqa, no config edits, no deleted or skipped tests)",
     )
+
+    gate_names = ("non-empty-diff", "lint-touched", "tests", "diff-policy")
 
     def build_gates(self, ctx: GateContext) -> list[Gate]:
         return [NonEmptyDiffGate(), TouchedLintGate(LintRunner()), TestsGate(SuiteRunner()), DiffPolicyGate()]
