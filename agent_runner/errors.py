@@ -13,6 +13,8 @@
     │   └── ContextExceededError     the transcript no longer fits the model's context
     ├── ToolError                    a tool could not run (reported back to the agent, never fatal)
     ├── GitError                     a git operation failed
+    │   └── BundleRejectedError      a result's commits may not land (git's fsck, the landing checks)
+    ├── WorkTreeError                the agent's work tree cannot be committed as it is (its fault)
     ├── SetupError                   a per-repo setup command failed in the checkout
     ├── ExecutorError                a worker or machine failed: infrastructure, retry elsewhere
     ├── GitHubError                  GitHub refused or could not be reached
@@ -93,6 +95,10 @@ class GitError(RunnerError):
 
 class BundleRejectedError(GitError):
     """Git refused a result's objects for their content (fsck): bad work, not a transport fault."""
+
+
+class WorkTreeError(RunnerError):
+    """The agent left its work tree in a state git cannot stage (a nested repository): a task failure."""
 
 
 class SetupError(RunnerError):

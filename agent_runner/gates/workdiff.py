@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent_runner.errors import GitError, WorkTreeError
 from agent_runner.git import checkout_git_bytes, runner_git_dir
 
 RUNNER_EXCLUDES = (
@@ -97,9 +98,17 @@ def ensure_excludes(checkout: Path) -> None:
 
 
 def stage(checkout: Path) -> None:
-    """Stage the whole working tree (`git add -A`)."""
+    """Stage the whole working tree (`git add -A`); WorkTreeError for a nested repository git refuses."""
     ensure_excludes(checkout)
-    git(checkout, "add", "-A")
+    try:
+        git(checkout, "add", "-A")
+    except GitError as exc:
+        if "does not have a commit checked out" not in str(exc):
+            raise
+        raise WorkTreeError(
+            f"the work tree holds a git repository without commits, which cannot be committed ({exc}); "
+            "the agent must not create repositories inside the checkout"
+        ) from exc
 
 
 def tree_id(checkout: Path) -> str:

@@ -117,3 +117,11 @@ def test_only_one_runner_commit_of_the_final_tree_lands(project: Project) -> Non
     leak_blob = git(project.root, "hash-object", str(leak))
     assert subprocess.run(["git", "cat-file", "-e", leak_blob], cwd=project.root).returncode != 0
     assert not git(project.root, "log", "--all", "--format=%an").count("evil")
+
+
+def test_an_empty_nested_repository_fails_the_task_instead_of_looping(project: Project) -> None:
+    """A `git init` in a subfolder makes staging impossible: the task fails (an attempt spent, the reason
+    named), it is not re-queued as an infrastructure fault again and again."""
+    event = _run_one(project, [bash_turn("mkdir vendor && git -C vendor init -q && echo 'y = 2' > extra.py")])
+    assert event["event"] == "failed", event
+    assert "git repository without commits" in str(event.get("message")), event
