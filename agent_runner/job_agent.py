@@ -1,9 +1,16 @@
-"""Assembles the agent of one attempt: model, tools, sandbox, trajectory and prompts (imported lazily)."""
+"""Assembles the agent of one attempt: model, tools, sandbox, trajectory and prompts (the heavy parts
+imported lazily; the sandbox and redaction are not optional, so a broken import of them is an error)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from agent_runner import git
+from agent_runner.protocols import Sandbox
+from agent_runner.redact import Redactor
+from agent_runner.sandbox import SandboxPaths, get_sandbox
 
 if TYPE_CHECKING:
     from agent_runner.job import Job
@@ -28,22 +35,26 @@ def build_agent(job: Job, *, gate_names: list[str]) -> Any:
     return Agent(model, tools, config=agent_config, system=system, trajectory=trajectory)
 
 
-def sandbox_for(job: Job) -> Any:
+def sandbox_for(job: Job) -> Sandbox:
     """Return the sandbox for code the agent wrote or runs: its shell and the test gates."""
-    try:
-        from agent_runner.sandbox import get_sandbox
-    except ImportError:
-        return None
     mode = job.task.sandbox or job.config.sandbox
     network = job.task.network if job.task.network is not None else job.config.network
-    return get_sandbox(mode, checkout=job.paths.checkout, network=network)
+    return get_sandbox(mode, checkout=job.paths.checkout, network=network, paths=sandbox_paths(job))
 
 
-def _redactor(secrets: dict[str, str]) -> Any:
-    try:
-        from agent_runner.redact import Redactor
-    except ImportError:
-        return None
+def sandbox_paths(job: Job) -> SandboxPaths:
+    """Return the attempt's private HOME and the folders its sandbox hides: state, source repo, caches."""
+    repo = job.request.repo
+    return SandboxPaths(
+        private_home=job.paths.home,
+        state_dir=job.workdir,
+        source_repo=Path(repo).resolve() if git.is_local(repo) else None,
+        runner_home=git.home_dir(),
+        borrowed_objects=git.runner_git_dir(job.paths.checkout) / "objects",
+    )
+
+
+def _redactor(secrets: dict[str, str]) -> Callable[[str], str]:
     return Redactor(secrets.values()).text
 
 
