@@ -1,7 +1,8 @@
 """A forked worker's life: its own session, one work request served as `exec -` serves it, then clean-up.
 
 Both fork servers (forkserver.py on this machine, forksocket.py on a remote one) fork children through
-here; a child never returns to the server's code.
+here; a child never returns to the server's code. What they (and `exec -`) read from pipes and sockets is
+read here too, in linear time and with a byte limit: lines (LineReader) and whole requests (read_request).
 """
 
 from __future__ import annotations
@@ -16,9 +17,66 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+from agent_runner.errors import ExecutorError
+from agent_runner.executors.forkclient import MAX_COMMAND_BYTES
 
 LATE_NICE = 19  # added niceness for a worker's clean-up after its result is out
+# A work request on a worker's stdin (`exec -`, a machine's forked worker) may carry the source repo as a
+# base64 bundle for machines that cannot fetch it: 1 GiB holds a bundle of about 750 MB, beyond what one
+# should ship per attempt (such a machine should fetch: `source = "remote"`).
+MAX_REQUEST_BYTES = 1 << 30
+READ_CHUNK = 1 << 20
+
+
+class LineTooLong(ValueError):
+    """A line passed its reader's byte limit; the rest of it, up to its newline, is skipped."""
+
+
+class LineReader:
+    """Splits bytes into lines as they arrive: each byte is searched once, no line is kept past `limit`."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._parts: list[bytes] = []  # the current line so far (no newline in it)
+        self.pending = 0  # its length in bytes
+        self._is_skipping = False  # the current line went over the limit: drop it up to its newline
+
+    def feed(self, chunk: bytes) -> list[bytes | LineTooLong]:
+        """Return the lines `chunk` completes (without newlines), a LineTooLong for each over the limit."""
+        found: list[bytes | LineTooLong] = []
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            self._add(chunk[start:end], found)
+            if not self._is_skipping:
+                found.append(b"".join(self._parts))
+            self._parts, self.pending, self._is_skipping = [], 0, False
+            start = end + 1
+        self._add(chunk[start:], found)
+        return found
+
+    def _add(self, piece: bytes, found: list[bytes | LineTooLong]) -> None:
+        if self._is_skipping or not piece:
+            return
+        if self.pending + len(piece) > self.limit:
+            found.append(LineTooLong(f"a line over {self.limit} bytes was refused"))
+            self._parts, self.pending, self._is_skipping = [], 0, True
+            return
+        self._parts.append(piece)
+        self.pending += len(piece)
+
+
+def read_request(stream: BinaryIO, *, limit: int = MAX_REQUEST_BYTES) -> bytes:
+    """Return all of `stream` (a work request); past `limit` bytes raise ExecutorError, the rest unread."""
+    parts: list[bytes] = []
+    size = 0
+    while chunk := stream.read(min(READ_CHUNK, limit + 1 - size)):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise ExecutorError(f"the work request on stdin is over {limit} bytes; it was refused unread")
+    return b"".join(parts)
 
 
 def fork_child(body: Callable[[], int]) -> int:
@@ -115,9 +173,10 @@ def _redirect(log: str) -> None:
 
 
 def await_command(fd: int, poll_s: float) -> dict[str, Any] | None:
-    """Read one request line from the server; None when the server closed the pipe or died."""
-    server, buffer = os.getppid(), b""
-    while b"\n" not in buffer:
+    """Read one request line from the server; None when the server closed the pipe, died or sent too much."""
+    server, reader = os.getppid(), LineReader(MAX_COMMAND_BYTES)
+    lines: list[bytes | LineTooLong] = []
+    while not lines:
         ready, _, _ = select.select([fd], [], [], poll_s)
         if os.getppid() != server:
             return None
@@ -125,8 +184,10 @@ def await_command(fd: int, poll_s: float) -> dict[str, Any] | None:
             chunk = os.read(fd, 65536)
             if not chunk:
                 return None
-            buffer += chunk
-    command: dict[str, Any] = json.loads(buffer.split(b"\n", 1)[0])
+            lines = reader.feed(chunk)
+    if isinstance(lines[0], LineTooLong):
+        return None
+    command: dict[str, Any] = json.loads(lines[0])
     return command
 
 

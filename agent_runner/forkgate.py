@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 FOLDER = "forkserver"  # under the current directory (the machine's workdir): socket paths stay short
 FALLBACK_MARK = "agent-runner: fork server unavailable"
 START_TIMEOUT_S = 60.0
-MAX_LINE = 1 << 16
+MAX_LINE = 1 << 16  # the server's lines: "ready", then {"pid"} or {"error"}, then {"exit"}: short
 Attempt = tuple[socket.socket, BinaryIO, int]  # the connection, its reader, the worker's pid
 
 
@@ -94,7 +94,7 @@ def _start(name: str, *, idle_s: float) -> None:
         )
     assert proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT_S)
-    line = proc.stdout.readline().decode(errors="replace").strip() if ready else ""
+    line = proc.stdout.readline(MAX_LINE).decode(errors="replace").strip() if ready else ""
     proc.stdout.close()
     if line != "ready":
         proc.kill()
@@ -126,6 +126,8 @@ def wait_exit(reader: BinaryIO) -> int:
 
 def _read_line(reader: BinaryIO) -> dict[str, Any]:
     line = reader.readline(MAX_LINE)
+    if len(line) == MAX_LINE and not line.endswith(b"\n"):
+        raise ValueError(f"the server sent a line over {MAX_LINE} bytes")
     if not line.endswith(b"\n"):
         raise ConnectionResetError("the server closed the connection")
     return json.loads(line)  # type: ignore[no-any-return]

@@ -6,7 +6,8 @@ own session, with stdout and stderr in the attempt's worker.log and the result J
 
 Protocol (one JSON object per line): the executor writes `{"id", "request", "workdir", "log", "result",
 "inline_bundle"}`; the server answers `{"id", "pid"}` at once, `{"pid", "done"}` when the child has written
-its result (it still has to exit) and `{"pid", "exit"}` when the child ends.
+its result (it still has to exit) and `{"pid", "exit"}` when the child ends. A line that is not such a
+command, or is over MAX_COMMAND_BYTES (executors/forkclient.py), is answered `{"error"}` and skipped.
 When its stdin closes (the coordinator is gone) it kills every child's process group and exits.
 """
 
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent_runner import forkchild
+from agent_runner.executors.forkclient import MAX_COMMAND_BYTES
 
 PRELOAD = (
     "agent_runner.worker",
@@ -40,6 +42,7 @@ PRELOAD = (
 )
 POLL_S = 1.0
 SPARE_IDLE_S = 0.05  # quiet time after which the server forks its spare children
+COMMAND_KEYS = frozenset({"id", "request", "workdir", "log", "result"})
 
 
 def preload() -> None:
@@ -74,7 +77,7 @@ def serve(read_fd: int = 0, write_fd: int = 1, *, spares: int = 0) -> None:
     """
     children: set[int] = set()
     idle: list[Spare] = []
-    buffer = b""
+    reader = forkchild.LineReader(MAX_COMMAND_BYTES)
     wake = _wake_on_child_exit()
     done_read, done_write = os.pipe()  # children write their pid here once their result is written
     os.set_blocking(done_read, False)
@@ -88,10 +91,7 @@ def serve(read_fd: int = 0, write_fd: int = 1, *, spares: int = 0) -> None:
             chunk = os.read(read_fd, 65536)
             if not chunk:
                 break
-            buffer += chunk
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                command = json.loads(line)
+            for command in filter(None, (_command(line, write_fd) for line in reader.feed(chunk))):
                 if import_model_module(command["request"]):  # spares forked before do not have it
                     _drop_spares(idle)
                 pid = _hand_to_spare(idle, command) or spawn(command, done_write)
@@ -103,6 +103,20 @@ def serve(read_fd: int = 0, write_fd: int = 1, *, spares: int = 0) -> None:
         _reap(children, write_fd, idle)
     for pid in [*children, *(spare.pid for spare in idle)]:
         _kill_group(pid)
+
+
+def _command(line: bytes | forkchild.LineTooLong, write_fd: int) -> dict[str, Any] | None:
+    """Return the command on `line`, or None after answering `{"error"}` (too long, not a command)."""
+    try:
+        if isinstance(line, forkchild.LineTooLong):
+            raise line
+        command = json.loads(line)
+        if not isinstance(command, dict) or not COMMAND_KEYS.issubset(command):
+            raise ValueError(f"not an object with {', '.join(sorted(COMMAND_KEYS))}")
+    except (ValueError, RecursionError) as exc:  # refused; the server goes on with the next command
+        _send(write_fd, {"error": f"command refused (one JSON object a line, as ForkClient sends): {exc}"})
+        return None
+    return command
 
 
 @dataclass

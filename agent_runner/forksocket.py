@@ -4,9 +4,10 @@ An attempt's short ssh command runs the tiny client (agent_runner/forkgate.py), 
 one JSON header line (cwd, environment, workdir, inline_bundle) with its stdin, stdout and stderr attached
 (SCM_RIGHTS). The server forks a child in its own session that runs exactly what
 `run-agents exec - --inline-bundle` runs, on those descriptors, and answers `{"pid"}` at once and
-`{"exit"}` when the child ends. A client that goes away takes its child's process group with it (as the
-plain worker dies with its shell). With no child and no client for `idle_s`, the server removes its
-socket and exits; the next client starts a new one.
+`{"exit"}` when the child ends (`{"error"}` instead of a pid for a bad header, or one over MAX_HEADER
+bytes). A client that goes away takes its child's process group with it (as the plain worker dies with
+its shell). With no child and no client for `idle_s`, the server removes its socket and exits; the next
+client starts a new one.
 
     python -m agent_runner.forksocket SOCKET_PATH [--idle SECONDS]
 """
@@ -21,11 +22,11 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent_runner.forkchild import fork_child, serve_child
+from agent_runner.forkchild import LineReader, LineTooLong, fork_child, read_request, serve_child
 from agent_runner.forkserver import (
     POLL_S,
     _kill_group,
@@ -35,13 +36,16 @@ from agent_runner.forkserver import (
     preload,
 )
 
+# The header is cwd, workdir, flags and the ssh session's environment: kilobytes (Linux caps arguments and
+# environment together at a quarter of the stack limit, 2 MiB by default). 1 MiB is generous.
 MAX_HEADER = 1 << 20
+HEADER_KEYS = frozenset({"cwd", "env", "workdir"})
 
 
 @dataclass
 class _Client:
     conn: socket.socket
-    data: bytes = b""
+    reader: LineReader = field(default_factory=lambda: LineReader(MAX_HEADER))
     fds: tuple[int, ...] = ()
     pid: int = 0
 
@@ -88,20 +92,18 @@ class SocketForkServer:
             return
         if client.pid:
             return  # nothing more is expected from a client once its worker runs
-        client.data += data
-        if b"\n" in client.data:
-            self._fork(client)
-        elif len(client.data) > MAX_HEADER:
-            self._drop(client)
+        lines = client.reader.feed(data)
+        if lines:
+            self._fork(client, lines[0])
 
-    def _fork(self, client: _Client) -> None:
+    def _fork(self, client: _Client, line: bytes | LineTooLong) -> None:
         try:
-            header = json.loads(client.data.split(b"\n", 1)[0])
+            header = _header(line)
             if len(client.fds) != 3:
                 raise ValueError(f"expected 3 file descriptors, got {len(client.fds)}")
             import_once(header.get("model_module"))  # once here, not in every attempt (an SDK: ~1 s)
             pid = spawn(header, client.fds)
-        except (ValueError, OSError) as exc:  # the client runs the plain worker instead
+        except (ValueError, OSError, RecursionError) as exc:  # the client runs the plain worker instead
             _send(client.conn, {"error": f"cannot start the worker: {exc}"})
             self._drop(client)
             return
@@ -136,6 +138,16 @@ class SocketForkServer:
         client.fds = ()
 
 
+def _header(line: bytes | LineTooLong) -> dict[str, Any]:
+    """Return the header on `line`; raise ValueError when it is too long or not a header."""
+    if isinstance(line, LineTooLong):
+        raise line
+    header = json.loads(line)
+    if not isinstance(header, dict) or not HEADER_KEYS.issubset(header):
+        raise ValueError(f"the header is not a JSON object with {', '.join(sorted(HEADER_KEYS))}")
+    return header
+
+
 def spawn(header: dict[str, Any], fds: tuple[int, ...]) -> int:
     """Fork a child that runs one attempt on `fds` as its stdio; return its pid (the child never returns)."""
 
@@ -163,7 +175,7 @@ def run_child(header: dict[str, Any]) -> int:
         sys.stdout.flush()
 
     inline = bool(header.get("inline_bundle"))
-    return serve_child(sys.stdin.buffer.read, Path(header["workdir"]), inline, emit)
+    return serve_child(lambda: read_request(sys.stdin.buffer), Path(header["workdir"]), inline, emit)
 
 
 def _send(conn: socket.socket, message: dict[str, Any]) -> None:

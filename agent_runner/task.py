@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
-from typing import Any, Literal
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agent_runner.errors import TaskFileError
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 TASK_SUFFIXES = (".md", ".yaml", ".yml")
 MAX_TASK_FILE_BYTES = 256 * 1024
+# A task as JSON (what the queue stores and requests carry): a file at the limit with every quote or
+# newline escaped doubles, so 4x leaves room; only aliases or masses of control characters get past it.
+MAX_TASK_JSON_BYTES = 4 * MAX_TASK_FILE_BYTES
 BRANCH_PREFIX = "agent/"
 
 
@@ -97,6 +102,14 @@ class Task(BaseModel):
             cls._check_id(dep)
         return value
 
+    @field_validator("paths")
+    @classmethod
+    def _check_paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if problem := path_problem(path):
+                raise ValueError(f"{path!r} {problem}; targets are paths relative to the repo, inside it")
+        return value
+
     @field_validator("branch")
     @classmethod
     def _check_branch(cls, value: str | None) -> str | None:
@@ -132,6 +145,19 @@ class TaskSet:
     tasks: dict[str, Task] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     invalid: list[InvalidTask] = field(default_factory=list)
+
+
+def path_problem(path: str) -> str | None:
+    """Return why a target path may lead out of the repo (absolute, '~', '..', control character), or None."""
+    if CONTROL_CHARS.search(path):
+        return "contains a control character"
+    if path.startswith(("/", "\\")):
+        return "is absolute"
+    if path.startswith("~"):
+        return "starts in a home folder ('~')"
+    if ".." in PurePosixPath(path.replace("\\", "/")).parts:
+        return "goes up with '..'"
+    return None
 
 
 def is_task_file(path: Path) -> bool:
@@ -170,12 +196,28 @@ def _load_yaml(path: Path, text: str) -> dict[str, Any]:
     import yaml  # here, not at the top: workers get tasks as JSON, and yaml costs 15 ms to import
 
     try:
-        data = yaml.safe_load(text) if text.strip() else {}
+        data = yaml.load(text, Loader=_plain_loader()) if text.strip() else {}  # a SafeLoader
     except yaml.YAMLError as exc:
         raise TaskFileError(str(path), f"invalid YAML: {exc}".replace("\n", " ")) from exc
     if not isinstance(data, dict):
         raise TaskFileError(str(path), "front matter must be a YAML mapping of field: value")
     return {str(key): value for key, value in data.items()}
+
+
+@functools.cache
+def _plain_loader() -> type[Any]:
+    """Return yaml's SafeLoader refusing anchors and aliases: 2,000 `*a` of a 200 KB `&a` make 400 MB."""
+    import yaml
+
+    class PlainLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if isinstance(event, yaml.NodeEvent) and event.anchor is not None:  # an alias names its anchor
+                problem = "anchors and aliases (&name, *name) are not allowed in task files; write values out"
+                raise yaml.composer.ComposerError(None, None, problem, cast("yaml.Mark", event.start_mark))
+            return super().compose_node(parent, index)
+
+    return PlainLoader
 
 
 def read_task_fields(path: Path) -> dict[str, Any]:
@@ -198,7 +240,7 @@ def read_task_fields(path: Path) -> dict[str, Any]:
 def task_from_fields(data: dict[str, Any], *, source: str = "<task>") -> Task:
     """Validate raw fields into a Task, raising TaskFileError that names the field."""
     try:
-        return Task.model_validate(data)
+        task = Task.model_validate(data)
     except ValidationError as exc:
         errors: list[dict[str, Any]] = [{**err, "loc": _field_loc(err)} for err in exc.errors()]
         first = errors[0]
@@ -207,6 +249,15 @@ def task_from_fields(data: dict[str, Any], *, source: str = "<task>") -> Task:
             first = {**first, "msg": " or ".join(err["msg"] for err in same)}
         loc = ".".join(str(part) for part in first["loc"]) or None
         raise TaskFileError(source, _describe(first), field=loc) from exc
+    return _bounded(task, source)
+
+
+def _bounded(task: Task, source: str) -> Task:
+    """Return `task` unless its JSON is over MAX_TASK_JSON_BYTES (it would be a line of the queue)."""
+    size, limit = len(task.model_dump_json().encode()), MAX_TASK_JSON_BYTES
+    if size > limit:
+        raise TaskFileError(source, f"is {size} bytes as JSON; tasks are limited to {limit} bytes")
+    return task
 
 
 def _field_loc(err: Any) -> tuple[Any, ...]:

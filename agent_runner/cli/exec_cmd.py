@@ -33,6 +33,7 @@ def exec_(
 ) -> None:
     """Run one task in its own checkout and print the result (the worker command; never pushes)."""
     from agent_runner import git, worker
+    from agent_runner.forkchild import read_request
     from agent_runner.job import run_job
 
     if task_file == "-":
@@ -40,7 +41,7 @@ def exec_(
         worker.log_to_stderr()
         folder = workdir or git.home_dir() / "work"
         trash: list[Path] = []
-        data = sys.stdin.buffer.read()
+        data = read_request(sys.stdin.buffer)  # at most MAX_REQUEST_BYTES: a task and a source bundle
         result = worker.serve_request(data, workdir=folder, inline_bundle=inline_bundle, trash=trash)
         sys.stdout.write(worker.result_line(result))
         sys.stdout.flush()

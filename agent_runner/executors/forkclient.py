@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import subprocess
 import sys
 import threading
@@ -13,6 +14,13 @@ from typing import Any
 from agent_runner.errors import ExecutorError
 
 START_TIMEOUT_S = 60.0
+# A command line to the fork server: a task (at most MAX_TASK_JSON_BYTES, 1 MiB, as JSON) inside the
+# request JSON, escaped once more here (3x at worst), and the config and keys (kilobytes). No source bundle
+# travels to a local server (its workers read the repo from disk): 32 MiB is 10x what a task can fill.
+# The server refuses longer lines (forkchild.LineReader).
+MAX_COMMAND_BYTES = 32 << 20
+MAX_ANSWER_BYTES = 1 << 16  # the server's answers are an id, a pid and a code, or a short error
+log = logging.getLogger(__name__)
 
 
 class ForkClient:
@@ -59,8 +67,13 @@ class ForkClient:
 
     def _write(self, command: dict[str, Any]) -> None:
         assert self.proc.stdin is not None
+        line = (json.dumps(command) + "\n").encode()
+        if len(line) > MAX_COMMAND_BYTES:
+            raise ExecutorError(
+                f"the attempt's command is over {MAX_COMMAND_BYTES} bytes; the fork server refuses it"
+            )
         try:
-            self.proc.stdin.write((json.dumps(command) + "\n").encode())
+            self.proc.stdin.write(line)
             self.proc.stdin.flush()
         except (BrokenPipeError, ValueError) as exc:
             self.is_alive = False
@@ -68,12 +81,15 @@ class ForkClient:
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
+        while (line := self.proc.stdout.readline(MAX_ANSWER_BYTES)).endswith(b"\n"):
             message = json.loads(line)
+            if "pid" not in message:  # a command it refused: this client sends none, so say so
+                log.warning("the fork server says: %s", message.get("error", message))
+                continue
             with self._lock:
                 self._take(message)
                 self._changed.notify_all()
-        with self._lock:
+        with self._lock:  # its end, or a line over the limit: a server that says that is of no use
             self.is_alive = False
             self._changed.notify_all()
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +20,8 @@ from agent_runner.protocols import GateContext
 from agent_runner.result import GateResult, GateVerdict
 
 MAX_OFFENDING = 40
+NO_TARGETS = "no path to lint lies inside the checkout (the others are dropped); ruff was not run"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,27 @@ class LintReport:
         return Counter(v.rule for v in self.violations)
 
 
+def is_inside(checkout: Path, path: str) -> bool:
+    """Return whether `path`, taken relative to `checkout`, resolves inside it (symlinks followed)."""
+    root = os.path.realpath(checkout)
+    try:
+        real = os.path.realpath(os.path.join(root, path))
+    except ValueError:  # a NUL byte
+        return False
+    return real == root or real.startswith(root + os.sep)
+
+
+def inside_only(checkout: Path, paths: Sequence[str]) -> list[str]:
+    """Return the `paths` inside `checkout`; log each one dropped (the task file check refuses them)."""
+    kept = []
+    for path in paths:
+        if is_inside(checkout, path):
+            kept.append(path)
+        else:
+            log.warning("path %r dropped: it resolves outside the checkout %s", path, checkout)
+    return kept
+
+
 def in_paths(file: str, paths: Sequence[str]) -> bool:
     """Return whether a relative file lies in one of `paths` ('.' is everything)."""
     for path in paths:
@@ -103,6 +128,9 @@ def run_ruff(
 
     With `force_exclude`, files the repo's ruff config excludes are skipped even when named explicitly.
     """
+    paths = inside_only(checkout, paths)
+    if not paths:
+        return LintReport("ruff check", -1, error=NO_TARGETS)
     options = [*(["--fix"] if fix else []), *(["--force-exclude"] if force_exclude else [])]
     argv = [*ruff_argv(), "check", "--output-format", "json", *options, "--", *paths]
     result = run_command(argv, cwd=checkout)
@@ -139,8 +167,9 @@ def _report(shown: str, result: CommandResult, checkout: Path) -> LintReport:
 
 
 def run_ruff_format(checkout: Path, paths: Sequence[str]) -> int:
-    """Run `ruff format` on paths and return its exit code."""
-    return run_command([*ruff_argv(), "format", "--", *paths], cwd=checkout).exit_code
+    """Run `ruff format` on the paths inside the checkout and return its exit code (-1: none inside)."""
+    paths = inside_only(checkout, paths)
+    return run_command([*ruff_argv(), "format", "--", *paths], cwd=checkout).exit_code if paths else -1
 
 
 def _violation(row: dict[str, Any], root: Path) -> Violation:
@@ -180,8 +209,8 @@ def rule_counts(before: Iterable[Violation], after: Iterable[Violation]) -> str:
 
 
 def targets_of(ctx: GateContext) -> list[str]:
-    """Return the task's target paths ('.' when it names none)."""
-    return list(ctx.task.paths) or ["."]
+    """Return the task's target paths inside the checkout ('.' when it names none, [] when none is inside)."""
+    return inside_only(ctx.checkout, ctx.task.paths) if ctx.task.paths else ["."]
 
 
 @dataclass
