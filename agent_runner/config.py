@@ -75,6 +75,11 @@ class RunnerConfig(BaseModel):
         default_factory=lambda: ["ANTHROPIC_API_KEY", "OPENAI_API_KEY"],
         description="Environment variables passed to workers as secrets (model keys only).",
     )
+    secret_env: list[str] = Field(
+        default_factory=list,
+        description="Variables whose values are secrets, besides GITHUB_TOKEN, GH_TOKEN, the model keys and "
+        "forward_env: masked by value in all the runner writes; a diff holding one is rejected.",
+    )
     limits: dict[TaskKind, Limits] = Field(default_factory=dict, description="Per-kind limit overrides.")
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     machines: list[MachineConfig] = Field(default_factory=list, description="The SSH fleet.")

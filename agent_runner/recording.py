@@ -24,12 +24,16 @@ from agent_runner.landing import Landing, land, landing_repo
 from agent_runner.models import spec_problem
 from agent_runner.protocols import Publisher
 from agent_runner.queue import Claim, Queue
+from agent_runner.redact import Redactor, redact_file, runner_redactor
 from agent_runner.result import Outcome, TaskResult
 from agent_runner.scheduling import RunSummary
 from agent_runner.task import Task, TaskStatus
+from agent_runner.trajectory import TRAJECTORY_FILE
+from agent_runner.workspace import AttemptPaths
 
 BACKOFF_CAP_S = 600.0
 MAINTAIN_EVERY = 50  # landings in a repo between runs of git's automatic maintenance (fetches skip it)
+WORKER_FILES = (TRAJECTORY_FILE, "result.json", "worker.log")  # what a local worker leaves in its run dir
 log = logging.getLogger(__name__)
 
 
@@ -52,16 +56,18 @@ class Recorder:
         self.blocked_models: dict[str, str] = {}
         self._usable_models: set[str] = set()
         self._unmaintained: Counter[Path] = Counter()
+        self.redactor: Redactor = runner_redactor(config, os.environ)
 
     def record(self, run: Running, done: Done) -> None:
         """Record one attempt's end: finished (landed, published), failed, re-queued or model blocked."""
         key = (run.claim.task_id, run.claim.attempt)
+        self.scrub(*key)
         if done.result is None:
             error = done.error
             reason = str(error) if isinstance(error, ExecutorError) else f"worker failed: {error!r}"
             self.safely(*key, lambda: self._infra(run, reason))
             return
-        result = _redacted(
+        result = self._redacted(
             done.result.model_copy(update={"machine": done.result.machine or run.slot.machine})
         )
         self.summary.add_cost(result)
@@ -72,6 +78,20 @@ class Recorder:
             Outcome.MODEL_AUTH: self._model_auth,
         }[result.outcome]
         self.safely(*key, lambda: handler(run, result))
+
+    def scrub(self, task_id: str, attempt: int) -> None:
+        """Mask secrets in the files the attempt's worker left here (it knew only the values sent to it)."""
+        run_dir = AttemptPaths.under(self.state_dir, task_id, attempt).run_dir
+        for name in WORKER_FILES:
+            try:
+                redact_file(run_dir / name, self.redactor)
+            except OSError as exc:
+                log.warning("cannot mask secrets in %s: %s", run_dir / name, exc)
+
+    def _redacted(self, result: TaskResult) -> TaskResult:
+        """Mask known secrets and token patterns in a worker's result (untrusted text)."""
+        data = self.redactor.obj(result.model_dump(mode="json", exclude={"bundle_b64"}))
+        return TaskResult.model_validate({**data, "bundle_b64": result.bundle_b64})
 
     def safely(self, task_id: str, attempt: int, action: Callable[[], Any]) -> None:
         try:
@@ -122,9 +142,10 @@ class Recorder:
         try:
             url = self.publisher.publish(task, result, repo)
         except GitHubError as exc:
-            self.queue.publish_event(task.id, error=str(exc))
-            self.summary.unpublished[task.id] = str(exc)
-            self.emit("unpublished", task.id, result.attempt, message=str(exc))
+            error = self.redactor.text(str(exc))
+            self.queue.publish_event(task.id, error=error)
+            self.summary.unpublished[task.id] = error
+            self.emit("unpublished", task.id, result.attempt, message=error)
             return
         self.queue.publish_event(task.id, pr_url=url)
         self.emit("published", task.id, result.attempt, message=url or "")
@@ -150,6 +171,7 @@ class Recorder:
             self._publish(task, result, landing_repo(self.root, task))
 
     def fail(self, claim: Claim, reason: str, result: TaskResult | None = None) -> None:
+        reason = self.redactor.text(reason)
         record = result.for_queue() if result else None
         final = self.queue.fail(claim.task_id, claim.attempt, reason, result=record)
         if final:
@@ -157,6 +179,7 @@ class Recorder:
         self.emit("failed", claim.task_id, claim.attempt, message=reason, result=result, final=final)
 
     def _infra(self, run: Running, reason: str, result: TaskResult | None = None) -> None:
+        reason = self.redactor.text(reason)
         state = self.queue.refresh()[run.claim.task_id]
         backoff = min(BACKOFF_CAP_S, self.config.backoff_seconds * 2**state.infra)
         final = self.queue.release(
@@ -190,11 +213,3 @@ class Recorder:
         reason = reason if reason.startswith(model) else f"{model}: {reason}"
         message = f"{reason.rstrip('. ')}. Its tasks stay queued; fix that and run again."
         self.emit("model_blocked", task_id, attempt, message=message)
-
-
-def _redacted(result: TaskResult) -> TaskResult:
-    """Mask secrets of this process's environment and token patterns in a worker's result (untrusted text)."""
-    from agent_runner.redact import Redactor
-
-    data = Redactor.from_env(os.environ).obj(result.model_dump(mode="json", exclude={"bundle_b64"}))
-    return TaskResult.model_validate({**data, "bundle_b64": result.bundle_b64})

@@ -1,14 +1,22 @@
-"""Redaction of secrets: known secret values and well-known token formats become [REDACTED]."""
+"""Redaction of secrets: known secret values and well-known token formats become [REDACTED].
+
+The secrets the runner knows (`known_secrets`) are the values of SECRET_NAMES, of the config's `forward_env`
+and of its `secret_env`; the coordinator also masks any variable whose name looks secret (`runner_redactor`).
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol
 
 MASK = "[REDACTED]"
 MIN_SECRET_LEN = 8
-# Variables whose values are secrets, by exact name or by suffix.
+# Variables whose values are always secrets (the runner's GitHub tokens and the model keys), or by suffix.
 SECRET_NAMES = frozenset(
     {"GITHUB_TOKEN", "GH_TOKEN", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_AUTH_TOKEN"}
 )
@@ -23,6 +31,17 @@ TOKEN_PATTERNS = (
 )
 
 
+log = logging.getLogger(__name__)
+_SAID_SHORT: set[str] = set()  # variables whose too-short value was logged once in this process
+
+
+class SecretConfig(Protocol):
+    """The config fields that name secret variables (RunnerConfig has them)."""
+
+    forward_env: list[str]
+    secret_env: list[str]
+
+
 def is_secret_name(name: str) -> bool:
     """Return whether an environment variable name holds a secret by convention."""
     upper = name.upper()
@@ -34,15 +53,18 @@ def _is_word_char(char: str) -> bool:
 
 
 class Redactor:
-    """Replaces secret values (at least 8 characters) and token patterns in text and JSON-like objects."""
+    """Masks secret values (8+ characters, also JSON-escaped) and token patterns in text and objects."""
 
     def __init__(self, secret_values: Iterable[str] = ()) -> None:
         values = sorted(
             {v for v in secret_values if isinstance(v, str) and len(v) >= MIN_SECRET_LEN}, key=len
         )
         self.values = tuple(reversed(values))  # longest first, so a value containing another is masked whole
-        self._value_set = frozenset(self.values)
-        literal = [re.escape(v) for v in self.values]
+        escaped = {
+            json.dumps(v, ensure_ascii=is_ascii)[1:-1] for v in self.values for is_ascii in (True, False)
+        }
+        self._value_set = frozenset({*self.values, *escaped})  # also as JSON text holds them
+        literal = [re.escape(v) for v in sorted(self._value_set, key=len, reverse=True)]
         self._pattern = re.compile("|".join([*literal, *TOKEN_PATTERNS]))
         self._values = re.compile("|".join(literal)) if literal else None
 
@@ -85,3 +107,56 @@ class Redactor:
     def __call__(self, s: str) -> str:
         """Redact text (so a Redactor can be passed where a `Callable[[str], str]` is expected)."""
         return self.text(s)
+
+    def __repr__(self) -> str:
+        return f"Redactor({len(self.values)} values)"
+
+
+class SecretValues:
+    """Secret values carried in memory (the gate settings): iterable, but repr, str and JSON show a count."""
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self._values = tuple(v for v in values if v)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __repr__(self) -> str:
+        return f"<{len(self._values)} secret values>"
+
+
+def known_secrets(config: SecretConfig, environ: Mapping[str, str]) -> dict[str, str]:
+    """Return name -> value of the secrets the runner knows: SECRET_NAMES, `forward_env`, `secret_env`.
+
+    A value under MIN_SECRET_LEN characters is returned but cannot be masked safely (it would mask ordinary
+    text): that is logged once per variable.
+    """
+    names = dict.fromkeys([*sorted(SECRET_NAMES), *config.forward_env, *config.secret_env])
+    found = {name: environ[name] for name in names if environ.get(name)}
+    for name in sorted(n for n, v in found.items() if len(v) < MIN_SECRET_LEN and n not in _SAID_SHORT):
+        _SAID_SHORT.add(name)
+        log.warning(
+            "%s is shorter than %d characters: its value is not masked in output nor looked for in diffs",
+            name, MIN_SECRET_LEN,
+        )  # fmt: skip
+    return found
+
+
+def runner_redactor(config: SecretConfig, environ: Mapping[str, str]) -> Redactor:
+    """Return the redactor for what the coordinator writes: known secrets and secret-looking variables."""
+    return Redactor.from_env(environ, extra=known_secrets(config, environ).values())
+
+
+def redact_file(path: Path, redactor: Redactor) -> bool:
+    """Mask secrets in a text or JSON file in place; return whether it changed."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    except (FileNotFoundError, IsADirectoryError):
+        return False
+    masked = redactor.text(text)
+    if masked == text:
+        return False
+    tmp = path.with_name(f".{path.name}.redacted")
+    tmp.write_text(masked, encoding="utf-8", errors="surrogateescape")
+    os.replace(tmp, path)  # a reader sees the old file or the new one, never half of it
+    return True

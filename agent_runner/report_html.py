@@ -19,7 +19,7 @@ import jinja2
 
 from agent_runner.config import RunnerConfig
 from agent_runner.queue import Queue
-from agent_runner.redact import Redactor
+from agent_runner.redact import runner_redactor
 from agent_runner.report import Attempt, RunReport, build_report
 from agent_runner.report_pages import TrajectoryPages
 
@@ -163,7 +163,7 @@ def generate_report(root: Path, config: RunnerConfig, *, out: Path | None = None
     state_dir = config.path(root, "state_dir")
     queue = Queue(config.path(root, "queue"))
     report = build_report(queue, budget_usd=config.budget_usd, default_model=config.model)
-    redactor = Redactor.from_env(os.environ, names=config.forward_env)  # reports end up in public artifacts
+    redactor = runner_redactor(config, os.environ)  # reports end up in public artifacts
     return write_report(
         report, root=root, state_dir=state_dir, out=out or state_dir / REPORT_FILE, redact=redactor.text
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Protocol
 from agent_runner.errors import GitHubError
 from agent_runner.github import FileDiff, GitHubConfig, GitHubRepo
 from agent_runner.protocols import Model
+from agent_runner.redact import Redactor
 from agent_runner.result import Finding
 from agent_runner.review import ReviewReport, review_pull, right_lines
 from agent_runner.task import Task, TaskKind, render_task_file
@@ -185,8 +187,14 @@ def parse_pr_ref(text: str) -> int:
 def review_prs(
     gh: GitHubRepo, refs: list[str], *, model: Model, tasks: TaskLookup, config: GitHubConfig,
     root: Path, tasks_dir: Path, all_open: bool = False, post: bool = False, fix: bool = False,
+    redactor: Redactor | None = None,
 ) -> list[ReviewOutcome]:  # fmt: skip
-    """Review each PR (or every open agent PR); optionally post the review and write fix tasks."""
+    """Review each PR (or every open agent PR); optionally post the review and write fix tasks.
+
+    The model's findings are untrusted text: `redactor` (default: this environment's secret-looking
+    variables) masks secrets in them before anything is posted or written.
+    """
+    redactor = redactor or Redactor.from_env(os.environ)
     numbers = [parse_pr_ref(r) for r in refs]
     if all_open:
         if not config.labels:
@@ -196,11 +204,10 @@ def review_prs(
     for number in numbers:
         pull = gh.pull(number)
         task = tasks.get(pull.task_id) if pull.task_id else None
-        report = _redacted(
-            review_pull(
-                gh, number, model=model, task=task, chunk_chars=config.review_chunk_chars, project_dir=root
-            )
+        report = review_pull(
+            gh, number, model=model, task=task, chunk_chars=config.review_chunk_chars, project_dir=root
         )
+        report = ReviewReport.model_validate(redactor.obj(report.model_dump(mode="json")))
         plan = (
             plan_fix(
                 report,
@@ -216,12 +223,3 @@ def review_prs(
         posted = post_review(gh, report, fix_note=plan.reason if plan else "") if post else None
         outcomes.append(ReviewOutcome(report, posted, plan, str(path) if path else None))
     return outcomes
-
-
-def _redacted(report: ReviewReport) -> ReviewReport:
-    """Mask secret values of this environment and token patterns in the model's findings (untrusted text)."""
-    import os
-
-    from agent_runner.redact import Redactor
-
-    return ReviewReport.model_validate(Redactor.from_env(os.environ).obj(report.model_dump(mode="json")))

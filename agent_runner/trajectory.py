@@ -9,10 +9,13 @@ every finished record readable; a torn last line is reported as unreadable.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from agent_runner.redact import Redactor
 
 TRAJECTORY_FILE = "trajectory.jsonl"
 RENDERED_OUTPUT_CHARS = 2000
@@ -72,13 +75,19 @@ def read_trajectory(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def render_trajectory(path: Path, *, max_output_chars: int = RENDERED_OUTPUT_CHARS) -> str:
-    """Return a trajectory as text for a person to read."""
+def render_trajectory(
+    path: Path, *, max_output_chars: int = RENDERED_OUTPUT_CHARS, redact: Callable[[str], str] | None = None
+) -> str:
+    """Return a trajectory as text for a person to read, secrets masked by `redact`.
+
+    By default the values of this process's secret-looking variables and token patterns are masked: a
+    trajectory still being written holds what the agent printed, masked only with what its worker knew.
+    """
     records = read_trajectory(path)
     lines = [_render(record, max_output_chars) for record in records]
     if not records or records[-1].get("type") != "end":
         lines.append("== (no end record: the run is still going or was interrupted)")
-    return "\n".join(lines)
+    return (redact or Redactor.from_env(os.environ).text)("\n".join(lines))
 
 
 def _render(record: dict[str, Any], max_chars: int) -> str:

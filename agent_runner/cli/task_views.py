@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,8 @@ def _detail(event: dict[str, Any]) -> str:
 
 
 def find_trajectory(root: Path, config: RunnerConfig, state: TaskState, events: list[dict[str, Any]]) -> Path:
-    """Return the trajectory file of the latest attempt that has one."""
+    """Return the trajectory file of the latest attempt that has one (a result may name any path: only
+    a regular file named like a trajectory is read)."""
     runs = config.path(root, "state_dir") / "runs" / state.id
     candidates = [runs / str(state.attempt) / "trajectory.jsonl"]
     for event in reversed(events):
@@ -149,8 +151,17 @@ def find_trajectory(root: Path, config: RunnerConfig, state: TaskState, events: 
             candidates.append(Path(recorded) if Path(recorded).is_absolute() else root / recorded)
     candidates += [runs / str(n) / "trajectory.jsonl" for n in range(state.attempt - 1, 0, -1)]
     for path in candidates:
-        if path.is_file():
+        if path.name.endswith("trajectory.jsonl") and path.is_file() and not path.is_symlink():
             return path
     raise QueueError(
         f"no trajectory for {state.id} yet (attempt {state.attempt}); it appears once a run starts"
     )
+
+
+def trajectory_text(root: Path, config: RunnerConfig, state: TaskState, events: list[dict[str, Any]]) -> str:
+    """Return the latest trajectory of a task as text, with every secret the runner knows masked."""
+    from agent_runner.redact import runner_redactor
+    from agent_runner.trajectory import render_trajectory
+
+    path = find_trajectory(root, config, state, events)
+    return render_trajectory(path, redact=runner_redactor(config, os.environ).text)

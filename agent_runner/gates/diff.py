@@ -1,25 +1,44 @@
-"""The diff policy: anti-gaming checks on the agent's diff against the base commit.
+"""The diff policy: anti-gaming and safety checks on the agent's diff against the base commit.
 
 Each finding names an `allow` key; a task may list the key in `allow:` and it is waived only when the runner
-config's `allow` lists it too. Git runs through subprocess (see workdiff.py).
+config's `allow` lists it too. NOT_WAIVABLE keys are never waived: `secret-values` (a value the runner knows
+as a secret is never legitimate in a commit, unlike a key-shaped test fixture), `external-symlinks` (a link
+out of the repo or into .git: whoever checks the branch out, the runner's next checkout included, reads or
+writes host files through it) and `gitlinks` (a nested repository or submodule: content the diff does not
+show, fetched from elsewhere by whoever updates it).
+
+`policy_findings` runs every check on a WorkDiff from what it is given: the gate on the agent's checkout
+(new files from its work tree, git as workdiff.py runs it there), the coordinator on two commits of the
+trusted source repo (`commit_diff`; git as `git.run_git` runs it), no checkout needed.
 """
 
 from __future__ import annotations
 
 import configparser
+import os
 import re
 import tomllib
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import PurePosixPath
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from agent_runner.errors import GitError
+from agent_runner.gates import workdiff
 from agent_runner.gates.testfiles import defined_tests, find_test_functions, is_test_file, is_test_module
-from agent_runner.gates.workdiff import WorkDiff, show_file, work_diff
+from agent_runner.gates.workdiff import DIFF_OPTIONS, FileChange, WorkDiff, show_file, work_diff
+from agent_runner.git import run_git
 from agent_runner.protocols import GateContext
+from agent_runner.redact import Redactor
 from agent_runner.result import GateResult, GateVerdict
+from agent_runner.task import Task, TaskKind
 
 DEFAULT_MAX_FILE_BYTES = 1_000_000
+SYMLINK, GITLINK = "120000", "160000"
+MAX_LINK_HOPS = 40  # as the kernel's limit on nested symlinks: a longer chain (or a loop) counts as leaving
+SECRET_VALUES, EXTERNAL_SYMLINKS, GITLINKS = "secret-values", "external-symlinks", "gitlinks"
+NOT_WAIVABLE = frozenset({SECRET_VALUES, EXTERNAL_SYMLINKS, GITLINKS})
 MARKERS = {
     "noqa": re.compile(r"#\s*noqa\b", re.I),
     "type-ignore": re.compile(r"#\s*type:\s*ignore\b"),
@@ -33,34 +52,15 @@ SECRETS = re.compile(  # not preceded by a word character: "task-..." or "disk-.
     r"|sk-proj-[A-Za-z0-9_-]{20,}|sk-[A-Za-z0-9]{20,})"
 )
 CI_PATHS = (
-    ".github/workflows/",
-    ".gitlab-ci.yml",
-    ".ci/",
-    ".circleci/",
-    "azure-pipelines.yml",
-    "Jenkinsfile",
-)
+    ".github/workflows/", ".gitlab-ci.yml", ".ci/", ".circleci/", "azure-pipelines.yml", "Jenkinsfile",
+)  # fmt: skip
+LINT, TEST = "lint-config", "test-config"
 CONFIG_FILES = {
-    "ruff.toml": "lint-config",
-    ".ruff.toml": "lint-config",
-    ".flake8": "lint-config",
-    ".pre-commit-config.yaml": "lint-config",
-    "mypy.ini": "lint-config",
-    "pytest.ini": "test-config",
-    ".coveragerc": "test-config",
-}
-PYPROJECT_TABLES = {
-    "ruff": "lint-config",
-    "mypy": "lint-config",
-    "pytest": "test-config",
-    "coverage": "test-config",
-}
-INI_SECTIONS = {
-    "flake8": "lint-config",
-    "pycodestyle": "lint-config",
-    "mypy": "lint-config",
-    "isort": "lint-config",
-}
+    "ruff.toml": LINT, ".ruff.toml": LINT, ".flake8": LINT, ".pre-commit-config.yaml": LINT, "mypy.ini": LINT,
+    "pytest.ini": TEST, ".coveragerc": TEST,
+}  # fmt: skip
+PYPROJECT_TABLES = {"ruff": LINT, "mypy": LINT, "pytest": TEST, "coverage": TEST}
+INI_SECTIONS = {"flake8": LINT, "pycodestyle": LINT, "mypy": LINT, "isort": LINT}
 INI_TEST_SECTIONS = ("tool:pytest", "pytest", "coverage:")
 CONFTEST_WORDS = re.compile(r"addopts|collect_ignore|pytest_collection_modifyitems|pytest_ignore_collect")
 
@@ -77,114 +77,220 @@ class Offence:
         return f"[{self.rule}] {self.where}" + (f": {self.text.strip()[:160]}" if self.text.strip() else "")
 
 
+@dataclass(frozen=True)
+class PolicyInput:
+    """What the checks look at. Without `head`, `repo` is an agent's checkout: the new files are its work
+    tree, git runs with the runner's git dir. With `head`, `repo` is a trusted repo holding both commits."""
+
+    diff: WorkDiff
+    repo: Path
+    task: Task
+    settings: Mapping[str, Any]
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    head: str | None = None
+
+    def old(self, path: str) -> str:
+        """Return a file's text at the base ('' where it did not exist)."""
+        return self._blob(self.diff.base, path) or ""
+
+    def new(self, path: str) -> str:
+        """Return a file's new text ('' where it is gone); a symlink's text is its target, never followed."""
+        if self.head is not None:
+            return self._blob(self.head, path) or ""
+        full = self.repo / path
+        if full.is_symlink():
+            return os.readlink(full)
+        return full.read_text(encoding="utf-8", errors="replace") if full.is_file() else ""
+
+    def size(self, path: str) -> int:
+        """Return a new file's size in bytes (0 where it is gone)."""
+        if self.head is not None:
+            out = self._git("cat-file", "-s", f"{self.head}:{path}")
+            return int(out) if out.isdigit() else 0
+        full = self.repo / path
+        return full.lstat().st_size if full.is_file() and not full.is_symlink() else 0
+
+    def link(self, path: str) -> str | None:
+        """Return the target of a symlink in the new tree, None where `path` is no symlink."""
+        if path in self.diff.files:
+            return _target(self.diff.files[path])
+        if self.head is None:
+            full = self.repo / path
+            return os.readlink(full) if full.is_symlink() else None
+        is_link = self._git("ls-tree", "-z", self.head, "--", path).startswith(f"{SYMLINK} ")
+        return self._blob(self.head, path) if is_link else None
+
+    def _blob(self, commit: str, path: str) -> str | None:
+        if self.head is None:
+            return show_file(self.repo, commit, path)  # through the runner's git dir of the checkout
+        try:
+            return run_git(self.repo, "cat-file", "blob", f"{commit}:{path}")
+        except GitError:  # no such file there (or a folder, a gitlink)
+            return None
+
+    def _git(self, *args: str) -> str:
+        try:
+            return run_git(self.repo, *args)
+        except GitError:
+            return ""
+
+
+Check = Callable[[PolicyInput], list[Offence]]
+
+
 def allow_key(name: str) -> str:
     """Normalize an allow entry: 'type: ignore' -> 'type-ignore', '# noqa' -> 'noqa'."""
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
+def waivers(task: Task, settings: Mapping[str, Any]) -> set[str]:
+    """Return the rules waived: those the task asks for AND the runner config permits, never NOT_WAIVABLE."""
+    permitted = {allow_key(a) for a in settings.get("allow", [])}
+    return ({allow_key(a) for a in task.allow} & permitted) - NOT_WAIVABLE
+
+
 def allowed(ctx: GateContext) -> set[str]:
-    """Return the waivers in force: those the task asks for AND the runner config permits."""
-    permitted = {allow_key(a) for a in ctx.settings.get("allow", [])}
-    return {allow_key(a) for a in ctx.task.allow} & permitted
+    """Return the waivers in force for a gate's task and settings."""
+    return waivers(ctx.task, ctx.settings)
 
 
-def check_markers(ctx: GateContext, diff: WorkDiff) -> list[Offence]:
+def blocking(findings: Iterable[Offence], task: Task, settings: Mapping[str, Any]) -> list[Offence]:
+    """Return the findings that reject the diff: those no waiver covers."""
+    waived = waivers(task, settings)
+    return [o for o in findings if o.rule not in waived]
+
+
+def check_markers(p: PolicyInput) -> list[Offence]:
     """Added noqa / type: ignore / pragma: no cover comments, and skip/xfail markers in Python files."""
     found = []
-    for change in diff.files.values():
+    for change in p.diff.files.values():
         if not change.path.endswith((".py", ".pyi", ".cfg", ".toml", ".ini")):
             continue
         for line in change.added:
             found += [
                 Offence(r, f"{change.path}:{line.number}", line.text)
-                for r, p in MARKERS.items()
-                if p.search(line.text)
+                for r, pattern in MARKERS.items()
+                if pattern.search(line.text)
             ]
     return found
 
 
-def check_secrets(ctx: GateContext, diff: WorkDiff) -> list[Offence]:
+def check_secrets(p: PolicyInput) -> list[Offence]:
     """Added lines holding something shaped like a GitHub, Anthropic or OpenAI key (shown redacted)."""
-    found = []
-    for change in diff.files.values():
-        for line in change.added:
-            for match in SECRETS.finditer(line.text):
-                found.append(
-                    Offence("secrets", f"{change.path}:{line.number}", match.group(0)[:7] + "... (redacted)")
-                )
+    return [
+        Offence("secrets", f"{change.path}:{line.number}", match.group(0)[:7] + "... (redacted)")
+        for change in p.diff.files.values()
+        for line in change.added
+        for match in SECRETS.finditer(line.text)
+    ]
+
+
+def check_secret_values(p: PolicyInput) -> list[Offence]:
+    """Changed paths, added lines and new binary files holding a value the runner knows as a secret."""
+    values = Redactor(p.secrets).values  # those long enough to look for
+    if not values:
+        return []
+    paths = [path for path in p.diff.paths() if _holds(path, values)]
+    found = [Offence(SECRET_VALUES, path, "a secret value in the path") for path in paths]
+    for change in p.diff.files.values():
+        if change.is_binary and change.status != "D" and _holds(p.new(change.path), values):
+            found.append(Offence(SECRET_VALUES, change.path, "a secret value in a binary file"))
+        found += [
+            Offence(SECRET_VALUES, f"{change.path}:{line.number}", "a secret value (redacted)")
+            for line in change.added
+            if _holds(line.text, values)
+        ]
     return found
 
 
-def check_config(ctx: GateContext, diff: WorkDiff) -> list[Offence]:
+def check_links(p: PolicyInput) -> list[Offence]:
+    """Symlinks leading out of the repo or into .git; gitlinks (nested repositories, submodules)."""
+    found = []
+    for change in p.diff.files.values():
+        if change.status == "D":
+            continue
+        if change.mode == GITLINK:
+            found.append(Offence(GITLINKS, change.path, "a nested repository or submodule"))
+        elif change.path == ".gitmodules":
+            found.append(Offence(GITLINKS, change.path, "submodule configuration changed"))
+        elif change.mode == SYMLINK and _leaves_repo(change.path, p.link):
+            found.append(Offence(EXTERNAL_SYMLINKS, change.path, f"symlink to {_target(change)}"))
+    return found
+
+
+def check_config(p: PolicyInput) -> list[Offence]:
     """Edits to lint or test config: ruff/pytest/coverage files, pyproject tables, ini sections, conftest."""
     found = []
-    for path in diff.paths():
+    for path in p.diff.paths():
         name = PurePosixPath(path).name
         if name in CONFIG_FILES:
             found.append(Offence(CONFIG_FILES[name], path, "configuration file changed"))
         elif name == "pyproject.toml":
-            found += _table_changes(ctx, diff, path, _pyproject_tables)
+            found += _table_changes(p, path, _pyproject_tables)
         elif name in ("setup.cfg", "tox.ini"):
-            found += _table_changes(ctx, diff, path, _ini_sections)
+            found += _table_changes(p, path, _ini_sections)
         elif name == "conftest.py":
-            change = diff.files[path]
-            lines = [*change.added, *change.removed]
+            change = p.diff.files[path]
             found += [
-                Offence("test-config", f"{path}:{x.number}", x.text)
-                for x in lines
+                Offence(TEST, f"{path}:{x.number}", x.text)
+                for x in [*change.added, *change.removed]
                 if CONFTEST_WORDS.search(x.text)
             ]
     return found
 
 
-def check_ci(ctx: GateContext, diff: WorkDiff) -> list[Offence]:
+def check_ci(p: PolicyInput) -> list[Offence]:
     """Edits to CI workflow files."""
-    return [Offence("ci", p, "CI configuration changed") for p in diff.paths() if p.startswith(CI_PATHS)]
+    return [
+        Offence("ci", path, "CI configuration changed")
+        for path in p.diff.paths()
+        if path.startswith(CI_PATHS)
+    ]
 
 
-def check_deleted_tests(ctx: GateContext, diff: WorkDiff) -> list[Offence]:
+def check_deleted_tests(p: PolicyInput) -> list[Offence]:
     """Deleted test files, and test functions of the base that no changed test file defines now."""
-    found = [Offence("delete-tests", p, "test file deleted") for p in diff.paths("D") if is_test_module(p)]
+    found = [
+        Offence("delete-tests", path, "test file deleted")
+        for path in p.diff.paths("D")
+        if is_test_module(path)
+    ]
     before: set[str] = set()
     after: set[str] = set()
-    for path in diff.paths():
-        if is_test_module(path):
-            before |= defined_tests(show_file(ctx.checkout, diff.base, path) or "")
-            after |= defined_tests(_read(ctx, path))
-    found += [Offence("delete-tests", name, "test function removed") for name in sorted(before - after)]
-    return found
+    for path in filter(is_test_module, p.diff.paths()):
+        before |= defined_tests(p.old(path))
+        after |= defined_tests(p.new(path))
+    return found + [Offence("delete-tests", name, "test function removed") for name in sorted(before - after)]
 
 
-def check_files(ctx: GateContext, diff: WorkDiff) -> list[Offence]:
+def check_files(p: PolicyInput) -> list[Offence]:
     """Binary files and files over the size limit."""
-    limit = int(ctx.settings.get("max_file_bytes", DEFAULT_MAX_FILE_BYTES))
-    found = [
-        Offence("binary", c.path, "binary file")
-        for c in diff.files.values()
-        if c.is_binary and c.status != "D"
+    limit = int(p.settings.get("max_file_bytes", DEFAULT_MAX_FILE_BYTES))
+    changes = [c for c in p.diff.files.values() if c.status != "D"]
+    found = [Offence("binary", c.path, "binary file") for c in changes if c.is_binary]
+    sizes = {c.path: p.size(c.path) for c in changes if c.mode not in (SYMLINK, GITLINK)}
+    return found + [
+        Offence("large-files", path, f"{size} bytes (limit {limit})")
+        for path, size in sizes.items()
+        if size > limit
     ]
-    for path in diff.paths("A", "M"):
-        size = (ctx.checkout / path).stat().st_size if (ctx.checkout / path).is_file() else 0
-        if size > limit:
-            found.append(Offence("large-files", path, f"{size} bytes (limit {limit})"))
-    return found
 
 
-def check_tests_only(ctx: GateContext, diff: WorkDiff) -> list[Offence]:
+def check_tests_only(p: PolicyInput) -> list[Offence]:
     """write-tests: every changed path is a test file."""
-    return [Offence("non-test-files", p, "not a test file") for p in diff.paths() if not is_test_file(p)]
+    return [
+        Offence("non-test-files", path, "not a test file")
+        for path in p.diff.paths()
+        if not is_test_file(path)
+    ]
 
 
-def check_weakened(ctx: GateContext, diff: WorkDiff) -> list[Offence]:
+def check_weakened(p: PolicyInput) -> list[Offence]:
     """write-tests: no existing test function asserts less than it did."""
     found = []
-    for path in diff.paths("M"):
-        if not is_test_module(path):
-            continue
-        before = {
-            f.node: f.n_asserts for f in find_test_functions(show_file(ctx.checkout, diff.base, path) or "")
-        }
-        for func in find_test_functions(_read(ctx, path)):
+    for path in filter(is_test_module, p.diff.paths("M")):
+        before = {f.node: f.n_asserts for f in find_test_functions(p.old(path))}
+        for func in find_test_functions(p.new(path)):
             if func.n_asserts < before.get(func.node, 0):
                 where = f"{path}:{func.start} {func.node}"
                 found.append(
@@ -193,14 +299,50 @@ def check_weakened(ctx: GateContext, diff: WorkDiff) -> list[Offence]:
     return found
 
 
-COMMON_CHECKS: tuple[Callable[[GateContext, WorkDiff], list[Offence]], ...] = (
-    check_markers,
-    check_config,
-    check_ci,
-    check_deleted_tests,
-    check_files,
-    check_secrets,
-)
+COMMON_CHECKS: tuple[Check, ...] = (
+    check_markers, check_config, check_ci, check_deleted_tests, check_files, check_secrets,
+    check_secret_values, check_links,
+)  # fmt: skip
+TESTS_ONLY_CHECKS: tuple[Check, ...] = (check_tests_only, check_weakened)
+
+
+def policy_findings(
+    diff: WorkDiff,
+    *,
+    repo: Path,
+    task: Task,
+    settings: Mapping[str, Any],
+    secrets: Iterable[str] = (),
+    head: str | None = None,
+    tests_only: bool | None = None,
+) -> list[Offence]:
+    """Return every finding of the diff policy, waived ones too (`blocking` keeps those that reject).
+
+    `repo` has the diff's base; the new files are read at commit `head` there, or (None) from its working
+    tree. `tests_only` (default: a write-tests task) adds the write-tests rules. No finding shows a secret.
+    """
+    if tests_only is None:
+        tests_only = task.kind == TaskKind.WRITE_TESTS
+    given = PolicyInput(diff, Path(repo), task, settings, tuple(secrets), head)
+    checks = (*COMMON_CHECKS, *TESTS_ONLY_CHECKS) if tests_only else COMMON_CHECKS
+    mask = Redactor(given.secrets)
+    return [Offence(o.rule, mask(o.where), mask(o.text)) for check in checks for o in check(given)]
+
+
+def commit_diff(repo: Path, base: str, head: str) -> WorkDiff:
+    """Return the diff of commit `head` against `base` in the trusted repo `repo` (a bare one will do)."""
+    diff = WorkDiff(base=base)
+    options = (
+        *DIFF_OPTIONS,
+        "--no-textconv",
+        "--ignore-submodules=none",
+        "--src-prefix=a/",
+        "--dst-prefix=b/",
+    )
+    summary, _, patch = run_git(repo, "diff", *options, base, head).partition("\0\0")
+    workdiff._read_summary(diff, summary)  # until workdiff.py reads a trusted repo's diff itself
+    workdiff._read_patch(diff, patch)
+    return diff
 
 
 @dataclass
@@ -215,26 +357,34 @@ class DiffPolicyGate:
 
     def check(self, ctx: GateContext, baseline: object) -> GateResult:
         diff = work_diff(ctx.checkout, ctx.base_commit)
-        checks = (*COMMON_CHECKS, check_tests_only, check_weakened) if self.tests_only else COMMON_CHECKS
-        offences = [o for check in checks for o in check(ctx, diff)]
-        waived = allowed(ctx)
-        blocking = [o for o in offences if o.rule not in waived]
-        asked = {allow_key(a) for a in ctx.task.allow} - waived
-        details = f"{len(diff.files)} file(s) changed; {len(blocking)} policy violation(s)"
-        if offences and len(blocking) < len(offences):
-            details += f"; waived by allow: {', '.join(sorted({o.rule for o in offences} & waived))}"
-        if asked & {o.rule for o in blocking}:
-            details += (
-                f"; the task allows {', '.join(sorted(asked))} but the runner config's `allow` does not"
-            )
+        found = policy_findings(
+            diff, repo=ctx.checkout, task=ctx.task, settings=ctx.settings,
+            secrets=ctx.settings.get("secrets", ()), tests_only=self.tests_only,
+        )  # fmt: skip
+        failing = blocking(found, ctx.task, ctx.settings)
         return GateResult(
             name=self.name,
-            verdict=GateVerdict.FAIL if blocking else GateVerdict.PASS,
+            verdict=GateVerdict.FAIL if failing else GateVerdict.PASS,
             command=f"git diff --cached {diff.base[:12]}",
-            after={"files": len(diff.files), "violations": len(blocking)},
-            details=details,
-            offending=[str(o) for o in blocking[:60]],
+            after={"files": len(diff.files), "violations": len(failing)},
+            details=_details(ctx, diff, found, failing),
+            offending=[str(o) for o in failing[:60]],
         )
+
+
+def _details(ctx: GateContext, diff: WorkDiff, found: list[Offence], failing: list[Offence]) -> str:
+    waived, rules = allowed(ctx), {o.rule for o in failing}
+    asked = {allow_key(a) for a in ctx.task.allow} - waived
+    details = f"{len(diff.files)} file(s) changed; {len(failing)} policy violation(s)"
+    if len(failing) < len(found):
+        details += f"; waived by allow: {', '.join(sorted({o.rule for o in found} & waived))}"
+    if (asked - NOT_WAIVABLE) & rules:
+        details += (
+            f"; the task allows {', '.join(sorted(asked - NOT_WAIVABLE))} but the config's `allow` does not"
+        )
+    if asked & NOT_WAIVABLE & rules:
+        details += f"; {', '.join(sorted(asked & NOT_WAIVABLE))}: never waived"
+    return details
 
 
 @dataclass
@@ -257,17 +407,44 @@ class NonEmptyDiffGate:
         )
 
 
-def _read(ctx: GateContext, path: str) -> str:
-    full = ctx.checkout / path
-    return full.read_text(encoding="utf-8", errors="replace") if full.is_file() else ""
+def _holds(text: str, values: Iterable[str]) -> bool:
+    return any(value in text for value in values)
+
+
+def _target(change: FileChange) -> str | None:
+    """Return a changed symlink's target: its blob, the patch's added line(s); None for anything else."""
+    if change.mode != SYMLINK or change.status == "D":
+        return None
+    return "\n".join(line.text for line in change.added)
+
+
+def _leaves_repo(path: str, link: Callable[[str], str | None]) -> bool:
+    """Whether the symlink at `path` resolves outside the repo or into .git, following links inside it."""
+    here, todo, hops = list(PurePosixPath(path).parent.parts), deque([PurePosixPath(path).name]), 0
+    while todo:
+        part = todo.popleft()
+        if part == "..":
+            if not here:
+                return True
+            here.pop()
+        elif part not in ("", "."):
+            target = link("/".join([*here, part]))
+            if target is None:
+                here.append(part)
+                continue
+            hops += 1
+            if hops > MAX_LINK_HOPS or target.startswith("/"):
+                return True
+            todo.extendleft(reversed(target.split("/")))
+    return bool(here) and here[0].lower() == ".git"
 
 
 def _table_changes(
-    ctx: GateContext, diff: WorkDiff, path: str, tables: Callable[[str], dict[str, Any] | None]
+    p: PolicyInput, path: str, tables: Callable[[str], dict[str, Any] | None]
 ) -> list[Offence]:
-    old, new = tables(show_file(ctx.checkout, diff.base, path) or ""), tables(_read(ctx, path))
+    old, new = tables(p.old(path)), tables(p.new(path))
     if old is None or new is None:
-        return [Offence("lint-config", path, "configuration file does not parse")]
+        return [Offence(LINT, path, "configuration file does not parse")]
     keys = sorted(set(old) | set(new))
     return [
         Offence(_rule_for(k), f"{path} [{k}]", "section changed") for k in keys if old.get(k) != new.get(k)
@@ -278,7 +455,7 @@ def _rule_for(section: str) -> str:
     for prefix, rule in (*PYPROJECT_TABLES.items(), *INI_SECTIONS.items()):
         if section.startswith((prefix, f"tool.{prefix}")):
             return rule
-    return "test-config"
+    return TEST
 
 
 def _pyproject_tables(text: str) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ from agent_runner.github.api import GitHubConfig, GitHubRepo, connect, get_token
 from agent_runner.github.body import render_body
 from agent_runner.github.push import check_agent_branch, push_branch, remote_url, resolve
 from agent_runner.github.records import MARKER, MARKER_RE, PullInfo
+from agent_runner.redact import Redactor
 from agent_runner.result import TaskResult
 from agent_runner.task import BRANCH_PREFIX, Task
 
@@ -19,10 +20,16 @@ class GitHubPublisher:
     """Implements protocols.Publisher for GitHub."""
 
     def __init__(
-        self, config: GitHubConfig | None = None, *, environ: Mapping[str, str] | None = None
+        self,
+        config: GitHubConfig | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
+        """`redactor` masks secrets in PR titles and bodies (default: `environ`'s secret variables)."""
         self.config = config or GitHubConfig()
         self.environ = dict(os.environ if environ is None else environ)
+        self.redactor = redactor or Redactor.from_env(self.environ)
 
     def publish(self, task: Task, result: TaskResult, repo: Path) -> str | None:
         """Push the task's branch and open or update its PR; return the PR URL (None with `pr: false`)."""
@@ -47,8 +54,8 @@ class GitHubPublisher:
 
     def upsert_pull(self, gh: GitHubRepo, task: Task, result: TaskResult, branch: str) -> PullInfo:
         """Update the task's existing PR (found by marker, else by branch) or open one; then label it."""
-        title = task.display_title
-        body = render_body(task, result, max_chars=self.config.body_max_chars)
+        title = self.redactor.text(task.display_title)
+        body = self.redactor.text(render_body(task, result, max_chars=self.config.body_max_chars))
         existing = self.find_pull(gh, task.id, branch)
         if existing is not None:
             # A follow-up task (a review fix) keeps the earlier tasks' markers, so each still finds this PR.
