@@ -19,9 +19,10 @@ from agent_runner.config import RunnerConfig
 from agent_runner.errors import BundleRejectedError, GitError, RunnerError
 from agent_runner.github.push import commit_file, fetch_file
 from agent_runner.intake import open_queue, relative, sync_tasks
-from agent_runner.landing import Landing, check_landing, land
+from agent_runner.landing import Landing, LandingRules, check_landing, land
 from agent_runner.protocols import Publisher, Slot
 from agent_runner.queue import Queue
+from agent_runner.redact import Redactor, redact_file, runner_redactor
 from agent_runner.result import Outcome, TaskResult
 from agent_runner.scheduling import plan, preview_states
 from agent_runner.task import Task, TaskStatus, load_task_dir
@@ -97,26 +98,42 @@ def ingest(root: Path, config: RunnerConfig, folder: Path, *, publisher: Publish
     """Record and publish every result in `folder`; a result delivered twice is not recorded twice."""
     queue = open_queue(root, config)
     sync_tasks(root, config, queue)
+    rules, redactor = LandingRules.of(config), runner_redactor(config, os.environ)
     rows = []
     for path in result_files(folder):
         try:
             result = TaskResult.model_validate_json(path.read_bytes())
         except ValueError as exc:
-            rows.append(
-                IngestRow(
-                    path.stem,
-                    "unreadable",
-                    "skipped",
-                    note=f"{path}: not a TaskResult ({exc.__class__.__name__})",
-                )
-            )
+            note = f"{path}: not a TaskResult ({exc.__class__.__name__})"
+            rows.append(IngestRow(path.stem, "unreadable", "skipped", note=note))
             continue
-        rows.append(ingest_one(root, queue, result, path, publisher=publisher))
+        result = _from_artifact(result, path, redactor)
+        rows.append(ingest_one(root, queue, result, path, publisher=publisher, rules=rules))
     return rows
 
 
+def _from_artifact(result: TaskResult, path: Path, redactor: Redactor) -> TaskResult:
+    """Return an uploaded result as the coordinator may keep it: its secrets masked, and no path it names
+    (its trajectory is the file uploaded beside it, or none)."""
+    trajectory = path.with_name(f"{path.stem}.trajectory.jsonl")
+    is_uploaded = trajectory.is_file() and not trajectory.is_symlink()
+    if is_uploaded:
+        redact_file(trajectory, redactor)
+    data = redactor.obj(result.model_dump(mode="json", exclude={"bundle_b64"}))
+    data.update(
+        trajectory_path=str(trajectory) if is_uploaded else None, bundle_path=None, checkout_path=None
+    )
+    return TaskResult.model_validate({**data, "bundle_b64": result.bundle_b64})
+
+
 def ingest_one(
-    root: Path, queue: Queue, result: TaskResult, path: Path, *, publisher: Publisher | None
+    root: Path,
+    queue: Queue,
+    result: TaskResult,
+    path: Path,
+    *,
+    publisher: Publisher | None,
+    rules: LandingRules,
 ) -> IngestRow:
     """Fetch one result's bundle, record its attempt, and publish it when accepted."""
     state = queue.refresh().get(result.task_id)
@@ -126,16 +143,8 @@ def ingest_one(
         )
     task = Task.model_validate(state.task)
     note = ""
-    trajectory = path.with_name(f"{path.stem}.trajectory.jsonl")
-    if trajectory.is_file():  # the worker's copy, uploaded beside the result
-        result = result.model_copy(update={"trajectory_path": str(trajectory)})
     if result.outcome == Outcome.ACCEPTED:
-        try:
-            _fetch(root, task, result, path)
-        except BundleRejectedError as exc:
-            result = result.model_copy(update={"outcome": Outcome.REJECTED, "reason": str(exc)})
-        except (GitError, OSError) as exc:
-            result = result.model_copy(update={"outcome": Outcome.INFRA, "reason": f"bundle unusable: {exc}"})
+        result = _landed(root, task, result, path, rules)
     if state.status == TaskStatus.QUEUED:
         _record(queue, result)
     else:
@@ -148,7 +157,18 @@ def ingest_one(
     return IngestRow(task.id, result.outcome, state.status, state.pr_url, note or state.reason)
 
 
-def _fetch(root: Path, task: Task, result: TaskResult, path: Path) -> None:
+def _landed(root: Path, task: Task, result: TaskResult, path: Path, rules: LandingRules) -> TaskResult:
+    """Land an accepted result's commits; return it as it now stands (rejected, or infra, on a problem)."""
+    try:
+        _fetch(root, task, result, path, rules)
+    except BundleRejectedError as exc:
+        return result.model_copy(update={"outcome": Outcome.REJECTED, "reason": str(exc)})
+    except (GitError, OSError) as exc:
+        return result.model_copy(update={"outcome": Outcome.INFRA, "reason": f"bundle unusable: {exc}"})
+    return result
+
+
+def _fetch(root: Path, task: Task, result: TaskResult, path: Path, rules: LandingRules) -> None:
     """Land an uploaded result's bundle as the task's branch, once `check_landing` passed it."""
     with tempfile.TemporaryDirectory() as tmp:
         bundle = _bundle_of(result, path, Path(tmp))
@@ -157,7 +177,7 @@ def _fetch(root: Path, task: Task, result: TaskResult, path: Path) -> None:
         if bundle is None:
             raise GitError(f"no bundle next to {path}: the result names a commit but brings none")
         landing = Landing(root, task.branch_name, bundles.import_bundle(root, bundle, task.branch_name))
-        check_landing(landing, task, result)
+        check_landing(landing, task, result, rules=rules)
         land(landing)
 
 

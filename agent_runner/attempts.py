@@ -7,7 +7,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent_runner.landing import Landing, import_result
+from agent_runner.landing import Landing, LandingRules, import_result
 from agent_runner.protocols import Executor, Slot
 from agent_runner.queue import Claim
 from agent_runner.result import Outcome, TaskResult, WorkRequest
@@ -49,6 +49,7 @@ def run_attempt(
     *,
     root: Path,
     state_dir: Path,
+    rules: LandingRules,
 ) -> None:
     """Run one attempt on `executor` and hand its end to `done`; then import an accepted result's commits."""
     key = (request.task.id, request.attempt)
@@ -66,7 +67,9 @@ def run_attempt(
         return
     landing.add_done_callback(lambda _: done.put(Done(key)))  # wakes the loop to record it
     try:
-        landing.set_result(import_result(root, state_dir, request.task, result, base=request.base_commit))
+        landing.set_result(
+            import_result(root, state_dir, request.task, result, rules=rules, base=request.base_commit)
+        )
     except BaseException as exc:
         landing.set_exception(exc)
 

@@ -308,7 +308,9 @@ class Checkout:
 
 def exclude_untracked(checkout: Path) -> list[str]:
     """Add the current untracked files (setup output, copied files) to the runner's info/exclude."""
-    out = checkout_git(checkout, "status", "--porcelain", "--untracked-files=normal")
+    out = checkout_git(
+        checkout, "status", "--porcelain", "--untracked-files=normal", "--ignore-submodules=all"
+    )
     found = [line[3:] for line in out.splitlines() if line.startswith("?? ")]
     if found:
         info = runner_git_dir(checkout) / "info"

@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from agent_runner import bundles, checkouts, git, pools, workspace
+from agent_runner import bundles, checkouts, git, pools, prompts, workspace
 from agent_runner.config import RunnerConfig, config_from_dict
 from agent_runner.errors import (
     GitError,
@@ -23,6 +23,7 @@ from agent_runner.errors import (
 from agent_runner.gates import JobKind, gate_settings, get_job_kind, render_report, workdiff
 from agent_runner.messages import Usage
 from agent_runner.protocols import GateContext
+from agent_runner.redact import SecretValues
 from agent_runner.result import ExitStatus, GateResult, GateVerdict, Outcome, TaskResult, WorkRequest
 from agent_runner.task import Limits, TaskKind
 from agent_runner.workspace import AttemptPaths, BaseMissingError, SetupNetworkError
@@ -87,6 +88,7 @@ class Job:
         self.limits: Limits = self.config.limits_for(self.task.kind, self.task.limits)
         self.timings: dict[str, float] = {}
         self.home_env: dict[str, str] = {}
+        self.templates: dict[str, str] = {}  # the project's prompt templates, as checked out
 
     def run(self) -> TaskResult:
         """Run every step, classify any failure, and return the finished result."""
@@ -184,8 +186,10 @@ class Job:
     def _gate_settings(self) -> dict[str, Any]:
         from agent_runner import job_agent
 
-        # Gates run tests the agent wrote: the same sandbox as its shell.
-        return {**gate_settings(self.config), "sandbox": job_agent.sandbox_for(self)}
+        # Gates run tests the agent wrote: the same sandbox as its shell. The secrets this worker holds are
+        # refused in the diff by value (the coordinator checks the ones it alone holds when the result lands).
+        secrets = SecretValues(self.request.secrets.values())
+        return {**gate_settings(self.config, secrets=secrets), "sandbox": job_agent.sandbox_for(self)}
 
     def _open(self) -> git.Checkout:
         checkout = self.checkout = workspace.open_checkout(self.request, self.paths)
@@ -206,10 +210,11 @@ class Job:
     ) -> None:
         from agent_runner import job_agent
 
+        self.templates = prompts.project_templates(self.paths.checkout)  # before the agent can change them
         agent = job_agent.build_agent(self, gate_names=gate_names)
         variables = self._prompt_vars(gate_names, prompt_vars)
         template = kind.template or f"{self.task.kind.value}.md.j2"
-        outcome = agent.run(job_agent.render(template, self.paths.checkout, variables))
+        outcome = agent.run(job_agent.render(template, self.templates, variables))
         rounds = (
             self.task.reflection_rounds
             if self.task.reflection_rounds is not None
@@ -225,7 +230,7 @@ class Job:
                 return
             report = gate_report(results)
             message = job_agent.render(
-                "reflection.md.j2", self.paths.checkout,
+                "reflection.md.j2", self.templates,
                 {**variables, "report": report, "gates": results, "round": round_no + 1, "rounds": rounds},
             )  # fmt: skip
             outcome = agent.resume(message)
@@ -287,7 +292,7 @@ class Job:
             if self.trash is None:
                 checkouts.remove_checkout(self.checkout.path)
             else:
-                self.trash.append(workspace.move_to_trash(self.checkout.path, self.workdir))
+                self.trash.extend(workspace.move_to_trash(self.checkout.path, self.workdir))
 
 
 GateCheck = Callable[[], list[GateResult]]

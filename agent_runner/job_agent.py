@@ -30,7 +30,7 @@ def build_agent(job: Job, *, gate_names: list[str]) -> Any:
     tools = make_tools(paths.checkout, env=env, sandbox=sandbox_for(job))
     trajectory = TrajectoryWriter(paths.trajectory, redact=_redactor(job.request.secrets))
     variables = job._prompt_vars(gate_names, {})
-    system = render("system.md.j2", paths.checkout, variables)
+    system = render("system.md.j2", job.templates, variables)
     agent_config = AgentConfig(limits=job.limits, context_tokens=config.models.context_tokens)
     return Agent(model, tools, config=agent_config, system=system, trajectory=trajectory)
 
@@ -58,8 +58,8 @@ def _redactor(secrets: dict[str, str]) -> Callable[[str], str]:
     return Redactor(secrets.values()).text
 
 
-def render(name: str, project_dir: Path, variables: dict[str, Any]) -> str:
-    """Render prompt template `name` (a project's prompts/ first, then the built-ins)."""
+def render(name: str, templates: dict[str, str], variables: dict[str, Any]) -> str:
+    """Render prompt template `name` (the project's templates, read before the agent ran, then built-ins)."""
     from agent_runner.prompts import render as render_prompt
 
-    return render_prompt(name, project_dir=project_dir, **variables)
+    return render_prompt(name, templates=templates, **variables)

@@ -2,17 +2,25 @@
 
 A result is untrusted input (it comes from a worker, another machine, an Actions artifact): before a branch
 moves, `check_landing` re-checks what needs no code to run. The commit must be one commit on the base,
-the base a commit of the task's base branch, and the gate records those of the task's kind, all passed.
+the base a commit of the task's base branch, the gate records those of the task's kind, all passed, and
+its diff must pass the diff policy, with every secret the coordinator knows refused by value.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agent_runner import bundles, git
+from agent_runner.config import RunnerConfig
 from agent_runner.errors import BundleRejectedError, GitError
-from agent_runner.gates import get_job_kind
+from agent_runner.gates import gate_settings, get_job_kind
+from agent_runner.gates.diff import blocking, policy_findings
+from agent_runner.gates.workdiff import commit_diff
+from agent_runner.redact import known_secrets
 from agent_runner.result import GateVerdict, TaskResult
 from agent_runner.task import Task
 from agent_runner.workspace import AttemptPaths
@@ -33,6 +41,19 @@ def landing_repo(root: Path, task: Task) -> Path:
 
 
 @dataclass(frozen=True)
+class LandingRules:
+    """What a result's diff is held to when it lands: the runner's gate settings and the secrets it knows."""
+
+    settings: Mapping[str, Any]
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    @classmethod
+    def of(cls, config: RunnerConfig) -> LandingRules:
+        """Return the rules of `config`, with the secrets of this process's environment."""
+        return cls(gate_settings(config), tuple(known_secrets(config, os.environ).values()))
+
+
+@dataclass(frozen=True)
 class Landing:
     """A result's commits, already in the repo they land in; only the branch is left to move."""
 
@@ -42,7 +63,13 @@ class Landing:
 
 
 def import_result(
-    root: Path, state_dir: Path, task: Task, result: TaskResult, *, base: str | None = None
+    root: Path,
+    state_dir: Path,
+    task: Task,
+    result: TaskResult,
+    *,
+    rules: LandingRules,
+    base: str | None = None,
 ) -> Landing | None:
     """Bring the result bundle's commits into the source repo (URL repos: its local cache); move no ref.
 
@@ -60,15 +87,31 @@ def import_result(
         return None
     branch = task.branch_name  # the task's own: never one a result names
     landing = Landing(repo, branch, bundles.import_bundle(repo, bundle, branch))
-    check_landing(landing, task, result, base=base)
+    check_landing(landing, task, result, rules=rules, base=base)
     return landing
 
 
-def check_landing(landing: Landing, task: Task, result: TaskResult, *, base: str | None = None) -> None:
+def check_landing(
+    landing: Landing, task: Task, result: TaskResult, *, rules: LandingRules, base: str | None = None
+) -> None:
     """Raise BundleRejectedError unless the imported head may land for `task` (see the module docstring)."""
-    problem = _gate_problem(task, result) or _commit_problem(landing, task, result, base)
+    problem = (
+        _gate_problem(task, result)
+        or _commit_problem(landing, task, result, base)
+        or _policy_problem(landing, task, str(result.base_commit), rules)
+    )
     if problem:
         raise BundleRejectedError(f"the result of {task.id} cannot land: {problem}")
+
+
+def _policy_problem(landing: Landing, task: Task, base: str, rules: LandingRules) -> str | None:
+    """Say what the diff policy refuses in the commit (None: nothing), as the gate would have."""
+    diff = commit_diff(landing.repo, base, landing.head)
+    found = policy_findings(
+        diff, repo=landing.repo, task=task, settings=rules.settings, secrets=rules.secrets, head=landing.head
+    )
+    refused = blocking(found, task, rules.settings)
+    return f"the diff policy refuses it: {'; '.join(map(str, refused[:5]))}" if refused else None
 
 
 def _gate_problem(task: Task, result: TaskResult) -> str | None:

@@ -1,4 +1,8 @@
-"""Prompt templates (jinja2, StrictUndefined): a project's `prompts/` first, then the built-ins."""
+"""Prompt templates (jinja2, StrictUndefined): a project's `prompts/` first, then the built-ins.
+
+In an attempt, a project's templates are read once from the fresh checkout, before the agent runs
+(`project_templates`): templates are code, and the agent could rewrite `prompts/` in its work tree.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from agent_runner.errors import ConfigError
 
 TEMPLATE_SUFFIX = ".md.j2"
 PROJECT_PROMPTS = "prompts"
+MAX_TEMPLATE_BYTES = 256 * 1024  # a prompt template is a page of text; anything larger is not one
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -83,10 +88,30 @@ def warm() -> None:
         env.get_template(name)
 
 
-def render(name: str, *, project_dir: Path | None = None, **variables: Any) -> str:
-    """Render template `name` (`system` is short for `system.md.j2`); ConfigError says what is wrong."""
-    folders = search_path(project_dir)
+def project_templates(project_dir: Path) -> dict[str, str]:
+    """Return the project's own templates (name -> text): regular files in `prompts/`, no symlinks."""
+    folder = project_dir / PROJECT_PROMPTS
+    if folder.is_symlink() or not folder.is_dir():
+        return {}
+    found = {}
+    for path in sorted(folder.glob("*.j2")):
+        if path.is_file() and not path.is_symlink() and path.stat().st_size <= MAX_TEMPLATE_BYTES:
+            found[path.name] = path.read_text(encoding="utf-8", errors="replace")
+    return found
+
+
+def render(
+    name: str, *, project_dir: Path | None = None, templates: dict[str, str] | None = None, **variables: Any
+) -> str:
+    """Render template `name` (`system` is short for `system.md.j2`); ConfigError says what is wrong.
+
+    A project's templates come from `templates` (read before the agent ran) or else `project_dir`.
+    """
+    folders = search_path(None if templates is not None else project_dir)
     env = _environment(tuple(str(folder) for folder in folders))
+    if templates:
+        builtins = jinja2.FileSystemLoader([str(folder) for folder in folders])
+        env = env.overlay(loader=jinja2.ChoiceLoader([jinja2.DictLoader(templates), builtins]))
     full_name = name if name.endswith(".j2") else f"{name}{TEMPLATE_SUFFIX}"
     try:
         return env.get_template(full_name).render(**variables)

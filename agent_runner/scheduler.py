@@ -21,7 +21,7 @@ from agent_runner import git
 from agent_runner.attempts import Done, Running, run_attempt, take_done
 from agent_runner.config import RunnerConfig
 from agent_runner.errors import GitError, RunnerError, StaleAttemptError
-from agent_runner.landing import source_repo
+from agent_runner.landing import LandingRules, source_repo
 from agent_runner.protocols import Executor, Publisher, Slot
 from agent_runner.queue import Claim, Queue
 from agent_runner.queue_state import TaskState
@@ -68,6 +68,7 @@ class Scheduler:
         self.options = SchedulerOptions(only=frozenset(only), model=model)
         self.on_event = on_event or (lambda event: None)
         self.state_dir = config.path(self.root, "state_dir")
+        self.landing_rules = LandingRules.of(config)
         self.running: dict[tuple[str, int], Running] = {}
         self._landing: list[Running] = []
         self.summary = RunSummary()
@@ -242,7 +243,7 @@ class Scheduler:
         self.running[(claim.task_id, claim.attempt)] = run
         self._emit("started", task.id, claim.attempt, slot.name, message=run.model)
         args = (self.executor, request, slot, self._done)
-        kwargs = {"root": self.root, "state_dir": self.state_dir}
+        kwargs = {"root": self.root, "state_dir": self.state_dir, "rules": self.landing_rules}
         thread = threading.Thread(
             target=run_attempt, args=args, kwargs=kwargs, daemon=True, name=f"task-{task.id}"
         )

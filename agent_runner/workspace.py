@@ -17,6 +17,7 @@ from pathlib import Path
 from agent_runner import bundles, checkouts, git, pools
 from agent_runner.errors import GitError, SetupError
 from agent_runner.result import WorkRequest
+from agent_runner.tools.shell import tool_env
 
 SETUP_TIMEOUT_S = 1200.0
 TAIL_CHARS = 2000
@@ -174,23 +175,21 @@ def setup_env(base: Mapping[str, str], home: Mapping[str, str]) -> dict[str, str
     return {**base, **home}
 
 
-def move_to_trash(path: Path, workdir: Path) -> Path:
-    """Move a checkout out of the way at once (a rename); return where it went, for deleting later."""
+def move_to_trash(path: Path, workdir: Path) -> list[Path]:
+    """Move a checkout and the runner's git dir beside it out of the way at once (renames); return where
+    they went, for deleting later."""
     trash = workdir / "trash"
     trash.mkdir(parents=True, exist_ok=True)
     target = trash / f"{path.name}.{os.getpid()}.{time.monotonic_ns()}"
     os.replace(path, target)
-    with contextlib.suppress(FileNotFoundError):  # the runner's git dir goes along (deleted with it)
-        os.replace(git.runner_git_dir(path), target / ".runner.git")
+    moved = [target]
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(git.runner_git_dir(path), git.runner_git_dir(target))
+        moved.append(git.runner_git_dir(target))
     checkouts.trusted_index(path).unlink(missing_ok=True)
-    return target
+    return moved
 
 
 def default_env() -> dict[str, str]:
-    """Return the allowlisted environment for commands in the checkout (tools' own list when present)."""
-    try:
-        from agent_runner.tools.shell import tool_env
-    except ImportError:
-        keep = ("PATH", "LANG", "LC_ALL", "TERM", "TZ", "USER", "LOGNAME", "SHELL")
-        return {k: v for k, v in os.environ.items() if k in keep}
+    """Return the allowlisted environment for commands in the checkout (the tools' own list)."""
     return dict(tool_env())

@@ -57,6 +57,7 @@ def run_command(
     env: Mapping[str, str] | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     sandbox: Any = None,
+    stdin_text: str | None = None,
 ) -> CommandResult:
     """Run a command to completion and return its result; a timeout is a result, not an error."""
     argv = to_argv(command)
@@ -73,7 +74,7 @@ def run_command(
             text=True,
             errors="replace",
             timeout=timeout_s,
-            stdin=subprocess.DEVNULL,
+            **({"input": stdin_text} if stdin_text is not None else {"stdin": subprocess.DEVNULL}),
         )
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""

@@ -9,7 +9,7 @@ show, fetched from elsewhere by whoever updates it).
 
 `policy_findings` runs every check on a WorkDiff from what it is given: the gate on the agent's checkout
 (new files from its work tree, git as workdiff.py runs it there), the coordinator on two commits of the
-trusted source repo (`commit_diff`; git as `git.run_git` runs it), no checkout needed.
+trusted source repo (`workdiff.commit_diff`; git as `git.run_git` runs it), no checkout needed.
 """
 
 from __future__ import annotations
@@ -25,9 +25,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from agent_runner.errors import GitError
-from agent_runner.gates import workdiff
 from agent_runner.gates.testfiles import defined_tests, find_test_functions, is_test_file, is_test_module
-from agent_runner.gates.workdiff import DIFF_OPTIONS, FileChange, WorkDiff, show_file, work_diff
+from agent_runner.gates.workdiff import FileChange, WorkDiff, show_file, work_diff
 from agent_runner.git import run_git
 from agent_runner.protocols import GateContext
 from agent_runner.redact import Redactor
@@ -176,13 +175,18 @@ def check_markers(p: PolicyInput) -> list[Offence]:
 
 
 def check_secrets(p: PolicyInput) -> list[Offence]:
-    """Added lines holding something shaped like a GitHub, Anthropic or OpenAI key (shown redacted)."""
-    return [
+    """Added lines, and new files git calls binary (a NUL hides their lines from the diff), holding
+    something shaped like a GitHub, Anthropic or OpenAI key (shown redacted)."""
+    found = [
         Offence("secrets", f"{change.path}:{line.number}", match.group(0)[:7] + "... (redacted)")
         for change in p.diff.files.values()
         for line in change.added
         for match in SECRETS.finditer(line.text)
     ]
+    for change in p.diff.files.values():
+        if change.is_binary and change.status != "D" and (match := SECRETS.search(p.new(change.path))):
+            found.append(Offence("secrets", change.path, match.group(0)[:7] + "... (redacted, binary file)"))
+    return found
 
 
 def check_secret_values(p: PolicyInput) -> list[Offence]:
@@ -329,22 +333,6 @@ def policy_findings(
     return [Offence(o.rule, mask(o.where), mask(o.text)) for check in checks for o in check(given)]
 
 
-def commit_diff(repo: Path, base: str, head: str) -> WorkDiff:
-    """Return the diff of commit `head` against `base` in the trusted repo `repo` (a bare one will do)."""
-    diff = WorkDiff(base=base)
-    options = (
-        *DIFF_OPTIONS,
-        "--no-textconv",
-        "--ignore-submodules=none",
-        "--src-prefix=a/",
-        "--dst-prefix=b/",
-    )
-    summary, _, patch = run_git(repo, "diff", *options, base, head).partition("\0\0")
-    workdiff._read_summary(diff, summary)  # until workdiff.py reads a trusted repo's diff itself
-    workdiff._read_patch(diff, patch)
-    return diff
-
-
 @dataclass
 class DiffPolicyGate:
     """Rejects gaming in the diff (see the module docstring), with the offending lines."""
@@ -380,7 +368,8 @@ def _details(ctx: GateContext, diff: WorkDiff, found: list[Offence], failing: li
         details += f"; waived by allow: {', '.join(sorted({o.rule for o in found} & waived))}"
     if (asked - NOT_WAIVABLE) & rules:
         details += (
-            f"; the task allows {', '.join(sorted(asked - NOT_WAIVABLE))} but the config's `allow` does not"
+            f"; the task allows {', '.join(sorted(asked - NOT_WAIVABLE))}"
+            " but the runner config's `allow` does not"
         )
     if asked & NOT_WAIVABLE & rules:
         details += f"; {', '.join(sorted(asked & NOT_WAIVABLE))}: never waived"
@@ -461,7 +450,7 @@ def _rule_for(section: str) -> str:
 def _pyproject_tables(text: str) -> dict[str, Any] | None:
     try:
         tool = tomllib.loads(text).get("tool", {}) if text.strip() else {}
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):  # nested past the parser's depth: no config either
         return None
     return {f"tool.{k}": v for k, v in tool.items() if k in PYPROJECT_TABLES}
 
@@ -470,7 +459,7 @@ def _ini_sections(text: str) -> dict[str, Any] | None:
     parser = configparser.RawConfigParser()
     try:
         parser.read_string(text)
-    except configparser.Error:
+    except (configparser.Error, RecursionError):
         return None
     wanted = [
         s

@@ -5,6 +5,7 @@ Only the new or changed tests run, against each mutant, in a scratch copy of the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -19,7 +20,7 @@ from agent_runner.gates.command import CommandResult, gate_env, run_command, tai
 from agent_runner.gates.coverage import LINKED_DIRS, measured_files
 from agent_runner.gates.mutate import Mutant, apply_mutant, choose_mutants, find_mutants
 from agent_runner.gates.pytest import SuiteRunner, is_pytest, scratch_parent
-from agent_runner.gates.ruff import targets_of
+from agent_runner.gates.ruff import is_inside, targets_of
 from agent_runner.gates.testfiles import find_test_functions, is_test_module
 from agent_runner.gates.workdiff import WorkDiff, show_file, work_diff
 from agent_runner.protocols import GateContext
@@ -64,7 +65,7 @@ def new_tests(ctx: GateContext, diff: WorkDiff) -> NewTests:
 
 def target_sources(ctx: GateContext) -> dict[str, str]:
     """Return the non-test Python files inside the targets, by relative path (no hidden folders, no venvs)."""
-    files = measured_files(ctx.checkout, targets_of(ctx))
+    files = [rel for rel in measured_files(ctx.checkout, targets_of(ctx)) if is_inside(ctx.checkout, rel)]
     return {rel: (ctx.checkout / rel).read_text(encoding="utf-8", errors="replace") for rel in files}
 
 
@@ -99,6 +100,7 @@ class Trial:
     autoload: bool = True
     timeout_s: float = 600.0
     sandbox: Any = None
+    anchor: Path | None = None  # the checkout the scratch copies live in (writes start there)
 
     def run(self, scratch: Path) -> CommandResult:
         """Run the new tests in `scratch` with its folders first on PYTHONPATH."""
@@ -114,25 +116,62 @@ class Trial:
         )
 
     def killed(self, scratch: Path, mutants: list[Mutant]) -> set[Mutant]:
-        """Apply each mutant in turn in `scratch` and return those the tests caught."""
+        """Apply each mutant in turn in `scratch` and return those the tests caught.
+
+        The tests (the agent's code) run between the writes and may swap a file or folder for a symlink:
+        every write starts from `anchor` (the checkout) and follows none (`write_beneath`).
+        """
+        anchor = self.anchor if self.anchor is not None and scratch.is_relative_to(self.anchor) else scratch
         caught = set()
         for mutant in mutants:
-            path = scratch / mutant.file
-            original = path.read_text(encoding="utf-8")
-            path.write_text(apply_mutant(original, mutant), encoding="utf-8")
+            rel = str((scratch / mutant.file).relative_to(anchor))
+            try:
+                original = read_beneath(anchor, rel)
+                write_beneath(anchor, rel, apply_mutant(original, mutant))
+            except (OSError, UnicodeDecodeError):  # a link, or no text file: not a mutant to try
+                continue
             try:
                 if self.run(scratch).exit_code not in (0, 5):
                     caught.add(mutant)
             finally:
-                path.write_text(original, encoding="utf-8")
+                with contextlib.suppress(OSError):  # swapped for a link by the tests: left alone
+                    write_beneath(anchor, rel, original)
         return caught
 
 
-def clean_trial(scratch: Path, argv: list[str], *, sandbox: Any = None) -> Trial | CommandResult:
+def _open_beneath(root: Path, rel: str, flags: int) -> int:
+    """Open `rel` under `root` following no symlink on the way (a link or a missing file: OSError)."""
+    *folders, name = PurePosixPath(rel).parts
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for folder in folders:
+            inner = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        return os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644, dir_fd=fd)  # a FIFO: no wait
+    finally:
+        os.close(fd)
+
+
+def read_beneath(root: Path, rel: str) -> str:
+    """Return the text of the regular file `rel` under `root`, through no symlink."""
+    with os.fdopen(_open_beneath(root, rel, os.O_RDONLY), encoding="utf-8") as fh:
+        return fh.read()
+
+
+def write_beneath(root: Path, rel: str, text: str) -> None:
+    """Replace the content of the file `rel` under `root`, through no symlink."""
+    with os.fdopen(_open_beneath(root, rel, os.O_WRONLY | os.O_TRUNC), "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def clean_trial(
+    scratch: Path, argv: list[str], *, sandbox: Any = None, anchor: Path | None = None
+) -> Trial | CommandResult:
     """Run the new tests on unmutated code, first without plugin autoload (faster), then with it."""
     result = CommandResult("", 1, "", "", 0.0)
     for autoload in (False, True):
-        trial = Trial(argv, autoload=autoload, sandbox=sandbox)
+        trial = Trial(argv, autoload=autoload, sandbox=sandbox, anchor=anchor)
         result = trial.run(scratch)
         if result.exit_code == 0:
             trial.timeout_s = max(30.0, 5 * result.duration_s)
@@ -181,7 +220,7 @@ class MutationGate:
             scratches = [Path(tmp, f"repo{i}") for i in range(n_workers)]
             for scratch in scratches:
                 make_scratch(ctx.checkout, scratch)
-            trial = clean_trial(scratches[0], argv, sandbox=ctx.settings.get("sandbox"))
+            trial = clean_trial(scratches[0], argv, sandbox=ctx.settings.get("sandbox"), anchor=ctx.checkout)
             if isinstance(trial, CommandResult):
                 details = f"the new tests do not pass on the unmutated code:\n{tail(trial.output)}"
                 return self._result(GateVerdict.FAIL, details, command=shlex.join(argv))

@@ -75,9 +75,13 @@ def is_pytest(command: str) -> bool:
 
 
 def scratch_parent(ctx: GateContext) -> Path | None:
-    """Return where a gate's scratch folder goes: in .git under a sandbox (only the checkout is shared)."""
+    """Return where a gate's scratch folder goes: in .git under a sandbox (only the checkout is shared).
+
+    That `.git` is the agent's: it is used only as a real folder, never through a symlink it put there.
+    """
     is_sandboxed = ctx.settings.get("sandbox") is not None
-    return ctx.checkout / ".git" if is_sandboxed and (ctx.checkout / ".git").is_dir() else None
+    dot_git = ctx.checkout / ".git"
+    return dot_git if is_sandboxed and dot_git.is_dir() and not dot_git.is_symlink() else None
 
 
 def run_tests(

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -14,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent_runner.gates.command import DEFAULT_TIMEOUT_S, CommandResult, gate_env, run_command, tail
+from agent_runner.gates.command import DEFAULT_TIMEOUT_S, CommandResult, run_command, tail
 from agent_runner.gates.workdiff import show_files, tree_id, work_diff
-from agent_runner.protocols import GateContext
+from agent_runner.protocols import GateContext, Sandbox
 from agent_runner.result import GateResult, GateVerdict
 
 MAX_OFFENDING = 40
@@ -110,6 +109,10 @@ def in_paths(file: str, paths: Sequence[str]) -> bool:
     return False
 
 
+# No cache: ruff would write it wherever the checkout's config says (`cache-dir`), outside the sandbox too.
+RUFF_OPTIONS = ("--output-format", "json", "--no-cache")
+
+
 def ruff_argv() -> list[str]:
     """Return the command that runs the ruff installed beside the runner."""
     try:
@@ -122,34 +125,36 @@ def ruff_argv() -> list[str]:
 
 
 def run_ruff(
-    checkout: Path, paths: Sequence[str] = (".",), *, fix: bool = False, force_exclude: bool = False
+    checkout: Path,
+    paths: Sequence[str] = (".",),
+    *,
+    fix: bool = False,
+    force_exclude: bool = False,
+    sandbox: Sandbox | None = None,
 ) -> LintReport:
     """Run `ruff check --output-format json` (optionally with --fix) and return the remaining violations.
 
     With `force_exclude`, files the repo's ruff config excludes are skipped even when named explicitly.
+    After the agent ran, ruff reads the config it may have written: the gates pass the agent's `sandbox`.
     """
     paths = inside_only(checkout, paths)
     if not paths:
         return LintReport("ruff check", -1, error=NO_TARGETS)
     options = [*(["--fix"] if fix else []), *(["--force-exclude"] if force_exclude else [])]
-    argv = [*ruff_argv(), "check", "--output-format", "json", *options, "--", *paths]
-    result = run_command(argv, cwd=checkout)
+    argv = [*ruff_argv(), "check", *RUFF_OPTIONS, *options, "--", *paths]
+    result = run_command(argv, cwd=checkout, sandbox=sandbox)
     shown = "ruff check " + ("--fix " if fix else "") + " ".join(paths)
     return _report(shown, result, checkout)
 
 
-def run_ruff_source(checkout: Path, path: str, source: str) -> LintReport:
+def run_ruff_source(checkout: Path, path: str, source: str, *, sandbox: Sandbox | None = None) -> LintReport:
     """Lint `source` as if it were the file `path` of the checkout (its config, its excludes), via stdin."""
-    argv = [*ruff_argv(), "check", "--output-format", "json", "--force-exclude", f"--stdin-filename={path}"]
+    argv = [*ruff_argv(), "check", *RUFF_OPTIONS, "--force-exclude", f"--stdin-filename={path}", "-"]
     shown = f"ruff check --stdin-filename {path}"
-    try:
-        proc = subprocess.run(
-            [*argv, "-"], cwd=checkout, env=gate_env(), input=source, capture_output=True, text=True,
-            errors="replace", timeout=DEFAULT_TIMEOUT_S,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired:
+    result = run_command(argv, cwd=checkout, sandbox=sandbox, stdin_text=source)
+    if result.timed_out:
         return LintReport(shown, -1, error=f"timed out after {DEFAULT_TIMEOUT_S:.0f} s")
-    return _report(shown, CommandResult(shown, proc.returncode, proc.stdout, proc.stderr, 0.0), checkout)
+    return _report(shown, result, checkout)
 
 
 def _report(shown: str, result: CommandResult, checkout: Path) -> LintReport:
@@ -224,7 +229,7 @@ class LintRunner:
         key = tree_id(ctx.checkout)
         if key not in self._cache:
             paths = [".", *[p for p in targets_of(ctx) if p != "."]]
-            self._cache[key] = run_ruff(ctx.checkout, paths)
+            self._cache[key] = run_ruff(ctx.checkout, paths, sandbox=ctx.settings.get("sandbox"))
         return self._cache[key]
 
 
@@ -321,7 +326,7 @@ class TouchedLintGate:
                 name=self.name, verdict=GateVerdict.PASS, before={"violations": 0}, after={"violations": 0},
                 details="0 touched Python file(s); ruff not run",
             )  # fmt: skip
-        after = run_ruff(ctx.checkout, touched, force_exclude=True)
+        after = run_ruff(ctx.checkout, touched, force_exclude=True, sandbox=ctx.settings.get("sandbox"))
         before = base_report(ctx, [p for p in touched if diff.files[p].status == "M"])
         if after.error or before.error:
             return _error(self.name, after if after.error else before)
@@ -343,7 +348,12 @@ class TouchedLintGate:
 def base_report(ctx: GateContext, paths: list[str]) -> LintReport:
     """Lint the base commit's versions of `paths` (one ruff run per file, through stdin)."""
     sources = show_files(ctx.checkout, ctx.base_commit, paths)
-    reports = [run_ruff_source(ctx.checkout, p, text) for p, text in sources.items() if text is not None]
+    sandbox = ctx.settings.get("sandbox")
+    reports = [
+        run_ruff_source(ctx.checkout, p, text, sandbox=sandbox)
+        for p, text in sources.items()
+        if text is not None
+    ]
     failed = [r for r in reports if r.error]
     if failed:
         return failed[0]

@@ -119,5 +119,5 @@ def _test_funcs(nodes: Iterable[ast.AST]) -> list[ast.FunctionDef | ast.AsyncFun
 def _parse(source: str) -> ast.Module | None:
     try:
         return ast.parse(source)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # nested past the parser: no tests
         return None

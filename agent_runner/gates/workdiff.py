@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent_runner.errors import GitError, WorkTreeError
-from agent_runner.git import checkout_git_bytes, runner_git_dir
+from agent_runner.git import checkout_git_bytes, run_git, runner_git_dir
 
 RUNNER_EXCLUDES = (
     "__pycache__/",
@@ -35,7 +35,11 @@ DIFF_OPTIONS = (
     "-U0",
     "--no-color",
     "--no-ext-diff",
+    "--no-textconv",
+    "--ignore-submodules=none",  # between trees (no process in a nested repo): a gitlink shows as one
 )
+# Never look into a nested repository of the work tree: git would run itself there, with its config.
+NO_SUBMODULES = "--ignore-submodules=all"
 HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
 
@@ -98,17 +102,52 @@ def ensure_excludes(checkout: Path) -> None:
 
 
 def stage(checkout: Path) -> None:
-    """Stage the whole working tree (`git add -A`); WorkTreeError for a nested repository git refuses."""
+    """Stage the whole working tree (`git add -A`).
+
+    WorkTreeError (the agent's doing: a task failure) when the tree holds what the runner stages not: a
+    nested repository, a changed file over MAX_STAGED_BYTES, or content git refuses.
+    """
     ensure_excludes(checkout)
+    if problem := work_tree_problem(checkout):
+        raise WorkTreeError(f"{problem}; the runner stages no such work tree")
     try:
         git(checkout, "add", "-A")
     except GitError as exc:
-        if "does not have a commit checked out" not in str(exc):
+        if any(fault in str(exc) for fault in MACHINE_FAULTS):
             raise
-        raise WorkTreeError(
-            f"the work tree holds a git repository without commits, which cannot be committed ({exc}); "
-            "the agent must not create repositories inside the checkout"
-        ) from exc
+        raise WorkTreeError(f"git cannot stage the work tree as the agent left it: {exc}") from exc
+
+
+MAX_STAGED_BYTES = 64 * 1024 * 1024  # git reads a changed file whole; the diff policy refuses over 1 MB
+MACHINE_FAULTS = ("No space left on device", "Disk quota exceeded", "Input/output error")
+
+
+def work_tree_problem(checkout: Path) -> str | None:
+    """Say what in the work tree the runner must not stage (None: nothing), from one `git ls-files`.
+
+    A folder git would stage that holds a `.git` is a repository of its own: once staged (a gitlink), git
+    runs itself there with that repository's config (fsmonitor, filters). A new or changed file over
+    MAX_STAGED_BYTES would be read whole, however sparse.
+    """
+    try:
+        listed = git(checkout, "ls-files", "-z", "-o", "-m", "--directory", "--exclude-standard")
+    except GitError as exc:
+        return f"git cannot list the work tree ({exc})"
+    for entry in filter(None, set(listed.split("\0"))):
+        path = Path(checkout, entry)
+        if entry.endswith("/") and os.path.lexists(path / ".git"):
+            return f"the work tree holds a git repository at {entry}"
+        size = _size(path)
+        if size > MAX_STAGED_BYTES:
+            return f"{entry} is {size} bytes"
+    return None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.lstat().st_size
+    except OSError:  # deleted: nothing to read
+        return 0
 
 
 def tree_id(checkout: Path) -> str:
@@ -178,7 +217,8 @@ def is_unchanged(checkout: Path, tree: str, stamp: IndexStamp | None) -> bool:
     """
     if stamp is not None and index_stamp(checkout) == stamp:
         ensure_excludes(checkout)
-        out = git(checkout, "status", "--porcelain", "-z", "--no-renames", "--untracked-files=normal")
+        argv = ("status", "--porcelain", "-z", "--no-renames", "--untracked-files=normal", NO_SUBMODULES)
+        out = git(checkout, *argv)
         return all(entry[1:2] == " " for entry in out.split("\0") if entry)
     return tree_id(checkout) == tree
 
@@ -223,9 +263,21 @@ def work_diff(checkout: Path, base: str) -> WorkDiff:
 
 
 def _diff(checkout: Path, base: str, *revs: str) -> WorkDiff:
+    return read_diff(base, git(checkout, "diff", *DIFF_OPTIONS, *revs))
+
+
+def commit_diff(repo: Path, base: str, head: str) -> WorkDiff:
+    """Return the diff of commit `head` against `base` in the trusted repo `repo` (a bare one will do)."""
+    return read_diff(
+        base, run_git(repo, "diff", *DIFF_OPTIONS, "--src-prefix=a/", "--dst-prefix=b/", base, head)
+    )
+
+
+def read_diff(base: str, output: str) -> WorkDiff:
+    """Read `git diff` output made with DIFF_OPTIONS into a WorkDiff."""
     diff = WorkDiff(base=base)
     # -z output: raw records, numstat records, an empty record, then the patch text (never NUL-separated).
-    summary, _, patch = git(checkout, "diff", *DIFF_OPTIONS, *revs).partition("\0\0")
+    summary, _, patch = output.partition("\0\0")
     _read_summary(diff, summary)
     _read_patch(diff, patch)
     return diff
@@ -272,7 +324,29 @@ def _read_patch(diff: WorkDiff, patch: str) -> None:
 
 
 def _file_for(diff: WorkDiff, header: str) -> FileChange | None:
-    name = header[4:].strip().strip('"')
+    name = header[4:].rstrip("\n")
+    if name.startswith('"') and name.endswith('"'):  # git C-quotes a name with ", \\, a tab, a newline...
+        name = unquote_c(name[1:-1])
     if name == "/dev/null":
         return None
     return diff.files.get(name[2:] if name[:2] in ("a/", "b/") else name)
+
+
+_C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
+
+
+def unquote_c(text: str) -> str:
+    """Undo git's C-style quoting of a path (`\\"`, `\\t`, `\\ooo` octal bytes), as `-z` output spells it."""
+    out, i = bytearray(), 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\" and text[i + 1 : i + 4].isdigit():
+            out.append(int(text[i + 1 : i + 4], 8) & 0xFF)
+            i += 4
+        elif char == "\\" and text[i + 1 : i + 2] in _C_ESCAPES:
+            out.append(_C_ESCAPES[text[i + 1]])
+            i += 2
+        else:
+            out += char.encode("utf-8", "surrogateescape")
+            i += 1
+    return out.decode("utf-8", "replace")

@@ -44,10 +44,11 @@ def commit_all(repo: Path, message: str = "change") -> str:
 
 @pytest.fixture
 def calc_repo(tmp_path: Path) -> Path:
-    """A git repo holding a copy of tests/fixtures/calc_project, committed."""
+    """A git repo holding a copy of tests/fixtures/calc_project, committed; its git dir is beside it, where
+    the runner keeps a checkout's (`repo/.git` is a gitdir file, so plain git works there too)."""
     repo = tmp_path / "repo"
     shutil.copytree(FIXTURES / "calc_project", repo)
-    git(repo, "init", "-q", "-b", "main")
+    git(repo, "init", "-q", "-b", "main", "--separate-git-dir", str(tmp_path / "repo.git"))
     commit_all(repo, "base")
     return repo
 

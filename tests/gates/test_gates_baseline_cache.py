@@ -8,6 +8,7 @@ from pathlib import Path
 from agent_runner.config import RunnerConfig
 from agent_runner.gates import GatesConfig
 from agent_runner.gates.pytest import SuiteRunner, TestReport, TestsGate
+from agent_runner.git import runner_git_dir
 from agent_runner.protocols import GateContext
 
 
@@ -26,6 +27,8 @@ def test_second_checkout_of_the_same_base_reuses_the_baseline(
 ) -> None:
     """The same tree, command and targets in another checkout read the cached baseline, coverage included."""
     other = shutil.copytree(calc_repo, tmp_path / "other")
+    shutil.copytree(runner_git_dir(calc_repo), runner_git_dir(other))  # a checkout's git dir is beside it
+    (other / ".git").write_text(f"gitdir: {runner_git_dir(other)}\n")
     config = cached_config(tmp_path / "cache")
     first = suite_report(make_ctx(calc_repo, config=config, kind="write-tests", paths=["calc/core.py"]))
     ctx = make_ctx(other, config=config, kind="write-tests", paths=["calc/core.py"])

@@ -126,7 +126,8 @@ def make_checkout(tmp_path: Path) -> Path:
     (checkout / "tests/test_skipped_module.py").write_text(
         "import pytest\n\npytest.skip('whole module', allow_module_level=True)\n"
     )
-    subprocess.run(["git", "init", "-q"], cwd=checkout, check=True)
+    git_dir = tmp_path / "checkout.git"  # where the runner keeps a checkout's git dir
+    subprocess.run(["git", "init", "-q", "--separate-git-dir", str(git_dir)], cwd=checkout, check=True)
     return checkout
 
 

@@ -30,6 +30,8 @@ def test_mean():
 def test_coverage_is_measured_inside_the_sandbox(calc_repo: Path, make_ctx) -> None:
     """Under bubblewrap the plugin and its reports live in the checkout's .git and still come back."""
     ctx = make_ctx(calc_repo, kind="write-tests", paths=["calc/core.py"])
+    (calc_repo / ".git").unlink()  # as in an attempt: `.git` is the agent's folder (give_agent_git)
+    (calc_repo / ".git").mkdir()
     ctx.settings["sandbox"] = get_sandbox("bwrap", checkout=calc_repo, network=False)
     report = run_tests(ctx, coverage_of=["calc/core.py"])
     assert report.coverage is not None and report.coverage["calc/core.py"].covered > 0

@@ -167,7 +167,9 @@ def test_each_attempt_makes_the_next_ones_checkout_ahead(project: Project) -> No
     assert "a3" in used, logs
     for name in ("a1", "a2", "a3"):
         assert git(project.root, "show", f"agent/{name}:{name}.py") == f"{name} = 1"
-    ready = [p for p in (project.root / ".agent-runner" / "ready").glob("*/*") if p.is_dir()]
+    ready = [
+        p for p in (project.root / ".agent-runner" / "ready").glob("*/*") if p.is_dir() and p.suffix != ".git"
+    ]
     assert ready and all(git(path, "status", "--porcelain") == "" for path in ready)
 
 
@@ -197,7 +199,7 @@ def test_warm_makes_the_first_attempts_checkouts_while_workers_start(project: Pr
     ready = project.root / ".agent-runner" / "ready"
 
     def made() -> list[Path]:
-        return [p for p in ready.glob(f"*/{base}.*") if p.is_dir() and not p.name.endswith(".tmp")]
+        return [p for p in ready.glob(f"*/{base}.*") if p.is_dir() and not p.name.endswith((".tmp", ".git"))]
 
     assert len(_wait_for(lambda: len(made()) == 3 and made(), "three checkouts made ahead")) == 3
     assert all(git(path, "status", "--porcelain") == "" for path in made())

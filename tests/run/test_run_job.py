@@ -126,7 +126,7 @@ def test_finished_checkout_is_reused_clean(project: Project, tmp_path: Path, mon
     monkeypatch.setattr(pools, "PARK_MIN_INDEX_BYTES", 0)  # the fixture repo is small
     state = tmp_path / "state"
     assert run_job(_request(project, "first"), workdir=state).outcome == Outcome.ACCEPTED
-    (parked,) = [p for p in (state / "pool").glob("*/*") if p.is_dir()]
+    (parked,) = [p for p in (state / "pool").glob("*/*") if p.is_dir() and p.suffix != ".git"]
     (parked / "stray.txt").write_text("left behind\n")
     (parked / ".git" / "hooks").mkdir()
     (parked / ".git" / "hooks" / "post-checkout").write_text("#!/bin/sh\ntouch /tmp/pwned\n")
@@ -137,7 +137,7 @@ def test_finished_checkout_is_reused_clean(project: Project, tmp_path: Path, mon
     bundle.write_bytes(__import__("base64").b64decode(result.bundle_b64 or ""))
     git(project.root, "fetch", "-q", str(bundle), "agent/second:agent/second")
     assert git(project.root, "diff", "--name-only", "main", "agent/second") == "notes.txt"
-    (reused,) = [p for p in (state / "pool").glob("*/*") if p.is_dir()]
+    (reused,) = [p for p in (state / "pool").glob("*/*") if p.is_dir() and p.suffix != ".git"]
     assert not (reused / "stray.txt").exists() and not (reused / ".git" / "hooks").exists()
     assert reused.stat().st_ino == inode  # the same folder re-used, not cloned again
     assert "agent/first" not in git(reused, "branch", "--format=%(refname:short)")

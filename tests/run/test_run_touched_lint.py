@@ -27,7 +27,7 @@ def repo(tmp_path: Path) -> Path:
     (root / "dirty.py").write_text("import os\n\n\ndef g():\n    return 2\n")
     (root / "generated" / "gen.py").write_text("X = 1\n")
     (root / "notes.txt").write_text("notes\n")
-    git(root, "init", "-q", "-b", "main")
+    git(tmp_path, "init", "-q", "-b", "main", "--separate-git-dir", str(tmp_path / "repo.git"), "repo")
     git(root, "add", "-A")
     git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
     return root

@@ -124,4 +124,4 @@ def test_an_empty_nested_repository_fails_the_task_instead_of_looping(project: P
     named), it is not re-queued as an infrastructure fault again and again."""
     event = _run_one(project, [bash_turn("mkdir vendor && git -C vendor init -q && echo 'y = 2' > extra.py")])
     assert event["event"] == "failed", event
-    assert "git repository without commits" in str(event.get("message")), event
+    assert "holds a git repository at vendor" in str(event.get("message")), event

@@ -12,7 +12,8 @@ import pytest
 from agent_runner.checkouts import make_checkout
 from agent_runner.config import RunnerConfig
 from agent_runner.gates import gate_settings
-from agent_runner.gates.diff import DiffPolicyGate, Offence, blocking, commit_diff, policy_findings
+from agent_runner.gates.diff import DiffPolicyGate, Offence, blocking, policy_findings
+from agent_runner.gates.workdiff import commit_diff
 from agent_runner.protocols import GateContext
 from agent_runner.redact import SecretValues
 from agent_runner.result import GateResult, GateVerdict
