@@ -175,7 +175,10 @@ def _fetch(root: Path, task: Task, result: TaskResult, path: Path, rules: Landin
         if bundle is None and result.head_commit in (None, result.base_commit):
             return  # the attempt changed nothing: nothing lands
         if bundle is None:
-            raise GitError(f"no bundle next to {path}: the result names a commit but brings none")
+            raise GitError(
+                f"no bundle next to {path}: the result names a commit but brings none; put its bundle beside "
+                f"it as {path.with_suffix('.bundle').name} or run `run-agents exec` with --inline-bundle"
+            )
         landing = Landing(root, task.branch_name, bundles.import_bundle(root, bundle, task.branch_name))
         check_landing(landing, task, result, rules=rules)
         land(landing)

@@ -47,11 +47,8 @@ COMMAND_KEYS = frozenset({"id", "request", "workdir", "log", "result"})
 
 def preload() -> None:
     """Import what every attempt needs, so children inherit it."""
-    for name in PRELOAD:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            continue
+    for name in PRELOAD:  # a broken import fails here, loudly, rather than in every child
+        importlib.import_module(name)
     _warm()
     # No collection first: it costs 10 ms of every start, and frees little (import-time garbage stays).
     gc.freeze()

@@ -117,7 +117,7 @@ class BwrapSandbox:
 
     def _writable(self) -> list[str]:
         checkout, objects, home = str(self.checkout), self.paths.borrowed_objects, self._home()
-        opts = ["--bind", checkout, checkout, *self._protect_git()]
+        opts = ["--bind", checkout, checkout]  # its .git is its own: the runner never runs git there
         if objects is not None and objects.is_dir():  # read by the agent's .git (alternates), never written
             opts += ["--ro-bind", str(objects), str(objects)]
         return opts + (["--bind", str(home), str(home)] if home else [])
@@ -130,15 +130,6 @@ class BwrapSandbox:
     def _home(self) -> Path | None:
         home = self.paths.private_home
         return home if home is not None and home.is_dir() else None
-
-    def _protect_git(self) -> list[str]:
-        # Hooks and config run code when the runner itself commits outside the sandbox: keep them read-only.
-        git = self.checkout / ".git"
-        opts: list[str] = []
-        for part in (git / "hooks", git / "config"):
-            if git.is_dir() and part.exists():
-                opts += ["--ro-bind", str(part), str(part)]
-        return opts
 
     def _mask_home(self) -> list[str]:
         # The home is hidden; these masks matter where a folder shown again holds part of it.

@@ -221,7 +221,10 @@ class Scheduler:
             if any(r == repo and overlaps(paths, other) for r, other in running_paths):
                 return False
             runs = [*self.running.values(), *self._landing]  # ended, not yet recorded: their caps count
-            task = Task.model_validate(state.task)
+            try:
+                task = Task.model_validate(state.task)
+            except ValueError:
+                return True  # taken so that _start fails it with the reason, spending nothing
             return self.budget.fits(self.summary.cost_usd, [run.task for run in runs], task)
 
         return accept

@@ -239,7 +239,10 @@ def queued_by_base(
     counts: dict[tuple[str, str | None], int] = {}
     for state in states.values():
         if state.status == TaskStatus.QUEUED and state.task and in_scope(state):
-            key = (source_repo(root, Task.model_validate(state.task)), state.task.get("base"))
+            try:
+                key = (source_repo(root, Task.model_validate(state.task)), state.task.get("base"))
+            except ValueError:
+                continue  # the scheduler fails it when it comes up
             counts[key] = counts.get(key, 0) + 1
     return counts
 

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from agent_runner import git, pools
 from agent_runner.errors import ExecutorError, GitError
 from agent_runner.executors.forkclient import ForkClient
+from agent_runner.executors.pipe import MAX_OUTPUT_BYTES, communicate_bounded
 from agent_runner.protocols import Slot
 from agent_runner.result import TaskResult, WorkRequest
 from agent_runner.workspace import AttemptPaths, init_state_dir
@@ -79,7 +80,7 @@ class LocalExecutor:
         self.command = command or worker_command()
         self.cwd = cwd
         self.fork = fork and command is None
-        self._procs: dict[tuple[str, int], subprocess.Popen[str]] = {}
+        self._procs: dict[tuple[str, int], subprocess.Popen[bytes]] = {}
         self._pids: dict[tuple[str, int], int] = {}
         self._client: ForkClient | None = None
         self._lock = threading.Lock()
@@ -123,14 +124,14 @@ class LocalExecutor:
         with open(paths.run_dir / "worker.log", "ab") as log:
             proc = self._start(argv, log, key)
             try:
-                stdout, _ = proc.communicate(request.model_dump_json())
+                stdout, _ = communicate_bounded(proc, request.model_dump_json().encode())
             finally:
                 with self._lock:
                     self._procs.pop(key, None)
         if proc.returncode != 0:
             tail = _tail(paths.run_dir / "worker.log")
             raise ExecutorError(f"worker exited with {proc.returncode} on {slot.name}: {tail}")
-        return parse_result(stdout, request)
+        return parse_result(stdout.decode("utf-8", "replace"), request)
 
     def _run_forked(self, request: WorkRequest, slot: Slot, paths: AttemptPaths) -> TaskResult:
         key = (request.task.id, request.attempt)
@@ -153,7 +154,11 @@ class LocalExecutor:
         if code != 0 or not result_file.exists():
             tail = _tail(paths.run_dir / "worker.log")
             raise ExecutorError(f"worker exited with {code} on {slot.name}: {tail}")
-        return parse_result(result_file.read_text(encoding="utf-8"), request)
+        with open(result_file, "rb") as fh:  # the worker's own file, read with the same bound as its stdout
+            text = fh.read(MAX_OUTPUT_BYTES + 1)
+        if len(text) > MAX_OUTPUT_BYTES:
+            raise ExecutorError(f"the worker's result is over {MAX_OUTPUT_BYTES} bytes; it was refused")
+        return parse_result(text.decode("utf-8", "replace"), request)
 
     def _fork_client(self) -> ForkClient:
         with self._lock:
@@ -163,11 +168,11 @@ class LocalExecutor:
                 self._client = ForkClient(env=env, cwd=self.cwd, spares=self.n_workers)
             return self._client
 
-    def _start(self, argv: list[str], log: IO[bytes], key: tuple[str, int]) -> subprocess.Popen[str]:
+    def _start(self, argv: list[str], log: IO[bytes], key: tuple[str, int]) -> subprocess.Popen[bytes]:
         env = worker_env(os.environ, self.forward_env)
         try:
             proc = subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env,
                 cwd=self.cwd, start_new_session=True,  # Ctrl-C in the terminal reaches the coordinator only
             )  # fmt: skip
         except OSError as exc:
@@ -205,7 +210,7 @@ def _signal_group(pgid: int, sig: int) -> None:
         return
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> None:
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)

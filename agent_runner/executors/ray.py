@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent_runner.errors import ExecutorError
 from agent_runner.executors.machine import RayConfig
+from agent_runner.executors.pipe import communicate_bounded
 from agent_runner.executors.source import RepoSource, forwarded_secrets
 from agent_runner.protocols import Slot
 from agent_runner.result import TaskResult, WorkRequest
@@ -57,8 +58,8 @@ def run_attempt(payload: bytes, workdir: str, extra_env: dict[str, str]) -> tupl
         argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
         preexec_fn=_die_with_parent,
     )  # fmt: skip
-    stdout, stderr = proc.communicate(payload)
-    return proc.returncode, stdout, stderr[-4000:]
+    stdout, stderr = communicate_bounded(proc, payload, err_limit=4000)
+    return proc.returncode, stdout, stderr
 
 
 @dataclass(frozen=True)

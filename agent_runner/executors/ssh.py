@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from agent_runner.errors import ExecutorError
 from agent_runner.executors.local import parse_result
 from agent_runner.executors.machine import MachineConfig, MachineStatus, SshConfig, coordinator_version
+from agent_runner.executors.pipe import communicate_bounded
 from agent_runner.executors.source import RepoSource, forwarded_secrets
 from agent_runner.executors.ssh_transport import (
     SSH_LOST,
@@ -211,7 +212,7 @@ class SshExecutor:
             self._running[key] = (machine.config.name, proc)
             machine.n_busy += 1
         try:
-            stdout, stderr = proc.communicate(payload)
+            stdout, stderr = communicate_bounded(proc, payload)
         finally:
             with self._lock:
                 self._running.pop(key, None)

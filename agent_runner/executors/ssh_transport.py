@@ -13,28 +13,18 @@ coordinator can kill an old attempt's process groups and collect a result that a
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import shlex
 import subprocess
 import tempfile
-import threading
-from collections import deque
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 from agent_runner.errors import ExecutorError
 from agent_runner.executors.machine import MachineConfig, SshConfig
+from agent_runner.executors.pipe import MAX_OUTPUT_BYTES, MAX_STDERR_BYTES, communicate_bounded
 
 SSH_LOST = 255  # ssh's own exit code: connection failed or dropped
 WORKDIR_FAILED = 97
-# What a remote script prints: a result line can carry the attempt's commits as a base64 bundle. The diff
-# policy caps each changed file at 1 MB; 256 MiB (a 190 MB pack) is far beyond any change it accepts, and
-# keeps a runaway worker from filling the coordinator's memory.
-MAX_OUTPUT_BYTES = 256 << 20
-MAX_STDERR_BYTES = 1 << 20  # ssh's messages and the worker's log: only this much of its end is kept
 _EACH = '"$f"'
 
 
@@ -113,78 +103,6 @@ class SshClient:
         return subprocess.Popen(
             self.command_argv(script), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
-
-
-def communicate_bounded(
-    proc: subprocess.Popen[bytes],
-    stdin: bytes,
-    *,
-    timeout_s: float | None = None,
-    limit: int = MAX_OUTPUT_BYTES,
-    err_limit: int = MAX_STDERR_BYTES,
-) -> tuple[bytes, bytes]:
-    """Like `proc.communicate(stdin)`, but stdout is refused past `limit` bytes and stderr keeps its end.
-
-    Raises ExecutorError when stdout passes the limit, subprocess.TimeoutExpired after `timeout_s`; in both
-    cases the process is killed first.
-    """
-    out, err = _Drain(limit, on_full=proc.kill), _Drain(err_limit)
-    threads = [
-        threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True),
-        threading.Thread(target=out.run, args=(proc.stdout,), daemon=True),
-        threading.Thread(target=err.run, args=(proc.stderr,), daemon=True),
-    ]
-    for thread in threads:
-        thread.start()
-    try:
-        proc.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise
-    finally:
-        for thread in threads:
-            thread.join()
-    if out.is_full:
-        raise ExecutorError(f"the remote command printed over {limit} bytes; its output was refused")
-    return out.data(), err.data()
-
-
-def _feed(stream: IO[bytes], data: bytes) -> None:
-    with contextlib.suppress(OSError), stream:  # a process that exits unfed is not an error here
-        stream.write(data)
-
-
-class _Drain:
-    """Reads a pipe in chunks: up to `limit` bytes, past which it calls `on_full` and stops, or (without
-    `on_full`) to its end, keeping the last `limit` bytes."""
-
-    def __init__(self, limit: int, *, on_full: Callable[[], None] | None = None) -> None:
-        self.limit = limit
-        self.on_full = on_full
-        self.chunks: deque[bytes] = deque()
-        self.size = 0
-        self.is_full = False
-
-    def run(self, stream: IO[bytes]) -> None:
-        with stream:
-            while not self.is_full and (chunk := os.read(stream.fileno(), 65536)):
-                self._keep(chunk)
-
-    def _keep(self, chunk: bytes) -> None:
-        self.chunks.append(chunk)
-        self.size += len(chunk)
-        if self.size <= self.limit:
-            return
-        if self.on_full is not None:
-            self.is_full = True
-            self.on_full()
-            return
-        while self.size - len(self.chunks[0]) >= self.limit:
-            self.size -= len(self.chunks.popleft())
-
-    def data(self) -> bytes:
-        return b"".join(self.chunks)[-self.limit :]
 
 
 def _prelude(workdir: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from agent_runner.tools.shell import cap_output
 
 SNIPPET_LINES = 4
 MAX_LISTING = 300
+MAX_FILE_BYTES = 16 * 1024 * 1024  # the largest file view, str_replace and insert load
 
 EDIT_SPEC = ToolSpec(
     name="edit",
@@ -172,9 +175,18 @@ class EditTool:
         return head + "\n".join(entries[:MAX_LISTING]) + more
 
     def _read(self, path: Path) -> str:
-        if not path.is_file():
-            raise ToolError(f"{self._rel(path)} does not exist or is not a file")
-        data = path.read_bytes()
+        """Read a regular file of at most MAX_FILE_BYTES; a FIFO or device is refused, never waited on."""
+        fd = self._open(path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            if size > MAX_FILE_BYTES:
+                raise ToolError(
+                    f"{self._rel(path)} is {size} bytes; the edit tool reads files up to {MAX_FILE_BYTES}"
+                )
+            with os.fdopen(fd, "rb", closefd=False) as fh:
+                data = fh.read(MAX_FILE_BYTES + 1)
+        finally:
+            os.close(fd)
         if b"\x00" in data[:8192]:
             raise ToolError(f"{self._rel(path)} is a binary file")
         try:
@@ -185,9 +197,24 @@ class EditTool:
     def _write(self, path: Path, text: str) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(text.encode("utf-8"))
         except OSError as exc:
             raise ToolError(f"cannot write {self._rel(path)}: {exc.strerror}") from exc
+        fd = self._open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-8"))
+
+    def _open(self, path: Path, flags: int) -> int:
+        """Open without following a link and without blocking; refuse what is not a regular file."""
+        try:
+            fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise ToolError(
+                f"{self._rel(path)} cannot be opened ({exc.strerror}); it must be a regular file"
+            ) from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ToolError(f"{self._rel(path)} is not a regular file")
+        return fd
 
     def _rel(self, path: Path) -> str:
         return str(path.relative_to(self.root)) if path != self.root else "."

@@ -84,7 +84,7 @@ FLOW = [
     Step("run-agents plan", "clean-lint-in-src  tasks/clean-lint-in-src.md"),
     Step("run-agents plan --matrix", '"id":"clean-lint-in-src"'),
     Step(
-        "run-agents exec tasks/clean-lint-in-src.md --json > results/clean-lint-in-src.json",
+        "run-agents exec tasks/clean-lint-in-src.md --json --inline-bundle > results/clean-lint-in-src.json",
         "",
         before=lambda ctx: (ctx.repo / "results").mkdir(),  # the README's `mkdir -p results`
         verify=_results_json,

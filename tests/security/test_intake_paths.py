@@ -103,3 +103,27 @@ def test_fix_lint_prestep_never_rewrites_files_outside(layout: tuple[Path, Path]
     step = FixLintKind().prestep(smuggled(checkout, bad))
     assert (outside / "bad.py").read_text() == UNUSED_IMPORT
     assert "inside the checkout" in step.prompt_vars["lint_error"]
+
+
+def test_a_queued_task_with_a_path_outside_fails_without_stopping_the_run(tmp_path: Path) -> None:
+    """A queue line written by an older version (or by hand) names '../x': that task fails with the reason,
+    spending nothing, and the run goes on to the next task, which finishes."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "faults"))
+    from faults_helpers import Project, json_events
+
+    from agent_runner.queue import Queue
+    from agent_runner.testing.scripts import bash_turn, finish_turn
+
+    project = Project.create(tmp_path)
+    bad = Task(id="sneaky", kind=TaskKind.FIX_LINT).model_copy(update={"paths": ["../x.py"]})  # unvalidated
+    Queue(project.queue_file).add(bad)
+    turns = [bash_turn("echo 'x = 1' > new.py"), finish_turn("done")]
+    project.task("fine", project.script("fine", turns), kind="change")
+    out = project.cli("run", "--json", timeout=120)
+    ended = {e["task"]: e for e in json_events(out.stdout) if e.get("event") in ("finished", "failed")}
+    assert set(ended) == {"sneaky", "fine"}, out.stdout + out.stderr
+    assert ended["fine"]["event"] == "finished"
+    assert ended["sneaky"]["event"] == "failed" and "'..'" in ended["sneaky"]["message"], ended["sneaky"]
+    assert "Traceback" not in out.stderr

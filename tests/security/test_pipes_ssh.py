@@ -10,7 +10,8 @@ import pytest
 
 from agent_runner.errors import ExecutorError
 from agent_runner.executors.machine import MachineConfig, SshConfig
-from agent_runner.executors.ssh_transport import SSH_LOST, SshClient, communicate_bounded
+from agent_runner.executors.pipe import communicate_bounded
+from agent_runner.executors.ssh_transport import SSH_LOST, SshClient
 
 LIMIT = 1 << 20
 FLOOD = "import sys\nwhile True:\n    sys.{stream}.buffer.write(b'x' * 65536)\n"

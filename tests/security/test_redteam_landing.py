@@ -68,12 +68,6 @@ def test_a_nested_repository_never_lands_as_a_gitlink(project: Project) -> None:
     assert " commit " not in _landed_tree(project), _landed_tree(project)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='HOLE: workdiff._file_for strips the quotes of a C-quoted patch header (`+++ "b/we\\"ird.py"`) '
-    'but does not unquote it, so the lines of a file whose name git quotes (", \\\\, tab, newline) belong '
-    "to no file: the noqa and secret checks never see them",
-)
 def test_a_quoted_file_name_does_not_hide_lines_from_the_diff_policy(project: Project) -> None:
     """A file named `we"ird.py` holding a noqa and a token: the policy must see both, nothing lands."""
     content = f'import os  # noqa\nTOKEN = "{TOKEN}"\n'
@@ -100,11 +94,6 @@ def test_option_like_and_odd_file_names_are_never_options(project: Project) -> N
     assert (checkout / "--fix.py").read_text() == "x = 2\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE (where a project allows binary files): diff.check_secrets scans only the added lines of "
-    "the patch, and a file with one NUL byte is binary, so it has none: a token-shaped secret lands",
-)
 def test_a_token_in_a_file_git_calls_binary_is_still_found(project: Project) -> None:
     """The config and the task allow binary files; a text file with a token and one NUL byte must still
     be refused by the token check (it is not waived by `binary`)."""

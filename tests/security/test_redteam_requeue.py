@@ -63,11 +63,6 @@ def _outcome(event: dict[str, Any]) -> str | None:
     return (event.get("result") or {}).get("outcome")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: a work-tree .gitattributes `working-tree-encoding` with bytes that do not decode makes "
-    "host `git add -A` fail (workdiff.stage, git.commit_all): a GitError, classified infra, re-queued",
-)
 def test_undecodable_working_tree_encoding_fails_the_task(project: Project) -> None:
     """`.gitattributes` says *.txt is UTF-16; a.txt is not: the task fails, it is not re-queued."""
     attrs = (
@@ -111,12 +106,6 @@ def test_nested_repository_without_commits_and_hooks_fails_the_task(project: Pro
     assert "WorkTreeError" in event["result"]["reason"], event
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: workspace.move_to_trash moves the runner's git dir to <checkout>/.runner.git, a path the "
-    "agent can occupy: os.replace raises in Job._tidy, the worker exits 1, the accepted result is lost and "
-    "the attempt re-queued",
-)
 def test_a_path_named_like_the_runners_files_does_not_crash_the_worker(project: Project) -> None:
     """The agent leaves a non-empty `.runner.git` folder; its work is accepted and lands."""
     event = _run_one(project, [bash_turn("mkdir -p .runner.git/x && echo 'x = 1' > new.py")])
@@ -124,11 +113,6 @@ def test_a_path_named_like_the_runners_files_does_not_crash_the_worker(project: 
     assert git(project.root, "show", "agent/evil:new.py") == "x = 1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: diff._pyproject_tables catches only TOMLDecodeError; tomllib's RecursionError on a deeply "
-    "nested array escapes the gate and Job.run: the worker exits 1 and the attempt is re-queued",
-)
 def test_deeply_nested_pyproject_fails_the_task(project: Project) -> None:
     """pyproject.toml gains `a = [[[[...` 100,000 deep: the diff policy must fail it, not crash."""
     deep = "python3 -c \"open('pyproject.toml','a').write('\\n[tool.x]\\na = ' + '['*100000 + '\\n')\""
@@ -136,11 +120,6 @@ def test_deeply_nested_pyproject_fails_the_task(project: Project) -> None:
     assert _outcome(event) == "rejected", event
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: testfiles.defined_tests parses changed test modules with ast.parse on the host and catches "
-    "SyntaxError/ValueError only: RecursionError (or MemoryError) crashes the worker, re-queued",
-)
 def test_a_test_module_that_overflows_the_parser_fails_the_task(project: Project) -> None:
     """test_deep.py holds `x = 1+1+...` (200,000 terms): the diff policy must fail it, not crash."""
     deep = "python3 -c \"open('test_deep.py','w').write('x = ' + '+'.join(['1']*200000) + '\\n')\""
@@ -148,12 +127,6 @@ def test_a_test_module_that_overflows_the_parser_fails_the_task(project: Project
     assert _outcome(event) == "rejected", event
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: host git stages a sparse file of any size (reading all of it) and `git diff -p` "
-    "(workdiff._diff) mallocs its full size before max_file_bytes is checked; out of memory is a GitError, "
-    "classified infra, re-queued (a 100 GB sparse file costs the agent nothing)",
-)
 def test_a_huge_sparse_file_fails_the_task_without_loading_it(project: Project) -> None:
     """A 700 MB sparse file with the run limited to 600 MB of address space per process: the host must
     refuse it by size (large-files) and never load it."""
@@ -174,12 +147,6 @@ def test_a_fifo_does_not_block_staging(project: Project) -> None:
     assert git(project.root, "show", "agent/evil:new.py") == "x = 1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: workdiff.nested_repositories (new) scandirs full paths, so a tree deeper than PATH_MAX "
-    "raises ENAMETOOLONG: an OSError, classified infra, re-queued; and checkouts.remove_checkout "
-    "(shutil.rmtree, recursive) raises RecursionError on it, so the checkout is never deleted",
-)
 def test_a_tree_deeper_than_path_max_does_not_fail_staging(project: Project) -> None:
     """A folder tree 3,000 levels deep (made with relative mkdir/chdir; git skips paths past PATH_MAX):
     staging does not fail, the rest of the work lands, and the runner deletes the checkout afterwards
@@ -200,12 +167,6 @@ def test_a_tree_deeper_than_path_max_does_not_fail_staging(project: Project) -> 
 
 
 @needs_bwrap
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: pytest.scratch_parent and the mutants gate create their scratch with mkdtemp in "
-    "<checkout>/.git, following whatever the agent put there: a symlink to /proc makes it raise OSError "
-    "(classified infra, re-queued); a symlink to a writable host folder makes the host write there",
-)
 def test_the_agents_git_as_a_symlink_does_not_steer_the_gate_scratch(project: Project) -> None:
     """Under bwrap the agent moves its .git away (a parent of a read-only mount can be renamed) and links
     .git to /proc: the tests gate must still end the attempt as a task outcome."""

@@ -32,11 +32,6 @@ needs_bwrap = pytest.mark.skipif(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: EditTool.create opens the path for writing without checking it is a regular file: on a "
-    "FIFO the worker blocks in open() forever while its heartbeats keep the lease (no minutes limit applies)",
-)
 def test_edit_create_on_a_fifo_does_not_block_the_worker(tmp_path: Path) -> None:
     """The agent's shell made `pipe.py` a FIFO; `edit create pipe.py` must answer (an error is fine)."""
     os.mkfifo(tmp_path / "pipe.py")
@@ -60,11 +55,6 @@ def test_edit_create_on_a_fifo_does_not_block_the_worker(tmp_path: Path) -> None
     assert not is_blocked, "edit create blocked on a FIFO"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: EditTool._read reads the whole file (read_bytes) before it looks at its size or content: "
-    "`truncate -s 100G f.txt` then `edit view f.txt` makes the worker allocate 100 GB",
-)
 def test_edit_view_of_a_huge_sparse_file_does_not_load_it(tmp_path: Path) -> None:
     """A 4 GB sparse file viewed by a worker limited to 1 GB of address space: a refusal, no MemoryError."""
     with open(tmp_path / "huge.txt", "wb") as fh:

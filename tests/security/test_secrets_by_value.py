@@ -121,11 +121,6 @@ def test_trajectories_results_queue_prs_and_show_hold_no_secret_value(run: Run) 
     assert {name: _leaks(text) for name, text in texts.items() if _leaks(text)} == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the secret values in the worker's gate settings: the job.py and scheduler.py changes "
-    "(or the coordinator's re-check of the policy before landing)",
-)
 def test_a_diff_holding_a_secret_value_is_rejected(run: Run) -> None:
     """The file holding the values would land on the branch: the diff policy rejects the task instead."""
     ended = run.ended("leaky")
