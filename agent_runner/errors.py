@@ -90,7 +90,11 @@ class ToolError(RunnerError):
 
 
 class GitError(RunnerError):
-    """A git operation failed."""
+    """A git operation failed; `detail` is git's own explanation."""
+
+    def __init__(self, message: str, *, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class BundleRejectedError(GitError):

@@ -67,13 +67,15 @@ def run_git(
     env: dict[str, str] | None = None,
     stdin: BinaryIO | None = None,
     stdout: BinaryIO | None = None,
+    whole: bool = False,
 ) -> str:
-    """Run `git args...` in the trusted repo `cwd`; return its stdout (less one final newline).
+    """Run `git args...` in the trusted repo `cwd`; return its stdout (less one final newline unless `whole`).
 
     Raises GitError on failure. `stdin` is a real file git reads; with `stdout`, git's output goes there
     instead (and "" is returned).
     """
-    return _run(cwd, args, {**os.environ, **_LOCALE, **AUTHOR_ENV, **(env or {})}, stdin, stdout)
+    out = _run(cwd, args, {**os.environ, **_LOCALE, **AUTHOR_ENV, **(env or {})}, stdin, stdout)
+    return out if whole else out.removesuffix("\n")
 
 
 def runner_git_dir(checkout: Path) -> Path:
@@ -88,7 +90,7 @@ def checkout_git(
     stdout: BinaryIO | None = None,
 ) -> str:
     """Run `git args...` on an agent's checkout with the runner's git dir and config only (see above)."""
-    return _run(checkout, args, checkout_env(checkout), stdin, stdout)
+    return _run(checkout, args, checkout_env(checkout), stdin, stdout).removesuffix("\n")
 
 
 def checkout_git_bytes(checkout: Path, *args: str, data: bytes = b"", check: bool = True) -> bytes:
@@ -124,8 +126,7 @@ def _run(
 ) -> str:
     proc = _spawn(cwd, args, env, stdin=stdin, stdout=stdout)
     _check(proc, cwd, args)
-    out = _text(proc.stdout or b"")
-    return out[:-1] if out.endswith("\n") else out
+    return _text(proc.stdout or b"")
 
 
 def _spawn(
@@ -153,8 +154,15 @@ def _spawn(
 
 def _check(proc: subprocess.CompletedProcess[bytes], cwd: Path | str | None, args: tuple[str, ...]) -> None:
     if proc.returncode != 0:
-        detail = _text(proc.stderr or proc.stdout or b"").strip().replace("\n", " ")[-600:]
-        raise GitError(f"`git {' '.join(args[:4])}` failed in {cwd}: {detail or f'exit {proc.returncode}'}")
+        detail = _detail(_text(proc.stderr or proc.stdout or b"")) or f"exit {proc.returncode}"
+        raise GitError(f"`git {' '.join(args[:4])}` failed in {cwd}: {detail}", detail=detail)
+
+
+def _detail(output: str) -> str:
+    """Return git's explanation: its remote:, fatal:, error: and rejection lines (else its last lines)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    telling = [line for line in lines if line.startswith(("remote:", "fatal:", "error:", "!"))]
+    return " ".join((telling or lines)[-4:])[-600:]
 
 
 def _text(data: bytes) -> str:

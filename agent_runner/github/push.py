@@ -1,6 +1,7 @@
 """Pushing with git: only branches under agent/ (force only for the task's own branch) and the state branch.
 
-The push runs `git push` in a subprocess. For https remotes the token travels as an HTTP header through
+Git runs through `agent_runner.git` in its trusted mode (these are the user's repos, never an agent's
+checkout); its failures become GitHubError here. For https remotes the token travels as an HTTP header through
 GIT_CONFIG_* environment variables, so it is never in argv, in .git/config, or in the remote URL.
 """
 
@@ -8,11 +9,11 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
 import tempfile
 from pathlib import Path
 
-from agent_runner.errors import GitHubError
+from agent_runner.errors import GitError, GitHubError
+from agent_runner.git import run_git
 from agent_runner.task import BRANCH_PREFIX
 
 PROTECTED = frozenset({"main", "master", "develop", "trunk"})
@@ -35,22 +36,11 @@ def check_state_branch(branch: str) -> None:
 
 
 def git(repo: Path, *args: str, env: dict[str, str] | None = None, action: str = "git") -> str:
-    """Run git in `repo` and return stdout; raise GitHubError with git's message on failure."""
-    full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
-    proc = subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, env=full_env, check=False
-    )
-    if proc.returncode != 0:
-        detail = _git_detail(proc.stderr or proc.stdout)
-        raise GitHubError(f"{action} failed: {detail or f'exit {proc.returncode}'}")
-    return proc.stdout
-
-
-def _git_detail(output: str) -> str:
-    """Return git's explanation (its remote:, fatal:, error: and rejection lines; else its last lines)."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    telling = [line for line in lines if line.startswith(("remote:", "fatal:", "error:", "!"))]
-    return " ".join((telling or lines)[-4:])
+    """Run git in `repo` and return all of stdout; raise GitHubError with git's message on failure."""
+    try:
+        return run_git(repo, *args, env=env, whole=True)
+    except GitError as exc:
+        raise GitHubError(f"{action} failed: {exc.detail}") from exc
 
 
 def remote_url(repo: Path, remote: str) -> str:
