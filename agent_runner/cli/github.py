@@ -41,6 +41,7 @@ def publish(task_id: Annotated[str, typer.Argument(help="A finished or unpublish
     """Push agent/<id> and open or update its pull request (retry after `unpublished`)."""
     from agent_runner.github import GitHubPublisher
     from agent_runner.intake import open_queue
+    from agent_runner.redact import runner_redactor
     from agent_runner.result import TaskResult
     from agent_runner.task import Task, TaskStatus
 
@@ -54,7 +55,9 @@ def publish(task_id: Annotated[str, typer.Argument(help="A finished or unpublish
         )
     task, result = Task.model_validate(state.task), TaskResult.model_validate(state.result)
     try:
-        url = GitHubPublisher(config.github).publish(task, result, root)
+        url = GitHubPublisher(config.github, redactor=runner_redactor(config, os.environ)).publish(
+            task, result, root
+        )
     except RunnerError as exc:
         queue.publish_event(task_id, error=str(exc))
         raise
@@ -111,6 +114,7 @@ def review(
     """Review pull requests with a model: findings with file, line, severity, and a verdict."""
     from agent_runner.actions import QueueTasks, pull_state
     from agent_runner.models import get_model
+    from agent_runner.redact import runner_redactor
     from agent_runner.review_post import review_prs
 
     root, config = repo_root(), get_config()
@@ -122,7 +126,7 @@ def review(
     outcomes = review_prs(
         _repo(), prs or [], model=get_model(spec, config=config.models), tasks=QueueTasks(root, config),
         config=config.github, root=root, tasks_dir=config.path(root, "tasks_dir"), all_open=all_open,
-        post=post, fix=fix,
+        post=post, fix=fix, redactor=runner_redactor(config, os.environ),
     )  # fmt: skip
     if as_json:
         _echo_json([o.to_json() for o in outcomes])
@@ -188,11 +192,13 @@ def ingest(
     from agent_runner.actions import ingest as ingest_results
     from agent_runner.actions import pull_state, push_state
     from agent_runner.github import GitHubPublisher
+    from agent_runner.redact import runner_redactor
 
     root, config = repo_root(), get_config()
     if state_branch:
         pull_state(root, config, token=_token())
-    publisher = GitHubPublisher(config.github) if publish_results else None
+    redactor = runner_redactor(config, os.environ)
+    publisher = GitHubPublisher(config.github, redactor=redactor) if publish_results else None
     rows = ingest_results(root, config, result_dir, publisher=publisher)
     if state_branch and rows:
         push_state(root, config, token=_token(), message=f"agent-runner: {len(rows)} result(s)")

@@ -153,8 +153,9 @@ def _publisher(config: RunnerConfig, publish: bool | None) -> Any:
     if not publish:
         return None
     from agent_runner.github import GitHubPublisher
+    from agent_runner.redact import runner_redactor
 
-    return GitHubPublisher(config.github)
+    return GitHubPublisher(config.github, redactor=runner_redactor(config, os.environ))
 
 
 @contextmanager

@@ -92,28 +92,30 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     echoer = [ECHO_ALL, bash_turn("echo 'x = 1' > harmless.py")]
     for name, turns in (("leaky", leaky), ("echoer", echoer)):
         model = project.script(name, [*turns, finish_turn(f"saw {GITHUB_TOKEN}, {MODEL_KEY} and {DB_URL}")])
-        project.task(name, model, max_attempts=1, reflection_rounds=0)
+        title = f"Echo what it sees ({DB_URL})"  # a title is the user's text, but it goes public in the PR
+        project.task(name, model, max_attempts=1, reflection_rounds=0, title=title)
     with FakeGitHub(origin=project.origin) as fake:
         (project.root / "pyproject.toml").write_text(
             PYPROJECT + f'[tool.agent-runner.github]\napi_url = "{fake.base_url}"\n'
             f'repository = "{fake.full_name}"\nrequest_interval_s = 0\nwrite_interval_s = 0\n'
         )
         out = project.cli("run", "--json")
-        bodies = [str(pull.get("body", "")) for pull in fake.store.pulls.values()]
+        bodies = [f"{pull.get('title')}\n{pull.get('body')}" for pull in fake.store.pulls.values()]
     return Run(project, out, bodies)
 
 
 def test_trajectories_results_queue_prs_and_show_hold_no_secret_value(run: Run) -> None:
-    """trajectory.jsonl, result.json, worker.log, the queue, PR bodies, the run's and `show`'s output."""
+    """trajectory.jsonl, result.json, worker.log, the queue, PR titles and bodies, run and `show` output."""
     assert run.ended("echoer")["event"] == "finished" and run.pr_bodies, run.out.stdout + run.out.stderr
     runs = run.project.root / ".agent-runner" / "runs"
     files = [p for p in runs.glob("*/1/*") if p.name in ("trajectory.jsonl", "result.json", "worker.log")]
     assert len([p for p in files if p.name == "trajectory.jsonl"]) == 2, files
     shown = {task: run.project.cli("show", task, "--trajectory") for task in ("leaky", "echoer")}
     assert all(out.returncode == 0 and "[REDACTED]" in out.stdout for out in shown.values()), shown
+    queue = (run.project.tasks / "queue.jsonl").read_text(encoding="utf-8").splitlines()
     texts = {
         **{str(p.relative_to(runs)): p.read_text(encoding="utf-8") for p in files},
-        "queue": (run.project.tasks / "queue.jsonl").read_text(encoding="utf-8"),
+        "queue": "\n".join(line for line in queue if '"type":"queued"' not in line),  # those are task files
         "run output": run.out.stdout + run.out.stderr,
         **{f"show {task}": out.stdout + out.stderr for task, out in shown.items()},
         **{f"PR body {n}": body for n, body in enumerate(run.pr_bodies)},
