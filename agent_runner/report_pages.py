@@ -14,7 +14,7 @@ import jinja2
 from markupsafe import Markup
 
 from agent_runner.report import Attempt, TaskRow
-from agent_runner.trajectory import read_trajectory
+from agent_runner.trajectory import is_trajectory_file, read_trajectory
 
 INLINE_TRAJECTORY_BYTES = 64_000  # a task whose trajectories are larger than this gets its own page
 INLINE_TOTAL_BYTES = 1_000_000  # and so does every task once this much is inlined
@@ -150,7 +150,7 @@ class TrajectoryPages:
     def _path(self, a: Attempt) -> Path | None:
         if a.trajectory:
             recorded = self.root / a.trajectory
-            if recorded.is_file():
+            if is_trajectory_file(recorded):
                 return recorded
         if a.task_id not in self.with_runs:
             return None

@@ -27,6 +27,12 @@ def trajectory_path(state_dir: Path, task_id: str, attempt: int) -> Path:
     return state_dir / "runs" / task_id / str(attempt) / TRAJECTORY_FILE
 
 
+def is_trajectory_file(path: Path) -> bool:
+    """Whether `path`, named by a record others could have written, may be read as a trajectory: a regular
+    file (not a link) named like one. Anything else (`/etc/passwd`, a key file) is never read or shown."""
+    return path.name.endswith(TRAJECTORY_FILE) and path.is_file() and not path.is_symlink()
+
+
 def _redacted(obj: Any, redact: Callable[[str], str]) -> Any:
     if isinstance(obj, str):
         return redact(obj)

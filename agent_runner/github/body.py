@@ -6,9 +6,9 @@ from pathlib import Path
 
 from agent_runner.gates.report import render_table
 from agent_runner.github.records import MARKER
-from agent_runner.result import GateResult, TaskResult
+from agent_runner.result import GateResult, TaskResult, sandbox_note
 from agent_runner.task import Task
-from agent_runner.trajectory import render_trajectory
+from agent_runner.trajectory import is_trajectory_file, render_trajectory
 
 EXCERPT_CHARS = 12_000
 
@@ -19,6 +19,7 @@ def render_body(task: Task, result: TaskResult, *, max_chars: int = 60_000) -> s
     head = [
         f"Automated change by **agent-runner** for task `{task.id}` ({task.kind.value}).",
         "",
+        *sandbox_warning(result),
         "### Task",
         _quote(task.instructions or task.display_title, 6_000),
         "",
@@ -45,8 +46,15 @@ def gate_table(gates: list[GateResult]) -> str:
     return render_table(gates) if gates else "_No gates ran._"
 
 
+def sandbox_warning(result: TaskResult) -> list[str]:
+    """Return a GitHub warning block and a blank line when the agent ran unconfined, else nothing."""
+    if result.sandbox != "none":
+        return []
+    return ["> [!WARNING]", f"> {sandbox_note(result.sandbox, machine=result.machine)}", ""]
+
+
 def figures(result: TaskResult) -> str:
-    """Return the run figures: attempt, steps, tokens, cost, model, duration."""
+    """Return the run figures: attempt, steps, tokens, cost, model, sandbox, duration."""
     usage = result.usage
     cost = f"${result.cost_usd:.4f}" if result.cost_usd is not None else "unknown"
     return "\n".join(
@@ -56,6 +64,7 @@ def figures(result: TaskResult) -> str:
             f"- tokens: {usage.total_input:,} in, {usage.output_tokens:,} out",
             f"- cost: {cost}",
             f"- model: `{result.model or 'unknown'}`",
+            f"- sandbox: {result.sandbox or 'unknown'}",
             f"- duration: {result.duration_s:.0f} s",
             f"- commits: `{(result.base_commit or '?')[:12]}..{(result.head_commit or '?')[:12]}`",
         ]
@@ -64,7 +73,7 @@ def figures(result: TaskResult) -> str:
 
 def trajectory_excerpt(path: str | None, *, limit: int = EXCERPT_CHARS) -> str:
     """Return the end of a trajectory rendered as text (empty when the file is not here)."""
-    if not path or not Path(path).is_file():
+    if not path or not is_trajectory_file(Path(path)):
         return ""
     text = render_trajectory(Path(path), max_output_chars=400).replace("```", "'''")
     return text if len(text) <= limit else "…\n" + text[-limit:]
