@@ -22,7 +22,7 @@ from agent_runner.errors import (
 )
 from agent_runner.gates import JobKind, gate_settings, get_job_kind, render_report, workdiff
 from agent_runner.messages import Usage
-from agent_runner.protocols import GateContext
+from agent_runner.protocols import GateContext, Sandbox
 from agent_runner.redact import SecretValues
 from agent_runner.result import ExitStatus, GateResult, GateVerdict, Outcome, TaskResult, WorkRequest
 from agent_runner.task import Limits, TaskKind
@@ -89,6 +89,7 @@ class Job:
         self.timings: dict[str, float] = {}
         self.home_env: dict[str, str] = {}
         self.templates: dict[str, str] = {}  # the project's prompt templates, as checked out
+        self._sandbox: Sandbox | None = None
 
     def run(self) -> TaskResult:
         """Run every step, classify any failure, and return the finished result."""
@@ -184,12 +185,19 @@ class Job:
         return timed
 
     def _gate_settings(self) -> dict[str, Any]:
-        from agent_runner import job_agent
-
         # Gates run tests the agent wrote: the same sandbox as its shell. The secrets this worker holds are
         # refused in the diff by value (the coordinator checks the ones it alone holds when the result lands).
         secrets = SecretValues(self.request.secrets.values())
-        return {**gate_settings(self.config, secrets=secrets), "sandbox": job_agent.sandbox_for(self)}
+        return {**gate_settings(self.config, secrets=secrets), "sandbox": self.sandbox()}
+
+    def sandbox(self) -> Sandbox:
+        """Return the one sandbox of this attempt (its shell and the test gates), recording which it is."""
+        from agent_runner import job_agent
+
+        if self._sandbox is None:  # "auto" resolves here, to bwrap or none: the result says which ran
+            self._sandbox = job_agent.sandbox_for(self)
+            self._set(sandbox=self._sandbox.name)
+        return self._sandbox
 
     def _open(self) -> git.Checkout:
         checkout = self.checkout = workspace.open_checkout(self.request, self.paths)

@@ -27,7 +27,7 @@ def build_agent(job: Job, *, gate_names: list[str]) -> Any:
     task, config, paths = job.task, job.config, job.paths
     model = get_model(job.model_spec, config=config.models, cache_key=task.id, secrets=job.request.secrets)
     env = tool_env(job.home_env)
-    tools = make_tools(paths.checkout, env=env, sandbox=sandbox_for(job))
+    tools = make_tools(paths.checkout, env=env, sandbox=job.sandbox())
     trajectory = TrajectoryWriter(paths.trajectory, redact=_redactor(job.request.secrets))
     variables = job._prompt_vars(gate_names, {})
     system = render("system.md.j2", job.templates, variables)

@@ -129,9 +129,18 @@ class TaskResult(BaseModel):
     trajectory_path: str | None = None
     checkout_path: str | None = None
     machine: str | None = None
+    sandbox: str | None = None  # what confined the agent: "bwrap" or "none"; None: unknown (older results)
     pr_url: str | None = None
     started_at: float | None = None
 
     def for_queue(self) -> dict[str, Any]:
         """Return the record as stored in the queue file (without the inline bundle)."""
         return self.model_dump(mode="json", exclude={"bundle_b64"}, exclude_none=True)
+
+
+def sandbox_note(sandbox: str | None, *, machine: str | None = None) -> str:
+    """Return one line saying what confined the agent's commands; a loud warning when nothing did."""
+    if sandbox == "none":
+        where = f"the machine `{machine}`" if machine else "its machine"
+        return f"⚠ The agent ran without a sandbox: its commands had the runner's full access on {where}."
+    return f"sandbox: {sandbox or 'unknown'}"

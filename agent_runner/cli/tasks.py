@@ -21,6 +21,7 @@ from agent_runner.config import RunnerConfig
 from agent_runner.errors import QueueError, TaskFileError
 from agent_runner.intake import SyncReport, add_task, file_digest, open_queue, relative, slugify, sync_tasks
 from agent_runner.queue import Queue
+from agent_runner.result import sandbox_note
 from agent_runner.task import Task, TaskKind, TaskStatus, load_task_file, task_from_fields
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
@@ -135,8 +136,18 @@ def show(task_id: TaskId, as_json: JsonFlag = False, trajectory: TrajectoryFlag 
         _echo_json({"task": state.to_json(), "events": events})
     else:
         console.print(detail_table(state))
+        if state.result:
+            _print_sandbox(state.result)
         console.print()
         console.print(events_table(events))
+
+
+def _print_sandbox(result: dict[str, Any]) -> None:
+    """Print what confined the agent of the last result; in red when nothing did."""
+    sandbox = result.get("sandbox")
+    note = sandbox_note(sandbox, machine=result.get("machine"))
+    style = "bold red" if sandbox == "none" else ""
+    console.print(note, style=style, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
