@@ -4,8 +4,11 @@ Each finding names an `allow` key; a task may list the key in `allow:` and it is
 config's `allow` lists it too. NOT_WAIVABLE keys are never waived: `secret-values` (a value the runner knows
 as a secret is never legitimate in a commit, unlike a key-shaped test fixture), `external-symlinks` (a link
 out of the repo or into .git: whoever checks the branch out, the runner's next checkout included, reads or
-writes host files through it) and `gitlinks` (a nested repository or submodule: content the diff does not
-show, fetched from elsewhere by whoever updates it).
+writes host files through it), `gitlinks` (a nested repository or submodule: content the diff does not
+show, fetched from elsewhere by whoever updates it) and `runner-config` (the task files, the project's prompt
+templates and `[tool.agent-runner]`: what the runner reads as its own instructions and configuration, where a
+run started from the agent's branch, as a push-triggered workflow is, would take setup commands or a sandbox
+switch the agent wrote).
 
 `policy_findings` runs every check on a WorkDiff from what it is given: the gate on the agent's checkout
 (new files from its work tree, git as workdiff.py runs it there), the coordinator on two commits of the
@@ -37,7 +40,9 @@ DEFAULT_MAX_FILE_BYTES = 1_000_000
 SYMLINK, GITLINK = "120000", "160000"
 MAX_LINK_HOPS = 40  # as the kernel's limit on nested symlinks: a longer chain (or a loop) counts as leaving
 SECRET_VALUES, EXTERNAL_SYMLINKS, GITLINKS = "secret-values", "external-symlinks", "gitlinks"
-NOT_WAIVABLE = frozenset({SECRET_VALUES, EXTERNAL_SYMLINKS, GITLINKS})
+RUNNER_CONFIG = "runner-config"
+NOT_WAIVABLE = frozenset({SECRET_VALUES, EXTERNAL_SYMLINKS, GITLINKS, RUNNER_CONFIG})
+PROMPTS_DIR = "prompts"  # prompts.PROJECT_PROMPTS; named here so that gates do not import the prompt loader
 MARKERS = {
     "noqa": re.compile(r"#\s*noqa\b", re.I),
     "type-ignore": re.compile(r"#\s*type:\s*ignore\b"),
@@ -243,6 +248,23 @@ def check_config(p: PolicyInput) -> list[Offence]:
     return found
 
 
+def check_runner(p: PolicyInput) -> list[Offence]:
+    """Edits to the runner's own input: task files, prompt templates, `[tool.agent-runner]`."""
+    folders = tuple(f"{d.strip('/')}/" for d in (str(p.settings.get("tasks_dir") or "tasks"), PROMPTS_DIR))
+    found = [
+        Offence(RUNNER_CONFIG, path, "runner input changed")
+        for path in p.diff.paths()
+        if path.startswith(folders)
+    ]
+    for path in (x for x in p.diff.paths() if PurePosixPath(x).name == "pyproject.toml"):
+        old, new = _runner_table(p.old(path)), _runner_table(p.new(path))
+        if old != new:
+            found.append(
+                Offence(RUNNER_CONFIG, f"{path} [tool.agent-runner]", "runner configuration changed")
+            )
+    return found
+
+
 def check_ci(p: PolicyInput) -> list[Offence]:
     """Edits to CI workflow files."""
     return [
@@ -305,7 +327,7 @@ def check_weakened(p: PolicyInput) -> list[Offence]:
 
 COMMON_CHECKS: tuple[Check, ...] = (
     check_markers, check_config, check_ci, check_deleted_tests, check_files, check_secrets,
-    check_secret_values, check_links,
+    check_secret_values, check_links, check_runner,
 )  # fmt: skip
 TESTS_ONLY_CHECKS: tuple[Check, ...] = (check_tests_only, check_weakened)
 
@@ -453,6 +475,14 @@ def _pyproject_tables(text: str) -> dict[str, Any] | None:
     except (tomllib.TOMLDecodeError, RecursionError):  # nested past the parser's depth: no config either
         return None
     return {f"tool.{k}": v for k, v in tool.items() if k in PYPROJECT_TABLES}
+
+
+def _runner_table(text: str) -> object:
+    try:
+        tool = tomllib.loads(text).get("tool") if text.strip() else None
+    except (tomllib.TOMLDecodeError, RecursionError):
+        return "unparsable"  # differs from any table: an unreadable file counts as a change
+    return tool.get("agent-runner") if isinstance(tool, dict) else None
 
 
 def _ini_sections(text: str) -> dict[str, Any] | None:

@@ -49,6 +49,7 @@ def gate_settings(config: RunnerConfig, **extra: Any) -> dict[str, Any]:
         "allow_gate_override": config.allow_gate_override,
         "setup": list(config.setup),  # part of the baseline cache key, with the copied files
         "copy": list(config.copy_files),
+        "tasks_dir": config.tasks_dir,  # the runner's own input: a diff may not touch it (diff.check_runner)
         **gates.model_dump(),
         **extra,
     }

@@ -131,7 +131,7 @@ def test_rejected_token_is_reported(source: Path, fake: FakeGitHub, gh_config: G
 
 def test_body_is_capped_and_keeps_marker(tmp_path: Path) -> None:
     """A huge summary and trajectory never push the body past the cap; the marker survives."""
-    trajectory = tmp_path / "t.jsonl"
+    trajectory = tmp_path / "trajectory.jsonl"
     trajectory.write_text("".join(f'{{"step": {i}, "text": "{"x" * 500}"}}\n' for i in range(500)))
     result = make_result("0" * 40, summary="s" * 100_000, trajectory_path=str(trajectory))
     body = render_body(make_task(instructions="i" * 100_000), result, max_chars=60_000)

@@ -85,3 +85,10 @@ def test_init_github_writes_the_three_workflows(tmp_path: Path) -> None:
     assert (folder / "run-agents.yml").read_text() == pinned
     assert (folder / "agent-review.yml").read_text() == "# mine\n"
     assert [p.name for p in install_workflows(tmp_path)] == [] and "==" in pinned_spec()
+
+
+def test_a_push_to_an_agent_branch_starts_no_run() -> None:
+    """run-agents.yml starts on pushes of task files, never from agent/* branches: a run there would read
+    the task files and config of a branch the agent wrote."""
+    push = yaml.safe_load(template("run-agents.yml"))[True]["push"]
+    assert push["branches-ignore"] == ["agent/**"] and "branches" not in push

@@ -88,19 +88,6 @@ def test_writes_land_only_in_checkout_and_private_tmp(checkout: Path, tmp_path: 
 
 
 @needs_bwrap
-def test_git_hooks_and_config_are_read_only(checkout: Path) -> None:
-    """The agent cannot plant a git hook or config that the runner's own commit would execute."""
-    sandbox = get_sandbox("bwrap", checkout=checkout, network=False)
-    script = (
-        "echo evil > .git/hooks/pre-commit; echo '[core] hooksPath=/x' >> .git/config; echo ok > .git/other"
-    )
-    run_in(sandbox, script, checkout)
-    assert not (checkout / ".git" / "hooks" / "pre-commit").exists()
-    assert (checkout / ".git" / "config").read_text() == "[core]\n"
-    assert (checkout / ".git" / "other").read_text() == "ok\n"
-
-
-@needs_bwrap
 def test_credential_files_in_home_are_hidden(checkout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """~/.ssh and ~/.netrc read as empty inside the sandbox; other home files stay readable."""
     home = checkout / "home"  # under the checkout, so the private /tmp does not hide it anyway
