@@ -55,6 +55,16 @@ class TaskState:
         """Whether an attempt is running under a lease."""
         return self.status == TaskStatus.RUNNING
 
+    @property
+    def n_attempts_used(self) -> int:
+        """Attempts counted against `max_attempts`: the failed ones, plus the running or accepted one.
+
+        Re-runs after infrastructure failures and interrupted attempts are not counted, so this is not
+        `attempt` (the number of the latest attempt, which counts them too).
+        """
+        has_current = self.status in (TaskStatus.RUNNING, TaskStatus.FINISHED, TaskStatus.UNPUBLISHED)
+        return self.spent + (1 if has_current and self.attempt else 0)
+
     def to_json(self) -> dict[str, Any]:
         """Return the state as a JSON-ready mapping (for `list --json` and snapshots)."""
         data = dict(self.__dict__)

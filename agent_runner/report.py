@@ -80,16 +80,13 @@ class TaskRow:
     cost_usd: float = 0.0
     tokens: dict[str, int] = field(default_factory=dict)
     model: str = ""
+    n_attempts_used: int = 0
+    max_attempts: int = 3
 
     @property
     def total_tokens(self) -> int:
         """Input, output and cache tokens of every attempt."""
         return sum(self.tokens.values())
-
-    @property
-    def retries(self) -> int:
-        """Attempts after the first."""
-        return max(0, len(self.attempts) - 1)
 
 
 @dataclass
@@ -261,6 +258,7 @@ def _task_row(state: TaskState, attempts: list[Attempt]) -> TaskRow:
         id=state.id, kind=str(definition.get("kind") or "?"), title=str(definition.get("title") or ""),
         status=state.status.value, reason=state.reason, attempts=attempts, pr_url=state.pr_url,
         model=str(result.get("model") or definition.get("model") or ""),
+        n_attempts_used=state.n_attempts_used, max_attempts=state.max_attempts,
     )  # fmt: skip
     row.gates = [_gate_row(g) for g in result.get("gates") or [] if isinstance(g, dict)]
     row.cost_usd = sum(a.cost_usd for a in attempts)

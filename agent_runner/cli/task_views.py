@@ -30,8 +30,9 @@ def task_row(state: TaskState) -> Row:
         "kind": definition.get("kind"),
         "title": definition.get("title") or _first_line(definition.get("instructions", "")),
         "status": state.status.value,
-        "attempts": state.attempt,
+        "attempts": state.n_attempts_used,  # counted against max_attempts; infra re-runs are not
         "max_attempts": state.max_attempts,
+        "attempt": state.attempt,  # the latest attempt's number, re-runs included
         "machine": state.worker or definition.get("machine"),
         "cost_usd": round(state.cost_usd, 6),
         "pr_url": state.pr_url,
@@ -79,7 +80,8 @@ def rows_table(rows: list[Row], *, width: int = 120) -> Table:
 
 def _cells(row: Row) -> list[str]:
     cost = f"${row['cost_usd']:.2f}" if row["cost_usd"] else "-"
-    return [row["id"], row["kind"] or "-", row["status"], str(row["attempts"]), row["machine"] or "-", cost,
+    attempts = f"{row['attempts']}/{row['max_attempts']}"
+    return [row["id"], row["kind"] or "-", row["status"], attempts, row["machine"] or "-", cost,
             row["pr_url"] or "-"]  # fmt: skip
 
 
@@ -95,7 +97,9 @@ def row_reasons(rows: list[Row]) -> list[str]:
 def detail_table(state: TaskState) -> Table:
     """Return the key/value view of one task for `show`."""
     table = Table(show_header=False, box=None, pad_edge=False)
-    fields = {**state.task, "status": state.status.value, "attempt": state.attempt, "worker": state.worker}
+    fields = {**state.task, "status": state.status.value}
+    fields |= {"attempts": attempts_text(state), "worker": state.worker}
+    fields.pop("max_attempts", None)  # part of "attempts"
     is_landed = state.status in (TaskStatus.FINISHED, TaskStatus.UNPUBLISHED)
     landed = (state.result or {}) if is_landed else {}  # where the work is, to review
     fields |= {
@@ -113,6 +117,16 @@ def detail_table(state: TaskState) -> Table:
     if instructions:
         table.add_row("[bold]instructions[/]", instructions)
     return table
+
+
+def attempts_text(state: TaskState) -> str:
+    """Return "used of max" for a person, naming re-runs that did not count (infrastructure, interrupted)."""
+    text = f"{state.n_attempts_used} of {state.max_attempts}"
+    n_reruns = state.attempt - state.n_attempts_used
+    if n_reruns > 0:
+        runs = "re-run" if n_reruns == 1 else "re-runs"
+        text += f" (latest #{state.attempt}; {n_reruns} {runs} after infrastructure failures not counted)"
+    return text
 
 
 def events_table(events: list[dict[str, Any]]) -> Table:

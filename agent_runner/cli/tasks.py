@@ -133,7 +133,7 @@ def show(task_id: TaskId, as_json: JsonFlag = False, trajectory: TrajectoryFlag 
 
         typer.echo(render_trajectory(find_trajectory(root, config, state, events)))
     elif as_json:
-        _echo_json({"task": state.to_json(), "events": events})
+        _echo_json({"task": state.to_json() | {"attempts_used": state.n_attempts_used}, "events": events})
     else:
         console.print(detail_table(state))
         if state.result:
@@ -155,7 +155,9 @@ def cancel(task_id: TaskId) -> None:
     """Cancel a task; a running attempt's late result is discarded."""
     _root, _config, queue, _ = _open()
     before = queue.states.get(task_id)
-    was = f" (was {before.status}, attempt {before.attempt})" if before else ""
+    was = ""
+    if before is not None:
+        was = f" (was {before.status}, attempts {before.n_attempts_used} of {before.max_attempts})"
     queue.cancel(task_id)
     console.print(f"Cancelled {task_id}{was}")
 
