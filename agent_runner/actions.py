@@ -20,11 +20,11 @@ from agent_runner.errors import BundleRejectedError, GitError, RunnerError
 from agent_runner.github.push import commit_file, fetch_file
 from agent_runner.intake import open_queue, relative, sync_tasks
 from agent_runner.landing import Landing, LandingRules, check_landing, land
+from agent_runner.planning import plan, preview_states
 from agent_runner.protocols import Publisher, Slot
 from agent_runner.queue import Queue
 from agent_runner.redact import Redactor, redact_file, runner_redactor
 from agent_runner.result import Outcome, TaskResult
-from agent_runner.scheduling import plan, preview_states
 from agent_runner.task import Task, TaskStatus, load_task_dir
 
 MAX_MATRIX = 256  # GitHub's limit of jobs per matrix

@@ -291,11 +291,18 @@ def resolve_base(repo: Path, base: str | None) -> str:
     raise GitError(_no_base(repo, base))
 
 
+def is_repo(path: Path) -> bool:
+    """Return whether `path` is in a git repository (its work tree or git dir)."""
+    try:
+        run_git(path, "rev-parse", "--git-dir")
+    except GitError:
+        return False
+    return True
+
+
 def _no_base(repo: Path, base: str | None) -> str:
     """Say why `repo` has no commit for `base`: no repo at all, no commit yet, or no such branch."""
-    try:
-        run_git(repo, "rev-parse", "--git-dir")
-    except GitError:
+    if not is_repo(repo):
         return f"{repo} is not a git repository: tasks branch off its commits (`git init`, commit, run again)"
     if base is None and not run_git(repo, "rev-list", "-n1", "--all"):
         return f"{repo} has no commits yet: commit your code first (each attempt branches off a commit)"

@@ -13,6 +13,7 @@ from agent_runner.errors import TaskFileError
 from agent_runner.models import spec_problem
 from agent_runner.queue import Queue
 from agent_runner.queue_state import TaskState
+from agent_runner.sources import check_targets, require_repo, require_targets
 from agent_runner.task import (
     TASK_SUFFIXES,
     InvalidTask,
@@ -64,6 +65,7 @@ def sync_tasks(root: Path, config: RunnerConfig, queue: Queue) -> SyncReport:
     states = queue.refresh()
     found = load_task_dir(config.path(root, "tasks_dir"), known=_known_ids(states))
     check_models(found)
+    check_targets(root, found, only=not_started(found, states))
     found.invalid = [_relative_invalid(root, bad) for bad in found.invalid]
     report = SyncReport(invalid=list(found.invalid))
     for task_id, task in found.tasks.items():
@@ -79,6 +81,12 @@ def check_models(found: TaskSet) -> None:
             file = found.files.pop(task_id)
             del found.tasks[task_id]
             found.invalid.append(InvalidTask(file, task_id, f"{file}: field 'model': {problem}"))
+
+
+def not_started(found: TaskSet, states: dict[str, TaskState]) -> list[str]:
+    """Return the ids of the found tasks that never ran (new, waiting or invalid in the queue)."""
+    waiting = (TaskStatus.QUEUED, TaskStatus.INVALID)
+    return [i for i in found.tasks if i not in states or states[i].status in waiting]
 
 
 def _known_ids(states: dict[str, TaskState]) -> set[str]:
@@ -124,7 +132,10 @@ def slugify(text: str, *, max_len: int = 50) -> str:
 
 
 def add_task(root: Path, config: RunnerConfig, queue: Queue, task: Task) -> Path:
-    """Write `task` as tasks/<id>.md and queue it; refuse an id that exists or unknown dependencies."""
+    """Write `task` as tasks/<id>.md and queue it; refuse outside a git repo, a taken id, unknown
+    dependencies, and targets its base does not have."""
+    require_repo(root)
+    require_targets(root, task, source="run-agents add")
     folder = config.path(root, "tasks_dir")
     states = queue.refresh()
     found = load_task_dir(folder, known=_known_ids(states))

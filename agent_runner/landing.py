@@ -22,16 +22,14 @@ from agent_runner.gates.diff import blocking, policy_findings
 from agent_runner.gates.workdiff import commit_diff
 from agent_runner.redact import known_secrets
 from agent_runner.result import GateVerdict, TaskResult
+from agent_runner.sources import source_of
 from agent_runner.task import Task
 from agent_runner.workspace import AttemptPaths
 
 
 def source_repo(root: Path, task: Task) -> str:
     """Return the task's source repo: the repo holding tasks/, a path relative to it, or a URL."""
-    if task.repo is None:
-        return str(root)
-    candidate = root / task.repo
-    return str(candidate.resolve()) if git.is_local(str(candidate)) else task.repo
+    return source_of(root, task.repo)
 
 
 def landing_repo(root: Path, task: Task) -> Path:

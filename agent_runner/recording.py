@@ -20,8 +20,10 @@ from agent_runner.errors import (
     GitHubError,
     StaleAttemptError,
 )
+from agent_runner.holds import Holds, is_model_free
 from agent_runner.landing import Landing, land, landing_repo
 from agent_runner.models import spec_problem
+from agent_runner.models.keys import missing_key
 from agent_runner.protocols import Publisher
 from agent_runner.queue import Claim, Queue
 from agent_runner.redact import Redactor, redact_file, runner_redactor
@@ -54,6 +56,7 @@ class Recorder:
         self.state_dir = config.path(root, "state_dir")
         self.summary, self.emit = summary, emit
         self.blocked_models: dict[str, str] = {}
+        self.holds = Holds(emit)
         self._usable_models: set[str] = set()
         self._unmaintained: Counter[Path] = Counter()
         self.redactor: Redactor = runner_redactor(config, os.environ)
@@ -193,14 +196,21 @@ class Recorder:
     def _model_auth(self, run: Running, result: TaskResult) -> None:
         self.queue.release(run.task.id, run.claim.attempt, result.reason, infra=False)
         self.block_model(run.model, result.reason, run.task.id, run.claim.attempt)
+        if is_model_free(run.claim.state.task):  # its ruff-only try left work for the model
+            reason = f"ruff --fix left violations for the model; {self.blocked_models[run.model]}"
+            self.holds.hold(run.task.id, reason, attempt=run.claim.attempt)
 
     def is_usable(self, model: str, task_id: str) -> bool:
-        """Block a spec that names no model before any attempt is spent (workers try plug-in imports)."""
+        """Block a spec no attempt can call (no such model, no key here) before any attempt is spent."""
+        if model in self.blocked_models:
+            return False
         if model in self._usable_models:
             return True
         if problem := spec_problem(model):
             where = " (the default model: `model` under [tool.agent-runner] or AGENT_RUNNER_MODEL)"
-            self.block_model(model, f"{problem}{where if model == self.config.model else ''}", task_id)
+            problem += where if model == self.config.model else ""
+        if problem := problem or missing_key(model, self.config, os.environ):
+            self.block_model(model, problem, task_id)
             return False
         self._usable_models.add(model)
         return True

@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from agent_runner import git
 from agent_runner.attempts import Done, Running, run_attempt, take_done
 from agent_runner.config import RunnerConfig
 from agent_runner.errors import GitError, RunnerError, StaleAttemptError
+from agent_runner.holds import is_model_free
 from agent_runner.landing import LandingRules, source_repo
 from agent_runner.protocols import Executor, Publisher, Slot
 from agent_runner.queue import Claim, Queue
@@ -38,6 +38,7 @@ from agent_runner.scheduling import (
     queued_by_base,
     sync_task_files,
 )
+from agent_runner.sources import BaseCommits, source_of
 from agent_runner.task import Task, TaskStatus
 
 TASK_OUTCOMES = (Outcome.ACCEPTED, Outcome.REJECTED)  # results that leave the dispatch rules as they were
@@ -76,6 +77,7 @@ class Scheduler:
             queue, config=config, root=self.root, publisher=publisher, summary=self.summary, emit=self._emit
         )
         self.blocked_models = self.recorder.blocked_models
+        self.holds = self.recorder.holds
         self._done: stdqueue.Queue[Done] = stdqueue.Queue()
         self._stop = threading.Event()
         self._cancel = threading.Event()
@@ -83,7 +85,7 @@ class Scheduler:
         self._reported_invalid: set[tuple[str, str]] = set()
         self.budget = Budget(config)
         self._synced_at = 0.0
-        self._bases: dict[tuple[str, str | None], tuple[str, float]] = {}
+        self._bases = BaseCommits(BASE_TTL_S)
         self._secrets = {k: os.environ[k] for k in config.forward_env if os.environ.get(k)}
         self._config_json = config.model_dump(mode="json", by_alias=True)
 
@@ -117,6 +119,12 @@ class Scheduler:
             self.summary.wall_s = time.time() - started
             self.summary.interrupted = self._stop.is_set()
             self.summary.blocked_models = dict(self.blocked_models)
+            states = self.queue.states
+            self.summary.held = {
+                task_id: reason
+                for task_id, reason in self.holds.reasons.items()
+                if task_id in states and states[task_id].status == TaskStatus.QUEUED
+            }
         return self.summary
 
     def _begin(self) -> None:
@@ -187,10 +195,23 @@ class Scheduler:
     def _in_scope(self, state: TaskState) -> bool:
         if self.options.only and state.id not in self.options.only:
             return False
+        reason = self._hold_reason(state)
+        if reason is not None:
+            self.holds.hold(state.id, reason)
+        return reason is None
+
+    def _hold_reason(self, state: TaskState) -> str | None:
+        """Return why no attempt of a task could do its work now (a setup problem), or None."""
+        if self.holds.is_tried(state.id):
+            return self.holds.reasons[state.id]
         model = self._model_of(state)
-        if model in self.blocked_models:
-            return False
-        return self.recorder.is_usable(model, state.id)
+        if not self.recorder.is_usable(model, state.id) and not is_model_free(state.task):
+            return self.blocked_models[model]
+        try:
+            self._base_commit(source_of(self.root, state.task.get("repo")), state.task.get("base"))
+        except GitError as exc:
+            return str(exc)
+        return None
 
     def _model_of(self, state: TaskState) -> str:
         return model_for(state.task, self.options.model, self.config)
@@ -243,6 +264,7 @@ class Scheduler:
             return
         now = time.monotonic()
         run = Running(claim, task, slot, request.model or "", now, now)
+        self.holds.lift(task.id)
         self.running[(claim.task_id, claim.attempt)] = run
         self._emit("started", task.id, claim.attempt, slot.name, message=run.model)
         args = (self.executor, request, slot, self._done)
@@ -263,12 +285,7 @@ class Scheduler:
 
     def _base_commit(self, repo: str, base: str | None) -> str | None:
         """Resolve a local repo's base once per run (re-read after BASE_TTL_S, for watch mode)."""
-        if not git.is_local(repo):
-            return None
-        cached = self._bases.get((repo, base))
-        if cached is None or time.monotonic() - cached[1] > BASE_TTL_S:
-            cached = self._bases[(repo, base)] = (git.resolve_base(Path(repo), base), time.monotonic())
-        return cached[0]
+        return self._bases.get(repo, base)
 
     # -- leases ---------------------------------------------------------------------------------------
     def _heartbeat_due(self) -> None:

@@ -1,4 +1,4 @@
-"""Scheduling rules shared by `run`, `watch` and `--dry-run`: events, summary, overlap, pending, plans."""
+"""Scheduling rules shared by `run`, `watch` and `--dry-run`: events, summary, overlap, pending, budget."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from agent_runner.config import RunnerConfig
-from agent_runner.intake import check_models, sync_tasks
+from agent_runner.intake import sync_tasks
 from agent_runner.landing import source_repo
 from agent_runner.protocols import Slot
 from agent_runner.queue import Queue
 from agent_runner.queue_state import TaskState
 from agent_runner.result import TaskResult
-from agent_runner.task import InvalidTask, Limits, Task, TaskKind, TaskStatus
+from agent_runner.task import InvalidTask, Task, TaskStatus
 
 DONE = (TaskStatus.FINISHED, TaskStatus.UNPUBLISHED)
 
@@ -54,6 +54,7 @@ class RunSummary:
     unpublished: dict[str, str] = field(default_factory=dict)
     invalid: dict[str, str] = field(default_factory=dict)
     blocked_models: dict[str, str] = field(default_factory=dict)
+    held: dict[str, str] = field(default_factory=dict)  # queued tasks held back by a setup problem
     cost_usd: float = 0.0
     tokens: int = 0
     n_attempts: int = 0
@@ -68,10 +69,10 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 when everything it ran finished, 1 when anything failed or stayed blocked, 130 on Ctrl-C."""
+        """0 when everything it ran finished, 1 when anything failed, was blocked or held, 130 on Ctrl-C."""
         if self.interrupted:
             return 130
-        return 1 if self.failed or self.unpublished or self.blocked_models else 0
+        return 1 if self.failed or self.unpublished or self.blocked_models or self.held else 0
 
     def to_json(self) -> dict[str, Any]:
         """Return the summary as a JSON-ready mapping."""
@@ -121,115 +122,6 @@ def is_pending(
 def sync_task_files(root: Path, config: RunnerConfig, queue: Queue) -> list[InvalidTask]:
     """Bring the task folder into the queue; return the invalid files found."""
     return list(sync_tasks(root, config, queue).invalid)
-
-
-@dataclass(frozen=True)
-class PlanRow:
-    """One line of `run --dry-run`: where a task would run, with which model and limits, or why it waits."""
-
-    task: str
-    kind: str
-    status: str
-    worker: str | None
-    model: str
-    limits: dict[str, Any]
-    note: str = ""
-
-
-def plan(
-    states: dict[str, TaskState],
-    slots: list[Slot],
-    *,
-    config: RunnerConfig,
-    only: frozenset[str] = frozenset(),
-    model: str | None = None,
-    now: float | None = None,
-) -> list[PlanRow]:
-    """Simulate one dispatch round without changing anything."""
-    now = time.time() if now is None else now
-    running = [s for s in states.values() if s.status == TaskStatus.RUNNING]
-    busy = {s.worker for s in running}
-    free = [slot for slot in slots if slot.name not in busy]
-    taken: list[TaskState] = list(running)
-    rows = [_row(s, config, model, s.worker, f"running (attempt {s.attempt})") for s in running]
-    queued = sorted((s for s in states.values() if s.status == TaskStatus.QUEUED and s.task), key=_order)
-    for state in queued:
-        if only and state.id not in only:
-            continue
-        note = _waits(state, states, taken, now)
-        slot = None if note else next((sl for sl in free if sl.accepts(state.task.get("machine"))), None)
-        if not note and slot is None:
-            pin = state.task.get("machine")
-            fits = any(sl.accepts(pin) for sl in slots)
-            note = "waits for a free worker" if fits else f"no worker matches machine '{pin}'"
-        if slot is not None:
-            free.remove(slot)
-            taken.append(state)
-        rows.append(_row(state, config, model, slot.name if slot else None, note or "would start now"))
-    return rows
-
-
-def _order(state: TaskState) -> tuple[int, int]:
-    return (-state.priority, state.seq)
-
-
-def _waits(state: TaskState, states: dict[str, TaskState], taken: list[TaskState], now: float) -> str:
-    deps = [d for d in state.depends_on if states.get(d) is None or states[d].status not in DONE]
-    if deps:
-        return f"waits for {', '.join(deps)}"
-    if state.not_before > now:
-        return f"backing off for {state.not_before - now:.0f} s"
-    paths = state.task.get("paths") or []
-    for other in taken:
-        if other.task.get("repo") == state.task.get("repo") and overlaps(
-            paths, other.task.get("paths") or []
-        ):
-            return f"waits: paths overlap with {other.id}"
-    return ""
-
-
-def _row(state: TaskState, config: RunnerConfig, model: str | None, worker: str | None, note: str) -> PlanRow:
-    kind = TaskKind(state.task.get("kind", "change"))
-    limits = config.limits_for(kind, Limits.model_validate(state.task.get("limits") or {}))
-    return PlanRow(
-        task=state.id, kind=kind.value, status=state.status.value, worker=worker,
-        model=model_for(state.task, model, config), limits=limits.model_dump(exclude_none=True), note=note,
-    )  # fmt: skip
-
-
-def preview_states(
-    root: Path, config: RunnerConfig, queue: Queue
-) -> tuple[dict[str, TaskState], list[InvalidTask]]:
-    """Return the queue's states plus the unseen task files, and the invalid files; write nothing."""
-    import copy
-
-    from agent_runner.queue_state import EventType, apply
-    from agent_runner.task import load_task_dir
-
-    states = copy.deepcopy(queue.refresh())
-    found = load_task_dir(config.path(root, "tasks_dir"), known={k for k, s in states.items() if s.task})
-    check_models(found)
-    seq = 10**9
-    for task_id, task in found.tasks.items():
-        if task_id in states and states[task_id].task:
-            continue
-        definition = {
-            **task.model_dump(mode="json", exclude_defaults=True),
-            "id": task.id,
-            "kind": task.kind.value,
-        }
-        seq += 1
-        apply(states, {"type": EventType.QUEUED, "task": task_id, "def": definition}, seq)
-    return states, found.invalid
-
-
-def invalid_rows(invalid: list[InvalidTask], *, only: frozenset[str] = frozenset()) -> list[PlanRow]:
-    """Return `run --dry-run` lines for task files that would be reported and skipped."""
-    return [
-        PlanRow(bad.id, "-", "invalid", None, "-", {}, f"invalid, skipped: {bad.reason}")
-        for bad in invalid
-        if not only or bad.id in only
-    ]
 
 
 def queued_by_base(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -103,7 +104,7 @@ def _run(
     from agent_runner.scheduler import Scheduler
 
     root = repo_root()
-    _require_tasks_dir(config.path(root, "tasks_dir"))
+    _require_project(root, config)
     queue = open_queue(root, config)
     queue.check()
     with queue.coordinator():  # another run on this queue: say so now, before the live table starts
@@ -206,8 +207,12 @@ def _watching(scheduler: Any, folder: Path, *, enabled: bool) -> Iterator[None]:
         thread.join(timeout=5)
 
 
-def _require_tasks_dir(tasks: Path) -> None:
-    """Refuse to run (and to create anything) where there is no task folder: likely the wrong folder."""
+def _require_project(root: Path, config: RunnerConfig) -> None:
+    """Refuse to run (and to create or spend anything) outside a git repo or without a task folder."""
+    from agent_runner.sources import require_repo
+
+    require_repo(root)
+    tasks = config.path(root, "tasks_dir")
     if not tasks.is_dir():
         raise ConfigError(
             f"no task folder at {tasks}: run from your repo (or pass --root), or start one: `run-agents init`"
@@ -216,15 +221,18 @@ def _require_tasks_dir(tasks: Path) -> None:
 
 def _dry_run(config: RunnerConfig, *, only: list[str] | None, model: str | None, json_out: bool) -> None:
     from agent_runner.cli.run_view import plan_json, plan_table
+    from agent_runner.holds import model_problem
     from agent_runner.intake import open_queue
-    from agent_runner.scheduling import invalid_rows, plan, preview_states
+    from agent_runner.planning import invalid_rows, plan, preview_states
 
     root = repo_root()
-    _require_tasks_dir(config.path(root, "tasks_dir"))
+    _require_project(root, config)
     states, invalid = preview_states(root, config, open_queue(root, config))
     slots = make_executor(config, root=root).slots()
     ids = frozenset(only or ())
-    rows = plan(states, slots, config=config, only=ids, model=model) + invalid_rows(invalid, only=ids)
+    problem = functools.partial(model_problem, config=config, environ=os.environ)
+    rows = plan(states, slots, config=config, only=ids, model=model, model_problem=problem)
+    rows += invalid_rows(invalid, only=ids)
     if json_out:
         sys.stdout.write(json.dumps(plan_json(rows)) + "\n")
     else:

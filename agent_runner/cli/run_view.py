@@ -11,10 +11,13 @@ from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from agent_runner.scheduling import PlanRow, RunEvent, RunSummary
+from agent_runner.holds import HELD
+from agent_runner.planning import PlanRow
+from agent_runner.scheduling import RunEvent, RunSummary
 
 STYLES = {
     "running": "yellow",
@@ -22,6 +25,7 @@ STYLES = {
     "failed": "red",
     "requeued": "magenta",
     "cancelled": "red",
+    HELD: "blue",
 }
 
 
@@ -91,7 +95,10 @@ class LiveView:
     def handle(self, event: RunEvent) -> None:
         """Fold one scheduler event into the table."""
         key = (event.task or "", event.attempt or 0)
-        if event.kind == "started":
+        if event.kind == HELD and key not in self.rows:  # not claimed: a row without an attempt
+            self.rows[key] = Row(key[0], 0, "-", status=HELD, note=event.message.splitlines()[0][:70])
+        elif event.kind == "started":
+            self.rows.pop((key[0], 0), None)
             self.rows[key] = Row(key[0], key[1], event.worker or "")
             path = self.state_dir / "runs" / key[0] / str(key[1]) / "trajectory.jsonl"
             self.progress[key] = TrajectoryProgress(path)
@@ -120,14 +127,15 @@ class LiveView:
             elapsed = (row.ended or time.monotonic()) - row.started
             cost = "-" if row.cost is None else f"${row.cost:.3f}"
             status = Text(row.status, style=STYLES.get(row.status, ""))
+            is_claimed = row.attempt > 0  # a held task that never started has no attempt
             table.add_row(
-                f"{row.task}#{row.attempt}",
+                f"{row.task}#{row.attempt}" if is_claimed else row.task,
                 row.worker,
                 status,
-                str(row.steps),
+                str(row.steps) if is_claimed else "-",
                 cost,
-                f"{elapsed:.0f}s",
-                row.note,
+                f"{elapsed:.0f}s" if is_claimed else "-",
+                Text(row.note),
             )
         messages = self.messages[-10:]
         return Group(table, *messages, Text("")) if messages else Group(table)  # "" ends the last message
@@ -161,9 +169,10 @@ def print_summary(console: Console, summary: RunSummary) -> None:
         ("unpublished", summary.unpublished),
         ("invalid", summary.invalid),
         ("model blocked", summary.blocked_models),
+        (HELD, summary.held),
     ):
         for name, reason in items.items():
-            console.print(f"  [red]{title}[/red] {name}: {reason}", highlight=False)
+            console.print(f"  [red]{title}[/red] {escape(name)}: {escape(reason)}", highlight=False)
 
 
 def plan_table(rows: list[PlanRow]) -> Table:

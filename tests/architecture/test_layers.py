@@ -14,7 +14,7 @@ CORE = {"errors", "task", "messages", "result", "protocols", "queue_state", "red
 FLOW = {
     "agent", "context", "job", "job_agent", "scheduler", "scheduling", "review", "review_post", "worker",
     "forkserver", "forksocket", "forkchild", "actions", "demo", "report", "report_html", "report_pages",
-    "recording", "attempts",
+    "recording", "attempts", "planning",
 }  # fmt: skip
 RANK = {"core": 0, "adapt": 1, "flow": 2, "cli": 3}
 LIBRARY_HOMES = {

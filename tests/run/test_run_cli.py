@@ -86,11 +86,12 @@ def test_a_model_flag_that_names_no_model_is_refused_before_anything_runs(projec
 
 def test_run_where_there_is_no_task_folder_says_so_and_creates_nothing(tmp_path: Path) -> None:
     """`run`, `run --dry-run` and `watch` where there is no tasks/ (a wrong folder, likely) stop at once."""
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     for args in (["run"], ["run", "--dry-run"], ["watch"]):
         argv = [sys.executable, "-m", "agent_runner.cli", *args]
         out = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=60)
         assert out.returncode == 1 and f"no task folder at {tmp_path / 'tasks'}" in out.stderr, out.stderr
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [".git"]
 
 
 def test_a_second_run_on_a_busy_queue_is_refused_before_it_shows_anything(project: Project) -> None:

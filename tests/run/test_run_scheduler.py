@@ -153,7 +153,8 @@ def test_an_unusable_default_model_is_blocked_before_any_claim(project: Project)
     summary, events, queue = _run(project, model="bogus")
     assert "unknown model provider 'bogus'" in summary.blocked_models["bogus"]
     assert "AGENT_RUNNER_MODEL" in summary.blocked_models["bogus"]
-    assert [e.kind for e in events] == ["model_blocked"] and queue.refresh()["plain"].attempt == 0
+    assert [e.kind for e in events] == ["model_blocked", "held"] and queue.refresh()["plain"].attempt == 0
+    assert summary.held["plain"] == summary.blocked_models["bogus"]
 
 
 PLANT = (  # a commit whose tree holds .git/config: what git clients refuse to check out

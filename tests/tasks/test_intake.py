@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,8 @@ def test_dependency_on_an_id_already_in_the_queue(repo: Path) -> None:
 
 def test_add_task_writes_validates_and_queues(repo: Path) -> None:
     """add_task writes tasks/<id>.md that loads back, queues it, and refuses a taken id or unknown dep."""
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "src").mkdir()
     config = RunnerConfig()
     queue = open_queue(repo, config)
     task = Task(id="clean-src", kind=TaskKind.FIX_LINT, title="Clean src", paths=["src/"])

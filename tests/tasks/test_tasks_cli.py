@@ -25,8 +25,10 @@ RUN_AGENTS = Path(USER_BIN) if USER_BIN else Path(sys.executable).with_name("run
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """An empty git repository."""
+    """A git repository with no commit yet, holding src/parser.py (what the example tasks target)."""
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "parser.py").write_text("def parse(text):\n    return text.split()\n")
     return tmp_path
 
 
