@@ -90,6 +90,7 @@ class Job:
         self.home_env: dict[str, str] = {}
         self.templates: dict[str, str] = {}  # the project's prompt templates, as checked out
         self._sandbox: Sandbox | None = None
+        self._agent: Any = None  # once built: its spend counts however the attempt ends
 
     def run(self) -> TaskResult:
         """Run every step, classify any failure, and return the finished result."""
@@ -118,6 +119,7 @@ class Job:
             self._set(outcome=Outcome.REJECTED, reason=f"{type(exc).__name__}: {exc}")
         except OSError as exc:  # the checkout or state folder vanished or filled up under the job
             self._set(outcome=Outcome.INFRA, reason=f"file system error under {self.workdir}: {exc}")
+        self._count_spend()
         self._set(duration_s=round(time.time() - self.started, 3))
         self._tidy()
         self.result = _redacted(self.result, self.request.secrets)
@@ -219,7 +221,7 @@ class Job:
         from agent_runner import job_agent
 
         self.templates = prompts.project_templates(self.paths.checkout)  # before the agent can change them
-        agent = job_agent.build_agent(self, gate_names=gate_names)
+        agent = self._agent = job_agent.build_agent(self, gate_names=gate_names)
         variables = self._prompt_vars(gate_names, prompt_vars)
         template = kind.template or f"{self.task.kind.value}.md.j2"
         outcome = agent.run(job_agent.render(template, self.templates, variables))
@@ -251,6 +253,12 @@ class Job:
             "test_command": self.config.test, "gates": gate_names, "gate_names": gate_names,
             "checkout": str(self.paths.checkout), **extra,
         }  # fmt: skip
+
+    def _count_spend(self) -> None:
+        """Record every billed call, also of an attempt a model error ended mid-run (an outage, a key)."""
+        agent = self._agent
+        if agent is not None and agent.n_model_calls > self.result.model_calls:
+            self._set(model_calls=agent.n_model_calls, usage=agent.usage, cost_usd=agent.cost)
 
     def _record_outcome(self, outcome: Any) -> None:
         self._set(

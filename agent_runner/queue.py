@@ -153,9 +153,19 @@ class Queue(QueueLog):
             return final
 
     def release(
-        self, task_id: str, attempt: int, reason: str, *, infra: bool = True, backoff_s: float = 0.0
+        self,
+        task_id: str,
+        attempt: int,
+        reason: str,
+        *,
+        infra: bool = True,
+        backoff_s: float = 0.0,
+        result: dict[str, Any] | None = None,
     ) -> bool:
-        """Give a live attempt back without spending an attempt; return whether the task failed for good."""
+        """Give a live attempt back without spending an attempt; return whether the task failed for good.
+
+        The attempt's `result` record, if any, keeps what it spent in the task's cost.
+        """
         with self.locked() as states:
             state = self._live(states, task_id, attempt)
             final = infra and state.infra + 1 > self.max_infra
@@ -163,7 +173,8 @@ class Queue(QueueLog):
                 reason = f"{reason}; gave up after {self.max_infra} infrastructure retries"
             not_before = round(self.clock() + backoff_s, 3) if backoff_s else 0
             event = _event(EventType.RELEASED, task_id, attempt=attempt, reason=reason, infra=infra)
-            self._append({**event, "final": final, "not_before": not_before})
+            event.update(final=final, not_before=not_before)
+            self._append({**event, "result": result} if result is not None else event)
             return final
 
     def cancel(self, task_id: str, reason: str = "cancelled by user") -> TaskState:

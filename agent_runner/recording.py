@@ -30,7 +30,7 @@ from agent_runner.redact import Redactor, redact_file, runner_redactor
 from agent_runner.result import Outcome, TaskResult
 from agent_runner.scheduling import RunSummary
 from agent_runner.task import Task, TaskStatus
-from agent_runner.trajectory import TRAJECTORY_FILE
+from agent_runner.trajectory import TRAJECTORY_FILE, recorded_spend, trajectory_path
 from agent_runner.workspace import AttemptPaths
 
 BACKOFF_CAP_S = 600.0
@@ -68,7 +68,8 @@ class Recorder:
         if done.result is None:
             error = done.error
             reason = str(error) if isinstance(error, ExecutorError) else f"worker failed: {error!r}"
-            self.safely(*key, lambda: self._infra(run, reason))
+            lost = self.lost_spend(run, reason)
+            self.safely(*key, lambda: self._infra(run, reason, lost))
             return
         result = self._redacted(
             done.result.model_copy(update={"machine": done.result.machine or run.slot.machine})
@@ -81,6 +82,20 @@ class Recorder:
             Outcome.MODEL_AUTH: self._model_auth,
         }[result.outcome]
         self.safely(*key, lambda: handler(run, result))
+
+    def lost_spend(self, run: Running, reason: str) -> TaskResult | None:
+        """Count what an attempt that left no result spent (as its trajectory here recorded it); return it."""
+        task_id, attempt = run.claim.task_id, run.claim.attempt
+        spend = recorded_spend(trajectory_path(self.state_dir, task_id, attempt))
+        if not spend.model_calls:
+            return None
+        result = TaskResult(
+            task_id=task_id, attempt=attempt, outcome=Outcome.INFRA, reason=reason, model=run.model,
+            model_calls=spend.model_calls, usage=spend.usage, cost_usd=spend.cost_usd,
+            machine=run.slot.machine,
+        )  # fmt: skip
+        self.summary.add_cost(result)
+        return result
 
     def scrub(self, task_id: str, attempt: int) -> None:
         """Mask secrets in the files the attempt's worker left here (it knew only the values sent to it)."""
@@ -185,8 +200,9 @@ class Recorder:
         reason = self.redactor.text(reason)
         state = self.queue.refresh()[run.claim.task_id]
         backoff = min(BACKOFF_CAP_S, self.config.backoff_seconds * 2**state.infra)
+        record = result.for_queue() if result else None
         final = self.queue.release(
-            run.claim.task_id, run.claim.attempt, reason, infra=True, backoff_s=backoff
+            run.claim.task_id, run.claim.attempt, reason, infra=True, backoff_s=backoff, result=record
         )
         if final:
             self.summary.failed[run.claim.task_id] = self.queue.states[run.claim.task_id].reason
@@ -194,7 +210,9 @@ class Recorder:
         self.emit(event, run.task.id, run.claim.attempt, message=reason, result=result, final=final)
 
     def _model_auth(self, run: Running, result: TaskResult) -> None:
-        self.queue.release(run.task.id, run.claim.attempt, result.reason, infra=False)
+        self.queue.release(
+            run.task.id, run.claim.attempt, result.reason, infra=False, result=result.for_queue()
+        )
         self.block_model(run.model, result.reason, run.task.id, run.claim.attempt)
         if is_model_free(run.claim.state.task):  # its ruff-only try left work for the model
             reason = f"ruff --fix left violations for the model; {self.blocked_models[run.model]}"

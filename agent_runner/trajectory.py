@@ -8,13 +8,18 @@ every finished record readable; a torn last line is reported as unreadable.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from agent_runner.messages import Usage
 from agent_runner.redact import Redactor
 
 TRAJECTORY_FILE = "trajectory.jsonl"
@@ -79,6 +84,35 @@ def read_trajectory(path: Path) -> list[dict[str, Any]]:
             record = {"type": "unreadable", "line": n, "text": line[:200]}
         records.append(record)
     return records
+
+
+@dataclass(frozen=True)
+class Spend:
+    """What the model calls a trajectory records cost (cost None: a call of unknown price)."""
+
+    model_calls: int = 0
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float | None = 0.0
+
+
+def recorded_spend(path: Path) -> Spend:
+    """Return the calls, tokens and cost of a trajectory's model records (none when it is not readable)."""
+    if not is_trajectory_file(path):
+        return Spend()
+    calls, usage, cost = 0, Usage(), 0.0
+    is_priced = True
+    for record in read_trajectory(path):
+        if record.get("type") != "model":
+            continue
+        calls += 1
+        with contextlib.suppress(ValidationError):
+            usage += Usage.model_validate(record.get("usage") or {})
+        value = record.get("cost_usd")
+        if isinstance(value, int | float) and value >= 0:
+            cost += float(value)
+        else:
+            is_priced = False
+    return Spend(calls, usage, cost if is_priced else None)
 
 
 def render_trajectory(
