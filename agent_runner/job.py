@@ -20,6 +20,7 @@ from agent_runner.errors import (
     RunnerError,
     SetupError,
 )
+from agent_runner.findings import review_fields
 from agent_runner.gates import JobKind, gate_settings, get_job_kind, render_report, workdiff
 from agent_runner.messages import Usage
 from agent_runner.protocols import GateContext, Sandbox
@@ -152,6 +153,8 @@ class Job:
                 self._set(summary=prestep.summary, exit_status=ExitStatus.FINISHED)
                 self._require_green(check(), rounds_used=0)
         self.timings["agent"] -= self.timings.get("gates", 0.0)
+        if self.task.kind == TaskKind.REVIEW:  # the answer is the summary: keep it as fields too
+            self._set(**review_fields(self.result.summary))
         if kind.commits:
             with self._phase("commit"):
                 self._commit_and_bundle(checkout, is_staged=self._still_checked(gate_round))

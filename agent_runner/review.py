@@ -7,14 +7,14 @@ never dropped.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
+from agent_runner.findings import parse_answer
 from agent_runner.github import FileDiff, GitHubRepo, PullInfo
 from agent_runner.messages import Message, ModelTurn, ToolSpec, Usage
 from agent_runner.prompts import render
@@ -22,7 +22,6 @@ from agent_runner.protocols import Model
 from agent_runner.result import Finding, Severity
 from agent_runner.task import Task, TaskKind
 
-VERDICTS = ("approve", "comment", "request_changes")
 SYSTEM = (
     "You review pull requests made by a coding agent. In this review you cannot run commands: the diff "
     "in the message is the change, or one part of it. Report only real problems, each on a line the diff "
@@ -199,40 +198,8 @@ def parse_turn(turn: ModelTurn) -> tuple[str, list[Finding], str]:
     for call in turn.message.tool_calls:
         data = call.arguments.get("summary", call.arguments)
         break
-    if data is None:
-        data = turn.message.text
-    if isinstance(data, str):
-        data = _json_object(data)
-    if not isinstance(data, dict):
-        return "comment", [], "the model's answer had no JSON findings; review this part by hand"
-    verdict = str(data.get("verdict", "comment")).strip().lower()
-    findings, bad = _findings(data.get("findings") or [])
-    note = f"{bad} malformed finding(s) ignored" if bad else ""
-    return (verdict if verdict in VERDICTS else "comment"), findings, note
-
-
-def _findings(raw: Any) -> tuple[list[Finding], int]:
-    findings, bad = [], 0
-    for item in raw if isinstance(raw, list) else []:
-        try:
-            data = dict(item)
-            severity = str(data.get("severity", "minor")).lower()
-            data["severity"] = severity if severity in Severity.__members__.values() else "minor"
-            findings.append(Finding.model_validate(data))
-        except (TypeError, ValueError, ValidationError):
-            bad += 1
-    return findings, bad
-
-
-def _json_object(text: str) -> Any:
-    """Return the first JSON object in `text` (fenced or bare), or None."""
-    start = text.find("{")
-    while start >= 0:
-        try:
-            return json.JSONDecoder().raw_decode(text[start:])[0]
-        except ValueError:
-            start = text.find("{", start + 1)
-    return None
+    answer = parse_answer(turn.message.text if data is None else data)
+    return answer.verdict, answer.findings, answer.note
 
 
 def _strip_markers(body: str) -> str:

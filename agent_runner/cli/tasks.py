@@ -1,4 +1,4 @@
-"""Commands: init, add, list, show, cancel, requeue, compact."""
+"""Commands: init, add, list, show, diff, cancel, requeue, compact."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from agent_runner.cli.task_views import (
     task_rows,
 )
 from agent_runner.config import RunnerConfig
-from agent_runner.errors import QueueError, TaskFileError
+from agent_runner.errors import QueueError, RunnerError, TaskFileError
 from agent_runner.intake import SyncReport, add_task, file_digest, open_queue, relative, slugify, sync_tasks
 from agent_runner.queue import Queue
+from agent_runner.queue_state import TaskState
 from agent_runner.result import sandbox_note
 from agent_runner.task import Task, TaskKind, TaskStatus, load_task_file, task_from_fields
 
@@ -138,8 +139,33 @@ def show(task_id: TaskId, as_json: JsonFlag = False, trajectory: TrajectoryFlag 
         console.print(detail_table(state))
         if state.result:
             _print_sandbox(state.result)
+        _print_result(root, state)
         console.print()
         console.print(events_table(events))
+
+
+def _print_result(root: Path, state: TaskState) -> None:
+    """Print the last result's gates, a review's findings, and where the change is with how to see it."""
+    from agent_runner.change import find_change
+    from agent_runner.cli.result_views import change_lines, findings_view, gates_table, review_answer
+
+    if state.result and (table := gates_table(state.result)) is not None:
+        console.print()
+        console.print(table)
+    if (answer := review_answer(state)) is not None:
+        console.print()
+        console.print(findings_view(answer))
+    change, problem = None, ""
+    if state.task.get("kind") != "review":
+        try:
+            change = find_change(root, state)
+        except RunnerError as exc:
+            problem = str(exc)
+    lines = change_lines(state, change, problem)
+    if lines:
+        console.print()
+    for line in lines:
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 def _print_sandbox(result: dict[str, Any]) -> None:
@@ -148,6 +174,23 @@ def _print_sandbox(result: dict[str, Any]) -> None:
     note = sandbox_note(sandbox, machine=result.get("machine"))
     style = "bold red" if sandbox == "none" else ""
     console.print(note, style=style, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def diff(
+    task_id: TaskId,
+    stat: Annotated[
+        bool, typer.Option("--stat", help="Only the files changed, with lines added and removed.")
+    ] = False,
+) -> None:
+    """Print a task's change: `git diff base..agent/<id>` in its source repo."""
+    from agent_runner.change import change_diff, find_change
+
+    root, _config, queue, _ = _open()
+    state = queue.states.get(task_id)
+    if state is None:
+        raise QueueError(f"no task '{task_id}' in {queue.path}; `run-agents list` shows the known ids")
+    typer.echo(change_diff(find_change(root, state), stat=stat), nl=False)
 
 
 @app.command()

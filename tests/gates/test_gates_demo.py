@@ -8,6 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from agent_runner.cli import get_app
+from agent_runner.queue import Queue
 
 
 def test_demo_runs_every_kind_without_a_key(tmp_path: Path) -> None:
@@ -39,6 +40,9 @@ def test_demo_runs_every_kind_without_a_key(tmp_path: Path) -> None:
         ["git", "show", "agent/lint-legacy:shop/legacy.py"], cwd=folder, capture_output=True, text=True
     )
     assert "counts=None" in legacy.stdout and "for line in lines" in legacy.stdout
+    review = Queue(folder / "tasks" / "queue.jsonl").refresh()["review-legacy"].result or {}
+    assert review["verdict"] == "request_changes"  # the answer is kept as fields, not only as the summary
+    assert [(f["line"], f["severity"]) for f in review["findings"]] == [(4, "major"), (13, "minor")]
 
 
 def test_demo_refuses_a_folder_with_files(tmp_path: Path) -> None:

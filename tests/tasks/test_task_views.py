@@ -22,7 +22,7 @@ def repo(tmp_path: Path) -> Path:
 
 def ok(repo: Path, *args: str) -> str:
     """Invoke a command in-process with --root `repo`; it must succeed; return its stdout."""
-    result = CliRunner().invoke(get_app(), ["--root", str(repo), *args])
+    result = CliRunner().invoke(get_app(), ["--root", str(repo), *args], env={"COLUMNS": "200"})
     assert result.exit_code == 0, (result.output, result.exception)
     return result.stdout
 
@@ -69,3 +69,85 @@ def test_a_running_attempt_counts(repo: Path) -> None:
     assert queue.claim("w", lease_s=60) is not None
     assert json.loads(ok(repo, "list", "--json"))[0]["attempts"] == 1
     assert "(was running, attempts 1 of 3)" in ok(repo, "cancel", "busy")
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def committed_repo(repo: Path) -> str:
+    """Give `repo` one commit holding calc.py; return its id."""
+    (repo / "calc.py").write_text("def add(a, b):\n    return a+b\n")
+    git(repo, "add", "calc.py")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
+    return git(repo, "rev-parse", "HEAD")
+
+
+def land_branch(repo: Path, branch: str) -> str:
+    """Make `branch` one commit on HEAD that formats calc.py; return its head (HEAD stays where it was)."""
+    git(repo, "checkout", "-qb", branch)
+    (repo / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "agent")
+    head = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-q", "-")
+    return head
+
+
+GATES = [
+    {"name": "lint-targets", "verdict": "pass", "before": {"violations": 2.0}, "after": {"violations": 0.0},
+     "details": "0 violation(s) left; per rule: E225 [noqa] 2->0"},
+    {"name": "tests", "verdict": "fail", "before": {"passed": 4.0}, "after": {"passed": 3.0},
+     "details": "1 test(s) that passed at baseline no longer pass"},
+]  # fmt: skip
+
+
+def test_show_prints_gates_branch_and_the_diff_command(repo: Path) -> None:
+    """A finished task's show has its gate table and branch, and `run-agents diff ID` prints its diff."""
+    base = committed_repo(repo)
+    ok(repo, "add", "change", "-m", "Format calc.py", "--id", "fmt")
+    head = land_branch(repo, "agent/fmt")
+    result = {"outcome": "accepted", "gates": GATES, "base_commit": base, "head_commit": head,
+              "branch": "agent/fmt", "attempt": 1}  # fmt: skip
+    run_attempt(queue_of(repo), "fmt", "finish", result)
+    shown = ok(repo, "show", "fmt")
+    assert "Gates of attempt 1" in shown
+    assert "lint-targets" in shown and "violations 2 -> 0" in shown and "E225 [noqa] 2->0" in shown
+    assert "tests" in shown and "fail" in shown and "passed 4 -> 3" in shown
+    assert f"Branch agent/fmt at {head[:12]} (base {base[:12]})" in shown
+    assert "Look at the change: run-agents diff fmt" in shown
+    change = ok(repo, "diff", "fmt")
+    assert "-    return a+b\n+    return a + b\n" in change and change.startswith("diff --git a/calc.py")
+    assert "1 file changed, 1 insertion(+), 1 deletion(-)" in ok(repo, "diff", "fmt", "--stat")
+
+
+def test_diff_without_a_branch_says_why(repo: Path) -> None:
+    """`diff` of a task that made no branch yet is an error naming the branch and the task's status."""
+    committed_repo(repo)
+    ok(repo, "add", "change", "-m", "x", "--id", "waiting")
+    result = CliRunner().invoke(get_app(), ["--root", str(repo), "diff", "waiting"])
+    assert result.exit_code == 1
+    assert "no branch agent/waiting in" in str(result.exception) and "waiting is queued" in str(
+        result.exception
+    )
+
+
+def test_show_prints_a_reviews_verdict_and_findings(repo: Path) -> None:
+    """A review's show lists its verdict and each finding as file:line, severity, text (from its summary)."""
+    base = committed_repo(repo)
+    ok(repo, "add", "review", "-m", "Review calc.py", "--id", "rev")
+    answer = {"verdict": "request_changes", "findings": [
+        {"file": "calc.py", "line": 2, "severity": "major", "explanation": "add() has no [tool.ruff] check"},
+        {"file": "calc.py", "severity": "nit", "explanation": "no docstring"},
+    ]}  # fmt: skip
+    result = {
+        "outcome": "accepted",
+        "summary": json.dumps(answer),
+        "base_commit": base,
+        "branch": "agent/rev",
+    }
+    run_attempt(queue_of(repo), "rev", "finish", result)
+    shown = ok(repo, "show", "rev")
+    assert "Review verdict: request_changes" in shown
+    assert "calc.py:2" in shown and "major" in shown and "add() has no [tool.ruff] check" in shown
+    assert "nit" in shown and "no docstring" in shown
+    assert f"Reviewed agent/rev at {base[:12]}" in shown
