@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from agent_runner.cli.app import app, console
 
@@ -43,8 +44,10 @@ def demo(
             highlight=False,
         )
     else:
-        console.print(f"Model steps use [bold]{chosen}[/bold] (real calls, real cost).", highlight=False)
-    console.print(f"Demo repo: {target}", highlight=False)
+        console.print(
+            f"Model steps use [bold]{escape(chosen)}[/bold] (real calls, real cost).", highlight=False
+        )
+    console.print(f"Demo repo: {target}", highlight=False, markup=False)
     run = run_demo(target, model=model, workers=workers, on_event=_print_event)
     console.print(_summary_table(run))
     _print_branches(run)
@@ -86,11 +89,12 @@ def _summary_table(run: DemoRun) -> Table:
         calls = run.model_calls.get(task_id, 0)
         label = "none needed" if not needs_model(task_id) else ("recorded" if run.is_recorded else run.model)
         reason = run.reasons.get(task_id, "").splitlines()[0][:60] if run.reasons.get(task_id) else ""
-        table.add_row(task_id, status, label, str(calls), str(run.rounds.get(task_id, 0)), reason)
+        cells = (task_id, status, label, str(calls), str(run.rounds.get(task_id, 0)), reason)
+        table.add_row(*(Text(cell) for cell in cells))
     return table
 
 
 def _print_branches(run: DemoRun) -> None:
     console.print(f"[bold]Branches made[/bold] ({len(run.branches)}):")
     for branch, subject in run.branches:
-        console.print(f"  {branch:<22} {subject}", highlight=False)
+        console.print(f"  {branch:<22} {subject}", highlight=False, markup=False)

@@ -77,14 +77,16 @@ def _file_request(
 
 def _print_result(result: TaskResult) -> None:
     style = "green" if result.outcome == Outcome.ACCEPTED else "red"
-    console.print(f"[{style}]{result.outcome}[/{style}] {result.task_id} (attempt {result.attempt})")
+    console.print(
+        f"[{style}]{result.outcome}[/{style}] {result.task_id} (attempt {result.attempt})", highlight=False
+    )
     for label, value in (
         ("reason", result.reason), ("summary", result.summary), ("branch", result.branch),
         ("base", result.base_commit), ("head", result.head_commit), ("bundle", result.bundle_path),
         ("trajectory", result.trajectory_path), ("checkout", result.checkout_path),
     ):  # fmt: skip
         if value:
-            console.print(f"  {label}: {value}", highlight=False)
+            console.print(f"  {label}: {value}", highlight=False, markup=False, soft_wrap=True)
     cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
     console.print(
         f"  steps {result.model_calls}, tokens {result.usage.total:,}, cost {cost}, {result.duration_s:.1f} s"

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from agent_runner.cli.app import app, console, get_config, repo_root
 from agent_runner.errors import QueueError, RunnerError
@@ -63,7 +65,9 @@ def publish(task_id: Annotated[str, typer.Argument(help="A finished or unpublish
         raise
     queue.publish_event(task_id, pr_url=url)
     console.print(
-        f"published {task_id}: {url or task.branch_name + ' (pushed, no PR: pr: false)'}", highlight=False
+        f"published {task_id}: {url or task.branch_name + ' (pushed, no PR: pr: false)'}",
+        highlight=False,
+        markup=False,
     )
 
 
@@ -81,7 +85,7 @@ def prs(as_json: JsonFlag = False) -> None:
     table = Table("task", "PR", "state", "checks", "review", "mergeable")
     for row in rows:
         cells = (row["state"], row["checks"], row["review"], str(row["mergeable_state"]))
-        table.add_row(row["task"], f"#{row['pr']}", *cells)
+        table.add_row(*(Text(str(cell)) for cell in (row["task"], f"#{row['pr']}", *cells)))
     console.print(table if rows else "No pull requests yet (run-agents run publishes them).")
 
 
@@ -138,7 +142,9 @@ def review(
 def _print_review(outcome: Any) -> None:
     report = outcome.report
     console.print(
-        f"PR #{report.pr} {report.url}: [bold]{report.verdict}[/bold] ({len(report.findings)} findings)"
+        f"PR #{report.pr} {escape(report.url)}: [bold]{escape(report.verdict)}[/bold] "
+        f"({len(report.findings)} findings)",
+        highlight=False,
     )
     for f in report.findings:
         console.print(
@@ -174,7 +180,9 @@ def plan(
         typer.echo(json.dumps(result, separators=(",", ":")))
         return
     for entry in result["include"]:
-        console.print(f"{entry['id']}  {entry['file']}  attempt {entry['attempt']}", highlight=False)
+        console.print(
+            f"{entry['id']}  {entry['file']}  attempt {entry['attempt']}", highlight=False, markup=False
+        )
 
 
 @app.command()
@@ -207,5 +215,7 @@ def ingest(
         return
     for row in rows:
         console.print(
-            f"{row.task}: {row.outcome} -> {row.status} {row.pr_url or ''} {row.note}", highlight=False
+            f"{row.task}: {row.outcome} -> {row.status} {row.pr_url or ''} {row.note}",
+            highlight=False,
+            markup=False,
         )

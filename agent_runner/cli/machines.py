@@ -8,7 +8,9 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from agent_runner.cli.app import app, console, err_console, get_config
 from agent_runner.errors import ConfigError
@@ -45,21 +47,20 @@ def _row(status: MachineStatus) -> dict[str, Any]:
 def _table(statuses: list[MachineStatus]) -> Table:
     table = Table("machine", "ssh", "up", "run-agents", "git", "python", "free", "running")
     for s in statuses:
+        up = Text("yes", style="green") if s.is_reachable else Text("no", style="red")
         table.add_row(
-            s.name, s.target, "[green]yes[/]" if s.is_reachable else "[red]no[/]", _version(s),
-            s.git_version, s.python_version, f"{s.free_slots}/{s.workers}", str(s.n_running_there),
+            Text(s.name), Text(s.target), up, _version(s), Text(s.git_version), Text(s.python_version),
+            f"{s.free_slots}/{s.workers}", str(s.n_running_there),
         )  # fmt: skip
     return table
 
 
-def _version(s: MachineStatus) -> str:
+def _version(s: MachineStatus) -> Text:
     if not s.is_reachable:
-        return ""
-    return (
-        f"[red]{s.runner_version}[/] (here {coordinator_version()})"
-        if s.is_version_mismatch
-        else s.runner_version
-    )
+        return Text("")
+    if s.is_version_mismatch:
+        return Text.assemble((s.runner_version, "red"), f" (here {coordinator_version()})")
+    return Text(s.runner_version)
 
 
 def _report(statuses: list[MachineStatus], *, as_json: bool) -> None:
@@ -71,7 +72,7 @@ def _report(statuses: list[MachineStatus], *, as_json: bool) -> None:
     bad = [s for s in statuses if not s.is_reachable or s.is_version_mismatch]
     for s in bad:
         problem = s.error or f"runs agent-runner {s.runner_version}, this machine {coordinator_version()}"
-        err_console.print(f"[yellow]Warning:[/] {s.name}: {problem}", highlight=False)
+        err_console.print(f"[yellow]Warning:[/] {escape(f'{s.name}: {problem}')}", highlight=False)
     if bad:
         raise typer.Exit(1)
 

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from agent_runner.cli.app import app, console, get_config, repo_root
 from agent_runner.queue import Queue
@@ -54,14 +55,16 @@ def _print_status(data: RunReport) -> None:
     console.print(f"Cost so far: ${data.total_cost:,.4f}{budget}{cached}", markup=False)
     machines = Table("machine", "attempts", "running now", "busy", title="Machines", title_justify="left")
     for name, load in data.machine_load().items():
-        machines.add_row(name, str(int(load["attempts"])), str(int(load["running"])), _secs(load["busy_s"]))
+        cells = (name, str(int(load["attempts"])), str(int(load["running"])), _secs(load["busy_s"]))
+        machines.add_row(*(Text(cell) for cell in cells))
     if data.attempts:
         console.print(machines)
         slow = Table(
             "task", "attempt", "worker", "outcome", "duration", title="Slowest", title_justify="left"
         )
         for a in data.slowest():
-            slow.add_row(a.task_id, str(a.attempt), a.worker, a.outcome, _secs(a.duration))
+            row = (a.task_id, str(a.attempt), a.worker, a.outcome, _secs(a.duration))
+            slow.add_row(*(Text(cell) for cell in row))
         console.print(slow)
 
 

@@ -1,4 +1,4 @@
-"""Rows, tables and detail views of queued tasks for `list` and `show`."""
+"""Rows, tables and detail views of queued tasks for `list` and `show` (cells are `Text`: never markup)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from agent_runner.config import RunnerConfig
 from agent_runner.errors import QueueError
@@ -70,11 +71,10 @@ def rows_table(rows: list[Row], *, width: int = 120) -> Table:
     room = width - used
     table = Table(*COLUMNS, *(["title"] if room >= 8 else []), box=None, pad_edge=False, header_style="bold")
     for row, texts in zip(rows, cells, strict=True):
-        texts[2] = f"[{COLOURS.get(row['status'], 'default')}]{row['status']}[/]"
         title = row["title"] or ""
-        table.add_row(
-            *texts, *([title if len(title) <= room else title[: room - 1] + "…"] if room >= 8 else [])
-        )
+        shown = [title if len(title) <= room else title[: room - 1] + "…"] if room >= 8 else []
+        styles = {2: COLOURS.get(row["status"], "")}
+        table.add_row(*(Text(t, style=styles.get(i, "")) for i, t in enumerate([*texts, *shown])))
     return table
 
 
@@ -113,9 +113,9 @@ def detail_table(state: TaskState) -> Table:
     instructions = fields.pop("instructions", "")
     for key, value in fields.items():
         if value not in (None, "", [], {}):
-            table.add_row(f"[bold]{key}[/]", str(value))
+            table.add_row(Text(key, style="bold"), Text(str(value)))
     if instructions:
-        table.add_row("[bold]instructions[/]", instructions)
+        table.add_row(Text("instructions", style="bold"), Text(instructions))
     return table
 
 
@@ -135,10 +135,9 @@ def events_table(events: list[dict[str, Any]]) -> Table:
         "time", "event", "attempt", "worker", "detail", box=None, pad_edge=False, header_style="bold"
     )
     for event in events:
-        table.add_row(
-            _time(event.get("ts")), str(event.get("type")), str(event.get("attempt", "")),
-            str(event.get("worker") or ""), _detail(event),
-        )  # fmt: skip
+        cells = (_time(event.get("ts")), str(event.get("type")), str(event.get("attempt", "")),
+                 str(event.get("worker") or ""), _detail(event))  # fmt: skip
+        table.add_row(*(Text(cell) for cell in cells))
     return table
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from agent_runner.cli.app import app, console, err_console, get_config, repo_root
 from agent_runner.cli.task_views import (
@@ -47,7 +48,8 @@ def _open(*, sync: bool = True) -> tuple[Path, RunnerConfig, Queue, SyncReport]:
     queue = open_queue(root, config)
     report = sync_tasks(root, config, queue) if sync else SyncReport()
     for bad in queue.corrupt:
-        warning = f"[yellow]Warning:[/] {queue.path}:{bad.lineno}: not a JSON event, skipped: {bad.text!r}"
+        where = escape(f"{queue.path}:{bad.lineno}")
+        warning = f"[yellow]Warning:[/] {where}: not a JSON event, skipped: {escape(repr(bad.text))}"
         err_console.print(warning, soft_wrap=True, highlight=False)
     return root, config, queue, report
 
@@ -100,7 +102,7 @@ def add(
     task = task_from_fields({k: v for k, v in fields.items() if v is not None}, source="run-agents add")
     root, config, queue, _ = _open()
     written = add_task(root, config, queue, task)
-    console.print(f"Queued [bold]{task.id}[/] ({relative(root, written)})")
+    console.print(f"Queued [bold]{task.id}[/] ({escape(relative(root, written))})", highlight=False)
 
 
 @app.command("list")
@@ -118,7 +120,7 @@ def list_tasks(as_json: JsonFlag = False, status: StatusFilter = None) -> None:
         console.print("No tasks. Add one with `run-agents add KIND ...` or write a file in tasks/.")
     for task_id in report.edited_after_start:
         note = f"Note: {task_id}'s file changed after it ran; `run-agents requeue {task_id}` reruns it."
-        err_console.print(note, soft_wrap=True, highlight=False)
+        err_console.print(note, soft_wrap=True, highlight=False, markup=False)
 
 
 @app.command()
@@ -202,7 +204,7 @@ def cancel(task_id: TaskId) -> None:
     if before is not None:
         was = f" (was {before.status}, attempts {before.n_attempts_used} of {before.max_attempts})"
     queue.cancel(task_id)
-    console.print(f"Cancelled {task_id}{was}")
+    console.print(f"Cancelled {task_id}{was}", markup=False, highlight=False)
 
 
 @app.command()
@@ -216,7 +218,7 @@ def requeue(task_id: TaskId) -> None:
         queue.requeue(task_id, task, file=relative(root, file), digest=file_digest(file))
     else:
         queue.requeue(task_id)
-    console.print(f"Requeued {task_id}")
+    console.print(f"Requeued {task_id}", markup=False, highlight=False)
 
 
 def _reread(file: Path, task_id: str) -> Task:
@@ -232,4 +234,4 @@ def compact() -> None:
     _root, _config, queue, _ = _open(sync=False)
     n_events = sum(1 for _ in queue.events())
     n_tasks = queue.compact()
-    console.print(f"Compacted {queue.path}: {n_events} events -> {n_tasks} lines")
+    console.print(f"Compacted {queue.path}: {n_events} events -> {n_tasks} lines", markup=False)

@@ -33,3 +33,20 @@ def test_attempts_column_is_used_of_max(tmp_path: Path) -> None:
     text = render(Queue(tmp_path / "queue.jsonl"), tmp_path)
     row = row_html(text, "task-21")
     assert "<b>2/3</b>" in row and 'title="attempt #1: infra"' in row
+
+
+def test_status_prints_machine_and_worker_names_as_written(tmp_path: Path) -> None:
+    """A worker named with brackets keeps them in `status` (rich markup would drop `[gpu]`)."""
+    from typer.testing import CliRunner
+
+    from agent_runner.cli import get_app
+    from agent_runner.task import Task
+
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "tasks").mkdir()
+    queue = Queue(tmp_path / "tasks" / "queue.jsonl")
+    queue.add(Task(id="t1", kind="change", instructions="x"))
+    assert queue.claim("box[gpu]/1", lease_s=60) is not None
+    result = CliRunner().invoke(get_app(), ["--root", str(tmp_path), "status"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "box[gpu]/1" in result.output

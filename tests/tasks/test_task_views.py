@@ -151,3 +151,17 @@ def test_show_prints_a_reviews_verdict_and_findings(repo: Path) -> None:
     assert "calc.py:2" in shown and "major" in shown and "add() has no [tool.ruff] check" in shown
     assert "nit" in shown and "no docstring" in shown
     assert f"Reviewed agent/rev at {base[:12]}" in shown
+
+
+def test_user_text_is_printed_as_written_not_as_markup(repo: Path) -> None:
+    """Brackets in titles, instructions, reasons and summaries reach the screen (markup would eat them)."""
+    title = "Drop [noqa] and [skip] marks [/x]"
+    ok(repo, "add", "change", "--title", title, "-m", "Read [tool.ruff] first", "--id", "marks")
+    queue = queue_of(repo)
+    result = {"outcome": "rejected", "summary": "kept [delete-tests] out", "attempt": 1}
+    run_attempt(queue, "marks", "fail", result)
+    listing = ok(repo, "list")
+    assert title in listing
+    shown = ok(repo, "show", "marks")
+    assert title in shown and "Read [tool.ruff] first" in shown and "kept [delete-tests] out" in shown
+    assert "Cancelled marks" in ok(repo, "cancel", "marks")
