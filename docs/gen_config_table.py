@@ -1,8 +1,8 @@
-"""Generate the README's configuration reference from the pydantic config models.
+"""Generate the configuration reference in docs/configuration.md from the pydantic config models.
 
 python docs/gen_config_table.py            # print the reference
-python docs/gen_config_table.py --write    # rewrite it in README.md between its markers
-python docs/gen_config_table.py --check    # exit 1 when README.md is out of date
+python docs/gen_config_table.py --write    # rewrite it in docs/configuration.md between its markers
+python docs/gen_config_table.py --check    # exit 1 when docs/configuration.md is out of date
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pydantic_core import PydanticUndefined
 from agent_runner.config import DEFAULT_LIMITS, RunnerConfig
 from agent_runner.task import Limits
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+TARGET = Path(__file__).resolve().parent / "configuration.md"
 HEADER = "| key | type | default | meaning |\n|---|---|---|---|"
 
 
@@ -83,8 +83,8 @@ def field_rows(model: type[BaseModel], prefix: str = "") -> list[str]:
 
 
 def section(title: str, model: type[BaseModel], note: str = "") -> str:
-    """Return a heading line and the field table of one config table."""
-    lines = [f"**`{title}`**" + (f" {note}" if note else ""), "", HEADER, *field_rows(model), ""]
+    """Return a heading, an optional note and the field table of one config table."""
+    lines = [f"### `{title}`", "", *([note, ""] if note else []), HEADER, *field_rows(model), ""]
     return "\n".join(lines)
 
 
@@ -95,10 +95,10 @@ def config_reference() -> str:
         sub = nested_model(info.annotation)
         if name == "limits":
             defaults = ", ".join(f"{k}: {_limits(v)}" for k, v in DEFAULT_LIMITS.items())
-            note = f"(one table per kind; defaults {defaults})"
+            note = f"One table per kind; defaults {defaults}."
             parts.append(section("[tool.agent-runner.limits.<kind>]", Limits, note))
         elif sub is not None and typing.get_origin(info.annotation) is list:
-            parts.append(section(f"[[tool.agent-runner.{name}]]", sub, "(one table per machine)"))
+            parts.append(section(f"[[tool.agent-runner.{name}]]", sub, "One table per machine."))
         elif sub is not None:
             parts.append(section(f"[tool.agent-runner.{name}]", sub))
     return "\n".join(parts).rstrip() + "\n"
@@ -113,32 +113,32 @@ def generated() -> dict[str, str]:
     return {"config-reference": config_reference()}
 
 
-def current(readme: str, name: str) -> str:
-    """Return the text between `<!-- name:start -->` and `<!-- name:end -->` in the README."""
+def current(page: str, name: str) -> str:
+    """Return the text between `<!-- name:start -->` and `<!-- name:end -->` in the page."""
     start, end = f"<!-- {name}:start -->\n", f"<!-- {name}:end -->"
-    if start not in readme or end not in readme:
-        raise SystemExit(f"README.md lacks the markers {start.strip()} ... {end}")
-    return readme.split(start, 1)[1].split(end, 1)[0]
+    if start not in page or end not in page:
+        raise SystemExit(f"{TARGET.name} lacks the markers {start.strip()} ... {end}")
+    return page.split(start, 1)[1].split(end, 1)[0]
 
 
-def rewrite(readme: str) -> str:
-    """Return the README with every generated block replaced by its fresh text."""
+def rewrite(page: str) -> str:
+    """Return the page with every generated block replaced by its fresh text."""
     for name, text in generated().items():
-        old = current(readme, name)
-        readme = readme.replace(f"<!-- {name}:start -->\n{old}", f"<!-- {name}:start -->\n{text}", 1)
-    return readme
+        old = current(page, name)
+        page = page.replace(f"<!-- {name}:start -->\n{old}", f"<!-- {name}:start -->\n{text}", 1)
+    return page
 
 
 def main(argv: list[str]) -> int:
     """Print, check or write the generated blocks."""
     if "--write" in argv:
-        README.write_text(rewrite(README.read_text(encoding="utf-8")), encoding="utf-8")
+        TARGET.write_text(rewrite(TARGET.read_text(encoding="utf-8")), encoding="utf-8")
         return 0
     if "--check" in argv:
-        text = README.read_text(encoding="utf-8")
+        text = TARGET.read_text(encoding="utf-8")
         stale = [name for name, body in generated().items() if current(text, name) != body]
         for name in stale:
-            print(f"README.md: the {name} block is out of date; run python docs/gen_config_table.py --write")
+            print(f"{TARGET.name}: the {name} block is stale; run python docs/gen_config_table.py --write")
         return 1 if stale else 0
     for name, body in generated().items():
         print(f"<!-- {name}:start -->\n{body}<!-- {name}:end -->\n")

@@ -1,4 +1,7 @@
-"""The README's commands as steps, run in order in one prepared repo (see test_readme_commands.py)."""
+"""The commands of the README and the docs pages as steps, run in order in one prepared repo.
+
+See test_docs_commands.py.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +18,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 SKIP_LANGS = {"toml", "yaml", "yml", "json", "markdown", "md"}
 ENV_PREFIX = r"(?:[A-Z_][A-Z0-9_]*=(?:'[^']*'|\"[^\"]*\"|\S+)\s+)*"
 COMMAND = re.compile(rf"^{ENV_PREFIX}run-agents(?:\s|$)")
+RESULT_GIT = re.compile(r"^git (?:diff|merge) .*\bagent/")  # looking at and merging a task's branch
 NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing listens, so no model key is ever spent
 
 
@@ -41,16 +46,30 @@ def command_of(line: str) -> str:
     return re.sub(r"\s+#\s.*$", "", line).strip()
 
 
-def readme_commands(text: str) -> list[str]:
-    """Return every `run-agents ...` command line of the README's code blocks, in order, without repeats."""
+def doc_pages() -> list[Path]:
+    """Return the README and every page of docs/."""
+    return [README, *sorted(DOCS.glob("*.md"))]
+
+
+def page_commands(text: str) -> list[str]:
+    """Return each `run-agents ...` (or `git diff/merge ... agent/...`) line of a page's code blocks, once."""
     found: list[str] = []
     for lang, lines in fenced_blocks(text):
         if lang in SKIP_LANGS:
             continue
         for line in map(command_of, lines):
-            if COMMAND.match(line) and line not in found:
+            if (COMMAND.match(line) or RESULT_GIT.match(line)) and line not in found:
                 found.append(line)
     return found
+
+
+def docs_commands() -> dict[str, list[str]]:
+    """Return each command of the README and the docs pages with the pages (relative paths) that show it."""
+    where: dict[str, list[str]] = {}
+    for page in doc_pages():
+        for command in page_commands(page.read_text(encoding="utf-8")):
+            where.setdefault(command, []).append(str(page.relative_to(ROOT)))
+    return where
 
 
 @dataclass
@@ -66,7 +85,7 @@ class Ctx:
 
 @dataclass
 class Step:
-    """One README command: how to run it and what must come out."""
+    """One docs command: how to run it and what must come out."""
 
     command: str
     phrase: str
@@ -183,7 +202,7 @@ def make_repo(tmp: Path, env: dict[str, str]) -> tuple[Path, Path]:
     for args in (("add", "-A"), ("commit", "-q", "-m", "init"), ("remote", "add", "origin", str(origin))):
         subprocess.run(["git", "-C", str(repo), *args], check=True, env=env, capture_output=True)
     git(repo, "push", "-q", "origin", "main")
-    (repo / "script.yaml").write_text(json.dumps(CHANGE_SCRIPT))  # JSON is YAML: the README's script.yaml
+    (repo / "script.yaml").write_text(json.dumps(CHANGE_SCRIPT))  # JSON is YAML: docs/models.md's script.yaml
     return repo, origin
 
 

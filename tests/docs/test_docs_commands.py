@@ -1,7 +1,8 @@
-"""Every `run-agents` command in README.md runs as written, in a prepared repo, against fake servers.
+"""Every `run-agents` command of README.md and docs/*.md runs as written, in a prepared repo, with fakes.
 
-A README command without a step here (or a step whose command left the README) fails
-`test_every_readme_command_is_checked`, so the README and this test stay in sync.
+So do the `git diff` / `git merge` lines that look at and take a task's branch. A command in the docs
+without a step here (or a step whose command left the docs) fails `test_every_docs_command_is_checked`,
+so the docs and this test stay in sync. The other checks keep the generated parts of the docs current.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from readme_flow import (
+from docs_flow import (
+    DOCS,
     README,
     REVIEW_SCRIPT,
     REVIEW_TASK,
@@ -23,10 +25,11 @@ from readme_flow import (
     Ctx,
     Step,
     base_env,
+    docs_commands,
     fenced_blocks,
+    git,
     make_repo,
     queue_events,
-    readme_commands,
     shell,
 )
 
@@ -53,6 +56,11 @@ def _results_json(ctx: Ctx, out: str) -> None:
 def _two_prs(ctx: Ctx, out: str) -> None:
     heads = sorted(p["head"]["ref"] for p in ctx.github.store.pulls.values())
     assert heads == ["agent/clean-lint-in-src", "agent/pathlib-utils"]
+
+
+def _merged(ctx: Ctx, out: str) -> None:
+    assert "from pathlib import Path" in (ctx.repo / "src" / "widgets" / "utils.py").read_text()
+    assert git(ctx.repo, "rev-parse", "main") == git(ctx.repo, "rev-parse", "agent/pathlib-utils")
 
 
 def _llm_saw(protocol: str) -> object:
@@ -86,13 +94,14 @@ FLOW = [
     Step(
         "run-agents exec tasks/clean-lint-in-src.md --json --inline-bundle > results/clean-lint-in-src.json",
         "",
-        before=lambda ctx: (ctx.repo / "results").mkdir(),  # the README's `mkdir -p results`
+        before=lambda ctx: (ctx.repo / "results").mkdir(),  # docs/github.md's `mkdir -p results`
         verify=_results_json,
     ),
     Step("run-agents ingest results", "unpublished: no GitHub token"),
     Step("run-agents publish clean-lint-in-src", "published clean-lint-in-src", env=lambda ctx: TOKEN),
     Step("run-agents run", "1 finished", env=lambda ctx: TOKEN, verify=_two_prs),
     Step("run-agents show pathlib-utils", "utils.py uses pathlib"),
+    Step("git diff main agent/pathlib-utils", "+from pathlib import Path"),
     Step("run-agents show pathlib-utils --trajectory", "run started"),
     Step(
         "run-agents exec tasks/pathlib-utils.md --model scripted:$PWD/script.yaml --json",
@@ -151,6 +160,7 @@ FLOW = [
     Step("run-agents machines check --json", '"is_reachable": false', code=1, env=lambda ctx: MACHINES),
     Step("run-agents --debug show no-such-task", "QueueError", code=1),
     Step("run-agents review 2 --fix", "pathlib-utils-fix1", env=lambda ctx: TOKEN),
+    Step("git merge agent/pathlib-utils", "", verify=_merged),  # last: main then holds the change
 ]
 DEMO = "run-agents demo"
 NEEDS_INFRA = {  # command -> why it only gets `--help` here, and the test that runs it for real
@@ -165,14 +175,14 @@ NEEDS_INFRA = {  # command -> why it only gets `--help` here, and the test that 
 }
 
 
-def test_every_readme_command_is_checked() -> None:
-    """The README's run-agents commands are exactly the ones this test runs or checks with --help."""
-    in_readme = set(readme_commands(README.read_text(encoding="utf-8")))
+def test_every_docs_command_is_checked() -> None:
+    """The docs' commands are exactly the ones this test runs (or checks with --help), wherever they live."""
+    in_docs = docs_commands()
     checked = {step.command for step in FLOW} | set(NEEDS_INFRA) | {DEMO}
-    assert not in_readme - checked, f"README commands without a check: {sorted(in_readme - checked)}"
-    assert not checked - in_readme, (
-        f"checks for commands no longer in the README: {sorted(checked - in_readme)}"
-    )
+    unchecked = {command: pages for command, pages in in_docs.items() if command not in checked}
+    assert not unchecked, f"commands in the docs without a check: {unchecked}"
+    gone = sorted(checked - set(in_docs))
+    assert not gone, f"checks for commands no longer in the docs: {gone}"
 
 
 def test_quickstart_starts_with_the_ci_test_command_then_the_demo() -> None:
@@ -188,27 +198,37 @@ def test_quickstart_starts_with_the_ci_test_command_then_the_demo() -> None:
     assert second[0] == DEMO
 
 
+def test_readme_is_the_pitch_with_the_user_install_first() -> None:
+    """The README stays under 15 KB and its Install section gives the user install (pipx, uv tool)."""
+    text = README.read_text(encoding="utf-8")
+    assert len(text.encode()) < 15_000, "the reference belongs in docs/, not the README"
+    install = text.split("## Install", 1)[1].split("\n## ", 1)[0]
+    assert "pipx install agent-runner" in install and "uv tool install agent-runner" in install
+    assert text.index("## Install") < text.index("## Quickstart")
+
+
 def test_task_table_names_every_task_field() -> None:
-    """The README's task-file table lists exactly the Task model's fields."""
-    text = README.read_text(encoding="utf-8").split("## Task files", 1)[1].split("\n## ", 1)[0]
+    """The field table of docs/tasks.md lists exactly the Task model's fields."""
+    text = (DOCS / "tasks.md").read_text(encoding="utf-8").split("\n## Fields\n", 1)[1].split("\n## ", 1)[0]
     rows = set(re.findall(r"^\| `([a-z_]+)` \|", text, flags=re.MULTILINE))
     assert rows == set(Task.model_fields)
 
 
 def test_config_reference_is_generated_from_the_models() -> None:
-    """README's configuration reference equals what docs/gen_config_table.py generates now."""
-    spec = importlib.util.spec_from_file_location("gen_config_table", ROOT / "docs" / "gen_config_table.py")
+    """docs/configuration.md's reference equals what docs/gen_config_table.py generates now."""
+    spec = importlib.util.spec_from_file_location("gen_config_table", DOCS / "gen_config_table.py")
     assert spec and spec.loader
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
-    readme = README.read_text(encoding="utf-8")
+    assert gen.TARGET == DOCS / "configuration.md"
+    page = gen.TARGET.read_text(encoding="utf-8")
     for name, body in gen.generated().items():
-        assert gen.current(readme, name) == body, "run: python docs/gen_config_table.py --write"
+        assert gen.current(page, name) == body, "run: python docs/gen_config_table.py --write"
 
 
 @pytest.mark.timeout(300)
-def test_readme_commands_run_as_written(tmp_path: Path) -> None:
-    """Each README command exits as expected and prints its key phrase; the demo runs meanwhile."""
+def test_docs_commands_run_as_written(tmp_path: Path) -> None:
+    """Each docs command exits as expected and prints its key phrase; the demo runs meanwhile."""
     env = base_env(tmp_path)
     (tmp_path / "demo-cwd").mkdir()
     demo = subprocess.Popen(
@@ -246,7 +266,7 @@ def _run_step(ctx: Ctx, step: Step) -> list[str]:
         step.before(ctx)
     started = time.monotonic()
     code, out = shell(ctx, step)
-    if os.environ.get("README_TEST_TIMES"):
+    if os.environ.get("DOCS_TEST_TIMES"):
         print(f"{time.monotonic() - started:6.1f} s  {step.command}")
     problem = ""
     if code != step.code:
