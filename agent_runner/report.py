@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from agent_runner.findings import answer_of
 from agent_runner.queue import Queue
 from agent_runner.queue_state import EventType, TaskState, apply
+from agent_runner.report_labels import is_recorded, model_used
 from agent_runner.task import TaskStatus
 
 SNAPSHOT_OUTCOMES = {
@@ -43,6 +45,8 @@ class Attempt:
     tokens: dict[str, int] = field(default_factory=dict)
     trajectory: str | None = None
     seen: float = 0.0
+    result: dict[str, Any] | None = field(default=None, repr=False)
+    model_label: str = ""
 
     @property
     def duration(self) -> float:
@@ -82,6 +86,8 @@ class TaskRow:
     model: str = ""
     n_attempts_used: int = 0
     max_attempts: int = 3
+    verdict: str | None = None
+    n_findings: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -104,6 +110,21 @@ class RunReport:
         """Spend of every recorded attempt, in US dollars."""
         return sum(a.cost_usd for a in self.attempts)
 
+    @property
+    def total_tokens(self) -> int:
+        """Tokens in and out of every attempt."""
+        return sum(sum(a.tokens.values()) for a in self.attempts)
+
+    @property
+    def n_model_calls(self) -> int:
+        """Model calls the attempts' results report."""
+        return sum(int((a.result or {}).get("model_calls") or 0) for a in self.attempts)
+
+    @property
+    def is_recorded(self) -> bool:
+        """Whether some attempt replayed a recorded session: its cost and tokens were recorded, not billed."""
+        return any(is_recorded(a.model) for a in self.attempts)
+
     def lanes(self) -> dict[str, list[str]]:
         """Machines (sorted) and the workers seen on each."""
         lanes: dict[str, set[str]] = defaultdict(set)
@@ -124,7 +145,7 @@ class RunReport:
             lambda: dict.fromkeys(("cost_usd", *TOKEN_FIELDS), 0.0)
         )
         for a in self.attempts:
-            entry = out[a.model or "unknown"]
+            entry = out[a.model_label or "unknown"]
             entry["cost_usd"] += a.cost_usd
             for key in TOKEN_FIELDS:
                 entry[key] += a.tokens.get(key, 0)
@@ -160,8 +181,13 @@ class RunReport:
             "budget_usd": self.budget_usd,
             "cache_read_share": self.cache_read_share(),
             "machines": self.machine_load(),
-            "slowest": [asdict(a) | {"duration_s": round(a.duration, 3)} for a in self.slowest()],
+            "slowest": [_attempt_json(a) for a in self.slowest()],
         }
+
+
+def _attempt_json(attempt: Attempt) -> dict[str, Any]:
+    data = {f.name: getattr(attempt, f.name) for f in fields(attempt) if f.name != "result"}
+    return data | {"duration_s": round(attempt.duration, 3)}
 
 
 def machine_of(event: dict[str, Any], result: dict[str, Any] | None) -> str:
@@ -243,6 +269,7 @@ def _outcome(event: dict[str, Any]) -> str:
 
 
 def _apply_result(attempt: Attempt, result: dict[str, Any]) -> None:
+    attempt.result = result
     attempt.model = str(result.get("model") or attempt.model)
     attempt.steps = int(result.get("steps") or 0)
     attempt.cost_usd = float(result.get("cost_usd") or 0.0)
@@ -257,9 +284,13 @@ def _task_row(state: TaskState, attempts: list[Attempt]) -> TaskRow:
     row = TaskRow(
         id=state.id, kind=str(definition.get("kind") or "?"), title=str(definition.get("title") or ""),
         status=state.status.value, reason=state.reason, attempts=attempts, pr_url=state.pr_url,
-        model=str(result.get("model") or definition.get("model") or ""),
         n_attempts_used=state.n_attempts_used, max_attempts=state.max_attempts,
     )  # fmt: skip
+    planned = str(definition.get("model") or (attempts[-1].model if attempts else ""))
+    row.model = model_used(state.result, kind=row.kind, planned=planned)
+    answer = answer_of(result) if row.kind == "review" and result else None
+    if answer is not None:
+        row.verdict, row.n_findings = answer.verdict, len(answer.findings)
     row.gates = [_gate_row(g) for g in result.get("gates") or [] if isinstance(g, dict)]
     row.cost_usd = sum(a.cost_usd for a in attempts)
     row.tokens = {k: sum(a.tokens.get(k, 0) for a in attempts) for k in TOKEN_FIELDS}
@@ -289,5 +320,7 @@ def build_report(
         attempt.model = attempt.model or str(
             (state.task if state else {}).get("model") or default_model or ""
         )
+        kind = str((state.task if state else {}).get("kind") or "")
+        attempt.model_label = model_used(attempt.result, kind=kind, planned=attempt.model)
     rows = [_task_row(state, per_task.get(task_id, [])) for task_id, state in states.items()]
     return RunReport(str(queue.path), now or time.time(), rows, folder.attempts, budget_usd=budget_usd)

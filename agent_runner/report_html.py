@@ -87,7 +87,7 @@ def timeline(report: RunReport) -> tuple[list[dict[str, Any]], list[tuple[float,
 def _bar(a: Attempt, t0: float, span: float) -> Bar:
     end = a.last
     title = (
-        f"{a.task_id} #{a.attempt} on {a.worker}: {a.outcome}\n{a.model or '?'} · {a.steps} steps · "
+        f"{a.task_id} #{a.attempt} on {a.worker}: {a.outcome}\n{a.model_label or '?'} · {a.steps} steps · "
         f"${a.cost_usd:.4f} · {_secs(end - a.start)}" + (f"\n{a.reason[:120]}" if a.reason else "")
     )
     left = 100 * (a.start - t0) / span
@@ -96,34 +96,53 @@ def _bar(a: Attempt, t0: float, span: float) -> Bar:
 
 
 def charts(report: RunReport) -> dict[str, str]:
-    """Return the pygal charts as inline SVG strings (no XML declaration, no external JS)."""
-    import pygal
+    """Return the pygal charts as inline SVG strings (no XML declaration, no external JS).
+
+    A chart with nothing to show is left out: no cost charts without cost, no token chart without tokens.
+    """
+    out: dict[str, str] = {}
+    if report.total_cost > 0:
+        out |= _cost_charts(report)
+    if report.total_tokens > 0:
+        out["tokens_per_model"] = _tokens_chart(report)
+    return out
+
+
+def _chart_options() -> dict[str, Any]:
     from pygal.style import Style
 
     style = Style(
         background="white", plot_background="white", colors=("#3b7dd8", "#2e9e4f", "#e8912d", "#8e44ad")
     )
-    opts = {"js": [], "disable_xml_declaration": True, "style": style, "width": 760}
-    costly = sorted((t for t in report.tasks if t.cost_usd > 0), key=lambda t: t.cost_usd, reverse=True)[
-        :TOP_TASKS
-    ]
-    out: dict[str, str] = {}
+    return {"js": [], "disable_xml_declaration": True, "style": style, "width": 760}
+
+
+def _cost_charts(report: RunReport) -> dict[str, str]:
+    import pygal
+
+    opts = _chart_options()
+    costly = sorted((t for t in report.tasks if t.cost_usd > 0), key=lambda t: t.cost_usd, reverse=True)
+    costly = costly[:TOP_TASKS]
     per_task = pygal.HorizontalBar(height=max(220, 22 * len(costly) + 80), show_legend=False, **opts)
     per_task.x_labels = [t.id for t in reversed(costly)]
     per_task.add("cost (USD)", [round(t.cost_usd, 4) for t in reversed(costly)])
-    out["cost_per_task"] = _svg(per_task)
     models = report.by_model()
     per_model = pygal.Bar(height=300, show_legend=False, **opts)
     per_model.x_labels = list(models)
     per_model.add("cost (USD)", [round(m["cost_usd"], 4) for m in models.values()])
-    out["cost_per_model"] = _svg(per_model)
-    tokens = pygal.StackedBar(height=320, **opts)
+    return {"cost_per_task": _svg(per_task), "cost_per_model": _svg(per_model)}
+
+
+def _tokens_chart(report: RunReport) -> str:
+    import pygal
+
+    models = report.by_model()
+    tokens = pygal.StackedBar(height=320, **_chart_options())
     tokens.x_labels = list(models)
     for key, label in (("input_tokens", "input"), ("cache_read_tokens", "cache read"),
                        ("cache_write_tokens", "cache write"), ("output_tokens", "output")):  # fmt: skip
         tokens.add(label, [int(m[key]) for m in models.values()])
-    out["tokens_per_model"] = _svg(tokens)
-    return out
+    return _svg(tokens)
 
 
 def _svg(chart: Any) -> str:
