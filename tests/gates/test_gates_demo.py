@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from agent_runner.cli import get_app
+from agent_runner.config import load_config
 from agent_runner.queue import Queue
 
 
-def test_demo_runs_every_kind_without_a_key(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """The demo repo and the output of `run-agents demo` (run once for this module's tests)."""
+    folder = tmp_path_factory.mktemp("demo") / "shop"
+    return folder, CliRunner().invoke(get_app(), ["demo", str(folder)], env={"COLUMNS": "200"})
+
+
+def test_demo_runs_every_kind_without_a_key(demo: tuple[Path, Any]) -> None:
     """With no key the demo replays recorded sessions (labelled), finishes every task and lists 4 branches."""
-    folder = tmp_path / "shop"
-    result = CliRunner().invoke(get_app(), ["demo", str(folder)], env={"COLUMNS": "200"})
+    folder, result = demo
     assert result.exit_code == 0, result.output
     out = result.output
     assert "RECORDED" in out and "[recorded]" in out
@@ -40,9 +49,33 @@ def test_demo_runs_every_kind_without_a_key(tmp_path: Path) -> None:
         ["git", "show", "agent/lint-legacy:shop/legacy.py"], cwd=folder, capture_output=True, text=True
     )
     assert "counts=None" in legacy.stdout and "for line in lines" in legacy.stdout
+
+
+def test_demo_review_keeps_its_answer_as_fields(demo: tuple[Path, Any]) -> None:
+    """The review task's result holds its verdict and findings, not only the summary text."""
+    folder, _ = demo
     review = Queue(folder / "tasks" / "queue.jsonl").refresh()["review-legacy"].result or {}
-    assert review["verdict"] == "request_changes"  # the answer is kept as fields, not only as the summary
+    assert review["verdict"] == "request_changes"
     assert [(f["line"], f["severity"]) for f in review["findings"]] == [(4, "major"), (13, "minor")]
+
+
+def test_demo_report_shows_recorded_spend(demo: tuple[Path, Any]) -> None:
+    """The recorded sessions carry usage and cost: the report charts them, labelled recorded, and ruff-only
+    work shows no model."""
+    from agent_runner.report_html import generate_report
+
+    folder, _ = demo
+    states = Queue(folder / "tasks" / "queue.jsonl").refresh()
+    legacy = states["lint-legacy"].result or {}
+    assert legacy["usage"]["cache_read_tokens"] > 0 and 0 < legacy["cost_usd"] < 0.05
+    text = generate_report(folder, load_config(folder, environ={})).read_text(encoding="utf-8")
+    assert text.count('class="pygal-chart"') == 3
+    assert "recorded:lint-legacy.yaml" in text and "recorded sessions: their cost was recorded" in text
+    assert (
+        "<td>none: ruff only</td>" in text
+        and "/agent_runner/demo/" not in text.split('<section id="trajectories">')[0]
+    )
+    assert "review: <b>request_changes</b> (2 findings)" in text
 
 
 def test_demo_refuses_a_folder_with_files(tmp_path: Path) -> None:
