@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent_runner.errors import ConfigError
+from agent_runner.errors import ConfigError, validation_text
 from agent_runner.executors.machine import MachineConfig, RayConfig, SshConfig
 from agent_runner.gates.settings import GatesConfig
 from agent_runner.github.settings import GitHubConfig
@@ -174,7 +174,7 @@ def config_from_dict(
         if err["type"] == "extra_forbidden":
             hint = f"; known fields: {', '.join(sorted(RunnerConfig.model_fields))}"
         label = source(str(err["loc"][0]) if err["loc"] else "") if callable(source) else source
-        raise ConfigError(f"{label}: '{where}': {err['msg']}{hint}") from exc
+        raise ConfigError(f"{label}: '{where}': {validation_text(err)}{hint}") from exc
 
 
 def find_root(start: Path | None = None) -> Path:

@@ -25,6 +25,9 @@ Agent control flow (finished, limits reached) is not an error: see agent.py's Ex
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class RunnerError(Exception):
     """Base of every error the runner raises on purpose; the message says what to do next."""
@@ -119,3 +122,11 @@ class GitHubError(RunnerError):
 
 class SandboxError(RunnerError):
     """The configured sandbox is not available."""
+
+
+def validation_text(error: Mapping[str, Any]) -> str:
+    """Return one pydantic error's message as our validator wrote it (no "Value error, " in front)."""
+    raised = (error.get("ctx") or {}).get("error")
+    if error.get("type") in ("value_error", "assertion_error") and raised is not None:
+        return str(raised)
+    return str(error.get("msg", ""))

@@ -12,7 +12,7 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agent_runner.errors import TaskFileError
+from agent_runner.errors import TaskFileError, validation_text
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -192,16 +192,31 @@ def _read_text(path: Path) -> str:
         raise TaskFileError(str(path), f"is not valid UTF-8 (byte {exc.start})") from exc
 
 
-def _load_yaml(path: Path, text: str) -> dict[str, Any]:
+def _load_yaml(path: Path, text: str, *, offset: int = 0) -> dict[str, Any]:
+    """Parse a YAML mapping that starts `offset` lines into the file (errors name the file's line)."""
     import yaml  # here, not at the top: workers get tasks as JSON, and yaml costs 15 ms to import
 
     try:
         data = yaml.load(text, Loader=_plain_loader()) if text.strip() else {}  # a SafeLoader
     except yaml.YAMLError as exc:
-        raise TaskFileError(str(path), f"invalid YAML: {exc}".replace("\n", " ")) from exc
+        raise TaskFileError(str(path), _yaml_problem(exc, offset)) from exc
     if not isinstance(data, dict):
         raise TaskFileError(str(path), "front matter must be a YAML mapping of field: value")
     return {str(key): value for key, value in data.items()}
+
+
+def _yaml_problem(exc: Exception, offset: int) -> str:
+    """Say what is wrong with the YAML and where, as lines of the file (not of its front matter)."""
+    problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+    if problem is None or mark is None:
+        return f"invalid YAML: {exc}".replace("\n", " ")
+    text = f"invalid YAML at line {mark.line + 1 + offset}, column {mark.column + 1}: {problem}"
+    context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and start is not None:
+        text += f" ({context} that starts at line {start.line + 1 + offset})"
+    elif context:
+        text += f" ({context})"
+    return text
 
 
 @functools.cache
@@ -227,7 +242,7 @@ def read_task_fields(path: Path) -> dict[str, Any]:
         parts = split_front_matter(text)
         if parts is None:
             raise TaskFileError(str(path), "has no YAML front matter; start the file with a '---' block")
-        data = _load_yaml(path, parts[0])
+        data = _load_yaml(path, parts[0], offset=1)  # the opening '---' line
         if "instructions" in data:
             raise TaskFileError(str(path), "put instructions in the Markdown body", field="instructions")
         data["instructions"] = parts[1].strip()
@@ -246,7 +261,7 @@ def task_from_fields(data: dict[str, Any], *, source: str = "<task>") -> Task:
         first = errors[0]
         same = [err for err in errors if err["loc"] == first["loc"]]  # a union reports one error per member
         if len(same) > 1:
-            first = {**first, "msg": " or ".join(err["msg"] for err in same)}
+            first = {**first, "msg": " or ".join(validation_text(err) for err in same), "ctx": {}}
         loc = ".".join(str(part) for part in first["loc"]) or None
         raise TaskFileError(source, _describe(first), field=loc) from exc
     return _bounded(task, source)
@@ -279,7 +294,7 @@ def _describe(err: Any) -> str:
         return f"is required{allowed}"
     got = repr(err.get("input"))
     got = got if len(got) <= 60 else got[:57] + "..."
-    return f"{err['msg']} (got {got}){allowed}"
+    return f"{validation_text(err)} (got {got}){allowed}"
 
 
 def load_task_file(path: Path) -> Task:

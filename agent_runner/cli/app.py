@@ -17,6 +17,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: typer's rich panels label every flag (even --help) `<bool>`
 )
 console = Console()
 err_console = Console(stderr=True)

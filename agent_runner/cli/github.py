@@ -86,7 +86,17 @@ def prs(as_json: JsonFlag = False) -> None:
     for row in rows:
         cells = (row["state"], row["checks"], row["review"], str(row["mergeable_state"]))
         table.add_row(*(Text(str(cell)) for cell in (row["task"], f"#{row['pr']}", *cells)))
-    console.print(table if rows else "No pull requests yet (run-agents run publishes them).")
+    console.print(table if rows else _no_prs(has_token=bool(_token())), markup=False, highlight=False)
+
+
+def _no_prs(*, has_token: bool) -> str:
+    """Say why there is no pull request, and what opens one (`run` publishes only with a token)."""
+    if has_token:
+        return "No pull requests yet: `run-agents run` opens one for each finished task."
+    return (
+        "No pull requests yet, and none will open without a GitHub token: `run` keeps finished work on "
+        "local agent/<id> branches. Set GITHUB_TOKEN (or GH_TOKEN), then `run-agents publish ID` opens one."
+    )
 
 
 def _pr_row(gh: Any, state: Any) -> dict[str, Any]:
@@ -103,7 +113,7 @@ def _pr_row(gh: Any, state: Any) -> dict[str, Any]:
 
 @app.command()
 def review(
-    prs: Annotated[list[str] | None, typer.Argument(help="PR numbers or URLs.")] = None,
+    prs: Annotated[list[str] | None, typer.Argument(metavar="PR", help="PR numbers or URLs.")] = None,
     all_open: Annotated[bool, typer.Option("--all", help="Every open PR labeled agent-runner.")] = False,
     post: Annotated[
         bool, typer.Option("--post", help="Post (or update) one GitHub review with inline comments.")
@@ -165,7 +175,9 @@ def _print_review(outcome: Any) -> None:
 @app.command()
 def plan(
     matrix: Annotated[bool, typer.Option("--matrix", help="Print a GitHub Actions matrix as JSON.")] = False,
-    only: Annotated[list[str] | None, typer.Option("--only", help="Only this task id (repeatable).")] = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", metavar="ID", help="Only this task id (repeatable).")
+    ] = None,
     state_branch: StateFlag = False,
 ) -> None:
     """Show the tasks that may start now (overlapping paths wait); `--matrix` for GitHub Actions."""

@@ -31,8 +31,12 @@ TaskId = Annotated[str, typer.Argument(help="The task id (see `run-agents list`)
 Kind = Annotated[TaskKind, typer.Argument(help="fix-lint | write-tests | change | review.")]
 Title = Annotated[str, typer.Option(help="One line for tables and the PR title.")]
 Message = Annotated[str, typer.Option("-m", "--message", help="Instructions for the agent.")]
-Ids = Annotated[list[str] | None, typer.Option(help="An id that must finish first (repeatable).")]
-Paths = Annotated[list[str] | None, typer.Option("--path", help="A target file or folder (repeatable).")]
+Ids = Annotated[
+    list[str] | None, typer.Option(metavar="ID", help="An id that must finish first (repeatable).")
+]
+Paths = Annotated[
+    list[str] | None, typer.Option("--path", metavar="PATH", help="A target file or folder (repeatable).")
+]
 NewId = Annotated[str | None, typer.Option("--id", help="Task id (default: made from title or message).")]
 Priority = Annotated[int, typer.Option(help="Higher runs first.")]
 ModelSpec = Annotated[str | None, typer.Option(help="Model spec, e.g. openai:gpt-5.")]

@@ -25,6 +25,9 @@ PROVIDERS: dict[str, str] = {
 def parse_spec(spec: str) -> tuple[str, str]:
     """Return (import path of the model class, model name) for a spec string."""
     head, sep, rest = spec.strip().partition(":")
+    if not sep and head:
+        guess = "openai" if head.startswith(("gpt", "o1", "o3", "o4")) else "anthropic"
+        raise ModelSpecError(f"model spec {spec!r} names no provider; use provider:name, e.g. {guess}:{head}")
     if "." in head and sep:
         class_name, _, name = rest.partition(":")
         return f"{head}:{class_name}", name
