@@ -24,6 +24,12 @@ from agent_runner.queue_state import EventType, TaskState, apply
 from agent_runner.task import TaskStatus
 
 _decode = json.JSONDecoder().decode  # skips json.loads' per-call encoding detection: the fold is hot
+SIDE_SUFFIXES = ("lock", "compact", "coordinator")  # <queue>.<suffix>: the lock, a compaction, the run lock
+
+
+def side_files(queue: str) -> list[str]:
+    """Return the names of the files kept beside the queue file `queue` (for .gitignore)."""
+    return [f"{queue}.{suffix}" for suffix in SIDE_SUFFIXES]
 
 
 @dataclass(frozen=True)

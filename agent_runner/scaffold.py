@@ -10,6 +10,7 @@ from pathlib import Path
 from agent_runner.config import RunnerConfig, read_pyproject
 from agent_runner.errors import ConfigError
 from agent_runner.prompts import builtin_templates
+from agent_runner.queue_log import side_files
 
 EXAMPLE_NAME = "_example.md"  # a leading '_' keeps it out of the queue: it is a template to copy
 EXAMPLE_TASK = """\
@@ -57,7 +58,7 @@ def init_project(root: Path, config: RunnerConfig) -> InitReport:
     _copy_prompts(root, builtin_prompts(), root / "prompts", report)
     _add_config_table(root, config, report)
     state = f"/{config.state_dir.strip('/')}/"
-    queue_files = [f"/{config.queue}.{suffix}" for suffix in ("lock", "compact", "coordinator")]
+    queue_files = [f"/{name}" for name in side_files(config.queue)]
     _ignore(root, [state, *queue_files], report)
     return report
 

@@ -8,11 +8,16 @@ from pathlib import Path
 
 import yaml
 
+from agent_runner.queue_log import side_files
+
 SCRIPTS_DIR = Path(__file__).resolve().parent
+QUEUE_FILES = ["tasks/queue.jsonl", *side_files("tasks/queue.jsonl")]  # the queue and its lock files
 GIT_IDENTITY = ["-c", "user.name=agent-runner demo", "-c", "user.email=demo@agent-runner.invalid"]
 
 FILES: dict[str, str] = {
-    ".gitignore": ".agent-runner/\ntasks/queue.jsonl\n__pycache__/\n.pytest_cache/\n.ruff_cache/\n",
+    ".gitignore": "\n".join(
+        [".agent-runner/", *QUEUE_FILES, "__pycache__/", ".pytest_cache/", ".ruff_cache/", ""]
+    ),
     "README.md": "# shop\n\nA throwaway project made by `run-agents demo`.\n",
     "shop/__init__.py": '"""A tiny shop."""\n',
     "shop/cart.py": '''"""A shopping cart: every lint violation here has a safe automatic fix."""

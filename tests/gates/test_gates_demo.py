@@ -78,6 +78,13 @@ def test_demo_report_shows_recorded_spend(demo: tuple[Path, Any]) -> None:
     assert "review: <b>request_changes</b> (2 findings)" in text
 
 
+def test_demo_leaves_git_status_clean(demo: tuple[Path, Any]) -> None:
+    """The queue's lock files are ignored like the queue: after the run, `git status` shows nothing."""
+    folder, _ = demo
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=folder, capture_output=True, text=True)
+    assert status.stdout == ""
+
+
 def test_demo_refuses_a_folder_with_files(tmp_path: Path) -> None:
     """The demo only writes into a new or empty folder."""
     (tmp_path / "keep.txt").write_text("mine")
