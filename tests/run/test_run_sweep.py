@@ -1,0 +1,59 @@
+"""The sweep at a run's start removes checkouts of attempts that no longer run, and nothing else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent_runner.queue import Queue
+from agent_runner.sweep import sweep_checkouts
+from agent_runner.task import Task
+
+
+def checkout(state: Path, name: str) -> Path:
+    """Make checkouts/<name> with a file, and the runner's git dir and index beside it, as attempts do."""
+    path = state / "checkouts" / name
+    (path / "src").mkdir(parents=True)
+    (path / "src" / "calc.py").write_text("x = 1\n")
+    path.with_name(name + ".git").mkdir()
+    path.with_name(name + ".index").write_text("index")
+    return path
+
+
+def attempt(queue: Queue, task_id: str) -> int:
+    claim = queue.claim("local-1", lease_s=60, accept=lambda s: s.id == task_id)
+    assert claim is not None
+    return claim.attempt
+
+
+def test_sweep_removes_released_interrupted_and_cancelled_attempts_checkouts(tmp_path: Path) -> None:
+    """Released, orphaned, cancelled, re-granted attempts lose their checkouts; live, kept, unknown stay."""
+    state = tmp_path / ".agent-runner"
+    now = [1000.0]
+    queue = Queue(tmp_path / "queue.jsonl", clock=lambda: now[0])
+    for task_id in ("released", "orphan", "cancelled", "failed", "live", "regranted"):
+        queue.add(Task(id=task_id, kind="change", instructions="x"))
+    queue.release("released", attempt(queue, "released"), "machine lost")
+    kept = checkout(state, "failed-1")
+    queue.fail("failed", attempt(queue, "failed"), "gates failed", result={"checkout_path": str(kept)})
+    queue.fail("failed", attempt(queue, "failed"), "gates failed", result={"checkout_path": None})
+    attempt(queue, "cancelled")
+    queue.cancel("cancelled")
+    attempt(queue, "orphan")
+    queue.release_orphans()
+    attempt(queue, "regranted")
+    now[0] += 120  # attempt 1's lease runs out: the next claim expires it and grants attempt 2
+    assert attempt(queue, "regranted") == 2
+    attempt(queue, "live")
+    gone = [checkout(state, n) for n in ("released-1", "orphan-1", "cancelled-1", "failed-2", "regranted-1")]
+    stay = [kept, checkout(state, "live-1"), checkout(state, "regranted-2"), checkout(state, "stranger-1"),
+            checkout(state, "live-7")]  # fmt: skip
+    (state / "checkouts" / "notes.txt").write_text("mine")
+    assert sweep_checkouts(state, queue) == sorted(gone)
+    for path in gone:
+        assert not path.exists() and not path.with_name(path.name + ".git").exists()
+        assert not path.with_name(path.name + ".index").exists()
+    for path in stay:
+        assert (path / "src" / "calc.py").is_file() and path.with_name(path.name + ".git").is_dir()
+    assert (state / "checkouts" / "notes.txt").read_text() == "mine"
+    assert sweep_checkouts(state, queue) == []
+    assert sweep_checkouts(tmp_path / "nowhere", queue) == []
