@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent_runner.context import ContextConfig, elide_old_outputs, estimate_tokens
+from agent_runner.context import ContextConfig, elide_old_outputs, estimate_tokens, max_prompt_tokens
 from agent_runner.errors import (
     ContextExceededError,
     ModelAuthError,
@@ -27,7 +27,7 @@ from agent_runner.errors import (
     ToolError,
 )
 from agent_runner.messages import Message, ModelTurn, Role, ToolCall, ToolResult, Usage
-from agent_runner.protocols import Model, Tool
+from agent_runner.protocols import Model, PricedModel, Tool
 from agent_runner.result import ExitStatus
 from agent_runner.task import Limits
 from agent_runner.tools import FINISH, FINISH_SPEC
@@ -95,6 +95,7 @@ class Agent:
         self.n_steps = self.n_model_calls = 0
         self._seconds = 0.0
         self._last_context = 0
+        self._counted: tuple[int, int] | None = None  # (messages before the last call, its tokens in and out)
         self._n_format_errors = 0
         self._recent: deque[tuple[str, str]] = deque(maxlen=config.stuck_repeats)
         self._cancelled = threading.Event()
@@ -168,11 +169,36 @@ class Agent:
             raise _Stop(ExitStatus.STEP_LIMIT, error=f"step limit reached: {self.n_model_calls} model calls")
         if limits.tokens is not None and self.usage.total >= limits.tokens:
             raise _Stop(ExitStatus.TOKEN_LIMIT, error=f"token limit reached: {self.usage.total} tokens")
-        if limits.cost_usd is not None and self.cost is not None and self.cost >= limits.cost_usd:
-            raise _Stop(ExitStatus.COST_LIMIT, error=f"cost limit reached: ${self.cost:.4f}")
+        if limits.cost_usd is not None and self.cost is not None:
+            self._check_cost(self.cost, limits.cost_usd)
         elapsed = self._seconds + time.monotonic() - started
         if limits.minutes is not None and elapsed >= limits.minutes * 60:
             raise _Stop(ExitStatus.TIME_LIMIT, error=f"time limit reached: {elapsed / 60:.1f} minutes")
+
+    def _check_cost(self, spent: float, limit: float) -> None:
+        """Stop unless the next call's worst case fits what is left of the cost limit."""
+        left, bound = limit - spent, self._next_call_bound()
+        what = f"the attempt's ${limit:.4f} cost limit (limits.cost_usd)"
+        if left <= 1e-9:
+            raise _Stop(ExitStatus.COST_LIMIT, error=f"cost limit reached: ${spent:.4f} spent of {what}")
+        if bound is not None and bound > left + 1e-9:
+            error = (
+                f"cost limit: the next model call could cost up to ${bound:.4f}, more than the "
+                f"${left:.4f} left of {what} (${spent:.4f} spent)"
+            )
+            raise _Stop(ExitStatus.COST_LIMIT, error=error)
+
+    def _next_call_bound(self) -> float | None:
+        """Return the most the next call can cost: the last call's prompt and reply as the API counted
+        them, plus a token a byte for what was added since (None: the model cannot price it)."""
+        if not isinstance(self.model, PricedModel):
+            return None
+        if self._counted is None:
+            tokens = max_prompt_tokens(self.system, self.messages, self.specs)
+        else:
+            n_before, n_tokens = self._counted  # messages[n_before] is that call's reply: in n_tokens
+            tokens = n_tokens + max_prompt_tokens("", self.messages[n_before + 1 :])
+        return self.model.max_call_cost(tokens)
 
     def _query(self) -> ModelTurn:
         began = time.monotonic()
@@ -185,6 +211,7 @@ class Agent:
         except ModelFatalError as exc:
             raise _Stop(ExitStatus.MODEL_ERROR, error=str(exc)) from exc
         self.n_model_calls += 1
+        self._counted = (len(self.messages), turn.usage.total)
         self.usage += turn.usage
         self.cost = None if self.cost is None or turn.cost_usd is None else self.cost + turn.cost_usd
         self._last_context = turn.usage.total

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent_runner.messages import Message, ToolResult
+from agent_runner.messages import Message, ToolResult, ToolSpec
 
 ELIDED_PREFIX = "[elided:"
 CHARS_PER_TOKEN = 4
+MESSAGE_OVERHEAD_TOKENS = 16  # generous: role markers, tool-use framing, separators
 
 
 class ContextConfig(BaseModel):
@@ -39,6 +40,19 @@ def estimate_tokens(system: str, messages: Sequence[Message]) -> int:
         n_chars += len(message.text) + sum(len(r.content) for r in message.tool_results)
         n_chars += sum(len(c.name) + len(json.dumps(c.arguments, default=str)) for c in message.tool_calls)
     return -(-n_chars // CHARS_PER_TOKEN)
+
+
+def max_prompt_tokens(system: str, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()) -> int:
+    """Return an upper bound on the prompt tokens of this text: a token a UTF-8 byte (byte-level BPE
+    tokenizers never make a token of less), plus a few per message for roles and separators."""
+    n_bytes = len(system.encode())
+    for message in messages:
+        n_bytes += len(message.text.encode()) + sum(len(r.content.encode()) for r in message.tool_results)
+        calls = message.tool_calls
+        n_bytes += sum(len(c.name) + len(json.dumps(c.arguments, default=str).encode()) for c in calls)
+    for tool in tools:
+        n_bytes += len(tool.name) + len(tool.description.encode()) + len(json.dumps(tool.parameters).encode())
+    return n_bytes + MESSAGE_OVERHEAD_TOKENS * (len(messages) + len(tools) + 1)
 
 
 def placeholder(content: str) -> str:

@@ -23,6 +23,15 @@ class Model(Protocol):
         ...
 
 
+@runtime_checkable
+class PricedModel(Model, Protocol):
+    """A model that can bound the cost of its next call, so a cost limit is never overshot."""
+
+    def max_call_cost(self, input_tokens: int) -> float | None:
+        """Return the most a call with `input_tokens` of prompt can cost (None: it cannot say)."""
+        ...
+
+
 class Tool(Protocol):
     """A tool the agent can call; errors are raised as ToolError and shown to the agent."""
 

@@ -90,6 +90,10 @@ class OpenAIModel:
         """Close the HTTP connections."""
         self._client.close()
 
+    def max_call_cost(self, input_tokens: int) -> float | None:
+        """Return the most a call with this prompt size can cost (max_tokens of output; None: unpriced)."""
+        return pricing.max_cost(self.name, input_tokens=input_tokens, output_tokens=self.config.max_tokens)
+
     def query(self, system: str, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> ModelTurn:
         """Send the transcript and return the next assistant turn (bad tool calls set format_error)."""
         try:

@@ -117,3 +117,16 @@ def cost(model_name: str, usage: Usage) -> float | None:
         + usage.cache_write_tokens * price.cache_write
     )
     return total / 1_000_000
+
+
+def max_cost(model_name: str, *, input_tokens: int, output_tokens: int) -> float | None:
+    """Return the most a call of `input_tokens` prompt tokens and up to `output_tokens` can cost (None: an
+    unknown model): every prompt token at the dearest input rate (a cache write costs more than a plain
+    read), the long-context price past its threshold."""
+    price = price_for(model_name)
+    if price is None:
+        return None
+    if price.long is not None and price.long_above is not None and input_tokens > price.long_above:
+        price = price.long
+    dearest_input = max(price.input, price.cache_write, price.cache_read)
+    return (input_tokens * dearest_input + output_tokens * price.output) / 1_000_000

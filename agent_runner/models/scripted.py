@@ -52,6 +52,9 @@ class ScriptedTurn(BaseModel):
     delay_s: float = Field(default=0.0, ge=0, description="Seconds to wait before answering.")
     usage: Usage = Field(default_factory=Usage, description="Token counts to report.")
     cost_usd: float | None = Field(default=None, ge=0, description="Cost to report (None: unknown).")
+    max_cost_usd: float | None = Field(
+        default=None, ge=0, description="The most this call could have cost (default: cost_usd)."
+    )
     format_error: str | None = Field(default=None, description="Report this turn as a format error.")
     error: Literal["auth", "not_found", "fatal", "unavailable", "context"] | None = Field(
         default=None, description="Raise this model error instead of answering."
@@ -115,6 +118,15 @@ class ScriptedModel:
     def n_calls(self) -> int:
         """Return how many times the model was queried."""
         return len(self.requests)
+
+    def max_call_cost(self, input_tokens: int) -> float | None:
+        """Return the next turn's `max_cost_usd`, else its cost: what it will bill (None: unknown)."""
+        with self._lock:
+            index = len(self.requests)
+        if index >= len(self.turns):
+            return 0.0
+        turn = self.turns[index]
+        return turn.max_cost_usd if turn.max_cost_usd is not None else turn.cost_usd
 
     def query(self, system: str, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> ModelTurn:
         """Return the next scripted turn (or raise its scripted error)."""

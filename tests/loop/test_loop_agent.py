@@ -134,7 +134,7 @@ def _many_commands(n: int, **turn: Any) -> list[dict[str, Any]]:
     ("limits", "turn", "status"),
     [
         (Limits(steps=3), {}, ExitStatus.STEP_LIMIT),
-        (Limits(steps=50, cost_usd=0.25), {"cost_usd": 0.1}, ExitStatus.COST_LIMIT),
+        (Limits(steps=50, cost_usd=0.3), {"cost_usd": 0.1}, ExitStatus.COST_LIMIT),
         (Limits(steps=50, tokens=250), {"usage": {"output_tokens": 100}}, ExitStatus.TOKEN_LIMIT),
     ],
 )
@@ -259,3 +259,22 @@ def test_time_limit_cuts_long_commands(tmp_path: Path) -> None:
     outcome = agent.run("x")
     assert outcome.exit_status == ExitStatus.TIME_LIMIT and outcome.seconds < 10
     assert "timed out" in agent.messages[-1].tool_results[0].content
+
+
+def test_cost_limit_is_never_overshot_by_the_next_call(tmp_path: Path) -> None:
+    """$0.0065 a call against $0.03: four calls ($0.026), then the fifth does not start (it would have made
+    $0.0325), and the reason names the cost limit and the worst case that did not fit."""
+    model = ScriptedModel(_many_commands(10, cost_usd=0.0065))
+    outcome = make_agent(tmp_path, model, limits=Limits(steps=50, cost_usd=0.03)).run("x")
+    assert outcome.exit_status == ExitStatus.COST_LIMIT and model.n_calls == outcome.model_calls == 4
+    assert outcome.cost_usd is not None and outcome.cost_usd <= 0.03
+    assert "could cost up to $0.0065" in outcome.error and "$0.0300 cost limit" in outcome.error
+
+
+def test_a_dearer_worst_case_stops_before_the_call(tmp_path: Path) -> None:
+    """The check uses what the call could cost, not what earlier calls did: a $0.01 call whose worst case
+    is $0.05 does not start with $0.04 left."""
+    turns = [bash("true", cost_usd=0.01), bash("true", cost_usd=0.01, max_cost_usd=0.05)]
+    outcome = make_agent(tmp_path, ScriptedModel(turns), limits=Limits(steps=9, cost_usd=0.05)).run("x")
+    assert outcome.exit_status == ExitStatus.COST_LIMIT and outcome.model_calls == 1
+    assert "could cost up to $0.0500, more than the $0.0400 left" in outcome.error

@@ -42,3 +42,28 @@ def test_session_with_a_format_error_keeps_the_transcript_valid(
     server.check_invariants()
     assert "hello" in server.requests[1].body.decode()
     assert "unknown tool 'browse'" in server.requests[2].body.decode()
+
+
+@pytest.mark.parametrize(
+    ("provider", "name", "limit"),
+    [("anthropic", "claude-sonnet-4-5", 0.05), ("openai", "gpt-4.1", 0.028)],
+)
+def test_cost_limit_holds_with_real_prices_and_max_tokens(
+    server: FakeLLMServer, fast: ModelsConfig, tmp_path: Path, provider: str, name: str, limit: float
+) -> None:
+    """Through the SDKs, each call's worst case (prompt so far at the dearest input price, max_tokens out)
+    must fit what is left: two calls run, the third would not fit, and no request is sent for it."""
+    usage = {"input": 2000, "output": 500}  # $0.0135 a call on claude-sonnet-4-5, $0.008 on gpt-4.1
+    server.enqueue(*[turn("", [("bash", {"command": f"echo {n}"})], usage=usage) for n in range(6)])
+    model: Any
+    if provider == "anthropic":
+        model = AnthropicModel(name, api_key="t", config=fast, base_url=server.anthropic_base_url)
+    else:
+        model = OpenAIModel(name, api_key="t", config=fast, base_url=server.openai_base_url)
+    tools = make_tools(tmp_path, env=tool_env())
+    config = AgentConfig(limits=Limits(steps=10, cost_usd=limit))
+    outcome = Agent(model, tools, config=config, system="sys").run("task")
+    model.close()
+    assert outcome.exit_status is ExitStatus.COST_LIMIT and "could cost up to" in outcome.error
+    assert outcome.model_calls == len(server.requests) == 2
+    assert outcome.cost_usd is not None and outcome.cost_usd <= limit

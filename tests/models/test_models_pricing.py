@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent_runner.messages import Usage
-from agent_runner.models.pricing import PRICES, cost, price_for
+from agent_runner.models.pricing import PRICES, cost, max_cost, price_for
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,16 @@ def test_long_prompts_use_the_long_price() -> None:
     long = Usage(input_tokens=100_001, output_tokens=1000)
     assert cost("claude-haiku-5-5", short) == pytest.approx((100_000 * 0.10 + 1000 * 0.50) / 1e6)
     assert cost("claude-haiku-5-5", long) == pytest.approx((100_001 * 0.50 + 1000 * 2.50) / 1e6)
+
+
+def test_max_cost_is_never_below_the_cost_of_any_split_of_the_prompt() -> None:
+    """The worst case prices every prompt token at the dearest rate (an Anthropic cache write), all output
+    tokens at the output rate, and a long prompt at the long price; an unknown model has none."""
+    worst = max_cost("claude-sonnet-4-5", input_tokens=1000, output_tokens=100)
+    assert worst == pytest.approx((1000 * 3.75 + 100 * 15.0) / 1e6)
+    for split in ({"input_tokens": 1000}, {"cache_write_tokens": 1000}, {"cache_read_tokens": 1000}):
+        billed = cost("claude-sonnet-4-5", Usage(**split, output_tokens=100))
+        assert billed is not None and billed <= worst
+    long = max_cost("claude-sonnet-4-5", input_tokens=300_000, output_tokens=0)
+    assert long == pytest.approx(300_000 * 7.5 / 1e6)
+    assert max_cost("no-such-model", input_tokens=1, output_tokens=1) is None
