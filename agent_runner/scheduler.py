@@ -204,8 +204,8 @@ class Scheduler:
         """Return why no attempt of a task could do its work now (a setup problem), or None."""
         if self.holds.is_tried(state.id):
             return self.holds.reasons[state.id]
-        model = self._model_of(state)
-        if not self.recorder.is_usable(model, state.id) and not is_model_free(state.task):
+        model = self._model_of(state)  # fix-lint may need none: its model is judged if it comes back for it
+        if not is_model_free(state.task) and not self.recorder.is_usable(model, state.id):
             return self.blocked_models[model]
         try:
             self._base_commit(source_of(self.root, state.task.get("repo")), state.task.get("base"))

@@ -68,7 +68,8 @@ def test_push_rejected_non_fast_forward_and_protected_branch(project: Project, s
 
 
 def test_remote_unreachable_and_base_branch_deleted(project: Project, scenario: Scenario) -> None:
-    """An unreachable remote leaves the task unpublished; a task whose base was deleted fails naming it."""
+    """An unreachable remote leaves the task unpublished; a task whose base was deleted is held naming it,
+    never claimed (no attempt is spent on a branch that is not there)."""
     git(project.root, "branch", "feature")
     project.task("far", project.edit_script("far", "far.py", "x = 1\n"), paths=["far.py"])
     project.task("nobase", project.edit_script("nb", "nb.py", "x = 1\n"), paths=["nb.py"], base="feature")
@@ -82,11 +83,9 @@ def test_remote_unreachable_and_base_branch_deleted(project: Project, scenario: 
     assert ends["far"]["event"] == "unpublished", out.stdout
     assert "gone.git" in str(ends["far"]["message"]), ends["far"]
     assert git(project.root, "rev-parse", "--verify", "agent/far")
-    failed = [e for e in project.events() if e.get("task") == "nobase" and e["type"] == "failed"]
-    assert failed and all("feature" in e["reason"] for e in failed), project.events()
-    assert failed[-1]["final"] and "claimed" in [
-        e["type"] for e in project.events() if e.get("task") == "nobase"
-    ]
-    scenario.outcome = (
-        f"far unpublished ({str(ends['far']['message'])[:40]}); nobase failed: {failed[-1]['reason'][:50]}"
-    )
+    held = next(e for e in json_events(out.stdout) if e.get("event") == "held")
+    assert held["task"] == "nobase" and "base 'feature' is not a branch" in held["message"], held
+    assert [e["type"] for e in project.events() if e.get("task") == "nobase"] == ["queued"]
+    assert "feature" in json_events(out.stdout)[-1]["held"]["nobase"]
+    far = str(ends["far"]["message"])[:40]
+    scenario.outcome = f"far unpublished ({far}); nobase held, unclaimed: {held['message'][:50]}"
