@@ -151,7 +151,7 @@ def test_an_unusable_default_model_is_blocked_before_any_claim(project: Project)
     """A default model that names no provider blocks its tasks at once, saying where the default is set."""
     (project.tasks / "plain.md").write_text("---\nkind: change\n---\nDo the chore.\n")
     summary, events, queue = _run(project, model="bogus")
-    assert "unknown model provider 'bogus'" in summary.blocked_models["bogus"]
+    assert "model spec 'bogus' names no provider; use provider:name" in summary.blocked_models["bogus"]
     assert "AGENT_RUNNER_MODEL" in summary.blocked_models["bogus"]
     assert [e.kind for e in events] == ["model_blocked", "held"] and queue.refresh()["plain"].attempt == 0
     assert summary.held["plain"] == summary.blocked_models["bogus"]
