@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import queue as stdqueue
 import threading
@@ -39,7 +40,10 @@ from agent_runner.scheduling import (
     sync_task_files,
 )
 from agent_runner.sources import BaseCommits, source_of
+from agent_runner.sweep import sweep_checkouts
 from agent_runner.task import Task, TaskStatus
+
+log = logging.getLogger(__name__)
 
 TASK_OUTCOMES = (Outcome.ACCEPTED, Outcome.REJECTED)  # results that leave the dispatch rules as they were
 
@@ -133,6 +137,8 @@ class Scheduler:
             prepare()
         for task_id in self.queue.release_orphans():
             self._emit("orphaned", task_id, message="left running by a stopped coordinator; runs again")
+        for path in sweep_checkouts(self.config.path(self.root, "state_dir"), self.queue):
+            log.info("removed the checkout %s of an attempt that no longer runs", path)
         self._sync()
         self._warm_checkouts()
         self.recorder.publish_interrupted(self.options.only)

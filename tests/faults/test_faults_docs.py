@@ -8,7 +8,7 @@ from pathlib import Path
 
 from faults_helpers import Project, Scenario
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "sections" / "troubleshooting.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "troubleshooting.md"
 RUNNABLE = {
     "run-agents --debug run",
     "run-agents --help",

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from run_helpers import Project
+
+from agent_runner.config import load_config
+from agent_runner.executors.local import LocalExecutor
+from agent_runner.intake import open_queue
 from agent_runner.queue import Queue
+from agent_runner.scheduler import Scheduler
+from agent_runner.scheduling import sync_task_files
 from agent_runner.sweep import sweep_checkouts
 from agent_runner.task import Task
 
@@ -57,3 +64,23 @@ def test_sweep_removes_released_interrupted_and_cancelled_attempts_checkouts(tmp
     assert (state / "checkouts" / "notes.txt").read_text() == "mine"
     assert sweep_checkouts(state, queue) == []
     assert sweep_checkouts(tmp_path / "nowhere", queue) == []
+
+
+def test_the_next_run_removes_the_checkout_a_stopped_coordinator_left(project: Project) -> None:
+    """A coordinator stopped mid-attempt left attempt 1 running and its checkout on disk: the next run
+    releases the attempt, removes that checkout (and the runner's files beside it) and runs attempt 2."""
+    project.task("greet", project.edit_script("greet", "greet.py", "print('hi')\n"))
+    config = load_config(project.root)
+    queue = open_queue(project.root, config)
+    sync_task_files(project.root, config, queue)
+    attempt(queue, "greet")  # the stopped coordinator's claim
+    state = config.path(project.root, "state_dir")
+    left = checkout(state, "greet-1")
+    executor = LocalExecutor(workdir=state, fork=False, cwd=project.root)
+    try:
+        summary = Scheduler(queue, executor, config=config, root=project.root).run()
+    finally:
+        executor.close()
+    assert summary.finished == ["greet"]
+    assert not left.exists() and not left.with_name("greet-1.git").exists()
+    assert queue.refresh()["greet"].attempt == 2
