@@ -34,7 +34,9 @@ def _split_ids(values: list[str] | None) -> list[str] | None:
 
 OnlyOpt = Annotated[
     list[str] | None,
-    typer.Option("--only", help="Run only this task id (repeatable, or a,b).", callback=_split_ids),
+    typer.Option(
+        "--only", help="Run only this task id (repeatable, or a,b).", callback=_split_ids, metavar="ID"
+    ),
 ]
 ModelOpt = Annotated[
     str | None, typer.Option("--model", help="Model spec for every task of this run.", callback=check_model)
@@ -253,4 +255,4 @@ def clean(
         if folder.is_dir():
             n_removed += sum(1 for _ in folder.iterdir())
             shutil.rmtree(folder)
-    console.print(f"removed {n_removed} folder(s) under {state}")
+    console.print(f"removed {n_removed} folder(s) under {state}", markup=False)

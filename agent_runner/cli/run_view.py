@@ -129,8 +129,8 @@ class LiveView:
             status = Text(row.status, style=STYLES.get(row.status, ""))
             is_claimed = row.attempt > 0  # a held task that never started has no attempt
             table.add_row(
-                f"{row.task}#{row.attempt}" if is_claimed else row.task,
-                row.worker,
+                Text(f"{row.task}#{row.attempt}" if is_claimed else row.task),
+                Text(row.worker),
                 status,
                 str(row.steps) if is_claimed else "-",
                 cost,
@@ -182,7 +182,8 @@ def plan_table(rows: list[PlanRow]) -> Table:
         table.add_column(column)
     for row in rows:
         limits = ", ".join(f"{k}={v}" for k, v in row.limits.items())
-        table.add_row(row.task, row.kind, row.worker or "-", row.model, limits, row.note)
+        cells = (row.task, row.kind, row.worker or "-", row.model, limits, row.note)
+        table.add_row(*(Text(str(cell)) for cell in cells))
     return table
 
 

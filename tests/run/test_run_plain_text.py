@@ -15,3 +15,17 @@ def test_exec_prints_the_agents_summary_with_its_brackets(project: Project) -> N
     out = project.cli("exec", "tasks/marks.md")
     assert out.returncode == 0, out.stderr
     assert f"\n  summary: {summary}\n" in out.stdout
+
+
+def test_plan_and_live_tables_print_brackets_as_written() -> None:
+    """A note naming [tool.agent-runner], a worker named box[gpu]/1 and a stray [/x] print as written."""
+    from rich.console import Console
+
+    from agent_runner.cli.run_view import plan_table
+    from agent_runner.planning import PlanRow
+
+    row = PlanRow("t[1]", "change", "held", "box[gpu]/1", "m", {}, note="set [tool.agent-runner] model; [/x]")
+    console = Console(record=True, width=300)
+    console.print(plan_table([row]))
+    text = console.export_text()
+    assert "[tool.agent-runner]" in text and "[/x]" in text and "box[gpu]/1" in text and "t[1]" in text
