@@ -16,7 +16,7 @@ EXAMPLE_NAME = "_example.md"  # a leading '_' keeps it out of the queue: it is a
 EXAMPLE_TASK = """\
 ---
 # An example task. Files starting with '_' are not queued: copy this file to a new name
-# (or use `run-agents add`) to make a real task. Every field is described in the README.
+# (or use `run-agents add`) to make a real task. Every field is described in docs/tasks.md.
 kind: fix-lint
 title: Clean lint in src
 paths: [src/]
@@ -29,7 +29,7 @@ Fix the ruff violations under src/ without changing behaviour.
 """
 CONFIG_TABLE = """
 [tool.agent-runner]
-# Every setting and its default: see the README's configuration reference.
+# Every setting and its default: docs/configuration.md.
 # model = "{model}"
 # workers = 2
 # test = "python -m pytest -q"

@@ -40,7 +40,7 @@ def test_troubleshooting_commands_run_as_written(project: Project, scenario: Sce
 def test_troubleshooting_quotes_the_runners_own_messages() -> None:
     """Messages quoted in the section still occur in the code (a renamed message must update the docs)."""
     doc = DOC.read_text(encoding="utf-8")
-    code = "\n".join(p.read_text(encoding="utf-8") for p in (DOC.parents[2] / "agent_runner").rglob("*.py"))
+    code = "\n".join(p.read_text(encoding="utf-8") for p in (DOC.parents[1] / "agent_runner").rglob("*.py"))
     for phrase in (
         "has no YAML front matter",
         "front matter must be a YAML mapping",
