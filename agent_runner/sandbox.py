@@ -46,6 +46,11 @@ HIDDEN_HOME_PATHS = (
 )
 # Where toolchains live when they are set: shown read-only even inside a hidden folder (the host's home).
 TOOLCHAIN_VARS = ("VIRTUAL_ENV", "CONDA_PREFIX", "PYENV_ROOT", "JAVA_HOME", "GOROOT", "RUSTUP_HOME")
+# Where the host's unix sockets live (the session bus, docker.sock, ssh-agent, databases): a read-only bind
+# does not stop connect(): each gets an empty read-only tmpfs (unless it holds the checkout or a tool).
+RUNTIME_DIRS = ("/run", "/var/run", "/var/tmp")
+# Files the sandbox still needs from a runtime folder (name resolution when the network is allowed).
+RUNTIME_FILES = ("/etc/resolv.conf",)
 _warned: set[str] = set()  # fall-back warnings already given in this process (once each, by design)
 
 
@@ -96,13 +101,36 @@ class BwrapSandbox:
         opts = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         opts += [opt for path in self.hidden() for opt in ("--tmpfs", str(path))]
         opts += [opt for path in self.toolchain() for opt in ("--ro-bind", str(path), str(path))]
+        opts += [opt for path in self._runtime_files() for opt in ("--ro-bind", str(path), str(path))]
         opts += self._writable() + self._mask_home()
+        runtime = [path for path in self.hidden() if path in self.runtime_dirs()]  # empty, and read-only
+        opts += [opt for path in runtime for opt in ("--remount-ro", str(path))]
         opts += ["--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session", *self._env()]
         return opts if self.network else [*opts, "--unshare-net"]
 
     def hidden(self) -> list[Path]:
-        """Return the folders covered by an empty tmpfs: /tmp, the host's home, the attempt's private ones."""
-        return _outermost([Path("/tmp"), *self.host_homes, *self.paths.private()])
+        """Return the folders covered by an empty tmpfs: /tmp, the host's home, the attempt's private ones,
+        and the folders of the host's unix sockets."""
+        return _outermost([Path("/tmp"), *self.host_homes, *self.paths.private(), *self.runtime_dirs()])
+
+    def runtime_dirs(self) -> list[Path]:
+        """Return the folders of host sockets to hide: /run, /var/tmp, $XDG_RUNTIME_DIR, $SSH_AUTH_SOCK's."""
+        raw = [*RUNTIME_DIRS, os.environ.get("XDG_RUNTIME_DIR", "")]
+        if agent_sock := os.environ.get("SSH_AUTH_SOCK", ""):
+            raw.append(str(Path(agent_sock).parent))
+        paths = [Path(item).resolve() for item in raw if item and Path(item).is_absolute()]
+        shown = [self.checkout, *_tool_dirs()]
+        return [
+            path
+            for path in paths
+            if path.is_dir() and path != Path("/") and not any(p.is_relative_to(path) for p in shown)
+        ]
+
+    def _runtime_files(self) -> list[Path]:
+        """Return the needed files (resolv.conf's target) that a hidden runtime folder would cover."""
+        runtime = self.runtime_dirs()
+        targets = [Path(name).resolve() for name in RUNTIME_FILES]
+        return [path for path in targets if path.is_file() and _is_under(path, runtime)]
 
     def toolchain(self) -> list[Path]:
         """Return the tool folders inside hidden ones, shown again read-only (none holding a private one)."""

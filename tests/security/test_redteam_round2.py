@@ -168,13 +168,6 @@ def test_more():
 
 @needs_bwrap
 @SANDBOXED
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: gates/outcomes.read_outcomes opens <scratch>/outcomes.json with Path.read_text, following "
-    "the link the agent's test code put there (the scratch folder is in the agent's .git under a sandbox): "
-    "the worker blocks for ever on the agent's FIFO (read_coverage and statements_run, which also takes "
-    "`root` from the agent-writable gatecov-settings.json, read the same way)",
-)
 def test_a_gate_report_swapped_for_a_fifo_does_not_block_the_worker(tmp_path: Path, mode: str) -> None:
     """The host must not open a FIFO (or follow a link) the agent's test code left in the gate's scratch
     folder. The test opens the FIFO's write end without blocking: that succeeds only while a reader has it
@@ -242,12 +235,6 @@ def test_more():
 
 
 @needs_bwrap
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: gates/outcomes.read_outcomes reads the agent-grown report whole (Path.read_text, no size "
-    "limit); the MemoryError is not caught by read_outcomes nor Job.run, the worker dies and the attempt "
-    "ends as `infra`, which re-queues the task without spending an attempt",
-)
 def test_a_huge_gate_report_fails_the_task_without_loading_it(tmp_path: Path) -> None:
     """The agent's test code makes the outcome report a 700 MB sparse file; with 600 MB of address space per
     process the host must not load it: the attempt ends as a task outcome, never `infra`."""
@@ -287,12 +274,6 @@ def host_socket() -> Iterator[tuple[Path, socket.socket]]:
 
 @needs_bwrap
 @SANDBOXED
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: sandbox.BwrapSandbox.options binds / read-only and unshares the network, but a read-only "
-    "mount does not stop connect() on a unix socket file: the agent reaches every host socket outside the "
-    "hidden folders (/run/user/<uid>/bus and systemd --user, docker.sock, ssh-agent, /run/postgresql, ...)",
-)
 def test_a_host_unix_socket_is_unreachable_from_the_sandbox(
     tmp_path: Path, mode: str, host_socket: tuple[Path, socket.socket]
 ) -> None:
@@ -380,13 +361,6 @@ LEAK_ENV = (
 
 
 @needs_bwrap
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: the tests gate runs the agent's code with gates/command.gate_env (the worker's whole "
-    "environment less names like KEY/TOKEN/SECRET/PASSWORD/CREDENTIAL), not the shell's allowlist "
-    "(tools/shell.tool_env): a DSN with a password, or any secret_env variable not named like a secret, "
-    "reaches the agent's code and lands in its commit",
-)
 def test_the_gates_give_the_agents_code_no_variable_its_shell_does_not_get(tmp_path: Path) -> None:
     """The coordinator has SERVICE_DSN (a URL with a password, not named like a secret). The agent's shell
     does not see it; its test module, run by the tests gate, writes it to leak.txt: it must not land."""
@@ -428,13 +402,6 @@ def test_a_runner_config_change_hidden_by_working_tree_encoding_never_lands(
 
 
 @needs_bwrap
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE (defence in depth): gates/diff.PolicyInput.new reads pyproject.toml from the work tree, "
-    "not the staged blob; with working-tree-encoding=UTF-7 the blob holds a table the work tree shows as a "
-    "comment, so the worker's diff-policy gate passes a runner-config change (binary secret-values and "
-    "config-table checks read the same way); only the landing re-check refuses it",
-)
 def test_the_diff_policy_gate_checks_what_git_commits(tmp_path: Path) -> None:
     """The same attempt: the worker's own diff-policy gate must already refuse the change."""
     project = _project(tmp_path, "bwrap")
@@ -542,13 +509,6 @@ def _trajectory_with(tmp_path: Path, text: str) -> Path:
 
 
 @pytest.mark.parametrize("where", ["summary", "trajectory"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: github/body.render_body puts the agent's summary and trajectory excerpt in the PR body "
-    "unescaped, and api.pull_by_marker finds a task's PR by a plain substring test on the body: a forged "
-    "`<!-- agent-runner:task=victim -->` makes the victim's publish edit the agent's PR (its title, body "
-    "and gate table on the agent's branch) instead of opening its own",
-)
 def test_a_forged_task_marker_does_not_capture_another_tasks_pr(
     tmp_path: Path, github: tuple[Path, FakeGitHub, GitHubConfig], where: str
 ) -> None:
@@ -570,12 +530,6 @@ def test_a_forged_task_marker_does_not_capture_another_tasks_pr(
     assert "The victim's honest work." not in fake.store.pulls[1]["body"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: records.PullInfo.task_id takes the FIRST marker of the body (MARKER_RE.search) and the "
-    "agent's summary comes before the runner's marker: review_prs then reviews the agent's PR as the "
-    "victim's task, and plan_fix names its fix task after the victim (its round count, its labels)",
-)
 def test_the_task_of_a_pr_is_the_one_the_runner_marked() -> None:
     """A PR body rendered for task `evil` whose summary carries the marker of `victim`: its task is evil."""
     body = render_body(make_task(id="evil"), make_result("0" * 40, task_id="evil", summary=f"ok {FORGED}"))
@@ -593,12 +547,6 @@ def _headings(markdown: str) -> list[str]:
 
 
 @pytest.mark.parametrize("payload", ["All done.\n<!--", "All done.\n```"], ids=["comment", "fence"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: github/body.render_body inserts the agent's summary as raw Markdown (_clip only): an "
-    "unclosed `<!--` or code fence swallows the runner's own sections (the gate table, the run figures with "
-    "the sandbox used, the commits) up to the marker",
-)
 def test_the_agents_summary_cannot_hide_the_runners_sections(payload: str) -> None:
     """The PR body's headings after the summary are the runner's: they must still be headings."""
     body = render_body(make_task(id="evil"), make_result("0" * 40, task_id="evil", summary=payload))
@@ -606,11 +554,6 @@ def test_the_agents_summary_cannot_hide_the_runners_sections(payload: str) -> No
     assert "Gates (runner-checked, baseline vs after)" in headings and "Run" in headings, headings
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: github/body.render_body puts the agent's summary in the PR body as plain Markdown, so its "
-    "@mentions notify whoever the agent names (a team, a maintainer) when the runner opens the PR",
-)
 def test_the_agents_summary_mentions_nobody() -> None:
     """`@acme/security` in the summary must not be a mention: only text in code (or escaped) is safe."""
     parser = pytest.importorskip("markdown_it").MarkdownIt("commonmark")
@@ -628,13 +571,6 @@ def test_the_agents_summary_mentions_nobody() -> None:
 
 
 @needs_bwrap
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: `run-agents show --trajectory` (cli/tasks.show: typer.echo of "
-    "trajectory.render_trajectory) and `show` (rich tables of the summary) print the agent's output with its "
-    "escape sequences: OSC 52 writes the reader's clipboard, OSC 0 the window title, CSI clears or hides "
-    "lines (click strips only CSI, and only when stdout is not a terminal)",
-)
 def test_show_prints_no_terminal_escape_the_agent_wrote(tmp_path: Path) -> None:
     """The agent prints OSC and CSI sequences and finishes with a coloured summary; neither `show` nor
     `show --trajectory` may pass an ESC byte to the reader's terminal."""
