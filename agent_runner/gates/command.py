@@ -7,10 +7,13 @@ import re
 import shlex
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from agent_runner.tools.shell import PASSED_ENV, PASSED_PREFIXES
+from agent_runner.tools.shell import SECRET_NAME as SHELL_SECRET_NAME
 
 SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I)
 SHELL_CHARS = set("|&;<>()$`*?[]{}~\n")
@@ -34,9 +37,34 @@ class CommandResult:
         return (self.stdout + "\n" + self.stderr).strip()
 
 
-def gate_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Return the environment for gate commands: the runner's, without secret-looking variables."""
-    env = {k: v for k, v in os.environ.items() if not SECRET_NAME.search(k)}
+# What a test command inside the sandbox gets besides the shell's allowlist (tools/shell.PASSED_ENV):
+# the interpreter's own settings. Nothing else of the worker's environment reaches the agent's code.
+SANDBOXED_PREFIXES = (*PASSED_PREFIXES, "PYTHON")
+
+
+def gate_env(
+    extra: Mapping[str, str] | None = None, *, sandboxed: bool = False, withheld: Collection[str] = ()
+) -> dict[str, str]:
+    """Return the environment for gate commands.
+
+    Outside a sandbox: the runner's, without secret-looking variables. Inside one (the gate runs the
+    agent's code): only what the agent's shell gets (an allowlist) plus PYTHON* variables, never a
+    secret-looking name nor one in `withheld` (the config's secret_env and forward_env); then `extra`,
+    the gate's own variables.
+    """
+    if not sandboxed:
+        env = {k: v for k, v in os.environ.items() if not SECRET_NAME.search(k)}
+        env.update(extra or {})
+        return env
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if (k in PASSED_ENV or k.startswith(SANDBOXED_PREFIXES))
+        and not SHELL_SECRET_NAME.search(k)
+        and not SECRET_NAME.search(k)
+        and k not in withheld
+    }
+    env.setdefault("PATH", os.defpath)
     env.update(extra or {})
     return env
 
@@ -69,7 +97,7 @@ def run_command(
         proc = subprocess.run(
             argv,
             cwd=cwd,
-            env=dict(env) if env is not None else gate_env(),
+            env=dict(env) if env is not None else gate_env(sandboxed=sandbox is not None),
             capture_output=True,
             text=True,
             errors="replace",

@@ -10,11 +10,13 @@ import importlib
 import json
 import os
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent_runner.gates.files import GateFileError, read_gate_bytes, read_gate_text
 from agent_runner.gates.ruff import in_paths, targets_of
 from agent_runner.gates.testfiles import is_test_file, is_test_module
 from agent_runner.gates.workdiff import git
@@ -66,11 +68,13 @@ def plugin_setup(scratch: Path, root: Path, files: list[str], *, only: list[str]
 
 
 def read_coverage(
-    scratch: Path, *, base: dict[str, FileCoverage] | None = None
+    scratch: Path, *, root: Path, base: dict[str, FileCoverage] | None = None
 ) -> tuple[dict[str, FileCoverage] | None, str]:
     """Join the plugin's reports (one per process) into per-file coverage; (None, why) when there is none.
 
-    With `base` (an after-run that traced only new tests), the raw lines those tests ran join the baseline.
+    With `base` (an after-run that traced only new tests), the raw lines those tests ran join the baseline;
+    `root` is the checkout the plugin measured (the host's value, never read back from the scratch folder).
+    A report the agent's code replaced by a link, a FIFO or a huge file is (None, why), never read.
     """
     statements: dict[str, set[int]] = {}
     executed: dict[str, set[int]] = {}
@@ -78,12 +82,18 @@ def read_coverage(
     reports = sorted(scratch.glob("gatecov.*.json"))
     for path in reports:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_gate_text(path))
+        except GateFileError as exc:
+            return None, f"unreadable coverage report: {exc}"
         except (OSError, json.JSONDecodeError):
+            continue
+        if not isinstance(data, dict):
             continue
         if data.get("error"):
             return None, str(data["error"])
         for name, info in (data.get("files") or {}).items():
+            if not isinstance(info, dict):
+                continue
             raw.setdefault(name, set()).update(info.get("lines") or ())
             lines = set(info.get("statements") or ())
             statements.setdefault(name, set()).update(lines)
@@ -92,7 +102,8 @@ def read_coverage(
         return None, "the coverage plugin wrote no report (did pytest start?)"
     if base is None:
         return {name: file_coverage(statements[name], executed[name]) for name in statements}, ""
-    return joined(base, {name: statements_run(scratch, name, lines) for name, lines in raw.items()}), ""
+    ran = {name: statements_run(root, name, lines) for name, lines in raw.items() if name in base}
+    return joined(base, ran), ""
 
 
 def import_coverage_meanwhile() -> None:
@@ -109,18 +120,31 @@ def _import_coverage() -> None:
         importlib.import_module("coverage")
 
 
-def statements_run(scratch: Path, name: str, lines: set[int]) -> set[int]:
-    """Return the statements coverage.py counts as run, given the raw line events of one file."""
+def statements_run(root: Path, name: str, lines: set[int]) -> set[int]:
+    """Return the statements coverage.py counts as run, given the raw line events of one file.
+
+    The source is read like a gate report (a regular file, size-capped) and analysed from a private copy,
+    so a link to a FIFO or a huge file the agent's code left at `name` is never opened by coverage.py.
+    """
     import coverage  # only after-runs that traced new tests need it (~70 ms: see import_coverage_meanwhile)
 
-    settings = json.loads((scratch / "gatecov-settings.json").read_text(encoding="utf-8"))
-    path = os.path.realpath(Path(settings["root"], name))
-    cov = coverage.Coverage(data_file=None, config_file=False)
-    cov.get_data().add_lines({path: sorted(lines)})
-    try:
-        _, statements, _, missing, _ = cov.analysis2(path)
-    except coverage.CoverageException:
+    real, top = Path(os.path.realpath(Path(root, name))), Path(os.path.realpath(root))
+    if not real.is_relative_to(top):
         return set()
+    try:
+        source = read_gate_bytes(real)
+    except OSError:
+        return set()
+    with tempfile.TemporaryDirectory(prefix="gatecov-") as tmp:
+        path = os.path.join(tmp, Path(name).name or "source.py")
+        with open(path, "wb") as fh:
+            fh.write(source)
+        cov = coverage.Coverage(data_file=None, config_file=False)
+        cov.get_data().add_lines({path: sorted(lines)})
+        try:
+            _, statements, _, missing, _ = cov.analysis2(path)
+        except coverage.CoverageException:
+            return set()
     return set(statements) - set(missing)
 
 

@@ -29,7 +29,8 @@ from typing import Any
 
 from agent_runner.errors import GitError
 from agent_runner.gates.testfiles import defined_tests, find_test_functions, is_test_file, is_test_module
-from agent_runner.gates.workdiff import FileChange, WorkDiff, show_file, work_diff
+from agent_runner.gates.workdiff import FileChange, WorkDiff, show_file, staged_tree, work_diff
+from agent_runner.gates.workdiff import git as workdiff_git
 from agent_runner.git import run_git
 from agent_runner.protocols import GateContext
 from agent_runner.redact import Redactor
@@ -99,20 +100,27 @@ class PolicyInput:
 
     def new(self, path: str) -> str:
         """Return a file's new text ('' where it is gone); a symlink's text is its target, never followed."""
-        if self.head is not None:
-            return self._blob(self.head, path) or ""
-        full = self.repo / path
-        if full.is_symlink():
-            return os.readlink(full)
-        return full.read_text(encoding="utf-8", errors="replace") if full.is_file() else ""
+        return self._blob(self._new_rev(), path) or ""
 
     def size(self, path: str) -> int:
         """Return a new file's size in bytes (0 where it is gone)."""
+        spec = f"{self._new_rev()}:{path}"
         if self.head is not None:
-            out = self._git("cat-file", "-s", f"{self.head}:{path}")
-            return int(out) if out.isdigit() else 0
-        full = self.repo / path
-        return full.lstat().st_size if full.is_file() and not full.is_symlink() else 0
+            out = self._git("cat-file", "-s", spec)
+        else:  # through the runner's git dir of the checkout, as _blob
+            out = workdiff_git(self.repo, "cat-file", "-s", spec, check=False).strip()
+        return int(out) if out.isdigit() else 0
+
+    def _new_rev(self) -> str:
+        """Return the revision holding the new files: `head`, else what git stages for the checkout.
+
+        That is the tree of the current round of gates (workdiff.snapshot) or the index (`:path`), never
+        the work tree on disk, which can differ from the blob git commits (a working-tree-encoding in
+        .gitattributes, a clean filter): the checks read what would be committed.
+        """
+        if self.head is not None:
+            return self.head
+        return staged_tree(self.repo) or ""
 
     def link(self, path: str) -> str | None:
         """Return the target of a symlink in the new tree, None where `path` is no symlink."""

@@ -19,7 +19,7 @@ from typing import Any
 from agent_runner.gates.command import CommandResult, gate_env, run_command, tail
 from agent_runner.gates.coverage import LINKED_DIRS, measured_files
 from agent_runner.gates.mutate import Mutant, apply_mutant, choose_mutants, find_mutants
-from agent_runner.gates.pytest import SuiteRunner, is_pytest, scratch_parent
+from agent_runner.gates.pytest import SuiteRunner, is_pytest, scratch_parent, withheld_env
 from agent_runner.gates.ruff import is_inside, targets_of
 from agent_runner.gates.testfiles import find_test_functions, is_test_module
 from agent_runner.gates.workdiff import WorkDiff, show_file, work_diff
@@ -101,6 +101,7 @@ class Trial:
     timeout_s: float = 600.0
     sandbox: Any = None
     anchor: Path | None = None  # the checkout the scratch copies live in (writes start there)
+    withheld: tuple[str, ...] = ()  # variables never given to the agent's code (see command.gate_env)
 
     def run(self, scratch: Path) -> CommandResult:
         """Run the new tests in `scratch` with its folders first on PYTHONPATH."""
@@ -112,7 +113,11 @@ class Trial:
         if not self.autoload:
             extra["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         return run_command(
-            self.argv, cwd=scratch, env=gate_env(extra), timeout_s=self.timeout_s, sandbox=self.sandbox
+            self.argv,
+            cwd=scratch,
+            env=gate_env(extra, sandboxed=self.sandbox is not None, withheld=self.withheld),
+            timeout_s=self.timeout_s,
+            sandbox=self.sandbox,
         )
 
     def killed(self, scratch: Path, mutants: list[Mutant]) -> set[Mutant]:
@@ -166,12 +171,17 @@ def write_beneath(root: Path, rel: str, text: str) -> None:
 
 
 def clean_trial(
-    scratch: Path, argv: list[str], *, sandbox: Any = None, anchor: Path | None = None
+    scratch: Path,
+    argv: list[str],
+    *,
+    sandbox: Any = None,
+    anchor: Path | None = None,
+    withheld: tuple[str, ...] = (),
 ) -> Trial | CommandResult:
     """Run the new tests on unmutated code, first without plugin autoload (faster), then with it."""
     result = CommandResult("", 1, "", "", 0.0)
     for autoload in (False, True):
-        trial = Trial(argv, autoload=autoload, sandbox=sandbox, anchor=anchor)
+        trial = Trial(argv, autoload=autoload, sandbox=sandbox, anchor=anchor, withheld=withheld)
         result = trial.run(scratch)
         if result.exit_code == 0:
             trial.timeout_s = max(30.0, 5 * result.duration_s)
@@ -220,7 +230,13 @@ class MutationGate:
             scratches = [Path(tmp, f"repo{i}") for i in range(n_workers)]
             for scratch in scratches:
                 make_scratch(ctx.checkout, scratch)
-            trial = clean_trial(scratches[0], argv, sandbox=ctx.settings.get("sandbox"), anchor=ctx.checkout)
+            trial = clean_trial(
+                scratches[0],
+                argv,
+                sandbox=ctx.settings.get("sandbox"),
+                anchor=ctx.checkout,
+                withheld=tuple(withheld_env(ctx)),
+            )
             if isinstance(trial, CommandResult):
                 details = f"the new tests do not pass on the unmutated code:\n{tail(trial.output)}"
                 return self._result(GateVerdict.FAIL, details, command=shlex.join(argv))

@@ -12,6 +12,8 @@ import xml.etree.ElementTree as ET
 from enum import StrEnum
 from pathlib import Path
 
+from agent_runner.gates.files import GateFileError, read_gate_bytes, read_gate_text
+
 PLUGIN = "agent_runner_gateoutcomes"
 REPORT_ENV = "AGENT_RUNNER_GATEOUTCOMES"  # as in outcomeplugin.py (which the runner never imports)
 REPORT = "outcomes.json"
@@ -49,7 +51,10 @@ def plugin_failed(scratch: Path, output: str) -> bool:
 
 
 def read_ids(scratch: Path, source: IdSource) -> Ids | None:
-    """Return (passed, failed, skipped) test ids of a run from `source`; None when there are none."""
+    """Return (passed, failed, skipped) test ids of a run from `source`; None when there are none.
+
+    Raise GateFileError when the report is a link, no regular file or too big (the agent's code made it so).
+    """
     if source is IdSource.JUNIT:
         return read_junit(scratch / JUNIT)
     return read_outcomes(scratch / REPORT)
@@ -58,8 +63,10 @@ def read_ids(scratch: Path, source: IdSource) -> Ids | None:
 def read_outcomes(path: Path) -> Ids | None:
     """Return (passed, failed, skipped) ids from the outcome plugin's report; None when missing or broken."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_gate_text(path))
         return set(data["passed"]), set(data["failed"]), set(data["skipped"])
+    except GateFileError:
+        raise
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -67,7 +74,9 @@ def read_outcomes(path: Path) -> Ids | None:
 def read_junit(path: Path) -> Ids | None:
     """Return (passed, failed, skipped) test ids from a junit XML file; None when it is missing or broken."""
     try:
-        root = ET.parse(path).getroot()
+        root = ET.fromstring(read_gate_bytes(path))
+    except GateFileError:
+        raise
     except (OSError, ET.ParseError):
         return None
     passed: set[str] = set()

@@ -20,6 +20,7 @@ from agent_runner.gates.coverage import (
     plugin_setup,
     read_coverage,
 )
+from agent_runner.gates.files import GateFileError
 from agent_runner.gates.outcomes import IdSource, outcome_args, plugin_failed, read_ids
 from agent_runner.gates.ruff import targets_of
 from agent_runner.gates.workdiff import tree_id
@@ -52,6 +53,7 @@ class TestReport:
     coverage_error: str = ""
     traced_only: tuple[str, ...] | None = None
     is_cached: bool = False
+    unreadable: str = ""  # a report the agent's code replaced (a link, a FIFO, a huge file): the run fails
 
     @property
     def is_green(self) -> bool:
@@ -103,7 +105,8 @@ def run_tests(
     timeout = float(ctx.settings.get("test_timeout_s", DEFAULT_TEST_TIMEOUT_S))
     if not is_pytest(command):
         sandbox = ctx.settings.get("sandbox")
-        result = run_command(command, cwd=ctx.checkout, timeout_s=timeout, sandbox=sandbox)
+        env = gate_env(sandboxed=sandbox is not None, withheld=withheld_env(ctx))
+        result = run_command(command, cwd=ctx.checkout, env=env, timeout_s=timeout, sandbox=sandbox)
         return TestReport(command, result.exit_code, output=tail(result.output), duration_s=result.duration_s)
     if base_coverage is not None:
         import_coverage_meanwhile()
@@ -116,8 +119,15 @@ def run_tests(
             result = _run_pytest(ctx, scratch, ids_from, None, None, paths, timeout)
             cov_error = NO_PLUGINS if coverage_of is not None else ""
         elif coverage_of is not None:
-            cov, cov_error = read_coverage(scratch, base=base_coverage)
-        ids = read_ids(scratch, ids_from)
+            cov, cov_error = read_coverage(scratch, root=ctx.checkout, base=base_coverage)
+        try:
+            ids = read_ids(scratch, ids_from)
+        except GateFileError as exc:
+            why = f"the test run's outcome report cannot be read: {exc}"
+            return TestReport(
+                command, -1, output=f"{why}\n{tail(result.output)}", duration_s=result.duration_s,
+                coverage_error=why, unreadable=why,
+            )  # fmt: skip
     passed, failed, skipped = ids or (set(), set(), set())
     return TestReport(
         command=command,
@@ -154,7 +164,13 @@ def _run_pytest(
         extra += ["-p", PLUGIN]
     full = f"{ctx.test_command} {shlex.join(extra)}" + (f" {shlex.join(paths)}" if paths else "")
     sandbox = ctx.settings.get("sandbox")
-    return run_command(full, cwd=ctx.checkout, env=gate_env(env), timeout_s=timeout, sandbox=sandbox)
+    env = gate_env(env, sandboxed=sandbox is not None, withheld=withheld_env(ctx))
+    return run_command(full, cwd=ctx.checkout, env=env, timeout_s=timeout, sandbox=sandbox)
+
+
+def withheld_env(ctx: GateContext) -> list[str]:
+    """Return the variables the config names as secrets or model keys: never given to the agent's code."""
+    return [str(name) for name in ctx.settings.get("withheld_env", ())]
 
 
 def report_to_json(report: TestReport) -> dict[str, Any]:
@@ -251,6 +267,8 @@ class TestsGate:
 
     def check(self, ctx: GateContext, baseline: TestReport) -> GateResult:
         after = self.runner.report(ctx)
+        if after.unreadable:
+            return self._result(after, baseline, False, after.unreadable, [])
         if not (after.has_ids and baseline.has_ids):
             return self._by_exit_code(baseline, after)
         lost = sorted(baseline.passed - after.passed)

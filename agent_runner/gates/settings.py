@@ -50,6 +50,8 @@ def gate_settings(config: RunnerConfig, **extra: Any) -> dict[str, Any]:
         "setup": list(config.setup),  # part of the baseline cache key, with the copied files
         "copy": list(config.copy_files),
         "tasks_dir": config.tasks_dir,  # the runner's own input: a diff may not touch it (diff.check_runner)
+        # Names of secrets and model keys: never in the environment of the agent's code (command.gate_env).
+        "withheld_env": sorted({*getattr(config, "secret_env", ()), *getattr(config, "forward_env", ())}),
         **gates.model_dump(),
         **extra,
     }

@@ -188,6 +188,11 @@ def snapshot(checkout: Path, *, tree: str | None = None) -> Iterator[str]:
             del _DIFFS[diff_key]
 
 
+def staged_tree(checkout: Path) -> str | None:
+    """Return the tree of the current round of gates (see `snapshot`), None outside one (then: the index)."""
+    return _SNAPSHOTS.get(Path(checkout).resolve())
+
+
 IndexStamp = tuple[int, int, int, int, bytes]
 
 
