@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -115,10 +116,22 @@ def recorded_spend(path: Path) -> Spend:
     return Spend(calls, usage, cost if is_priced else None)
 
 
+# Terminal escape sequences (CSI, OSC up to its BEL or ST, other two-byte ESC ones), then any other C0 or C1
+# control character but newline and tab: what the agent printed must not drive the reader's terminal.
+CONTROL_RE = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])?|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
+
+
+def printable(text: str) -> str:
+    """Return `text` without terminal escape sequences and control characters (newlines and tabs kept)."""
+    return CONTROL_RE.sub("", text)
+
+
 def render_trajectory(
     path: Path, *, max_output_chars: int = RENDERED_OUTPUT_CHARS, redact: Callable[[str], str] | None = None
 ) -> str:
-    """Return a trajectory as text for a person to read, secrets masked by `redact`.
+    """Return a trajectory as text for a person to read, secrets masked by `redact`, control codes removed.
 
     By default the values of this process's secret-looking variables and token patterns are masked: a
     trajectory still being written holds what the agent printed, masked only with what its worker knew.
@@ -127,7 +140,7 @@ def render_trajectory(
     lines = [_render(record, max_output_chars) for record in records]
     if not records or records[-1].get("type") != "end":
         lines.append("== (no end record: the run is still going or was interrupted)")
-    return (redact or Redactor.from_env(os.environ).text)("\n".join(lines))
+    return printable((redact or Redactor.from_env(os.environ).text)("\n".join(lines)))
 
 
 def _render(record: dict[str, Any], max_chars: int) -> str:

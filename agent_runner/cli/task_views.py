@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -64,8 +65,35 @@ def _is_stale_invalid(root: Path, state: TaskState) -> bool:
     return state.status == TaskStatus.INVALID and not (state.file and (root / state.file).exists())
 
 
+def readable(value: Any) -> Any:
+    """Return a copy of JSON-like `value` whose strings carry no terminal escape or control character
+    (agent text in a result, a reason, an event must not drive the reader's terminal)."""
+    from agent_runner.trajectory import printable
+
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {readable(k): readable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [readable(v) for v in value]
+    return value
+
+
+def readable_state(state: TaskState) -> TaskState:
+    """Return a copy of `state` for display: its task, reason, result and PR URL made `readable`."""
+    return dataclasses.replace(
+        state,
+        task=readable(state.task),
+        reason=readable(state.reason),
+        result=readable(state.result),
+        pr_url=readable(state.pr_url),
+        worker=readable(state.worker),
+    )
+
+
 def rows_table(rows: list[Row], *, width: int = 120) -> Table:
     """Return the rich table for `list`; the title is cut (or left out) so the columns fit `width`."""
+    rows = readable(rows)
     cells = [_cells(row) for row in rows]
     used = sum(max(len(c[i]) for c in [list(COLUMNS), *cells]) + 2 for i in range(len(COLUMNS)))
     room = width - used
@@ -89,7 +117,7 @@ def row_reasons(rows: list[Row]) -> list[str]:
     """Return one line per invalid, failed, cancelled or unpublished task: why."""
     return [
         f"{row['id']} ({row['status']}): {row['reason']}"
-        for row in rows
+        for row in readable(rows)
         if row["status"] in ENDED_WITH_REASON
     ]
 

@@ -14,6 +14,8 @@ from agent_runner.cli.task_views import (
     detail_table,
     events_table,
     find_trajectory,
+    readable,
+    readable_state,
     row_reasons,
     rows_table,
     task_rows,
@@ -135,6 +137,8 @@ def show(task_id: TaskId, as_json: JsonFlag = False, trajectory: TrajectoryFlag 
     if state is None:
         raise QueueError(f"no task '{task_id}' in {queue.path}; `run-agents list` shows the known ids")
     events = list(queue.events(task_id))
+    if not as_json:  # JSON escapes control characters itself
+        state, events = readable_state(state), readable(events)
     if trajectory:
         from agent_runner.trajectory import render_trajectory
 

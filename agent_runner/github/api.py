@@ -13,8 +13,16 @@ from contextlib import contextmanager
 from typing import Any
 
 from agent_runner.errors import GitHubError
-from agent_runner.github.records import MARKER, CommentInfo, FileDiff, PullInfo, PullStatus, ReviewInfo
+from agent_runner.github.records import (
+    CommentInfo,
+    FileDiff,
+    PullInfo,
+    PullStatus,
+    ReviewInfo,
+    trailing_task_ids,
+)
 from agent_runner.github.settings import GitHubConfig
+from agent_runner.task import BRANCH_PREFIX
 
 TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
 PUBLIC_API = "https://api.github.com"
@@ -119,12 +127,22 @@ class GitHubRepo:
         return [self.pull(number) for number in numbers]
 
     def pull_by_marker(self, task_id: str, *, label: str) -> PullInfo | None:
-        """Return the PR whose body carries the task's hidden marker (open ones first), or None."""
-        marker = MARKER.format(task_id=task_id)
+        """Return the PR whose body ends with the task's hidden marker (open ones first), or None.
+
+        Only the markers the runner appends at the end of the body count (not a copy in the agent's text),
+        and the PR's head must be the agent branch of one of the tasks marked there.
+        """
         with _api("list PRs"):
             issues = list(self._repo.get_issues(state="all", labels=[label]))
+        candidates = [
+            i.number
+            for i in issues
+            if i.pull_request is not None and task_id in trailing_task_ids(i.body or "")
+        ]
         found = [
-            self.pull(i.number) for i in issues if i.pull_request is not None and marker in (i.body or "")
+            pull
+            for pull in map(self.pull, candidates)
+            if task_id in pull.task_ids and pull.head_ref in {f"{BRANCH_PREFIX}{i}" for i in pull.task_ids}
         ]
         found.sort(key=lambda p: (p.state != "open", -p.number))
         return found[0] if found else None

@@ -1,7 +1,14 @@
-"""The pull request body: task, summary, gate table, figures, trajectory excerpt, marker; capped."""
+"""The pull request body: task, summary, gate table, figures, trajectory excerpt, marker; capped.
+
+Agent text (the summary, the trajectory excerpt) goes in fenced code blocks that nothing inside can close
+(the fence is longer than any backtick run in the text), so it cannot hide the runner's sections in an
+unclosed comment or fence, and its @mentions notify nobody; every `<!` in it gets a zero-width joiner, so no
+agent text can form an HTML comment or a copy of the runner's task marker.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from agent_runner.gates.report import render_table
@@ -24,7 +31,7 @@ def render_body(task: Task, result: TaskResult, *, max_chars: int = 60_000) -> s
         _quote(task.instructions or task.display_title, 6_000),
         "",
         "### Agent summary",
-        _clip(result.summary or "(no summary)", 6_000),
+        fenced(_clip(result.summary or "(no summary)", 6_000)),
         "",
         "### Gates (runner-checked, baseline vs after)",
         gate_table(result.gates),
@@ -33,7 +40,7 @@ def render_body(task: Task, result: TaskResult, *, max_chars: int = 60_000) -> s
         figures(result),
     ]
     excerpt = trajectory_excerpt(result.trajectory_path)
-    tail = ["", "<details><summary>Trajectory excerpt</summary>", "", "```text", excerpt, "```", "</details>"]
+    tail = ["", "<details><summary>Trajectory excerpt</summary>", "", fenced(excerpt), "</details>"]
     text = "\n".join(head + (tail if excerpt else []))
     budget = max_chars - len(marker) - 40
     if len(text) > budget:
@@ -75,8 +82,21 @@ def trajectory_excerpt(path: str | None, *, limit: int = EXCERPT_CHARS) -> str:
     """Return the end of a trajectory rendered as text (empty when the file is not here)."""
     if not path or not is_trajectory_file(Path(path)):
         return ""
-    text = render_trajectory(Path(path), max_output_chars=400).replace("```", "'''")
+    text = render_trajectory(Path(path), max_output_chars=400)
     return text if len(text) <= limit else "…\n" + text[-limit:]
+
+
+def fenced(text: str, *, info: str = "text") -> str:
+    """Return agent text as a fenced code block that no line of the text can close, with `<!` defused."""
+    text = defuse(text)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{info}\n{text.rstrip(chr(10))}\n{fence}"
+
+
+def defuse(text: str) -> str:
+    """Return `text` with a zero-width joiner after each `<` before `!`: no HTML comment, no task marker."""
+    return text.replace("<!", "<\u200d!")
 
 
 def _clip(text: str, limit: int) -> str:

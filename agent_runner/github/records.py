@@ -9,6 +9,21 @@ MARKER = "<!-- agent-runner:task={task_id} -->"
 MARKER_RE = re.compile(r"<!-- agent-runner:task=([a-z0-9-]+) -->")
 
 
+def trailing_task_ids(body: str) -> list[str]:
+    """Return the task ids of the marker lines that END the body, in order (the runner appends them there).
+
+    A marker anywhere else (the agent's summary, a printed line in the trajectory excerpt) is not one: the
+    first id is the task that last published the PR, any others the earlier tasks of a review/fix chain.
+    """
+    ids: list[str] = []
+    for line in reversed((body or "").rstrip().splitlines()):
+        match = MARKER_RE.fullmatch(line.strip())
+        if match is None:
+            break
+        ids.append(match.group(1))
+    return ids[::-1]
+
+
 @dataclass(frozen=True)
 class PullInfo:
     """A pull request as the runner needs it."""
@@ -28,10 +43,15 @@ class PullInfo:
     labels: tuple[str, ...] = ()
 
     @property
+    def task_ids(self) -> list[str]:
+        """The task ids of the runner's markers at the end of the body (the latest publisher first)."""
+        return trailing_task_ids(self.body)
+
+    @property
     def task_id(self) -> str | None:
-        """The task id from the hidden marker in the body, if any."""
-        match = MARKER_RE.search(self.body or "")
-        return match.group(1) if match else None
+        """The task id of the runner's marker at the end of the body, if any (not one the agent wrote)."""
+        ids = self.task_ids
+        return ids[0] if ids else None
 
 
 @dataclass(frozen=True)
