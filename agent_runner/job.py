@@ -26,7 +26,8 @@ from agent_runner.messages import Usage
 from agent_runner.protocols import GateContext, Sandbox
 from agent_runner.redact import SecretValues
 from agent_runner.result import ExitStatus, GateResult, GateVerdict, Outcome, TaskResult, WorkRequest
-from agent_runner.task import Limits, TaskKind
+from agent_runner.sandbox import get_sandbox
+from agent_runner.task import BRANCH_PREFIX, Limits, TaskKind
 from agent_runner.workspace import AttemptPaths, BaseMissingError, SetupNetworkError
 
 log = logging.getLogger(__name__)
@@ -213,9 +214,21 @@ class Job:
         workspace.copy_files(self.request.repo, checkout.path, self.config.copy_files)
         self.home_env = workspace.private_home(self.paths)
         env = workspace.setup_env(workspace.default_env(), self.home_env)
-        workspace.run_setup(self.config.setup, checkout.path, env)
+        workspace.run_setup(self.config.setup, checkout.path, env, sandbox=self._setup_sandbox())
         if self.config.setup or self.config.copy_files:
             git.exclude_untracked(checkout.path)
+
+    def _setup_sandbox(self) -> Sandbox | None:
+        """The sandbox of setup when its base may hold code an agent wrote (an agent branch, as in a review's
+        fix round): the attempt's sandbox with network (setup installs packages). None on a trusted base."""
+        from agent_runner import job_agent
+
+        base = self.request.base or self.task.base or ""
+        if not self.config.setup or not base.startswith(BRANCH_PREFIX):
+            return None
+        mode = self.task.sandbox or self.config.sandbox
+        paths = job_agent.sandbox_paths(self)
+        return get_sandbox(mode, checkout=self.paths.checkout, network=True, paths=paths)
 
     # -- the agent and its gate rounds ----------------------------------------------------------------
     def _agent_rounds(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from agent_runner import bundles, checkouts, git, pools
 from agent_runner.errors import GitError, SetupError
+from agent_runner.protocols import Sandbox
 from agent_runner.result import WorkRequest
 from agent_runner.tools.shell import tool_env
 
@@ -154,12 +155,16 @@ def private_home(paths: AttemptPaths) -> dict[str, str]:
     }
 
 
-def run_setup(commands: list[str], checkout: Path, env: Mapping[str, str]) -> None:
-    """Run setup commands in the checkout; raise SetupError with the output tail of the first that fails."""
+def run_setup(
+    commands: list[str], checkout: Path, env: Mapping[str, str], *, sandbox: Sandbox | None = None
+) -> None:
+    """Run setup commands in the checkout (inside `sandbox` when given); raise SetupError with the output
+    tail of the first that fails."""
     for command in commands:
+        argv: str | list[str] = sandbox.wrap(["sh", "-c", command]) if sandbox is not None else command
         try:
             proc = subprocess.run(
-                command, shell=True, cwd=checkout, env=dict(env), capture_output=True, text=True,
+                argv, shell=sandbox is None, cwd=checkout, env=dict(env), capture_output=True, text=True,
                 errors="replace", timeout=SETUP_TIMEOUT_S, start_new_session=True,
             )  # fmt: skip
         except subprocess.TimeoutExpired as exc:

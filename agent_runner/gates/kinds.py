@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent_runner.gates.command import run_command
 from agent_runner.gates.coverage import CoverageGate, min_gain, percent, summary_rows, target_files
 from agent_runner.gates.diff import DiffPolicyGate, NonEmptyDiffGate, allowed
 from agent_runner.gates.mutants import MutationGate
@@ -14,8 +15,9 @@ from agent_runner.gates.ruff import (
     LintRunner,
     TargetLintGate,
     TouchedLintGate,
+    inside_only,
+    ruff_argv,
     run_ruff,
-    run_ruff_format,
     targets_of,
 )
 from agent_runner.gates.workdiff import git
@@ -85,13 +87,14 @@ class FixLintKind(JobKind):
         return [TargetLintGate(lint), ElsewhereLintGate(lint), TestsGate(SuiteRunner()), DiffPolicyGate()]
 
     def prestep(self, ctx: GateContext) -> PreStep:
-        targets = targets_of(ctx)
-        before = run_ruff(ctx.checkout, targets)
-        run_ruff(ctx.checkout, targets, fix=True)
+        # ruff reads the checkout's config (and a fix round's base is the agent's own branch): sandboxed.
+        targets, sandbox = targets_of(ctx), ctx.settings.get("sandbox")
+        before = run_ruff(ctx.checkout, targets, sandbox=sandbox)
+        run_ruff(ctx.checkout, targets, fix=True, sandbox=sandbox)
         is_formatted = bool(ctx.task.format or ctx.settings.get("format"))
-        if is_formatted:
-            run_ruff_format(ctx.checkout, targets)
-        left = run_ruff(ctx.checkout, targets)
+        if is_formatted and (inside := inside_only(ctx.checkout, targets)):
+            run_command([*ruff_argv(), "format", "--", *inside], cwd=ctx.checkout, sandbox=sandbox)
+        left = run_ruff(ctx.checkout, targets, sandbox=sandbox)
         n_fixed = max(0, len(before.violations) - len(left.violations))
         rows = [v.as_dict() for v in left.violations]
         summary = f"ruff --fix{' and ruff format' if is_formatted else ''} fixed {n_fixed}; {len(rows)} left"

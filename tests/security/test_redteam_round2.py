@@ -325,13 +325,6 @@ def test_hard_links_to_files_outside_the_checkout_cannot_be_made() -> None:
 
 @needs_bwrap
 @SANDBOXED
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: a fix round (review_post.plan_fix writes `base: agent/<id>`) checks out the agent's own "
-    "branch and workspace.run_setup runs the setup commands on it outside the sandbox, with network: a "
-    "script, setup.py or Makefile the agent changed on the first round runs on the host (security.md says "
-    "setup runs 'before the agent has written anything')",
-)
 def test_a_fix_round_runs_no_agent_written_code_in_setup(tmp_path: Path, mode: str) -> None:
     """setup = ["python tools/bootstrap.py"] (a trusted command running a repo file). Round 1: the agent
     rewrites tools/bootstrap.py, which the diff policy allows; it lands on agent/evil. Round 2 is the fix
