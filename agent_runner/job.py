@@ -158,7 +158,7 @@ class Job:
             self._set(**review_fields(self.result.summary))
         if kind.commits:
             with self._phase("commit"):
-                self._commit_and_bundle(checkout, is_staged=self._still_checked(gate_round))
+                self._commit_and_bundle(checkout, tree=self._checked_tree(gate_round))
 
     def _as_checked_out(self, checkout: git.Checkout) -> AbstractContextManager[Any]:
         """Baselines see the base tree as it was checked out: no staging when nothing can have changed it."""
@@ -166,14 +166,25 @@ class Job:
             return nullcontext()
         return workdiff.snapshot(checkout.path, tree=checkout.base_tree)
 
-    def _still_checked(self, gate_round: GateRound) -> bool:
-        """Whether the staged tree is the one the gates passed; if not (tests wrote files), check it again."""
+    def _checked_tree(self, gate_round: GateRound) -> str:
+        """Return the tree the last green gate round checked, as the work tree still holds it.
+
+        When the tests changed the tree, the gates check it once more (a staged snapshot again); when that
+        round's tests change it again, no tree the gates passed is left to commit: the attempt is refused.
+        """
         checkout, tree = gate_round.ctx.checkout, gate_round.tree
         if tree is not None and workdiff.is_unchanged(checkout, tree, gate_round.stamp):
-            return True
+            return tree
         log.info("%s: the tree changed while the gates ran; checking it again", self.task.id)
-        self._require_green(gate_round.unfrozen(), rounds_used=0)
-        return False
+        self._require_green(gate_round(), rounds_used=0)
+        tree = gate_round.tree
+        if tree is None or not workdiff.is_unchanged(checkout, tree, gate_round.stamp):
+            raise JobFailed(
+                Outcome.REJECTED,
+                "the work tree changed while the gates ran (the tests rewrote files again when the gates "
+                "checked it once more): no tree the gates passed is left to commit",
+            )
+        return tree
 
     @contextmanager
     def _phase(self, name: str) -> Iterator[None]:
@@ -289,10 +300,10 @@ class Job:
             raise JobFailed(Outcome.REJECTED, f"gates failed{after}:\n{gate_report(results)}")
 
     # -- results ----------------------------------------------------------------------------------------
-    def _commit_and_bundle(self, checkout: git.Checkout, *, is_staged: bool) -> None:
+    def _commit_and_bundle(self, checkout: git.Checkout, *, tree: str) -> None:
         task = self.task
         message = f"agent-runner: {task.id}: {task.display_title}\n\nTask {task.id} ({task.kind})"
-        head = git.commit_all(checkout, f"{message}, attempt {self.request.attempt}.", is_staged=is_staged)
+        head = _commit_tree(checkout, tree, f"{message}, attempt {self.request.attempt}.")
         self._set(head_commit=head)
         if (
             head == checkout.base_commit and task.kind == TaskKind.CHANGE
@@ -350,6 +361,17 @@ class GateRound:
         """Run one round with each gate staging the working tree itself (as it is at that moment)."""
         self.tree = None
         return [gate.check(self.ctx, self.baselines[gate.name]) for gate in self.gates]
+
+
+def _commit_tree(checkout: git.Checkout, tree: str, message: str) -> str:
+    """Commit exactly `tree` (the one the gates passed, never the work tree staged afresh) onto the base
+    on the task branch; return the head (the base itself when the tree is the base's)."""
+    repo, base = checkout.path, checkout.base_commit
+    if git.checkout_git(repo, "rev-parse", "--verify", "-q", f"{base}^{{tree}}") == tree:
+        return base
+    head = git.checkout_git(repo, "commit-tree", "--no-gpg-sign", tree, "-p", base, "-m", message)
+    git.checkout_git(repo, "update-ref", f"refs/heads/{checkout.branch}", head)
+    return head
 
 
 def _green(results: list[GateResult]) -> bool:

@@ -145,9 +145,10 @@ def test_finished_checkout_is_reused_clean(project: Project, tmp_path: Path, mon
 
 
 def test_tests_that_write_files_get_the_tree_checked_again(project: Project, tmp_path: Path) -> None:
-    """When the test command changes the tree during the gates, the commit holds what was checked last."""
+    """When the test command changes the tree during the gates, the gates check the new tree again, and the
+    commit holds exactly the tree they passed."""
     project.task("gen", project.edit_script("gen", "calc.py", NEW_CALC))
-    request = _request(project, "gen", test="bash -c 'date +%N >> generated.txt'")
+    request = _request(project, "gen", test="bash -c 'test -f generated.txt || date +%N > generated.txt'")
     result = run_job(request, workdir=tmp_path / "state", inline_bundle=True)
     assert result.outcome == Outcome.ACCEPTED, result.reason
     bundle = tmp_path / "gen.bundle"
@@ -157,4 +158,15 @@ def test_tests_that_write_files_get_the_tree_checked_again(project: Project, tmp
     assert changed == ["calc.py", "generated.txt"]
     policy = next(g for g in result.gates if g.name == "diff-policy")
     assert policy.after["files"] == 2  # the gates saw the file the tests wrote, as the commit does
-    assert len(git(project.root, "show", "agent/gen:generated.txt").splitlines()) == 3
+
+
+def test_tests_that_rewrite_the_tree_every_run_leave_nothing_checked_to_commit(
+    project: Project, tmp_path: Path
+) -> None:
+    """A test command that changes the tree on every run (or agent code doing so on purpose, to land content
+    no gate saw): the attempt is rejected with the reason, never committed unchecked."""
+    project.task("gen", project.edit_script("gen", "calc.py", NEW_CALC))
+    request = _request(project, "gen", test="bash -c 'date +%N >> generated.txt'")
+    result = run_job(request, workdir=tmp_path / "state", inline_bundle=True)
+    assert result.outcome == Outcome.REJECTED and "the work tree changed while the gates ran" in result.reason
+    assert not result.bundle_b64
