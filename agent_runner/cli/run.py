@@ -101,7 +101,7 @@ def _run(
     publish: bool | None,
     watch: bool,
 ) -> int:
-    from agent_runner.cli.run_view import JsonView, LiveView, print_summary
+    from agent_runner.cli.run_view import make_view, print_summary
     from agent_runner.intake import open_queue
     from agent_runner.scheduler import Scheduler
 
@@ -112,7 +112,7 @@ def _run(
     with queue.coordinator():  # another run on this queue: say so now, before the live table starts
         pass
     executor = make_executor(config, root=root)
-    view: Any = JsonView() if json_out else LiveView(console, config.path(root, "state_dir"))
+    view = make_view(console, config.path(root, "state_dir"), json_out=json_out)
     scheduler = Scheduler(
         queue, executor, config=config, root=root, publisher=_publisher(config, publish),
         only=only or (), model=model, on_event=view.handle,

@@ -156,6 +156,28 @@ class JsonView:
         return None
 
 
+class LineView(JsonView):
+    """Without a terminal (a log, a pipe, CI): one plain line per event instead of a redrawn table."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def handle(self, event: RunEvent) -> None:
+        """Print `HH:MM:SS kind task#attempt on worker: message` (the first line of the message)."""
+        who = f"{event.task}#{event.attempt}" if event.attempt else (event.task or "")
+        where = f" on {event.worker}" if event.worker else ""
+        note = event.message.splitlines()[0][:200] if event.message else ""
+        line = f"{time.strftime('%H:%M:%S')} {event.kind:<9} {who}{where}" + (f": {note}" if note else "")
+        self.console.print(Text(line.rstrip()), soft_wrap=True)
+
+
+def make_view(console: Console, state_dir: Path, *, json_out: bool) -> JsonView | LiveView:
+    """Return the view of a run: JSON lines, the live table on a terminal, plain lines elsewhere."""
+    if json_out:
+        return JsonView()
+    return LiveView(console, state_dir) if console.is_terminal else LineView(console)
+
+
 def print_summary(console: Console, summary: RunSummary) -> None:
     """Print what the run did: done, failed with reasons, cost, tokens, wall time."""
     console.print(

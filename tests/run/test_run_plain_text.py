@@ -29,3 +29,17 @@ def test_plan_and_live_tables_print_brackets_as_written() -> None:
     console.print(plan_table([row]))
     text = console.export_text()
     assert "[tool.agent-runner]" in text and "[/x]" in text and "box[gpu]/1" in text and "t[1]" in text
+
+
+def test_without_a_terminal_run_prints_a_line_per_event_and_the_summary_on_its_own(project: Project) -> None:
+    """Piped (a log, CI): no redrawn table; one line per event; the summary starts a line of its own."""
+    import re
+
+    project.task("greet", project.edit_script("greet", "greet.py", "print('hi')\n"))
+    out = project.cli("run")
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert any(re.fullmatch(r"\d\d:\d\d:\d\d started +greet#1 on local-1.*", line) for line in lines), lines
+    assert any(re.fullmatch(r"\d\d:\d\d:\d\d finished +greet#1.*", line) for line in lines), lines
+    assert any(line.startswith("1 finished") for line in lines), lines
+    assert "┏" not in out.stdout
