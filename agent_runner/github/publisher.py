@@ -10,7 +10,7 @@ from agent_runner.errors import GitHubError
 from agent_runner.github.api import GitHubConfig, GitHubRepo, connect, get_token
 from agent_runner.github.body import render_body
 from agent_runner.github.push import check_agent_branch, push_branch, remote_url, resolve
-from agent_runner.github.records import MARKER, MARKER_RE, PullInfo
+from agent_runner.github.records import MARKER, PullInfo
 from agent_runner.redact import Redactor
 from agent_runner.result import TaskResult
 from agent_runner.task import BRANCH_PREFIX, Task
@@ -59,7 +59,7 @@ class GitHubPublisher:
         existing = self.find_pull(gh, task.id, branch)
         if existing is not None:
             # A follow-up task (a review fix) keeps the earlier tasks' markers, so each still finds this PR.
-            earlier = [MARKER.format(task_id=i) for i in MARKER_RE.findall(existing.body) if i != task.id]
+            earlier = [MARKER.format(task_id=i) for i in existing.task_ids if i != task.id]
             pull = gh.edit_pull(
                 existing.number, title=title, body="\n".join([body.rstrip(), *earlier]) + "\n"
             )
