@@ -18,7 +18,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -335,34 +334,22 @@ def exclude_untracked(checkout: Path) -> list[str]:
     return found
 
 
-def commit_all(checkout: Checkout, message: str, *, is_staged: bool = False) -> str:
-    """Stage the work tree and commit it onto the task branch (when anything changed); return the head.
-
-    The runner's git dir holds the only commit that can land: one, by the runner, on the base commit
-    (whatever the agent committed in its own `.git`). With `is_staged`, commit the index as the caller
-    just staged (and checked) it.
-    """
-    repo = checkout.path
-    if not is_staged:
-        checkout_git(repo, "add", "-A")
-    try:
-        checkout_git(repo, "commit", "-q", "--no-verify", "--no-gpg-sign", "-m", message)
-    except GitError as exc:
-        if "nothing to commit" not in str(exc) and "nothing added to commit" not in str(exc):
-            raise
-    return _written_tip(repo, checkout.branch) or checkout_git(repo, "rev-parse", "HEAD")
+def commit_all(checkout: Checkout, message: str) -> str:
+    """Stage the whole work tree and commit it onto the task branch (see `commit_tree`); return the head."""
+    checkout_git(checkout.path, "add", "-A")
+    return commit_tree(checkout, checkout_git(checkout.path, "write-tree"), message)
 
 
-def _written_tip(repo: Path, branch: str) -> str | None:
-    """Return the commit a commit just wrote to `branch` when HEAD is that branch (None: ask git)."""
-    refs = runner_git_dir(repo)
-    try:  # the commit wrote the ref as a plain file (lock and rename), so it is the new commit
-        if (refs / "HEAD").read_text(encoding="ascii") != f"ref: refs/heads/{branch}\n":
-            return None
-        tip = (refs / "refs" / "heads" / branch).read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return tip if re.fullmatch("[0-9a-f]{40}", tip) else None
+def commit_tree(checkout: Checkout, tree: str, message: str) -> str:
+    """Commit exactly `tree` onto the base, on the task branch; return the head (the base itself when the
+    tree is the base's). The runner's git dir holds the only commit that can land: one, by the runner, on
+    the base commit (whatever the agent committed in its own `.git`), of a tree the caller chose."""
+    repo, base = checkout.path, checkout.base_commit
+    if checkout_git(repo, "rev-parse", "--verify", "-q", f"{base}^{{tree}}") == tree:
+        return base
+    head = checkout_git(repo, "commit-tree", "--no-gpg-sign", tree, "-p", base, "-m", message)
+    checkout_git(repo, "update-ref", f"refs/heads/{checkout.branch}", head)
+    return head
 
 
 def changed_files(checkout: Path, base: str, head: str) -> list[str]:

@@ -303,7 +303,7 @@ class Job:
     def _commit_and_bundle(self, checkout: git.Checkout, *, tree: str) -> None:
         task = self.task
         message = f"agent-runner: {task.id}: {task.display_title}\n\nTask {task.id} ({task.kind})"
-        head = _commit_tree(checkout, tree, f"{message}, attempt {self.request.attempt}.")
+        head = git.commit_tree(checkout, tree, f"{message}, attempt {self.request.attempt}.")
         self._set(head_commit=head)
         if (
             head == checkout.base_commit and task.kind == TaskKind.CHANGE
@@ -361,17 +361,6 @@ class GateRound:
         """Run one round with each gate staging the working tree itself (as it is at that moment)."""
         self.tree = None
         return [gate.check(self.ctx, self.baselines[gate.name]) for gate in self.gates]
-
-
-def _commit_tree(checkout: git.Checkout, tree: str, message: str) -> str:
-    """Commit exactly `tree` (the one the gates passed, never the work tree staged afresh) onto the base
-    on the task branch; return the head (the base itself when the tree is the base's)."""
-    repo, base = checkout.path, checkout.base_commit
-    if git.checkout_git(repo, "rev-parse", "--verify", "-q", f"{base}^{{tree}}") == tree:
-        return base
-    head = git.checkout_git(repo, "commit-tree", "--no-gpg-sign", tree, "-p", base, "-m", message)
-    git.checkout_git(repo, "update-ref", f"refs/heads/{checkout.branch}", head)
-    return head
 
 
 def _green(results: list[GateResult]) -> bool:
