@@ -133,7 +133,7 @@ def detail_table(state: TaskState) -> Table:
     fields |= {
         "reason": state.reason,
         "file": state.file,
-        "cost_usd": state.cost_usd or None,
+        "cost_usd": f"{state.cost_usd:.4f}" if state.cost_usd else None,  # not 0.008983999999999999
         "branch": landed.get("branch") if landed.get("head_commit") else None,
         "head": landed.get("head_commit"),
         "pr": state.pr_url,

@@ -165,3 +165,18 @@ def test_user_text_is_printed_as_written_not_as_markup(repo: Path) -> None:
     shown = ok(repo, "show", "marks")
     assert title in shown and "Read [tool.ruff] first" in shown and "kept [delete-tests] out" in shown
     assert "Cancelled marks" in ok(repo, "cancel", "marks")
+
+
+def test_show_prints_the_cost_as_money_not_a_float() -> None:
+    """A cost summed from calls (0.008983999999999999) reads as 0.0090 in show, as in list."""
+    from rich.console import Console
+
+    from agent_runner.cli.task_views import detail_table
+    from agent_runner.queue_state import TaskState
+
+    console = Console(record=True, width=200)
+    console.print(
+        detail_table(TaskState(id="t", task={"id": "t", "kind": "change"}, cost_usd=0.008983999999999999))
+    )
+    text = console.export_text()
+    assert "0.0090" in text and "0.00898399" not in text
