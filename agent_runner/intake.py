@@ -15,6 +15,8 @@ from agent_runner.queue import Queue
 from agent_runner.queue_state import TaskState
 from agent_runner.sources import check_targets, require_repo, require_targets
 from agent_runner.task import (
+    BRANCH_PREFIX,
+    MAX_TASK_FILE_BYTES,
     TASK_SUFFIXES,
     InvalidTask,
     Task,
@@ -24,6 +26,7 @@ from agent_runner.task import (
     load_task_file,
     render_task_file,
 )
+from agent_runner.task_io import read_task_bytes, write_new_file
 
 
 @dataclass
@@ -43,8 +46,8 @@ class SyncReport:
 
 
 def file_digest(path: Path) -> str:
-    """Return the sha256 of a file's bytes (how the queue tells an edited task file)."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """Return the sha256 of a task file's bytes (how the queue tells an edited task file)."""
+    return hashlib.sha256(read_task_bytes(path, limit=MAX_TASK_FILE_BYTES)[0]).hexdigest()
 
 
 def open_queue(root: Path, config: RunnerConfig) -> Queue:
@@ -65,11 +68,17 @@ def sync_tasks(root: Path, config: RunnerConfig, queue: Queue) -> SyncReport:
     states = queue.refresh()
     found = load_task_dir(config.path(root, "tasks_dir"), known=_known_ids(states))
     check_models(found)
+    check_branches(found, states)
     check_targets(root, found, only=not_started(found, states))
     found.invalid = [_relative_invalid(root, bad) for bad in found.invalid]
     report = SyncReport(invalid=list(found.invalid))
-    for task_id, task in found.tasks.items():
-        _sync_one(root, queue, task, found.files[task_id], report)
+    for task_id, task in list(found.tasks.items()):
+        try:
+            _sync_one(root, queue, task, found.files[task_id], report)
+        except TaskFileError as exc:  # replaced since it was read (by a FIFO, say): reported, never waited on
+            _drop(found, task_id, str(exc))
+            found.invalid[-1] = _relative_invalid(root, found.invalid[-1])
+            report.invalid.append(found.invalid[-1])
     _record_invalid(queue, found)
     return report
 
@@ -78,9 +87,76 @@ def check_models(found: TaskSet) -> None:
     """Move the tasks whose `model` names no model (an unknown provider, say) to the invalid ones."""
     for task_id, task in list(found.tasks.items()):
         if task.model is not None and (problem := spec_problem(task.model)):
-            file = found.files.pop(task_id)
-            del found.tasks[task_id]
-            found.invalid.append(InvalidTask(file, task_id, f"{file}: field 'model': {problem}"))
+            _drop(found, task_id, f"{found.files[task_id]}: field 'model': {problem}")
+
+
+def check_branches(found: TaskSet, states: dict[str, TaskState]) -> BranchHolders:
+    """Move the tasks whose branch another task holds to the invalid ones (the message names both).
+
+    Two tasks landing on one branch would leave one's commit on no branch. A task the queue has started
+    keeps its branch, then the first file in name order; a task that builds on its branch (its `base` is its
+    `branch`, as a review's fix task does) may share it.
+    agent/a and agent/a/b clash too: git cannot keep both. Returns who holds each branch now.
+    """
+    holders = BranchHolders()
+    for task_id, state in states.items():
+        if task_id not in found.tasks and state.task and state.status not in RELEASED:
+            branch = state.task.get("branch") or f"{BRANCH_PREFIX}{task_id}"
+            if state.task.get("base") != branch:
+                holders.claim(branch, f"{queue_name(state)} in the queue")
+    for task_id in sorted(found.tasks, key=lambda i: (not _started(states.get(i)), found.files[i])):
+        task, file = found.tasks[task_id], found.files[task_id]
+        if task.base == task.branch_name:
+            continue
+        if clash := holders.clash(task.branch_name):
+            _drop(found, task_id, f"{file}: field 'branch': {clash}; {BRANCH_HINT}")
+        else:
+            holders.claim(task.branch_name, file)
+    return holders
+
+
+RELEASED = (TaskStatus.INVALID, TaskStatus.CANCELLED)  # tasks that hold no branch
+BRANCH_HINT = "give each task its own branch (without `branch:` a task works on agent/<id>)"
+
+
+class BranchHolders:
+    """Which task holds each branch, and the folders those branches make in git's ref store."""
+
+    def __init__(self) -> None:
+        self.branches: dict[str, str] = {}
+        self.folders: dict[str, str] = {}  # 'agent/a' -> 'agent/a/b' when agent/a/b is held
+
+    def claim(self, branch: str, holder: str) -> None:
+        """Record that `holder` (a file, or a task in the queue) works on `branch`."""
+        self.branches[branch] = holder
+        for folder in _folders(branch):
+            self.folders.setdefault(folder, branch)
+
+    def clash(self, branch: str) -> str | None:
+        """Say which held branch `branch` cannot live beside, or None."""
+        if branch in self.branches:
+            return f"'{branch}' is already the branch of {self.branches[branch]}"
+        other = self.folders.get(branch) or next((f for f in _folders(branch) if f in self.branches), None)
+        if other is None:
+            return None
+        holder = self.branches[other]
+        return f"'{branch}' cannot exist beside '{other}', the branch of {holder} (git nests one in another)"
+
+
+def _folders(branch: str) -> list[str]:
+    parts = branch.split("/")
+    return ["/".join(parts[:n]) for n in range(1, len(parts))]
+
+
+def _started(state: TaskState | None) -> bool:
+    return state is not None and state.status not in (TaskStatus.QUEUED, TaskStatus.INVALID)
+
+
+def _drop(found: TaskSet, task_id: str, reason: str) -> None:
+    """Move a found task to the invalid ones with `reason` (which starts with its file)."""
+    file = found.files.pop(task_id)
+    del found.tasks[task_id]
+    found.invalid.append(InvalidTask(file, task_id, reason))
 
 
 def not_started(found: TaskSet, states: dict[str, TaskState]) -> list[str]:
@@ -147,15 +223,25 @@ def add_task(root: Path, config: RunnerConfig, queue: Queue, task: Task) -> Path
         reason = f"unknown task(s) {', '.join(missing)}; `run-agents list` shows the ids"
         raise TaskFileError(str(folder / f"{task.id}.md"), reason, field="depends_on")
     path = folder / f"{task.id}.md"
+    _require_branch(found, states, task, path)
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        with open(path, "x", encoding="utf-8") as fh:
-            fh.write(render_task_file(task))
+        write_new_file(path, render_task_file(task))
     except FileExistsError as exc:  # another `add` won the race for this id
         raise TaskFileError(str(path), f"id '{task.id}' is taken; pick another", field="id") from exc
+    except OSError as exc:  # a full disk, say: the file was not created, and nothing is queued
+        hint = "nothing was written or queued; free some space and run the command again"
+        raise TaskFileError(str(path), f"cannot be written: {exc.strerror or exc}; {hint}") from exc
     load_task_file(path)  # the written file must read back as the same valid task
     queue.add(task, file=relative(root, path), digest=file_digest(path))
     return path
+
+
+def _require_branch(found: TaskSet, states: dict[str, TaskState], task: Task, path: Path) -> None:
+    """Raise TaskFileError (field 'branch') when another task holds the new task's branch."""
+    holders = check_branches(found, states)
+    if task.base != task.branch_name and (clash := holders.clash(task.branch_name)):
+        raise TaskFileError(str(path), f"{clash}; {BRANCH_HINT}", field="branch")
 
 
 def _id_owner(folder: Path, found: TaskSet, states: dict[str, TaskState], task_id: str) -> str | None:

@@ -13,6 +13,8 @@ from typing import Any, Literal, cast
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agent_runner.errors import TaskFileError, validation_text
+from agent_runner.refnames import branch_problem
+from agent_runner.task_io import read_task_bytes
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -113,8 +115,10 @@ class Task(BaseModel):
     @field_validator("branch")
     @classmethod
     def _check_branch(cls, value: str | None) -> str | None:
-        if value is not None and (not value.startswith(BRANCH_PREFIX) or ".." in value or " " in value):
+        if value is not None and not value.startswith(BRANCH_PREFIX):
             raise ValueError(f"'{value}' is not allowed; task branches must start with '{BRANCH_PREFIX}'")
+        if value is not None and (problem := branch_problem(value)):
+            raise ValueError(f"not a branch name git accepts: it {problem}")
         return value
 
     @property
@@ -161,9 +165,11 @@ def path_problem(path: str) -> str | None:
 
 
 def is_task_file(path: Path) -> bool:
-    """Return whether `path` looks like a task file (known suffix; not hidden, _private or README)."""
+    """Return whether `path` is named like a task file (known suffix; not hidden, _private or README).
+
+    Only the name counts: a FIFO, folder or broken link with such a name is read, and reported."""
     hidden = path.name.startswith((".", "_")) or path.stem.upper() == "README"
-    return path.suffix in TASK_SUFFIXES and not hidden and path.is_file()
+    return path.suffix in TASK_SUFFIXES and not hidden
 
 
 def split_front_matter(text: str) -> tuple[str, str] | None:
@@ -177,13 +183,10 @@ def split_front_matter(text: str) -> tuple[str, str] | None:
 
 
 def _read_text(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise TaskFileError(str(path), f"cannot be read: {exc.strerror}") from exc
+    raw, size = read_task_bytes(path, limit=MAX_TASK_FILE_BYTES)
     if len(raw) > MAX_TASK_FILE_BYTES:
         limit = MAX_TASK_FILE_BYTES
-        raise TaskFileError(str(path), f"is {len(raw)} bytes; task files are limited to {limit} bytes")
+        raise TaskFileError(str(path), f"is {size} bytes; task files are limited to {limit} bytes")
     if b"\x00" in raw:
         raise TaskFileError(str(path), "is a binary file; task files are UTF-8 text")
     try:
