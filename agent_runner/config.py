@@ -81,6 +81,10 @@ class RunnerConfig(BaseModel):
         "forward_env: masked by value in all the runner writes; a diff holding one is rejected.",
     )
     limits: dict[TaskKind, Limits] = Field(default_factory=dict, description="Per-kind limit overrides.")
+    min_free_mb: float = Field(
+        default=100, ge=0, description="Free disk a machine needs to start an attempt, in MB; below it the "
+        "machine takes no more attempts this run and the task stays queued.",
+    )  # fmt: skip
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     machines: list[MachineConfig] = Field(default_factory=list, description="The SSH fleet.")
     ssh: SshConfig = Field(default_factory=SshConfig, description="The ssh client of the SSH executor.")

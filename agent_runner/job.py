@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from agent_runner import bundles, checkouts, git, pools, prompts, workspace
+from agent_runner import bundles, checkouts, deadline, diskspace, git, pools, prompts, workspace
 from agent_runner.config import RunnerConfig, config_from_dict
 from agent_runner.errors import (
     GitError,
@@ -23,9 +23,18 @@ from agent_runner.errors import (
 from agent_runner.findings import review_fields
 from agent_runner.gates import JobKind, gate_settings, get_job_kind, render_report, workdiff
 from agent_runner.messages import Usage
+from agent_runner.phase import shown as shown_phase
 from agent_runner.protocols import GateContext, Sandbox
 from agent_runner.redact import SecretValues
-from agent_runner.result import ExitStatus, GateResult, GateVerdict, Outcome, TaskResult, WorkRequest
+from agent_runner.result import (
+    LIMIT_OF_EXIT,
+    ExitStatus,
+    GateResult,
+    GateVerdict,
+    Outcome,
+    TaskResult,
+    WorkRequest,
+)
 from agent_runner.sandbox import get_sandbox
 from agent_runner.task import BRANCH_PREFIX, Limits, TaskKind
 from agent_runner.workspace import AttemptPaths, BaseMissingError, SetupNetworkError
@@ -36,11 +45,21 @@ log = logging.getLogger(__name__)
 class JobFailed(Exception):
     """Ends a job early with an outcome and a reason (control flow inside this module)."""
 
-    def __init__(self, outcome: Outcome, reason: str, exit_status: ExitStatus | None = None) -> None:
+    def __init__(
+        self,
+        outcome: Outcome,
+        reason: str,
+        exit_status: ExitStatus | None = None,
+        *,
+        limit: str | None = None,
+        machine_problem: str | None = None,
+    ) -> None:
         super().__init__(reason)
         self.outcome = outcome
         self.reason = reason
         self.exit_status = exit_status
+        self.limit = limit
+        self.machine_problem = machine_problem
 
 
 def run_job(
@@ -88,6 +107,7 @@ class Job:
         )  # fmt: skip
         self.checkout: git.Checkout | None = None
         self.limits: Limits = self.config.limits_for(self.task.kind, self.task.limits)
+        self.free_mb = 0.0  # free on the state folder's disk when the attempt started
         self.timings: dict[str, float] = {}
         self.home_env: dict[str, str] = {}
         self.templates: dict[str, str] = {}  # the project's prompt templates, as checked out
@@ -98,13 +118,19 @@ class Job:
         """Run every step, classify any failure, and return the finished result."""
         workspace.init_state_dir(self.workdir)
         self.paths.run_dir.mkdir(parents=True, exist_ok=True)
+        minutes = deadline.attempt_minutes(self.limits)
         try:
-            self._steps()
+            with deadline.alarm(minutes):
+                self._steps_on_disk()
             self.result = self.result.model_copy(update={"outcome": Outcome.ACCEPTED})
+        except deadline.AttemptTimeout:
+            self._set(outcome=Outcome.REJECTED, reason=deadline.timeout_reason(minutes))
+            self._set(limit=deadline.ATTEMPT_LIMIT)
         except JobFailed as exc:
             self._set(
                 outcome=exc.outcome, reason=exc.reason, exit_status=exc.exit_status or self.result.exit_status
             )
+            self._set(limit=exc.limit, machine_problem=exc.machine_problem)
         except (ModelAuthError, ModelNotFoundError, ModelSpecError) as exc:  # no attempt on it can do better
             self._set(outcome=Outcome.MODEL_AUTH, reason=str(exc))
         except ModelUnavailableError as exc:
@@ -128,6 +154,36 @@ class Job:
         timings = " ".join(f"{k}={v * 1000:.0f}ms" for k, v in self.timings.items())
         log.info("%s#%d %s: %s", self.task.id, self.request.attempt, self.result.outcome, timings)
         return self.result
+
+    def _steps_on_disk(self) -> None:
+        """Run the steps on a machine with room for them; a full disk is the task's fault or the machine's."""
+        if problem := diskspace.low_space(self.workdir, self.config.min_free_mb):
+            raise JobFailed(Outcome.INFRA, f"{self.request.worker}: {problem}", machine_problem=problem)
+        self.free_mb = diskspace.free_mb(self.workdir)
+        try:
+            self._steps()
+        except (RunnerError, OSError) as exc:  # git's "No space left" comes as GitError or WorkTreeError
+            if not diskspace.is_no_space(exc):
+                raise
+            raise self._no_space(exc) from exc
+
+    def _no_space(self, exc: BaseException) -> JobFailed:
+        """Return how an attempt that met a full disk ends: failed if it filled it, else released."""
+        checkout = self.checkout
+        grew = diskspace.growth(checkout.path, checkout.base_commit) if checkout is not None else None
+        if grew is not None and grew.grown_mb >= diskspace.FILLED_SHARE * self.free_mb:
+            return JobFailed(Outcome.REJECTED, diskspace.filled_reason(grew, self.free_mb), limit="disk")
+        problem = diskspace.machine_full_reason(self.workdir, grew, exc)
+        return JobFailed(Outcome.INFRA, f"{self.request.worker}: {problem}", machine_problem=problem)
+
+    def _check_disk(self) -> None:
+        """Fail the attempt when its checkout grew past the task's `max_disk_mb`."""
+        limit, checkout = self.limits.max_disk_mb, self.checkout
+        if limit is None or checkout is None:
+            return
+        grew = diskspace.growth(checkout.path, checkout.base_commit)
+        if grew.size_mb > limit:
+            raise JobFailed(Outcome.REJECTED, diskspace.over_limit_reason(grew, limit), limit="max_disk_mb")
 
     def _steps(self) -> None:
         with self._phase("checkout"):
@@ -157,6 +213,7 @@ class Job:
         if self.task.kind == TaskKind.REVIEW:  # the answer is the summary: keep it as fields too
             self._set(**review_fields(self.result.summary))
         if kind.commits:
+            self._check_disk()
             with self._phase("commit"):
                 self._commit_and_bundle(checkout, tree=self._checked_tree(gate_round))
 
@@ -190,12 +247,14 @@ class Job:
     def _phase(self, name: str) -> Iterator[None]:
         started = time.perf_counter()
         try:
-            yield
+            with shown_phase(self.paths.run_dir, name):  # for the live table of `run` on this machine
+                yield
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
 
     def _timed(self, check: GateCheck) -> GateCheck:
         def timed() -> list[GateResult]:
+            self._check_disk()
             with self._phase("gates"):
                 return check()
 
@@ -260,7 +319,8 @@ class Job:
         for round_no in range(rounds + 1):
             self._record_outcome(outcome)
             if outcome.exit_status != ExitStatus.FINISHED:
-                raise JobFailed(Outcome.REJECTED, _stopped_reason(outcome), outcome.exit_status)
+                limit = LIMIT_OF_EXIT.get(outcome.exit_status)
+                raise JobFailed(Outcome.REJECTED, _stopped_reason(outcome), outcome.exit_status, limit=limit)
             results = check()
             if _green(results) or round_no == rounds:
                 self._require_green(results, rounds_used=round_no)
@@ -324,6 +384,10 @@ class Job:
         keep = self.config.keep_checkouts
         is_ok = self.result.outcome == Outcome.ACCEPTED
         if self.checkout is None:
+            return
+        if self.result.limit == "disk":  # it filled the disk: free it now, before the result is written
+            self._set(checkout_path=None)
+            checkouts.remove_checkout(self.checkout.path)
             return
         if keep == "always" or (keep == "failed" and not is_ok):  # kept for people, never re-used
             checkouts.trusted_index(self.checkout.path).unlink(missing_ok=True)

@@ -78,7 +78,9 @@ class Recorder:
         handler = {
             Outcome.ACCEPTED: lambda r, res: self._accept(r, res, done.landing),
             Outcome.REJECTED: lambda r, res: self.fail(r.claim, res.reason, res),
-            Outcome.INFRA: lambda r, res: self._infra(r, res.reason, res),
+            Outcome.INFRA: lambda r, res: (
+                self._machine_full(r, res) if res.machine_problem else self._infra(r, res.reason, res)
+            ),
             Outcome.MODEL_AUTH: self._model_auth,
         }[result.outcome]
         self.safely(*key, lambda: handler(run, result))
@@ -208,6 +210,13 @@ class Recorder:
             self.summary.failed[run.claim.task_id] = self.queue.states[run.claim.task_id].reason
         event = "failed" if final else "requeued"
         self.emit(event, run.task.id, run.claim.attempt, message=reason, result=result, final=final)
+
+    def _machine_full(self, run: Running, result: TaskResult) -> None:
+        """Give back an attempt its machine had no disk for: not the task's doing, so not even counted
+        as an infrastructure retry (the executor pauses that machine)."""
+        reason = self.redactor.text(result.reason)
+        self.queue.release(run.task.id, run.claim.attempt, reason, infra=False, result=result.for_queue())
+        self.emit("requeued", run.task.id, run.claim.attempt, message=reason, result=result, final=False)
 
     def _model_auth(self, run: Running, result: TaskResult) -> None:
         self.queue.release(

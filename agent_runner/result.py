@@ -35,6 +35,11 @@ class Outcome(StrEnum):
     MODEL_AUTH = "model_auth"  # the model cannot be used (bad key, unusable spec): stop dispatching to it
 
 
+LIMIT_OF_EXIT = {
+    "step_limit": "steps", "cost_limit": "cost_usd", "token_limit": "tokens", "time_limit": "minutes",
+}  # fmt: skip
+
+
 class GateVerdict(StrEnum):
     PASS = "pass"
     FAIL = "fail"
@@ -132,6 +137,11 @@ class TaskResult(BaseModel):
     sandbox: str | None = None  # what confined the agent: "bwrap" or "none"; None: unknown (older results)
     pr_url: str | None = None
     started_at: float | None = None
+    # Which limit ended the attempt (steps, cost_usd, tokens, minutes, attempt_minutes, max_disk_mb, disk);
+    # None: none did.
+    limit: str | None = None
+    # Why the machine that ran it should take no more attempts this run (its disk is full); None: it can.
+    machine_problem: str | None = None
 
     def for_queue(self) -> dict[str, Any]:
         """Return the record as stored in the queue file (without the inline bundle)."""

@@ -51,6 +51,10 @@ class Limits(BaseModel):
     cost_usd: float | None = Field(default=None, gt=0, description="Spend at most, in US dollars.")
     minutes: float | None = Field(default=None, gt=0, description="Wall time at most.")
     tokens: int | None = Field(default=None, ge=1, description="Input plus output tokens at most.")
+    attempt_minutes: float | None = Field(
+        default=None, gt=0, description="Wall time of the whole attempt (checkout to commit) at most."
+    )
+    max_disk_mb: float | None = Field(default=None, gt=0, description="Size of the checkout at most, in MB.")
 
     def merged_over(self, defaults: Limits) -> Limits:
         """Return these limits with unset fields taken from `defaults`."""
@@ -71,7 +75,9 @@ class Task(BaseModel):
     base: str | None = Field(default=None, description="Base branch; default: the repo's default branch.")
     branch: str | None = Field(default=None, description="Branch to work on; must start with agent/.")
     model: str | None = Field(default=None, description="Model spec such as anthropic:claude-sonnet-5-5.")
-    limits: Limits = Field(default_factory=Limits, description="steps, cost_usd, minutes, tokens.")
+    limits: Limits = Field(
+        default_factory=Limits, description="steps, cost_usd, minutes, tokens, attempt_minutes, max_disk_mb."
+    )
     pr: bool | Literal["draft"] = Field(default="draft", description="true | false | draft.")
     labels: list[str] = Field(default_factory=list, description="Extra PR labels.")
     machine: str | None = Field(default=None, description="Machine name or tag to pin the task to.")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,8 +30,25 @@ def serve_request(
 ) -> TaskResult:
     """Run the WorkRequest JSON `data` with stdout kept clean, and return its result."""
     request = WorkRequest.model_validate_json(data)
-    with stdout_to_stderr():
+    with stdout_to_stderr(), last_words():
         return run_job(request, workdir=workdir, inline_bundle=inline_bundle, trash=trash, ahead=ahead)
+
+
+@contextmanager
+def last_words() -> Iterator[None]:
+    """Write an exception that ends the worker to stderr (the attempt's worker.log) as it propagates.
+
+    One unbuffered write per line of the traceback: a log on a full disk keeps what fits, and an
+    exception here never hides the one that ended the worker.
+    """
+    try:
+        yield
+    except Exception as exc:
+        lines = ["the worker failed:\n", *traceback.format_exception(exc)]
+        with contextlib.suppress(OSError):
+            for line in lines:
+                os.write(2, line.encode("utf-8", "replace"))
+        raise
 
 
 def remove_in_background(paths: list[Path]) -> None:

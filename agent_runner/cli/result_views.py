@@ -19,6 +19,25 @@ from agent_runner.task import TaskStatus
 VERDICT_STYLES = {"pass": "green", "skip": "dim", "fail": "red", "error": "red"}
 SEVERITY_STYLES = {"blocking": "bold red", "major": "red", "minor": "yellow", "nit": "dim"}
 DETAIL_CHARS = 300
+LIMIT_TEXTS = {
+    "steps": "the agent's model calls (`steps`)",
+    "cost_usd": "the agent's spend (`cost_usd`)",
+    "tokens": "the agent's tokens (`tokens`)",
+    "minutes": "the agent's wall time, gates excluded (`minutes`)",
+    "attempt_minutes": "the whole attempt's wall time, checkout to commit (`attempt_minutes`)",
+    "max_disk_mb": "the checkout's size (`max_disk_mb`)",
+    "disk": "the machine's free disk, which the attempt filled",
+}
+
+
+def limit_line(result: dict[str, Any]) -> Text | None:
+    """Return which limit ended the result's attempt ("Ended by the limit ..."), or None if none did."""
+    limit = result.get("limit")
+    if not limit:
+        return None
+    what = LIMIT_TEXTS.get(str(limit), f"`{limit}`")
+    attempt = result.get("attempt", "?")
+    return Text.assemble(("Ended by a limit: ", "bold red"), f"attempt {attempt} hit {what}")
 
 
 def gates_table(result: dict[str, Any]) -> Table | None:

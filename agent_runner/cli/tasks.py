@@ -157,8 +157,16 @@ def show(task_id: TaskId, as_json: JsonFlag = False, trajectory: TrajectoryFlag 
 def _print_result(root: Path, state: TaskState) -> None:
     """Print the last result's gates, a review's findings, and where the change is with how to see it."""
     from agent_runner.change import find_change
-    from agent_runner.cli.result_views import change_lines, findings_view, gates_table, review_answer
+    from agent_runner.cli.result_views import (
+        change_lines,
+        findings_view,
+        gates_table,
+        limit_line,
+        review_answer,
+    )
 
+    if state.result and (limit := limit_line(state.result)) is not None:
+        console.print(limit, highlight=False, soft_wrap=True)
     if state.result and (table := gates_table(state.result)) is not None:
         console.print()
         console.print(table)

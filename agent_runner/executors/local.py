@@ -19,12 +19,14 @@ from typing import IO
 
 from pydantic import ValidationError
 
-from agent_runner import git, pools
+from agent_runner import deadline, diskspace, git, pools
+from agent_runner.checkouts import remove_checkout
+from agent_runner.config import RunnerConfig, config_from_dict
 from agent_runner.errors import ExecutorError, GitError
 from agent_runner.executors.forkclient import ForkClient
 from agent_runner.executors.pipe import MAX_OUTPUT_BYTES, communicate_bounded
 from agent_runner.protocols import Slot
-from agent_runner.result import TaskResult, WorkRequest
+from agent_runner.result import Outcome, TaskResult, WorkRequest
 from agent_runner.workspace import AttemptPaths, init_state_dir
 
 KILL_GRACE_S = 5.0
@@ -73,6 +75,7 @@ class LocalExecutor:
         command: list[str] | None = None,
         cwd: Path | None = None,
         fork: bool = True,
+        backstop_grace_s: float = deadline.BACKSTOP_GRACE_S,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.n_workers = workers
@@ -84,6 +87,9 @@ class LocalExecutor:
         self._pids: dict[tuple[str, int], int] = {}
         self._client: ForkClient | None = None
         self._lock = threading.Lock()
+        self.backstop_grace_s = backstop_grace_s
+        self.paused: str | None = None  # why this machine takes no more attempts this run (a full disk)
+        self._overdue: set[tuple[str, int]] = set()  # attempts whose worker the backstop killed
 
     def prepare(self) -> None:
         """Start the fork server now, so its imports overlap the coordinator's own start-up."""
@@ -108,15 +114,40 @@ class LocalExecutor:
         threading.Thread(target=make, daemon=True, name="warm-checkouts").start()
 
     def slots(self) -> list[Slot]:
-        """Return one slot per local worker."""
+        """Return one slot per local worker (none once the machine is paused: its disk is full)."""
+        if self.paused is not None:
+            return []
         return [Slot(f"local-{i + 1}", machine="local") for i in range(self.n_workers)]
 
     def run(self, request: WorkRequest, slot: Slot) -> TaskResult:
-        """Run one attempt in a subprocess; its stderr goes to runs/<task>/<attempt>/worker.log."""
+        """Run one attempt in a subprocess; its stderr goes to runs/<task>/<attempt>/worker.log.
+
+        A worker still running `backstop_grace_s` past the attempt's wall-clock limit is killed (the
+        attempt fails, naming the limit); a worker that dies leaves no checkout behind.
+        """
         paths = AttemptPaths.under(self.workdir, request.task.id, request.attempt)
         init_state_dir(self.workdir)
         paths.run_dir.mkdir(parents=True, exist_ok=True)
         request = request.model_copy(update={"worker": slot.name})
+        key = (request.task.id, request.attempt)
+        minutes = deadline.request_minutes(request)
+        timer = threading.Timer(minutes * 60 + self.backstop_grace_s, self._kill_overdue, (key,))
+        timer.daemon = True
+        timer.start()
+        try:
+            result = self._run_worker(request, slot, paths)
+        except ExecutorError:
+            remove_checkout(paths.checkout)  # its worker is dead: no attempt owns it any more
+            if key in self._overdue:
+                return self._overdue_result(request, minutes)
+            raise
+        finally:
+            timer.cancel()
+        if result.machine_problem:
+            self._pause(result.machine_problem)
+        return result
+
+    def _run_worker(self, request: WorkRequest, slot: Slot, paths: AttemptPaths) -> TaskResult:
         if self.fork:
             return self._run_forked(request, slot, paths)
         argv = [*self.command, "exec", "-", "--workdir", str(self.workdir)]
@@ -129,8 +160,8 @@ class LocalExecutor:
                 with self._lock:
                     self._procs.pop(key, None)
         if proc.returncode != 0:
-            tail = _tail(paths.run_dir / "worker.log")
-            raise ExecutorError(f"worker exited with {proc.returncode} on {slot.name}: {tail}")
+            _signal_group(proc.pid, signal.SIGKILL)  # what it started goes with it
+            raise self._died(proc.returncode, slot, paths, request)
         return parse_result(stdout.decode("utf-8", "replace"), request)
 
     def _run_forked(self, request: WorkRequest, slot: Slot, paths: AttemptPaths) -> TaskResult:
@@ -152,13 +183,43 @@ class LocalExecutor:
             with self._lock:
                 self._pids.pop(key, None)
         if code != 0 or not result_file.exists():
-            tail = _tail(paths.run_dir / "worker.log")
-            raise ExecutorError(f"worker exited with {code} on {slot.name}: {tail}")
+            _signal_group(pid, signal.SIGKILL)  # what it started goes with it
+            raise self._died(code, slot, paths, request)
         with open(result_file, "rb") as fh:  # the worker's own file, read with the same bound as its stdout
             text = fh.read(MAX_OUTPUT_BYTES + 1)
         if len(text) > MAX_OUTPUT_BYTES:
             raise ExecutorError(f"the worker's result is over {MAX_OUTPUT_BYTES} bytes; it was refused")
         return parse_result(text.decode("utf-8", "replace"), request)
+
+    def _died(self, code: int, slot: Slot, paths: AttemptPaths, request: WorkRequest) -> ExecutorError:
+        """Return the error of a worker that exited without a result; a full disk pauses this machine."""
+        config = config_from_dict(request.config) if request.config else RunnerConfig()
+        tail = _tail(paths.run_dir / "worker.log")
+        if problem := diskspace.low_space(self.workdir, config.min_free_mb):
+            self._pause(problem)
+            tail = f"{tail}; {problem}"
+        return ExecutorError(f"worker exited with {code} on {slot.name}: {tail}")
+
+    def _pause(self, problem: str) -> None:
+        if self.paused is None:
+            log.warning("this machine is paused: %s", problem)
+        self.paused = problem
+
+    def _kill_overdue(self, key: tuple[str, int]) -> None:
+        """Kill an attempt's worker (and all it started) that ran past its wall-clock limit and grace."""
+        with self._lock:
+            self._overdue.add(key)
+            proc, pid = self._procs.get(key), self._pids.get(key)
+        for group in (proc.pid if proc is not None else None, pid):
+            if group is not None:
+                _signal_group(group, signal.SIGKILL)
+
+    def _overdue_result(self, request: WorkRequest, minutes: float) -> TaskResult:
+        reason = deadline.backstop_reason(minutes, self.backstop_grace_s)
+        return TaskResult(
+            task_id=request.task.id, attempt=request.attempt, outcome=Outcome.REJECTED, reason=reason,
+            limit=deadline.ATTEMPT_LIMIT, machine=request.worker, model=request.model_spec or None,
+        )  # fmt: skip
 
     def _fork_client(self) -> ForkClient:
         with self._lock:
@@ -228,4 +289,4 @@ def _tail(path: Path, n_chars: int = 800) -> str:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return "(no log)"
-    return text[-n_chars:].strip().replace("\n", " | ") or "(empty log)"
+    return text[-n_chars:].strip().replace("\n", " | ") or "(empty log: the worker wrote nothing)"
