@@ -52,9 +52,13 @@ class Limits(BaseModel):
     minutes: float | None = Field(default=None, gt=0, description="Wall time at most.")
     tokens: int | None = Field(default=None, ge=1, description="Input plus output tokens at most.")
     attempt_minutes: float | None = Field(
-        default=None, gt=0, description="Wall time of the whole attempt (checkout to commit) at most."
-    )
-    max_disk_mb: float | None = Field(default=None, gt=0, description="Size of the checkout at most, in MB.")
+        default=None, gt=0, description="Wall time of the whole attempt (checkout to commit, gates too) at "
+        "most; unset: twice `minutes` plus 15.",
+    )  # fmt: skip
+    max_disk_mb: float | None = Field(
+        default=None, gt=0, description="Size of the checkout at most, in MB (checked before each gate round "
+        "and the commit); unset: no limit but the disk.",
+    )  # fmt: skip
 
     def merged_over(self, defaults: Limits) -> Limits:
         """Return these limits with unset fields taken from `defaults`."""
