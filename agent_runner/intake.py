@@ -58,7 +58,8 @@ def open_queue(root: Path, config: RunnerConfig) -> Queue:
 def relative(root: Path, path: str | Path) -> str:
     """Return `path` relative to `root` when it is inside it (queue records stay portable)."""
     try:
-        return str(Path(path).resolve().relative_to(root.resolve()))
+        where = Path(path).parent.resolve() / Path(path).name  # a linked task file: named, not followed
+        return str(where.relative_to(root.resolve()))
     except ValueError:
         return str(path)
 
