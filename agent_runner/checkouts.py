@@ -267,3 +267,5 @@ def remove_checkout(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
     shutil.rmtree(runner_git_dir(path), ignore_errors=True)
     trusted_index(path).unlink(missing_ok=True)
+    for suffix in (".lock", ".kept"):  # sweep.py's lock and kept marker (attempt numbers are never reused)
+        path.with_name(path.name + suffix).unlink(missing_ok=True)

@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from agent_runner import bundles, checkouts, deadline, diskspace, git, pools, prompts, workspace
+from agent_runner import bundles, checkouts, deadline, diskspace, git, pools, prompts, sweep, workspace
 from agent_runner.config import RunnerConfig, config_from_dict
 from agent_runner.errors import (
     GitError,
@@ -115,9 +115,18 @@ class Job:
         self._agent: Any = None  # once built: its spend counts however the attempt ends
 
     def run(self) -> TaskResult:
-        """Run every step, classify any failure, and return the finished result."""
+        """Run every step, classify any failure, and return the finished result.
+
+        The attempt owns its checkout's lock while it runs; checkouts of dead attempts on this machine go.
+        """
         workspace.init_state_dir(self.workdir)
         self.paths.run_dir.mkdir(parents=True, exist_ok=True)
+        with sweep.owning(self.paths.checkout):
+            for path in sweep.sweep_unowned(self.workdir):
+                log.info("removed the checkout %s of an attempt that no longer runs", path)
+            return self._run_owned()
+
+    def _run_owned(self) -> TaskResult:
         minutes = deadline.attempt_minutes(self.limits)
         try:
             with deadline.alarm(minutes):
@@ -391,6 +400,7 @@ class Job:
             return
         if keep == "always" or (keep == "failed" and not is_ok):  # kept for people, never re-used
             checkouts.trusted_index(self.checkout.path).unlink(missing_ok=True)
+            sweep.kept_marker(self.checkout.path).touch()
         else:
             self._set(checkout_path=None)
             pool = pools.pool_dir(self.paths, self.request.repo)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from faults_helpers import Project, Scenario, finish_call, task_types, wait_for
 
-from agent_runner import worker
+from agent_runner import sweep, worker
 from agent_runner.executors.local import LocalExecutor
 from agent_runner.protocols import Slot
 from agent_runner.result import Outcome, WorkRequest
@@ -33,7 +33,7 @@ def _ends(project: Project, task_id: str) -> list[dict[str, object]]:
 def test_attempt_wall_clock_limit_covers_the_gates_and_show_names_it(
     project: Project, scenario: Scenario
 ) -> None:
-    """A test command that hangs: `attempt_minutes` ends the attempt as a task failure; show names the limit."""
+    """A hanging test command: `attempt_minutes` ends the attempt as a task failure; show names the limit."""
     project.configure('test = "sleep 20"')
     model = project.edit_script("hang", "h.py", "h = 1\n")
     project.task("hang", model, max_attempts=1, limits={"attempt_minutes": 0.05})
@@ -48,7 +48,9 @@ def test_attempt_wall_clock_limit_covers_the_gates_and_show_names_it(
     assert elapsed < 18, f"the run took {elapsed:.1f} s: the hanging test was not cut short"
     show = project.cli("show", "hang")
     assert "Ended by a limit" in show.stdout and "attempt_minutes" in show.stdout, show.stdout
-    scenario.outcome = f"failed after {elapsed:.1f} s (limit 3 s, test sleeps 20 s); show names attempt_minutes"
+    scenario.outcome = (
+        f"failed after {elapsed:.1f} s (limit 3 s, test sleeps 20 s); show names attempt_minutes"
+    )
 
 
 def test_executor_kills_a_worker_past_the_limit_and_grace(tmp_path: Path, scenario: Scenario) -> None:
@@ -65,7 +67,9 @@ def test_executor_kills_a_worker_past_the_limit_and_grace(tmp_path: Path, scenar
     scenario.outcome = f"killed after {elapsed:.1f} s (limit 0.6 s + grace 0.5 s): {result.reason[:50]}"
 
 
-def test_checkout_over_max_disk_mb_fails_the_task_naming_its_size(project: Project, scenario: Scenario) -> None:
+def test_checkout_over_max_disk_mb_fails_the_task_naming_its_size(
+    project: Project, scenario: Scenario
+) -> None:
     """A task whose checkout grows past `max_disk_mb` fails (spends its attempt), naming the size."""
     model = project.script("big", [bash_turn("head -c 3000000 /dev/urandom > big.bin"), finish_call()])
     project.task("big", model, max_attempts=1, limits={"max_disk_mb": 1})
@@ -97,7 +101,9 @@ def test_machine_without_free_space_pauses_and_loses_nothing(project: Project, s
     assert out.returncode == 0, out.stdout + out.stderr
     for name in ("one", "two", "three"):
         assert _quiet(project.events(), name)[-1] == "finished", _quiet(project.events(), name)
-    scenario.outcome = f"{len(released)} released unspent ({str(released[0]['reason'])[:50]}...), then finished"
+    scenario.outcome = (
+        f"{len(released)} released unspent ({str(released[0]['reason'])[:50]}...), then finished"
+    )
 
 
 @pytest.fixture
@@ -117,7 +123,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 def test_task_that_fills_the_disk_fails_and_innocent_tasks_run(
     project: Project, scenario: Scenario, small_disk: Path
 ) -> None:
-    """ENOSPC from a task that filled the disk spends its attempt (naming the size); the next task finishes."""
+    """ENOSPC from a task that filled the disk spends its attempt (naming the size); the next one finishes."""
     project.configure(f'state_dir = "{small_disk}"\nmin_free_mb = 1\nworkers = 1')
     filler = project.script("filler", [bash_turn("head -c 20000000 /dev/zero > fill.bin"), finish_call()])
     project.task("filler", filler, max_attempts=1, priority=1)
@@ -129,6 +135,52 @@ def test_task_that_fills_the_disk_fails_and_innocent_tasks_run(
     assert "filled the disk" in str(ends[0]["reason"]) and "MB" in str(ends[0]["reason"]), ends
     assert _quiet(project.events(), "innocent")[-1] == "finished", _quiet(project.events(), "innocent")
     scenario.outcome = f"filler failed ({str(ends[0]['reason'])[:60]}...); innocent finished"
+
+
+def test_disk_filled_by_another_pauses_the_machine_and_spends_nothing(
+    project: Project, scenario: Scenario, small_disk: Path
+) -> None:
+    """ENOSPC mid-attempt with the checkout not grown: released unspent, machine paused; then it finishes."""
+    project.configure(f'state_dir = "{small_disk}"\nmin_free_mb = 1\nworkers = 1')
+    turns = [bash_turn("echo start", delay_s=1.0), bash_turn(write_command("v.py", "v = 1\n")), finish_call()]
+    project.task("victim", project.script("victim", turns), max_attempts=1)
+    proc = project.popen("run", "--json")
+    try:
+        trajectory = small_disk / "runs" / "victim" / "1" / "trajectory.jsonl"
+        wait_for(trajectory.exists, timeout=30, what="the agent's first step")
+        filler = small_disk / "filler"
+        with open(filler, "wb", buffering=0) as fh, pytest.raises(OSError):
+            while True:
+                fh.write(b"\0" * 65536)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+    assert "failed" not in _quiet(project.events(), "victim"), project.events()
+    released = _ends(project, "victim")
+    assert released and all(e["type"] == "released" for e in released), released
+    filler.unlink()
+    out = project.cli("run", "--json", timeout=90)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert _quiet(project.events(), "victim")[-1] == "finished"
+    scenario.outcome = f"released unspent ({str(released[-1]['reason'])[:60]}...), then finished"
+
+
+def test_worker_sweeps_checkouts_no_live_attempt_owns(project: Project, scenario: Scenario) -> None:
+    """A worker removes its machine's checkouts of dead attempts (a lock none holds), not kept or live ones"""
+    checkouts = project.state / "checkouts"
+    for name in ("ghost-1", "kept-1", "legacy-1", "live-1"):  # as on an SSH machine: no queue knows them
+        (checkouts / name).mkdir(parents=True)
+        (checkouts / name / "f.py").write_text("f = 1\n")
+    for name in ("ghost-1.lock", "kept-1.lock", "kept-1.kept"):
+        (checkouts / name).touch()
+    project.task("t", project.edit_script("t", "t.py", "t = 1\n"), max_attempts=1)
+    with sweep.owning(checkouts / "live-1"):
+        out = project.cli("run", "--json", timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert (checkouts / "live-1").is_dir(), "a live attempt's checkout was swept"
+    assert not (checkouts / "ghost-1").exists() and not (checkouts / "ghost-1.lock").exists()
+    assert (checkouts / "kept-1").is_dir() and (checkouts / "legacy-1").is_dir()
+    scenario.outcome = "the dead attempt's checkout went; kept, unlocked-legacy and live ones stayed"
 
 
 def test_checkout_of_a_killed_worker_is_removed(project: Project, scenario: Scenario) -> None:
