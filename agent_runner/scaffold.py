@@ -11,6 +11,7 @@ from agent_runner.config import RunnerConfig, read_pyproject
 from agent_runner.errors import ConfigError
 from agent_runner.prompts import builtin_templates
 from agent_runner.queue_log import side_files
+from agent_runner.task_io import write_new_file
 
 EXAMPLE_NAME = "_example.md"  # a leading '_' keeps it out of the queue: it is a template to copy
 EXAMPLE_TASK = """\
@@ -70,10 +71,11 @@ def builtin_prompts() -> list[Path]:
 
 def _write_new(root: Path, path: Path, text: str, report: InitReport) -> None:
     name = str(path.relative_to(root))
-    if path.exists():
+    try:
+        write_new_file(path, text)  # whole or not at all, and never over a file that is there
+    except FileExistsError:
         report.kept.append(name)
         return
-    path.write_text(text, encoding="utf-8")
     report.created.append(name)
 
 

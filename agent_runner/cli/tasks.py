@@ -55,7 +55,7 @@ def _open(*, sync: bool = True) -> tuple[Path, RunnerConfig, Queue, SyncReport]:
     report = sync_tasks(root, config, queue) if sync else SyncReport()
     for bad in queue.corrupt:
         where = escape(f"{queue.path}:{bad.lineno}")
-        warning = f"[yellow]Warning:[/] {where}: not a JSON event, skipped: {escape(repr(bad.text))}"
+        warning = f"[yellow]Warning:[/] {where}: {escape(bad.problem)}, skipped: {escape(repr(bad.text))}"
         err_console.print(warning, soft_wrap=True, highlight=False)
     return root, config, queue, report
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "agent_runner"
-CORE = {"errors", "task", "messages", "result", "protocols", "queue_state", "redact"}
+CORE = {"errors", "task", "refnames", "task_io", "messages", "result", "protocols", "queue_state", "redact"}
 FLOW = {
     "agent", "context", "job", "job_agent", "scheduler", "scheduling", "review", "review_post", "worker",
     "forkserver", "forksocket", "forkchild", "actions", "demo", "report", "report_html", "report_pages",
