@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from agent_runner.errors import QueueCorruptError, QueueError
+from agent_runner.queue_schema import event_problem
 from agent_runner.queue_state import EventType, TaskState, apply
 from agent_runner.task import TaskStatus
 
@@ -34,10 +35,11 @@ def side_files(queue: str) -> list[str]:
 
 @dataclass(frozen=True)
 class CorruptLine:
-    """A line in the middle of the file that is not a JSON event."""
+    """A complete line the fold skipped: not JSON, not shaped as an event, or a move the task cannot make."""
 
     lineno: int
     text: str
+    problem: str = "not a JSON event"
 
 
 class QueueLog:
@@ -94,16 +96,16 @@ class QueueLog:
     def _apply_line(self, line: str) -> None:
         try:
             event = _decode(line)
-            if not isinstance(event, dict):
-                raise ValueError("not an object")
         except ValueError:
-            self.corrupt.append(CorruptLine(self._lineno, line[:200]))
+            event = None
+        problem = event_problem(event) or apply(self.states, event, self._lineno)
+        if problem is not None:
+            self.corrupt.append(CorruptLine(self._lineno, line[:200], problem))
             return
-        apply(self.states, event, self._lineno)
-        state = self.states.get(event.get("task"))  # type: ignore[arg-type]
-        if state is not None and state.status in (TaskStatus.QUEUED, TaskStatus.RUNNING):
+        state = self.states[event["task"]]
+        if state.status in (TaskStatus.QUEUED, TaskStatus.RUNNING):
             self._live_ids.add(state.id)
-        elif state is not None:
+        else:
             self._live_ids.discard(state.id)
 
     def check(self) -> None:
@@ -112,24 +114,33 @@ class QueueLog:
         if self.corrupt:
             bad = self.corrupt[0]
             raise QueueCorruptError(
-                f"{self.path}:{bad.lineno}: not a JSON event ({bad.text[:60]!r}); "
+                f"{self.path}:{bad.lineno}: {bad.problem} ({bad.text[:60]!r}); "
                 "fix or delete that line (the rest of the queue is still read)"
             )
 
     def events(self, task_id: str | None = None) -> Iterator[dict[str, Any]]:
-        """Yield the events in the file (for one task, or all), skipping corrupt lines."""
-        if not self.path.exists():
-            return
-        with open(self.path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if not line.endswith("\n"):
-                    break
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(event, dict) and (task_id is None or event.get("task") == task_id):
-                    yield event
+        """Yield the events the fold accepted (for one task, or all), in file order; skipped lines are not."""
+        lines = self._folded_lines()
+        skipped = {bad.lineno for bad in self.corrupt}
+        for lineno, line in enumerate(lines, start=1):
+            if lineno in skipped or not line.strip():
+                continue
+            event = _decode(line)
+            if task_id is None or event["task"] == task_id:
+                yield event
+
+    def _folded_lines(self) -> list[str]:
+        """Return the lines of the file that `refresh` has folded (a compaction meanwhile: read again)."""
+        for _ in range(3):
+            try:
+                with open(self.path, "rb") as fh:
+                    self.refresh()
+                    if os.fstat(fh.fileno()).st_ino == self._inode:
+                        data = fh.read(self._offset)
+                        return data.decode("utf-8", "replace").split("\n")[: self._lineno]
+            except FileNotFoundError:
+                return []
+        raise QueueError(f"{self.path} kept being replaced while it was read; try again")
 
     # -- writing -------------------------------------------------------------------------------------
     @contextmanager

@@ -79,22 +79,52 @@ class TaskState:
         return cls(**known)
 
 
-def apply(states: dict[str, TaskState], event: dict[str, Any], seq: int) -> None:
-    """Fold one event into `states` (events for unknown tasks create them)."""
-    kind = event.get("type")
-    task_id = event.get("task")
-    handler = _HANDLERS.get(kind) if isinstance(kind, str) else None  # StrEnum keys match plain strings
-    if not isinstance(task_id, str):
-        return
+def apply(states: dict[str, TaskState], event: dict[str, Any], seq: int) -> str | None:
+    """Fold one event (shaped as queue_schema says) into `states`; return why it was refused, or None."""
+    kind, task_id = event["type"], event["task"]
     if kind == EventType.SNAPSHOT:
         states[task_id] = TaskState.from_json(event["state"])
-        return
-    if handler is None:
-        return
+        return None
     state = states.get(task_id)
     if state is None:
+        if kind not in _CREATING:
+            return f"{kind} event for unknown task '{task_id}'"
         state = states[task_id] = TaskState(id=task_id, seq=seq)
-    handler(state, event)
+    guard = _GUARDS.get(kind)
+    refusal = guard(state, event) if guard is not None else None
+    if refusal is None:
+        _HANDLERS[kind](state, event)
+    return refusal
+
+
+def _claimable(state: TaskState, event: dict[str, Any]) -> str | None:
+    if state.status != TaskStatus.QUEUED:
+        return f"claimed event for '{state.id}', which is {state.status}"
+    if event["attempt"] <= state.attempt:
+        return f"claimed event for attempt {event['attempt']} of '{state.id}', after attempt {state.attempt}"
+    return None
+
+
+def _live_attempt(state: TaskState, event: dict[str, Any]) -> str | None:
+    kind = event["type"]
+    if state.status != TaskStatus.RUNNING:
+        return f"{kind} event for '{state.id}', which is {state.status}"
+    attempt = event.get("attempt", state.attempt)
+    if attempt != state.attempt:
+        return f"{kind} event for attempt {attempt} of '{state.id}', which runs attempt {state.attempt}"
+    return None
+
+
+def _cancellable(state: TaskState, event: dict[str, Any]) -> str | None:
+    if state.status in (TaskStatus.FINISHED, TaskStatus.CANCELLED):
+        return f"cancelled event for '{state.id}', which is {state.status}"
+    return None
+
+
+def _requeueable(state: TaskState, event: dict[str, Any]) -> str | None:
+    if state.status == TaskStatus.RUNNING:
+        return f"requeued event for '{state.id}', which is running attempt {state.attempt}"
+    return None
 
 
 def _queued(state: TaskState, event: dict[str, Any]) -> None:
@@ -119,7 +149,7 @@ def _invalid(state: TaskState, event: dict[str, Any]) -> None:
 
 def _claimed(state: TaskState, event: dict[str, Any]) -> None:
     state.status = TaskStatus.RUNNING
-    state.attempt = int(event["attempt"])
+    state.attempt = event["attempt"]
     state.worker = event.get("worker")
     state.lease_until = event.get("lease_until")
     state.claimed_at = event.get("ts")
@@ -200,6 +230,21 @@ _HANDLERS: dict[str, Callable[[TaskState, dict[str, Any]], None]] = {
     EventType.REQUEUED: _requeued,
     EventType.PUBLISHED: _published,
     EventType.UNPUBLISHED: _unpublished,
+}
+
+
+_CREATING = frozenset({EventType.QUEUED, EventType.INVALID})  # what a task's first event may be
+# The attempt's lifecycle moves only as queue.py's guarded writers move it; a line that moves it otherwise (a
+# stale claim, a second `finished`, a bad merge) is refused. Bookkeeping events (queued, invalid, published,
+# unpublished) are never refused: their handlers already ignore what does not apply.
+_GUARDS: dict[str, Callable[[TaskState, dict[str, Any]], str | None]] = {
+    EventType.CLAIMED: _claimable,
+    EventType.HEARTBEAT: _live_attempt,
+    EventType.RELEASED: _live_attempt,
+    EventType.FINISHED: _live_attempt,
+    EventType.FAILED: _live_attempt,
+    EventType.CANCELLED: _cancellable,
+    EventType.REQUEUED: _requeueable,
 }
 
 
