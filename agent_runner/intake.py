@@ -94,10 +94,10 @@ def check_models(found: TaskSet) -> None:
 def check_branches(found: TaskSet, states: dict[str, TaskState]) -> BranchHolders:
     """Move the tasks whose branch another task holds to the invalid ones (the message names both).
 
-    Two tasks landing on one branch would leave one's commit on no branch. A task the queue has started
-    keeps its branch, then the first file in name order; a task that builds on its branch (its `base` is its
-    `branch`, as a review's fix task does) may share it.
-    agent/a and agent/a/b clash too: git cannot keep both. Returns who holds each branch now.
+    Two tasks landing on one branch would leave one's commit on no branch, and git cannot keep agent/a
+    beside agent/a/b. A task the queue has started keeps its branch, then the first file in name order; a
+    task that builds on its branch (`base` is its `branch`, as a review's fix task) may share it. Returns
+    who holds each branch now.
     """
     holders = BranchHolders()
     for task_id, state in states.items():

@@ -5,7 +5,8 @@ task's `branch` is held to these rules when its file is read. The rules, as refs
 `refs/heads/<name>`: no component starts with '.' or ends with '.lock'; no '..', '@{', '//', control
 character, space or any of ~ ^ : ? * [ \\; no leading or trailing '/', no trailing '.'; a branch does not
 start with '-'. Stricter than git: `HEAD` as the last component (git takes `agent/HEAD`, then `HEAD` reads
-ambiguously) and C1 control characters (U+0080 to U+009F, which git passes as bytes) are refused too.
+ambiguously), C1 control characters (U+0080 to U+009F, which git passes as bytes) and a component over
+250 bytes (its `.lock` file would pass the 255-byte limit of a file name: "cannot lock ref") are refused too.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 
 FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 C1_CONTROL = re.compile(r"[\x80-\x9f]")
+MAX_PART_BYTES = 250  # a file name holds 255 bytes, and git adds '.lock' while it writes a ref
 
 
 def refname_problem(name: str) -> str | None:
@@ -41,7 +43,7 @@ def _component_problem(part: str) -> str | None:
 
 
 def branch_problem(name: str) -> str | None:
-    """Return why `name` cannot be a branch (git's rules, plus HEAD and C1 controls), or None."""
+    """Return why `name` cannot be a branch (git's rules, plus HEAD, C1 controls, long parts), or None."""
     if not name:
         return "is empty"
     if name.startswith("-"):
@@ -50,6 +52,8 @@ def branch_problem(name: str) -> str | None:
         return f"contains {_show(bad.group())}, a control character"
     if name.rsplit("/", 1)[-1] == "HEAD":
         return "ends with 'HEAD', which git reads as the current commit"
+    if any(len(part.encode()) > MAX_PART_BYTES for part in name.split("/")):
+        return f"has a part over {MAX_PART_BYTES} bytes, longer than a file name can be"
     return refname_problem(f"refs/heads/{name}")
 
 

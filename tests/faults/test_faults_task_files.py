@@ -20,7 +20,7 @@ REF_NAMES = [
     "x\\y", "x^2", "x.", "a..b", "x.lock/y", "café", "x@y", "@", "x{y}", "x.lockx", "a/b/c", "-x", "x\x7f",
     ".", "lock", "a.b", "x/.y", "x/y.lock", "@{", "x@{y", "HEADS", "head", "x/", "a//b", "x/./y", "…",
 ]  # fmt: skip
-STRICTER_THAN_GIT = ["HEAD", "a/HEAD", "x\x85"]  # git takes these; a task branch may not
+STRICTER_THAN_GIT = ["HEAD", "a/HEAD", "x\x85", "x" * 251]  # git takes these; a task branch may not
 ISSUE_NAMES = ["x.lock", "x~1", "@{0}", "/x", "x:y", ".hidden", "x/", "x\x01", "HEAD"]
 
 
@@ -45,7 +45,8 @@ def _listed(project: Project) -> dict[str, dict[str, str]]:
 
 
 def test_branch_names_are_checked_by_gits_rules(project: Project, scenario: Scenario) -> None:
-    """Intake takes a task branch exactly when `git check-ref-format --branch` does (HEAD and C1 refused)."""
+    """Intake takes a task branch exactly when `git check-ref-format --branch` does (HEAD, C1, long parts
+    refused too)."""
     differ = {n: _git_accepts(project.root, f"agent/{n}") for n in REF_NAMES}
     differ = {n: ok for n, ok in differ.items() if _intake_accepts(f"agent/{n}") != ok}
     assert not differ, f"intake and git disagree on (name: git's answer): {differ}"
