@@ -10,7 +10,7 @@ re-granted stays there when its process could not tidy up. The sweep removes tho
 
 A machine the queue does not see (an SSH machine's workdir) is swept by its worker instead, at the start of
 each attempt (`sweep_unowned`): an attempt holds a lock on `<checkout>.lock` while it runs (`owning`), so a
-checkout whose lock nobody holds belongs to a dead attempt and goes, unless `<checkout>.kept` marks it kept
+checkout whose lock nobody holds belongs to a dead attempt and goes, unless `kept_marker` marks it kept
 for people (`keep_checkouts`) or it has no lock file at all (made by an older runner: left alone).
 """
 
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_runner.checkouts import remove_checkout
+from agent_runner.git import runner_git_dir
 from agent_runner.queue import Queue
 from agent_runner.queue_state import EventType, TaskState
 
@@ -77,8 +78,10 @@ def lock_path(checkout: Path) -> Path:
 
 
 def kept_marker(checkout: Path) -> Path:
-    """Return the file that marks a checkout as kept for people (never swept by a worker)."""
-    return checkout.with_name(checkout.name + ".kept")
+    """Return the file that marks a checkout as kept for people (never swept by a worker): in the runner's
+    git dir beside it, else `<checkout>.kept`."""
+    git_dir = runner_git_dir(checkout)
+    return git_dir / "kept-for-people" if git_dir.is_dir() else checkout.with_name(checkout.name + ".kept")
 
 
 @contextmanager
