@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from agent_runner.cli.app import app, check_model, console, err_console, get_config, repo_root
+from agent_runner.cli.app import app, check_model, console, get_config, repo_root
 from agent_runner.config import RunnerConfig
 from agent_runner.errors import ConfigError
 
@@ -119,17 +119,18 @@ def _run(
     )  # fmt: skip
     try:
         with (
-            _interrupts(scheduler),
+            _interrupts(scheduler, view),
             view,
             _watching(scheduler, config.path(root, "tasks_dir"), enabled=watch),
         ):
             summary = scheduler.run(watch=watch)
+            queued = view.settle(queue.refresh())  # the last frame agrees with the queue file
     finally:
         executor.close()
     if json_out:
         sys.stdout.write(json.dumps({"event": "summary", **summary.to_json()}) + "\n")
     else:
-        print_summary(console, summary)
+        print_summary(console, summary, queued=queued)
     return summary.exit_code
 
 
@@ -162,18 +163,21 @@ def _publisher(config: RunnerConfig, publish: bool | None) -> Any:
 
 
 @contextmanager
-def _interrupts(scheduler: Any) -> Iterator[None]:
-    """First Ctrl-C: stop claiming, let running tasks finish. Second: cancel them and release their leases."""
+def _interrupts(scheduler: Any, view: Any) -> Iterator[None]:
+    """First Ctrl-C: stop claiming, let running tasks finish. Second: cancel them and release their leases.
+
+    Each press is acknowledged at once by the view, with what happens next."""
+    from agent_runner.cli.run_view import interrupt_notice
+
     presses = 0
 
     def handler(signum: int, frame: object) -> None:
         nonlocal presses
         presses += 1
+        view.notice(interrupt_notice(presses, list(scheduler.running)))  # this thread's own dict: no race
         if presses == 1:
-            err_console.print("Stopping: running tasks finish and are recorded (Ctrl-C again cancels them).")
             scheduler.stop()
         else:
-            err_console.print("Cancelling running tasks; their leases are released.")
             scheduler.cancel()
 
     previous = signal.signal(signal.SIGINT, handler)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,12 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from agent_runner.cli.run_progress import AttemptProgress
 from agent_runner.holds import HELD
 from agent_runner.planning import PlanRow
+from agent_runner.queue_state import TaskState
 from agent_runner.scheduling import RunEvent, RunSummary
+from agent_runner.task import TaskStatus
 
 STYLES = {
     "running": "yellow",
@@ -25,8 +29,10 @@ STYLES = {
     "failed": "red",
     "requeued": "magenta",
     "cancelled": "red",
+    "queued": "magenta",
     HELD: "blue",
 }
+Key = tuple[str, int]
 
 
 @dataclass
@@ -38,50 +44,20 @@ class Row:
     worker: str
     status: str = "running"
     started: float = field(default_factory=time.monotonic)
+    phase: str = "running"  # where a running attempt is: `checkout`, `agent step 4`, `gates round 2`, ...
     ended: float | None = None
     steps: int = 0
     cost: float | None = None
     note: str = ""
 
 
-class TrajectoryProgress:
-    """Reads steps and cost of a running attempt from its trajectory file, incrementally."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.offset, self.steps, self.cost = path, 0, 0, 0.0
-
-    def poll(self) -> tuple[int, float]:
-        """Return (model calls so far, cost so far)."""
-        try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self.offset)
-                data = fh.read()
-        except OSError:
-            return self.steps, self.cost
-        end = data.rfind(b"\n") + 1
-        self.offset += end
-        for line in data[:end].splitlines():
-            if b'"model"' in line:
-                self._count(line)
-        return self.steps, self.cost
-
-    def _count(self, line: bytes) -> None:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            return
-        if record.get("type") == "model":
-            self.steps += 1
-            self.cost += float(record.get("cost_usd") or 0.0)
-
-
 class LiveView:
-    """A rich table of attempts (task, worker, status, step, cost, elapsed) and the messages so far."""
+    """A rich table of attempts (task, worker, phase or status, step, cost, elapsed) and the messages."""
 
     def __init__(self, console: Console, state_dir: Path) -> None:
         self.console, self.state_dir = console, state_dir
-        self.rows: dict[tuple[str, int], Row] = {}
-        self.progress: dict[tuple[str, int], TrajectoryProgress] = {}
+        self.rows: dict[Key, Row] = {}
+        self.progress: dict[Key, AttemptProgress] = {}
         self.messages: list[Text] = []
         self.live = Live(console=console, refresh_per_second=4, get_renderable=self.render, transient=False)
 
@@ -100,8 +76,7 @@ class LiveView:
         elif event.kind == "started":
             self.rows.pop((key[0], 0), None)
             self.rows[key] = Row(key[0], key[1], event.worker or "")
-            path = self.state_dir / "runs" / key[0] / str(key[1]) / "trajectory.jsonl"
-            self.progress[key] = TrajectoryProgress(path)
+            self.progress[key] = AttemptProgress(self.state_dir / "runs" / key[0] / str(key[1]))
         elif key in self.rows:
             self._end(self.rows[key], event)
         if event.kind in ("invalid", "unknown", "model_blocked", "budget", "unpublished", "discarded"):
@@ -109,10 +84,23 @@ class LiveView:
                 Text(f"{event.kind}: {event.task or ''} {event.message}".strip(), style="yellow")
             )
 
+    def notice(self, text: str) -> None:
+        """Print `text` above the table at once (a line printed beside a live table is drawn over)."""
+        self.live.console.print(Text(text, style="bold"), soft_wrap=True)
+
+    def settle(self, states: Mapping[str, TaskState]) -> dict[str, str]:
+        """Show each attempt of this run as the queue file has it now; return the tasks queued again."""
+        for key, state in settled(self.rows, states).items():
+            row = self.rows[key]
+            if row.status != state.status:
+                row.status, row.note = str(state.status), _first_line(state.reason, 70)
+            row.ended = row.ended or time.monotonic()
+        return queued_again(self.rows, states)
+
     def _end(self, row: Row, event: RunEvent) -> None:
         row.status = {"started": "running"}.get(event.kind, event.kind)
         row.ended = time.monotonic()
-        row.note = event.message.splitlines()[0][:70] if event.message else ""
+        row.note = _first_line(event.message, 70)
         if event.result is not None:
             row.steps, row.cost = event.result.model_calls, event.result.cost_usd
 
@@ -121,33 +109,77 @@ class LiveView:
         table = Table(title="agent-runner", expand=False)
         for column in ("task", "worker", "status", "step", "cost", "elapsed", "note"):
             table.add_column(column)
-        for key, row in self.rows.items():
+        for key, row in list(self.rows.items()):  # the scheduler's thread adds rows while we draw
             if row.status == "running":
-                row.steps, row.cost = self.progress[key].poll()
-            elapsed = (row.ended or time.monotonic()) - row.started
-            cost = "-" if row.cost is None else f"${row.cost:.3f}"
-            status = Text(row.status, style=STYLES.get(row.status, ""))
-            is_claimed = row.attempt > 0  # a held task that never started has no attempt
-            table.add_row(
-                Text(f"{row.task}#{row.attempt}" if is_claimed else row.task),
-                Text(row.worker),
-                status,
-                str(row.steps) if is_claimed else "-",
-                cost,
-                f"{elapsed:.0f}s" if is_claimed else "-",
-                Text(row.note),
-            )
+                row.phase, row.steps, row.cost = self.progress[key].poll()
+            table.add_row(*_cells(row))
         messages = self.messages[-10:]
         return Group(table, *messages, Text("")) if messages else Group(table)  # "" ends the last message
+
+
+def _cells(row: Row) -> tuple[Text | str, ...]:
+    """Return a row's cells: a running attempt's status is its phase (`agent step 4`)."""
+    elapsed = (row.ended or time.monotonic()) - row.started
+    cost = "-" if row.cost is None else f"${row.cost:.3f}"
+    shown = row.phase if row.status == "running" else row.status
+    is_claimed = row.attempt > 0  # a held task that never started has no attempt
+    return (
+        Text(f"{row.task}#{row.attempt}" if is_claimed else row.task),
+        Text(row.worker),
+        Text(shown, style=STYLES.get(row.status, "")),
+        str(row.steps) if is_claimed else "-",
+        cost,
+        f"{elapsed:.0f}s" if is_claimed else "-",
+        Text(row.note),
+    )
+
+
+def _first_line(text: str, n_chars: int) -> str:
+    return text.splitlines()[0][:n_chars] if text else ""
+
+
+def settled(keys: Iterable[Key], states: Mapping[str, TaskState]) -> dict[Key, TaskState]:
+    """Return the queue state of each attempt (task, n) among `keys` that is still the task's latest."""
+    return {
+        key: state
+        for key in keys
+        if key[1] and (state := states.get(key[0])) is not None and state.attempt == key[1]
+    }
+
+
+def queued_again(keys: Iterable[Key], states: Mapping[str, TaskState]) -> dict[str, str]:
+    """Return the tasks an attempt of this run gave back to the queue (released or failed, not final)."""
+    return {
+        key[0]: state.reason
+        for key, state in settled(keys, states).items()
+        if state.status == TaskStatus.QUEUED
+    }
 
 
 class JsonView:
     """Prints each event as one JSON line."""
 
+    def __init__(self) -> None:
+        self.shown: dict[Key, str] = {}  # each attempt of this run: the kind of its last event
+
     def handle(self, event: RunEvent) -> None:
         """Print the event."""
+        self._track(event)
         sys.stdout.write(json.dumps(event.to_json()) + "\n")
         sys.stdout.flush()
+
+    def _track(self, event: RunEvent) -> None:
+        if event.task and event.attempt:
+            self.shown[(event.task, event.attempt)] = event.kind
+
+    def notice(self, text: str) -> None:
+        """Print `text` on stderr at once (stdout carries the events)."""
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    def settle(self, states: Mapping[str, TaskState]) -> dict[str, str]:
+        """Return the tasks an attempt of this run gave back to the queue (the summary says so)."""
+        return queued_again(self.shown, states)
 
     def __enter__(self) -> JsonView:
         return self
@@ -160,15 +192,27 @@ class LineView(JsonView):
     """Without a terminal (a log, a pipe, CI): one plain line per event instead of a redrawn table."""
 
     def __init__(self, console: Console) -> None:
+        super().__init__()
         self.console = console
 
     def handle(self, event: RunEvent) -> None:
         """Print `HH:MM:SS kind task#attempt on worker: message` (the first line of the message)."""
+        self._track(event)
         who = f"{event.task}#{event.attempt}" if event.attempt else (event.task or "")
-        where = f" on {event.worker}" if event.worker else ""
-        note = event.message.splitlines()[0][:200] if event.message else ""
-        line = f"{time.strftime('%H:%M:%S')} {event.kind:<9} {who}{where}" + (f": {note}" if note else "")
+        self._line(event.kind, who, event.worker, event.message)
+
+    def _line(self, kind: str, who: str, worker: str | None, message: str) -> None:
+        where = f" on {worker}" if worker else ""
+        note = _first_line(message, 200)
+        line = f"{time.strftime('%H:%M:%S')} {kind:<9} {who}{where}" + (f": {note}" if note else "")
         self.console.print(Text(line.rstrip()), soft_wrap=True)
+
+    def settle(self, states: Mapping[str, TaskState]) -> dict[str, str]:
+        """Print a line for each attempt whose state in the queue file is not what its last line said."""
+        for key, state in settled(self.shown, states).items():
+            if self.shown[key] != state.status:
+                self._line(str(state.status), f"{key[0]}#{key[1]}", None, state.reason)
+        return super().settle(states)
 
 
 def make_view(console: Console, state_dir: Path, *, json_out: bool) -> JsonView | LiveView:
@@ -178,8 +222,25 @@ def make_view(console: Console, state_dir: Path, *, json_out: bool) -> JsonView 
     return LiveView(console, state_dir) if console.is_terminal else LineView(console)
 
 
-def print_summary(console: Console, summary: RunSummary) -> None:
-    """Print what the run did: done, failed with reasons, cost, tokens, wall time."""
+def interrupt_notice(presses: int, running: list[Key]) -> str:
+    """Return what a Ctrl-C does, said at once: the first stops claiming, the second cancels and releases."""
+    names = ", ".join(f"{task}#{attempt}" for task, attempt in running)
+    if not running:
+        return "Ctrl-C: stopping; nothing is running and no new attempt starts."
+    if presses == 1:
+        return (
+            f"Ctrl-C: stopping; no new attempt starts. The {len(running)} running ({names}) finish and are "
+            "recorded. Press Ctrl-C again to cancel them: they go back to the queue, no attempt spent."
+        )
+    return (
+        f"Ctrl-C again: cancelling {len(running)} running ({names}); their workers are stopped and they go "
+        "back to the queue (queued, no attempt spent) to run again next time."
+    )
+
+
+def print_summary(console: Console, summary: RunSummary, *, queued: Mapping[str, str] | None = None) -> None:
+    """Print what the run did: done, failed with reasons, cost, tokens, wall time, and the tasks this run
+    gave back to the queue (`queued`, as the queue file has them: released by Ctrl-C, or failed to retry)."""
     console.print(
         f"[bold]{len(summary.finished)} finished[/bold], {len(summary.failed)} failed, "
         f"{len(summary.invalid)} invalid; {summary.n_attempts} attempts, ${summary.cost_usd:.4f}, "
@@ -192,6 +253,7 @@ def print_summary(console: Console, summary: RunSummary) -> None:
         ("invalid", summary.invalid),
         ("model blocked", summary.blocked_models),
         (HELD, summary.held),
+        ("queued again", {k: v for k, v in (queued or {}).items() if k not in summary.held}),
     ):
         for name, reason in items.items():
             console.print(f"  [red]{title}[/red] {escape(name)}: {escape(reason)}", highlight=False)

@@ -1,0 +1,72 @@
+"""Where a running attempt is, read cheaply from the files its worker writes on this machine."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from agent_runner.phase import phase_path, read_phase
+from agent_runner.trajectory import TRAJECTORY_FILE
+
+CLOCK_SLACK_S = 1.0  # a phase file written this long before the attempt started is an older run's
+TYPE_PREFIX = b'{"type": "'  # how every trajectory record starts (json.dumps with its default separators)
+
+
+class TrajectoryProgress:
+    """Reads steps and cost of a running attempt from its trajectory file, incrementally."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset, self.steps, self.cost = path, 0, 0, 0.0
+        self.is_acting = False  # the last record is a model turn: its tools run now, in the same step
+
+    @property
+    def step(self) -> int:
+        """Return the step under way: the last model turn's while its tools run, else the next one."""
+        return self.steps if self.is_acting else self.steps + 1
+
+    def poll(self) -> tuple[int, float]:
+        """Return (model calls so far, cost so far)."""
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except OSError:
+            return self.steps, self.cost
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        for line in data[:end].splitlines():
+            self._see(line)
+        return self.steps, self.cost
+
+    def _see(self, line: bytes) -> None:
+        if line.startswith(TYPE_PREFIX):
+            record_type = line[len(TYPE_PREFIX) : line.find(b'"', len(TYPE_PREFIX))]
+            self.is_acting = record_type == b"model"
+        if b'"model"' in line:
+            self._count(line)
+
+    def _count(self, line: bytes) -> None:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return
+        if record.get("type") == "model":
+            self.steps += 1
+            self.cost += float(record.get("cost_usd") or 0.0)
+
+
+class AttemptProgress:
+    """The phase, step and cost of one running attempt; its phase is `running` where no file says more."""
+
+    def __init__(self, run_dir: Path, *, started_at: float | None = None) -> None:
+        self.trajectory = TrajectoryProgress(run_dir / TRAJECTORY_FILE)
+        self.phase_file = phase_path(run_dir)
+        self.since = (time.time() if started_at is None else started_at) - CLOCK_SLACK_S
+
+    def poll(self) -> tuple[str, int, float]:
+        """Return (phase label, model calls so far, cost so far): `agent step 4`, `gates round 2`, ..."""
+        steps, cost = self.trajectory.poll()
+        state = read_phase(self.phase_file, since=self.since)
+        label = "running" if state is None else state.label(step=self.trajectory.step)
+        return label, steps, cost
