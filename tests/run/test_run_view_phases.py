@@ -244,3 +244,37 @@ def test_ctrl_c_is_acknowledged_at_once_and_the_last_frame_agrees_with_the_queue
     assert listed["slow"]["status"] == "queued" and listed["slow"]["attempts"] == 0
     assert _row_status(screen, "slow#1") == listed["slow"]["status"]
     assert "queued again slow: cancelled by Ctrl-C" in flat
+
+
+def test_without_a_terminal_ctrl_c_is_acknowledged_and_the_queue_state_printed(project: Project) -> None:
+    """Piped, `run` acknowledges each Ctrl-C on stderr, then prints the released attempt's state in the queue
+    file (`queued`) as a line of its own and names it in the summary."""
+    never = project.root.parent / "never"
+    project.task("slow", project.script("slow", [bash_turn(_await_file(never)), finish_turn()]))
+    phases = phase_path(project.root / ".agent-runner" / "runs" / "slow" / "1")
+    argv = [sys.executable, "-m", "agent_runner.cli", "--root", str(project.root), "run"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=project.root)
+    lines: list[str] = []
+    errors: list[str] = []
+    readers = [
+        threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True),
+        threading.Thread(target=lambda: errors.extend(proc.stderr or []), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        _wait_for("the agent phase", lambda: (read_phase(phases) or PhaseState()).current == "agent")
+        proc.send_signal(signal.SIGINT)
+        _wait_for("the acknowledgement", lambda: any("Ctrl-C" in line for line in errors))
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=WAIT_S)
+    finally:
+        proc.kill() if proc.poll() is None else None
+        never.touch()
+        for reader in readers:
+            reader.join(timeout=WAIT_S)
+    out = "".join(lines)
+    assert proc.returncode == 130, out
+    assert "The 1 running (slow#1) finish and are recorded" in errors[0]
+    assert re.search(r"^\d\d:\d\d:\d\d queued +slow#1: cancelled by Ctrl-C", out, re.M), out
+    assert "queued again slow: cancelled by Ctrl-C" in out
