@@ -92,8 +92,8 @@ class LiveView:
         """Show each attempt of this run as the queue file has it now; return the tasks queued again."""
         for key, state in settled(self.rows, states).items():
             row = self.rows[key]
-            if row.status != state.status:
-                row.status, row.note = str(state.status), _first_line(state.reason, 70)
+            if not _agrees(row.status, state.status):
+                row.status, row.note = str(state.status), _first_line(state.reason, 70) or row.note
             row.ended = row.ended or time.monotonic()
         return queued_again(self.rows, states)
 
@@ -136,6 +136,11 @@ def _cells(row: Row) -> tuple[Text | str, ...]:
 
 def _first_line(text: str, n_chars: int) -> str:
     return text.splitlines()[0][:n_chars] if text else ""
+
+
+def _agrees(shown: str, status: TaskStatus) -> bool:
+    """Whether what a view shows of an attempt says what the queue file does (a published one finished)."""
+    return (TaskStatus.FINISHED if shown == "published" else shown) == status
 
 
 def settled(keys: Iterable[Key], states: Mapping[str, TaskState]) -> dict[Key, TaskState]:
@@ -210,7 +215,7 @@ class LineView(JsonView):
     def settle(self, states: Mapping[str, TaskState]) -> dict[str, str]:
         """Print a line for each attempt whose state in the queue file is not what its last line said."""
         for key, state in settled(self.shown, states).items():
-            if self.shown[key] != state.status:
+            if not _agrees(self.shown[key], state.status):
                 self._line(str(state.status), f"{key[0]}#{key[1]}", None, state.reason)
         return super().settle(states)
 
