@@ -56,6 +56,7 @@ class QueueLog:
         self._inode: int | None = None
         self._head = b""  # first bytes of the file: tells a compacted file apart even if its inode is reused
         self._live_ids: set[str] = set()  # queued or running: all that claim() has to look at
+        self._sink: list[dict[str, Any]] | None = None  # events() collects accepted events here
 
     # -- reading -------------------------------------------------------------------------------------
     def refresh(self) -> dict[str, TaskState]:
@@ -102,6 +103,8 @@ class QueueLog:
         if problem is not None:
             self.corrupt.append(CorruptLine(self._lineno, line[:200], problem))
             return
+        if self._sink is not None:
+            self._sink.append(event)
         state = self.states[event["task"]]
         if state.status in (TaskStatus.QUEUED, TaskStatus.RUNNING):
             self._live_ids.add(state.id)
@@ -120,14 +123,21 @@ class QueueLog:
 
     def events(self, task_id: str | None = None) -> Iterator[dict[str, Any]]:
         """Yield the events the fold accepted (for one task, or all), in file order; skipped lines are not."""
+        if self._offset == 0:  # a cold reader: keep the events as the fold accepts them (one parse, not two)
+            self._sink = []
+            try:
+                self.refresh()
+            finally:
+                accepted, self._sink = self._sink, None
+        else:
+            accepted = self._reread()
+        yield from (event for event in accepted if task_id is None or event["task"] == task_id)
+
+    def _reread(self) -> list[dict[str, Any]]:
         lines = self._folded_lines()
         skipped = {bad.lineno for bad in self.corrupt}
-        for lineno, line in enumerate(lines, start=1):
-            if lineno in skipped or not line.strip():
-                continue
-            event = _decode(line)
-            if task_id is None or event["task"] == task_id:
-                yield event
+        numbered = enumerate(lines, start=1)
+        return [_decode(line) for n, line in numbered if n not in skipped and line.strip()]
 
     def _folded_lines(self) -> list[str]:
         """Return the lines of the file that `refresh` has folded (a compaction meanwhile: read again)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from agent_runner.findings import answer_of
 from agent_runner.queue import Queue
-from agent_runner.queue_state import EventType, TaskState, apply
+from agent_runner.queue_state import EventType, TaskState
 from agent_runner.report_labels import is_recorded, model_used
 from agent_runner.task import TaskStatus
 
@@ -305,12 +305,11 @@ def _gate_row(gate: dict[str, Any]) -> GateRow:
 def build_report(
     queue: Queue, *, budget_usd: float | None = None, default_model: str = "", now: float | None = None
 ) -> RunReport:
-    """Fold the queue file's events (read once) into task states, attempts and task rows."""
-    states: dict[str, TaskState] = {}
+    """Fold the queue file's events into task states, attempts and task rows."""
     folder = _Folder()
-    for seq, event in enumerate(queue.events(), start=1):
-        apply(states, event, seq)  # the same fold as Queue.refresh, sharing one parse with the attempts
+    for event in queue.events():  # the events the queue's fold accepted; it leaves their states in .states
         folder.feed(event)
+    states = queue.states
     per_task: dict[str, list[Attempt]] = defaultdict(list)
     for attempt in folder.attempts:
         per_task[attempt.task_id].append(attempt)
