@@ -3,7 +3,8 @@
 The worker writes `phase.json` (atomically: a temporary file, then a rename) each time a phase of the job
 starts or ends; `run`'s live table reads it as it reads the trajectory. Phases nest (a gate round runs inside
 the agent phase), so the file holds the stack of open phases and how often each was entered (gate round r).
-An empty stack after some phases means the worker is done and its result is being handed back and landed.
+An empty stack after some phases means the worker is done and its result is on its way back (and, when it
+committed, being landed).
 A remote worker writes the file on its own machine: the view finds none and shows the attempt as running.
 """
 
@@ -45,10 +46,12 @@ class PhaseState:
         return PhaseState(self.stack[:-1], self.counts, time.time())
 
     def label(self, *, step: int) -> str:
-        """Return what a person reads: `checkout`, `agent step 4`, `gates round 2`, `landing`, ..."""
+        """Return what a person reads: `checkout`, `agent step 4`, `gates round 2`, `landing`, `ending`..."""
         name = self.current
         if name is None:
-            return "landing" if self.counts else "running"
+            if not self.counts:
+                return "running"
+            return "landing" if "commit" in self.counts else "ending"  # its result is on its way back
         if name == "agent":
             return f"agent step {max(step, 1)}"
         if name == "gates":

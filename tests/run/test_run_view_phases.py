@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 from run_helpers import Project
 
@@ -125,6 +126,37 @@ def test_a_phase_file_older_than_the_attempt_is_not_shown(tmp_path: Path) -> Non
     with shown(run_dir, "setup"):
         assert AttemptProgress(run_dir).poll()[0] == "setup"
         assert AttemptProgress(run_dir, started_at=time.time() + 60).poll()[0] == "running"
+
+
+@pytest.mark.parametrize(
+    ("phases", "label"),
+    [
+        ([], "running"),
+        (["checkout"], "checkout"),
+        (["agent"], "agent step 3"),
+        (["agent", "gates", "-", "gates"], "gates round 2"),
+        (["agent", "gates", "-", "-"], "ending"),
+        (["agent", "-", "commit", "-"], "landing"),
+    ],
+)
+def test_phase_labels(tmp_path: Path, phases: list[str], label: str) -> None:
+    """What the table says for a phase stack (`-` ends the innermost phase): gate rounds are counted, and a
+    worker out of its last phase is `landing` when it committed, else `ending`."""
+    from contextlib import ExitStack
+
+    from agent_runner.phase import shown
+
+    with ExitStack() as stack:
+        scopes = []
+        for name in phases:
+            if name == "-":
+                scopes.pop().close()
+            else:
+                scope = ExitStack()
+                scope.enter_context(shown(tmp_path, name))
+                scopes.append(stack.enter_context(scope))
+        state = read_phase(phase_path(tmp_path))
+        assert (state.label(step=3) if state else "running") == label
 
 
 # -- Ctrl-C on a terminal -------------------------------------------------------------------------------
