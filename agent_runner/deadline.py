@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 from agent_runner.config import RunnerConfig, config_from_dict
-from agent_runner.result import WorkRequest
+from agent_runner.result import Outcome, TaskResult, WorkRequest
 from agent_runner.task import Limits
 
 ATTEMPT_LIMIT = "attempt_minutes"  # the name `show` and results give the limit
@@ -62,6 +62,19 @@ def backstop_reason(minutes: float, grace_s: float) -> str:
         f"the worker was still running {grace_s:g} s past the attempt's wall-clock limit "
         f"(attempt_minutes = {minutes:g}) and was killed; raise `attempt_minutes` if it needs longer"
     )
+
+
+def overdue_result(request: WorkRequest, minutes: float, grace_s: float) -> TaskResult:
+    """Return the failed result of an attempt whose worker the executor killed past its limit and grace."""
+    return TaskResult(
+        task_id=request.task.id, attempt=request.attempt, outcome=Outcome.REJECTED, limit=ATTEMPT_LIMIT,
+        reason=backstop_reason(minutes, grace_s), machine=request.worker, model=request.model_spec or None,
+    )  # fmt: skip
+
+
+def backstop_s(request: WorkRequest, grace_s: float = BACKSTOP_GRACE_S) -> float:
+    """Return how long an executor lets the worker of `request` run before killing it (limit plus grace)."""
+    return request_minutes(request) * 60 + grace_s
 
 
 @contextmanager

@@ -26,7 +26,7 @@ from agent_runner.errors import ExecutorError, GitError
 from agent_runner.executors.forkclient import ForkClient
 from agent_runner.executors.pipe import MAX_OUTPUT_BYTES, communicate_bounded
 from agent_runner.protocols import Slot
-from agent_runner.result import Outcome, TaskResult, WorkRequest
+from agent_runner.result import TaskResult, WorkRequest
 from agent_runner.workspace import AttemptPaths, init_state_dir
 
 KILL_GRACE_S = 5.0
@@ -139,7 +139,7 @@ class LocalExecutor:
         except ExecutorError:
             remove_checkout(paths.checkout)  # its worker is dead: no attempt owns it any more
             if key in self._overdue:
-                return self._overdue_result(request, minutes)
+                return deadline.overdue_result(request, minutes, self.backstop_grace_s)
             raise
         finally:
             timer.cancel()
@@ -213,13 +213,6 @@ class LocalExecutor:
         for group in (proc.pid if proc is not None else None, pid):
             if group is not None:
                 _signal_group(group, signal.SIGKILL)
-
-    def _overdue_result(self, request: WorkRequest, minutes: float) -> TaskResult:
-        reason = deadline.backstop_reason(minutes, self.backstop_grace_s)
-        return TaskResult(
-            task_id=request.task.id, attempt=request.attempt, outcome=Outcome.REJECTED, reason=reason,
-            limit=deadline.ATTEMPT_LIMIT, machine=request.worker, model=request.model_spec or None,
-        )  # fmt: skip
 
     def _fork_client(self) -> ForkClient:
         with self._lock:

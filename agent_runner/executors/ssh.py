@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent_runner import deadline
 from agent_runner.errors import ExecutorError
 from agent_runner.executors.local import parse_result
 from agent_runner.executors.machine import MachineConfig, MachineStatus, SshConfig, coordinator_version
@@ -86,6 +87,7 @@ class SshExecutor:
         self._source = RepoSource()
         self._lock = threading.Lock()
         self._checked_once = False
+        self.paused: dict[str, str] = {}  # machines taking no more attempts this run (a full disk), and why
 
     @classmethod
     def from_config(cls, config: RunnerConfig, *, root: Path | None = None) -> SshExecutor:
@@ -184,7 +186,7 @@ class SshExecutor:
         self._recheck_due()
         slots = []
         for machine in self._machines.values():
-            if machine.status.is_reachable:
+            if machine.status.is_reachable and machine.config.name not in self.paused:
                 tags = frozenset(machine.config.tags)
                 name = machine.config.name
                 slots += [
@@ -212,12 +214,19 @@ class SshExecutor:
             self._running[key] = (machine.config.name, proc)
             machine.n_busy += 1
         try:
-            stdout, stderr = communicate_bounded(proc, payload)
+            stdout, stderr = communicate_bounded(proc, payload, timeout_s=deadline.backstop_s(request))
+        except subprocess.TimeoutExpired:  # the worker outlived its own deadline: kill it there too
+            self.cancel(*key)
+            minutes = deadline.request_minutes(request)
+            return deadline.overdue_result(request, minutes, deadline.BACKSTOP_GRACE_S)
         finally:
             with self._lock:
                 self._running.pop(key, None)
                 machine.n_busy -= 1
-        return self._finish(machine, request, proc.returncode, stdout, stderr)
+        result = self._finish(machine, request, proc.returncode, stdout, stderr)
+        if result.machine_problem:
+            self.paused[machine.config.name] = result.machine_problem
+        return result
 
     def _finish(
         self, machine: _Machine, request: WorkRequest, rc: int, stdout: bytes, stderr: bytes
