@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -80,18 +81,30 @@ def backstop_s(request: WorkRequest, grace_s: float = BACKSTOP_GRACE_S) -> float
 @contextmanager
 def alarm(minutes: float) -> Iterator[None]:
     """Raise AttemptTimeout in this (main) thread once `minutes` have passed; off the main thread, do
-    nothing (signals reach only it: the executor's backstop still bounds the attempt)."""
+    nothing (signals reach only it: the executor's backstop still bounds the attempt).
+
+    An interval timer set before (pytest-timeout's, say) still rings, at its time, and runs on afterwards.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    seconds, started = minutes * 60, time.monotonic()
 
     def ring(signum: int, frame: FrameType | None) -> None:
-        raise AttemptTimeout(minutes)
+        if time.monotonic() - started >= seconds - 0.01:
+            raise AttemptTimeout(minutes)
+        signal.setitimer(signal.ITIMER_REAL, max(seconds - (time.monotonic() - started), 0.001))
+        if callable(previous):  # the earlier timer's turn
+            previous(signum, frame)
 
     previous = signal.signal(signal.SIGALRM, ring)
-    signal.setitimer(signal.ITIMER_REAL, minutes * 60)
+    old_delay, old_interval = signal.getitimer(signal.ITIMER_REAL)
+    signal.setitimer(signal.ITIMER_REAL, min(seconds, old_delay) if old_delay else seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if old_delay:
+            left = old_delay - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001), old_interval)

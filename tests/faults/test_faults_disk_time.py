@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 from faults_helpers import Project, Scenario, finish_call, task_types, wait_for
 
-from agent_runner import sweep, worker
+from agent_runner import deadline, sweep, worker
 from agent_runner.executors.local import LocalExecutor
 from agent_runner.protocols import Slot
 from agent_runner.result import Outcome, WorkRequest
@@ -51,6 +52,22 @@ def test_attempt_wall_clock_limit_covers_the_gates_and_show_names_it(
     scenario.outcome = (
         f"failed after {elapsed:.1f} s (limit 3 s, test sleeps 20 s); show names attempt_minutes"
     )
+
+
+def test_attempt_alarm_rings_at_its_limit_and_keeps_an_earlier_timer() -> None:
+    """The worker's alarm ends the attempt at its limit; a timer set before it (pytest-timeout's) runs on."""
+    saved = signal.getitimer(signal.ITIMER_REAL)
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: None)
+    signal.setitimer(signal.ITIMER_REAL, 30)
+    try:
+        started = time.monotonic()
+        with pytest.raises(deadline.AttemptTimeout), deadline.alarm(0.2 / 60):
+            threading.Event().wait(5)  # interrupted by the alarm
+        assert time.monotonic() - started < 2
+        assert 25 < signal.getitimer(signal.ITIMER_REAL)[0] <= 30
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_REAL, *saved)
 
 
 def test_executor_kills_a_worker_past_the_limit_and_grace(tmp_path: Path, scenario: Scenario) -> None:
