@@ -183,7 +183,7 @@ def test_disk_filled_by_another_pauses_the_machine_and_spends_nothing(
 
 
 def test_worker_sweeps_checkouts_no_live_attempt_owns(project: Project, scenario: Scenario) -> None:
-    """A worker removes its machine's checkouts of dead attempts (a lock none holds), not kept or live ones"""
+    """A worker sweeps its machine's checkouts of dead attempts (lock held by none); kept, live ones stay."""
     checkouts = project.state / "checkouts"
     for name in ("ghost-1", "kept-1", "legacy-1", "live-1"):  # as on an SSH machine: no queue knows them
         (checkouts / name).mkdir(parents=True)

@@ -63,6 +63,12 @@ def test_troubleshooting_quotes_the_runners_own_messages() -> None:
         "has no commits yet",
         "git refused the commits in",
         "unknown model provider",
+        "ran past its wall-clock limit",
+        "past the attempt's wall-clock limit",
+        "over the task's limit max_disk_mb",
+        "the attempt filled the disk",
+        "below min_free_mb",
+        "the machine's disk is full under",
     ):
         assert phrase in doc, f"the section does not explain: {phrase}"
         assert phrase in code, f"the section quotes a message the code no longer prints: {phrase}"
