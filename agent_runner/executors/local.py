@@ -186,9 +186,10 @@ class LocalExecutor:
             _signal_group(pid, signal.SIGKILL)  # what it started goes with it
             raise self._died(code, slot, paths, request)
         with open(result_file, "rb") as fh:  # the worker's own file, read with the same bound as its stdout
-            text = fh.read(MAX_OUTPUT_BYTES + 1)
-        if len(text) > MAX_OUTPUT_BYTES:
-            raise ExecutorError(f"the worker's result is over {MAX_OUTPUT_BYTES} bytes; it was refused")
+            size = os.fstat(fh.fileno()).st_size  # read(bound) would reserve the whole bound at once
+            if size > MAX_OUTPUT_BYTES:
+                raise ExecutorError(f"the worker's result is over {MAX_OUTPUT_BYTES} bytes; it was refused")
+            text = fh.read(size)
         return parse_result(text.decode("utf-8", "replace"), request)
 
     def _died(self, code: int, slot: Slot, paths: AttemptPaths, request: WorkRequest) -> ExecutorError:
