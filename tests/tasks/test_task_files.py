@@ -120,7 +120,7 @@ def test_render_round_trips(tmp_path: Path) -> None:
             "a.md",
             "---\nkind: change\nlimits: {stepz: 3}\n---\n",
             "limits.stepz",
-            "allowed fields are: cost_usd",
+            "allowed fields are: attempt_minutes, cost_usd",
         ),
         ("a.md", "---\nkind: nope\n---\n", "kind", "'fix-lint', 'write-tests', 'change' or 'review'"),
         ("a.md", "---\ntitle: no kind\n---\n", "kind", "is required"),
