@@ -11,7 +11,7 @@ from typing import Any
 
 from agent_runner.config import RunnerConfig
 from agent_runner.holds import is_model_free
-from agent_runner.intake import check_models, not_started
+from agent_runner.intake import check_branches, check_models, not_started
 from agent_runner.protocols import Slot
 from agent_runner.queue import Queue
 from agent_runner.queue_state import EventType, TaskState, apply
@@ -112,6 +112,7 @@ def preview_states(
     states = copy.deepcopy(queue.refresh())
     found = load_task_dir(config.path(root, "tasks_dir"), known={k for k, s in states.items() if s.task})
     check_models(found)
+    check_branches(found, states)
     check_targets(root, found, only=not_started(found, states))
     seq = 10**9
     for task_id, task in found.tasks.items():

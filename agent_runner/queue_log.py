@@ -40,6 +40,7 @@ class CorruptLine:
     lineno: int
     text: str
     problem: str = "not a JSON event"
+    move: bool = False  # a well-formed event its task cannot make: skipped, never believed, harmless to go on
 
 
 class QueueLog:
@@ -99,9 +100,10 @@ class QueueLog:
             event = _decode(line)
         except ValueError:
             event = None
-        problem = event_problem(event) or apply(self.states, event, self._lineno)
+        malformed = event_problem(event)
+        problem = malformed or apply(self.states, event, self._lineno)
         if problem is not None:
-            self.corrupt.append(CorruptLine(self._lineno, line[:200], problem))
+            self.corrupt.append(CorruptLine(self._lineno, line[:200], problem, move=malformed is None))
             return
         if self._sink is not None:
             self._sink.append(event)
@@ -111,11 +113,16 @@ class QueueLog:
         else:
             self._live_ids.discard(state.id)
 
-    def check(self) -> None:
-        """Raise QueueCorruptError naming the first corrupt line, if any."""
+    def check(self, *, strict: bool = False) -> None:
+        """Raise QueueCorruptError naming the first line that is no event (or, if strict, any skipped line).
+
+        A well-formed event its task cannot make (a stale claim after `finished`) is skipped and reported by
+        the readers, but does not stop a run: nothing in it is believed, so going on is safe.
+        """
         self.refresh()
-        if self.corrupt:
-            bad = self.corrupt[0]
+        bad_lines = [bad for bad in self.corrupt if strict or not bad.move]
+        if bad_lines:
+            bad = bad_lines[0]
             raise QueueCorruptError(
                 f"{self.path}:{bad.lineno}: {bad.problem} ({bad.text[:60]!r}); "
                 "fix or delete that line (the rest of the queue is still read)"
@@ -202,7 +209,7 @@ class QueueLog:
         """Rewrite the file as one snapshot line per task (atomic rename); return the lines written."""
         with self.locked() as states:
             if self.corrupt:
-                self.check()  # compaction would drop the corrupt line for good: make the user look first
+                self.check(strict=True)  # compaction would drop the line for good: make the user look first
             tmp = self.path.with_name(self.path.name + ".compact")
             try:
                 self._write_snapshot(tmp, states)

@@ -15,6 +15,7 @@ from agent_runner.redact import Redactor
 from agent_runner.result import Finding
 from agent_runner.review import ReviewReport, review_pull, right_lines
 from agent_runner.task import Task, TaskKind, render_task_file
+from agent_runner.task_io import write_new_file
 
 REVIEW_MARKER = "<!-- agent-runner:review -->"
 FINDING_MARKER = "<!-- agent-runner:finding -->"
@@ -154,7 +155,7 @@ def write_fix_task(plan: FixPlan, tasks_dir: Path) -> Path | None:
         return None
     tasks_dir.mkdir(parents=True, exist_ok=True)
     path = tasks_dir / f"{plan.task.id}.md"
-    path.write_text(render_task_file(plan.task), encoding="utf-8")
+    write_new_file(path, render_task_file(plan.task), replace=True)  # a reader never sees half a task file
     return path
 
 

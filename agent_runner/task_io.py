@@ -83,8 +83,11 @@ def _unreadable(path: Path, reason: str) -> TaskFileError:
     return TaskFileError(str(path), f"cannot be read: {reason}")
 
 
-def write_new_file(path: Path, text: str) -> None:
-    """Create `path` holding `text`, whole or not at all; raise FileExistsError when it exists already."""
+def write_new_file(path: Path, text: str, *, replace: bool = False) -> None:
+    """Create `path` holding `text`, whole or not at all; raise FileExistsError when it exists already.
+
+    With `replace`, an existing file is swapped for the new one in one rename (readers see old or new).
+    """
     temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     try:
@@ -92,7 +95,7 @@ def write_new_file(path: Path, text: str) -> None:
             fh.write(text.encode("utf-8"))
             fh.flush()
             os.fsync(fh.fileno())
-        _link(temp, path)
+        os.replace(temp, path) if replace else _link(temp, path)
     finally:
         temp.unlink(missing_ok=True)
     _sync_folder(path.parent)

@@ -8,8 +8,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from agent_runner.config import RunnerConfig, find_root, load_config
+from agent_runner.queue_log import QueueLog
 
 app = typer.Typer(
     name="run-agents",
@@ -63,3 +65,11 @@ def check_model(spec: str | None) -> str | None:
     if spec is not None and (problem := spec_problem(spec)):
         raise typer.BadParameter(problem)
     return spec
+
+
+def warn_skipped(queue: QueueLog) -> None:
+    """Print a warning for each queue line the fold skipped (file:line, what is wrong, the text)."""
+    for bad in queue.corrupt:
+        where = escape(f"{queue.path}:{bad.lineno}")
+        warning = f"[yellow]Warning:[/] {where}: {escape(bad.problem)}, skipped: {escape(repr(bad.text))}"
+        err_console.print(warning, soft_wrap=True, highlight=False)

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from agent_runner.cli.app import app, check_model, console, get_config, repo_root
+from agent_runner.cli.app import app, check_model, console, get_config, repo_root, warn_skipped
 from agent_runner.config import RunnerConfig
 from agent_runner.errors import ConfigError
 
@@ -109,6 +109,7 @@ def _run(
     _require_project(root, config)
     queue = open_queue(root, config)
     queue.check()
+    warn_skipped(queue)
     with queue.coordinator():  # another run on this queue: say so now, before the live table starts
         pass
     executor = make_executor(config, root=root)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from agent_runner.cli.app import app, console, err_console, get_config, repo_root
+from agent_runner.cli.app import app, console, err_console, get_config, repo_root, warn_skipped
 from agent_runner.cli.task_views import (
     detail_table,
     events_table,
@@ -53,10 +53,7 @@ def _open(*, sync: bool = True) -> tuple[Path, RunnerConfig, Queue, SyncReport]:
     config = get_config()
     queue = open_queue(root, config)
     report = sync_tasks(root, config, queue) if sync else SyncReport()
-    for bad in queue.corrupt:
-        where = escape(f"{queue.path}:{bad.lineno}")
-        warning = f"[yellow]Warning:[/] {where}: {escape(bad.problem)}, skipped: {escape(repr(bad.text))}"
-        err_console.print(warning, soft_wrap=True, highlight=False)
+    warn_skipped(queue)
     return root, config, queue, report
 
 

@@ -91,5 +91,6 @@ def test_stale_events_after_finished_do_not_reopen_the_task(project: Project, sc
     again = project.cli("run")
     scenario.outcome = f"second run exit {again.returncode}"
     assert "Traceback" not in again.stderr and f"queue.jsonl:{lineno}: claimed event" in again.stderr
+    assert again.returncode == 0, "an event nothing believes is reported, and the run goes on"
     assert project.events() == before + [{"ts": 1.0, **e} for e in stale], "the second run appended events"
     assert git(project.root, "rev-parse", "agent/a") == head

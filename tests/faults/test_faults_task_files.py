@@ -77,6 +77,8 @@ def test_two_tasks_on_one_branch_is_an_error_naming_both_files(project: Project,
     project.task("b", project.edit_script("b", "b.py", "b = 1\n"), branch="agent/shared")
     project.task("c", project.edit_script("c", "c.py", "c = 1\n"))
     project.task("d", project.edit_script("d", "d.py", "d = 1\n"), branch="agent/c/nested")
+    plan = {row["task"]: row for row in json.loads(project.cli("run", "--dry-run", "--json").stdout)}
+    assert [plan[t]["note"].startswith("invalid") for t in "abcd"] == [False, True, False, True], plan  # as run does
     out = project.cli("run", "--json", timeout=120)
     events = json_events(out.stdout)
     invalid = {e["task"]: str(e.get("message", "")) for e in events if e.get("event") == "invalid"}
