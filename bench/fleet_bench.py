@@ -23,13 +23,13 @@ from typing import Any
 
 import yaml
 
-from agent_runner.config import load_config
+from agent_runner.config.runner import load_config
+from agent_runner.coordinator.scheduler import Scheduler
+from agent_runner.core.result import WorkRequest
+from agent_runner.core.task import Task
 from agent_runner.executors.local import LocalExecutor
 from agent_runner.executors.ssh import SshExecutor
-from agent_runner.intake import open_queue
-from agent_runner.result import WorkRequest
-from agent_runner.scheduler import Scheduler
-from agent_runner.task import Task
+from agent_runner.queue.intake import open_queue
 from agent_runner.testing.netns import NetnsFleet, unavailable_reason
 
 CALL_S = 0.5
@@ -170,7 +170,8 @@ def machine_cpu_s(root: Path, models: Path, *, fork: bool, n: int = 6) -> float:
     work = root.parent / f"cpu-{'fork' if fork else 'exec'}"
     work.mkdir(exist_ok=True)
     plain = [RUN_AGENTS, "exec", "-", "--inline-bundle", "--workdir", str(work)]
-    gate = [sys.executable, "-m", "agent_runner.forkgate", "--pidfile", str(work / "pid"), "--workdir",
+    gate = [sys.executable, "-m", "agent_runner.executors.fork.gate", "--pidfile", str(work / "pid"),
+        "--workdir",
             str(work), "--inline-bundle", "--idle", "30", "--", *plain]  # fmt: skip
     config = load_config(root).model_dump(mode="json", by_alias=True)
     samples = []
@@ -196,7 +197,7 @@ def _fork_server_cpu_s(work: Path) -> float:
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            is_server = b"agent_runner.forksocket" in (stat.parent / "cmdline").read_bytes()
+            is_server = b"agent_runner.executors.fork.socket" in (stat.parent / "cmdline").read_bytes()
             fields = stat.read_text().rsplit(")", 1)[1].split()
             cwd = os.readlink(stat.parent / "cwd")
         except OSError:

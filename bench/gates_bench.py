@@ -17,13 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent_runner.config import RunnerConfig
+from agent_runner.config.runner import RunnerConfig
+from agent_runner.core.protocols import GateContext
+from agent_runner.core.task import Task
 from agent_runner.gates import GatesConfig, gate_settings, get_job_kind
 from agent_runner.gates.command import gate_env
 from agent_runner.gates.outcomes import IdSource, outcome_args
 from agent_runner.gates.ruff import ruff_argv
-from agent_runner.protocols import GateContext
-from agent_runner.task import Task
 
 N_MODULES = 50
 N_TESTS_PER_MODULE = 5

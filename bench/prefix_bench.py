@@ -1,6 +1,6 @@
 """How much of each model request is a cacheable prefix of the previous one, with and without batched elision.
 
-Drives a 30-step session of the real agent loop (agent_runner.agent.Agent, real bash tool in a temp checkout)
+Drives a 30-step session of the real agent loop (worker.agent.Agent, real bash tool in a temp checkout)
 through the real anthropic and openai SDKs against the fake LLM server, then compares consecutive requests.
 The comparison uses the provider's cache order (Anthropic: tools, system, messages; OpenAI: tools, messages)
 with Anthropic's `cache_control` markers removed: they mark where to cache and are not part of the prefix.
@@ -18,14 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent_runner.agent import Agent, AgentConfig
-from agent_runner.config import ModelsConfig
+from agent_runner.config.prompts import render
+from agent_runner.config.runner import ModelsConfig
+from agent_runner.core.task import Limits
 from agent_runner.models.anthropic import AnthropicModel
 from agent_runner.models.openai import OpenAIModel
-from agent_runner.prompts import render
-from agent_runner.task import Limits
 from agent_runner.testing.fake_llm import FakeLLMServer, RecordedRequest, Reply, turn
 from agent_runner.tools import make_tools, tool_env
+from agent_runner.worker.agent import Agent, AgentConfig
 
 N_STEPS = 30
 LOW_THRESHOLD = 6_000  # tokens: low enough that elision happens within the 30 steps

@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from agent_runner.queue import Queue
-from agent_runner.queue_state import TaskState
+from agent_runner.queue.state import TaskState
+from agent_runner.queue.store import Queue
 
 WORKERS = 4
 

@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent_runner.queue import Queue
-from agent_runner.report import RunReport, build_report
-from agent_runner.report_html import write_report
+from agent_runner.queue.store import Queue
+from agent_runner.report.fold import RunReport, build_report
+from agent_runner.report.html import write_report
 
 PLANS = (["ok"], ["reject", "ok"], ["infra", "reject", "reject", "reject"])  # 80%, 10%, 10% of tasks
 MODELS = ["anthropic:claude-sonnet-4-5", "openai:gpt-5-mini", "anthropic:claude-haiku-4-5"]

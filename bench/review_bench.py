@@ -9,7 +9,7 @@ import random
 import time
 
 from agent_runner.github import FileDiff
-from agent_runner.review import split_diff
+from agent_runner.review.reviewer import split_diff
 
 BUDGET = 40_000  # GitHubConfig.review_chunk_chars default
 

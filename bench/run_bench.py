@@ -30,12 +30,12 @@ from pathlib import Path
 
 import yaml
 
-from agent_runner import checkouts, pools
-from agent_runner import git as agit
-from agent_runner.config import load_config
+from agent_runner.config.runner import load_config
+from agent_runner.coordinator.scheduler import Scheduler
 from agent_runner.executors.local import LocalExecutor
-from agent_runner.intake import open_queue
-from agent_runner.scheduler import Scheduler
+from agent_runner.queue.intake import open_queue
+from agent_runner.repo import checkouts, pools
+from agent_runner.repo import git as agit
 
 PYPROJECT = """\
 [tool.agent-runner]
@@ -130,7 +130,7 @@ def phase_ms(repo: Path) -> dict[str, float]:
     totals: dict[str, list[float]] = {}
     for log in (repo / ".agent-runner" / "runs").glob("*/*/worker.log"):
         for line in log.read_text().splitlines():
-            if "agent_runner.job" not in line:
+            if "agent_runner.worker.job" not in line:
                 continue
             for part in line.split(": ", 2)[-1].split():
                 name, _, value = part.partition("=")

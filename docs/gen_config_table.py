@@ -16,8 +16,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from agent_runner.config import DEFAULT_LIMITS, RunnerConfig
-from agent_runner.task import Limits
+from agent_runner.config.runner import DEFAULT_LIMITS, RunnerConfig
+from agent_runner.core.task import Limits
 
 TARGET = Path(__file__).resolve().parent / "configuration.md"
 HEADER = "| key | type | default | meaning |\n|---|---|---|---|"

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from agent_runner.cli.app import app, err_console, state
-from agent_runner.errors import RunnerError
+from agent_runner.core.errors import RunnerError
 
 COMMAND_MODULES = ("tasks", "exec_cmd", "run", "github", "machines", "report", "demo")
 

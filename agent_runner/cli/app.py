@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from agent_runner.config import RunnerConfig, find_root, load_config
-from agent_runner.queue_log import QueueLog
+from agent_runner.config.runner import RunnerConfig, find_root, load_config
+from agent_runner.queue.log import QueueLog
 
 app = typer.Typer(
     name="run-agents",

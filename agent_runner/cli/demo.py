@@ -14,8 +14,8 @@ from rich.text import Text
 from agent_runner.cli.app import app, console
 
 if TYPE_CHECKING:
+    from agent_runner.coordinator.scheduling import RunEvent
     from agent_runner.demo import DemoRun
-    from agent_runner.scheduling import RunEvent
 
 EVENT_STYLES = {"started": "yellow", "finished": "green", "failed": "red", "requeued": "magenta"}
 

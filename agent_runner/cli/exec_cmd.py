@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 
 from agent_runner.cli.app import app, check_model, console, get_config, repo_root
-from agent_runner.config import RunnerConfig
-from agent_runner.result import Outcome, TaskResult, WorkRequest
+from agent_runner.config.runner import RunnerConfig
+from agent_runner.core.result import Outcome, TaskResult, WorkRequest
 
 
 @app.command("exec")
@@ -32,9 +32,10 @@ def exec_(
     workdir: Annotated[Path | None, typer.Option(help="State folder for checkouts and runs.")] = None,
 ) -> None:
     """Run one task in its own checkout and print the result (the worker command; never pushes)."""
-    from agent_runner import git, worker
-    from agent_runner.forkchild import read_request
-    from agent_runner.job import run_job
+    from agent_runner.executors.fork.child import read_request
+    from agent_runner.repo import git
+    from agent_runner.worker import serve as worker
+    from agent_runner.worker.job import run_job
 
     if task_file == "-":
         worker.die_with_parent()
@@ -62,7 +63,7 @@ def exec_(
 def _file_request(
     path: Path, *, repo: str | None, base: str | None, attempt: int, model: str | None
 ) -> tuple[WorkRequest, RunnerConfig]:
-    from agent_runner.task import load_task_file
+    from agent_runner.core.task import load_task_file
 
     task = load_task_file(path)
     config = get_config()

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent_runner.cli.app import app, console, get_config, repo_root
-from agent_runner.errors import QueueError, RunnerError
+from agent_runner.core.errors import QueueError, RunnerError
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 StateFlag = Annotated[
@@ -41,11 +41,11 @@ def _repo() -> Any:
 @app.command()
 def publish(task_id: Annotated[str, typer.Argument(help="A finished or unpublished task.")]) -> None:
     """Push agent/<id> and open or update its pull request (retry after `unpublished`)."""
+    from agent_runner.core.redact import runner_redactor
+    from agent_runner.core.result import TaskResult
+    from agent_runner.core.task import Task, TaskStatus
     from agent_runner.github import GitHubPublisher
-    from agent_runner.intake import open_queue
-    from agent_runner.redact import runner_redactor
-    from agent_runner.result import TaskResult
-    from agent_runner.task import Task, TaskStatus
+    from agent_runner.queue.intake import open_queue
 
     root, config = repo_root(), get_config()
     queue = open_queue(root, config)
@@ -74,7 +74,7 @@ def publish(task_id: Annotated[str, typer.Argument(help="A finished or unpublish
 @app.command()
 def prs(as_json: JsonFlag = False) -> None:
     """List the pull requests this runner opened, with state, checks, review state and mergeability."""
-    from agent_runner.intake import open_queue
+    from agent_runner.queue.intake import open_queue
 
     root, config = repo_root(), get_config()
     states = [s for s in open_queue(root, config).refresh().values() if s.pr_url]
@@ -100,7 +100,7 @@ def _no_prs(*, has_token: bool) -> str:
 
 
 def _pr_row(gh: Any, state: Any) -> dict[str, Any]:
-    from agent_runner.review_post import parse_pr_ref
+    from agent_runner.review.post import parse_pr_ref
 
     info = gh.status(parse_pr_ref(state.pr_url))
     pull = info.pull
@@ -126,10 +126,10 @@ def review(
     as_json: JsonFlag = False,
 ) -> None:
     """Review pull requests with a model: findings with file, line, severity, and a verdict."""
-    from agent_runner.actions import QueueTasks, pull_state
+    from agent_runner.core.redact import runner_redactor
+    from agent_runner.github.actions import QueueTasks, pull_state
     from agent_runner.models import get_model
-    from agent_runner.redact import runner_redactor
-    from agent_runner.review_post import review_prs
+    from agent_runner.review.post import review_prs
 
     root, config = repo_root(), get_config()
     if state_branch:
@@ -181,7 +181,7 @@ def plan(
     state_branch: StateFlag = False,
 ) -> None:
     """Show the tasks that may start now (overlapping paths wait); `--matrix` for GitHub Actions."""
-    from agent_runner.actions import plan_matrix, pull_state
+    from agent_runner.github.actions import plan_matrix, pull_state
 
     root, config = repo_root(), get_config()
     if state_branch:
@@ -209,10 +209,10 @@ def ingest(
     as_json: JsonFlag = False,
 ) -> None:
     """Record downloaded worker results in the queue, fetch their commits, and publish them."""
-    from agent_runner.actions import ingest as ingest_results
-    from agent_runner.actions import pull_state, push_state
+    from agent_runner.core.redact import runner_redactor
     from agent_runner.github import GitHubPublisher
-    from agent_runner.redact import runner_redactor
+    from agent_runner.github.actions import ingest as ingest_results
+    from agent_runner.github.actions import pull_state, push_state
 
     root, config = repo_root(), get_config()
     if state_branch:

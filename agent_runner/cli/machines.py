@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent_runner.cli.app import app, console, err_console, get_config
-from agent_runner.errors import ConfigError
+from agent_runner.core.errors import ConfigError
 from agent_runner.executors.ssh import MachineStatus, SshExecutor, coordinator_version
 
 machines_app = typer.Typer(help="The SSH fleet: reachability, versions, free slots.", no_args_is_help=False)

@@ -12,8 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from agent_runner.cli.app import app, console, get_config, repo_root
-from agent_runner.queue import Queue
-from agent_runner.report import RunReport, build_report
+from agent_runner.queue.store import Queue
+from agent_runner.report.fold import RunReport, build_report
 
 OpenFlag = Annotated[bool, typer.Option("--open", help="Open the report in the default browser.")]
 OutPath = Annotated[
@@ -25,7 +25,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts i
 @app.command()
 def report(open_: OpenFlag = False, out: OutPath = None) -> None:
     """Write the HTML report (timeline, costs, gates, trajectories) from the queue file and print its path."""
-    from agent_runner.report_html import generate_report
+    from agent_runner.report.html import generate_report
 
     path = generate_report(repo_root(), get_config(), out=out.resolve() if out else None)
     typer.echo(str(path))

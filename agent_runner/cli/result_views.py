@@ -11,10 +11,10 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from agent_runner.change import Change
-from agent_runner.findings import ReviewAnswer, answer_of
-from agent_runner.queue_state import TaskState
-from agent_runner.task import TaskStatus
+from agent_runner.core.findings import ReviewAnswer, answer_of
+from agent_runner.core.task import TaskStatus
+from agent_runner.queue.state import TaskState
+from agent_runner.report.change import Change
 
 VERDICT_STYLES = {"pass": "green", "skip": "dim", "fail": "red", "error": "red"}
 SEVERITY_STYLES = {"blocking": "bold red", "major": "red", "minor": "yellow", "nit": "dim"}

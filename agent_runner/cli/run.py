@@ -17,8 +17,8 @@ from typing import Annotated, Any
 import typer
 
 from agent_runner.cli.app import app, check_model, console, get_config, repo_root, warn_skipped
-from agent_runner.config import RunnerConfig
-from agent_runner.errors import ConfigError
+from agent_runner.config.runner import RunnerConfig
+from agent_runner.core.errors import ConfigError
 
 EXECUTORS = ("local", "ssh", "ray")
 
@@ -102,8 +102,8 @@ def _run(
     watch: bool,
 ) -> int:
     from agent_runner.cli.run_view import make_view, print_summary
-    from agent_runner.intake import open_queue
-    from agent_runner.scheduler import Scheduler
+    from agent_runner.coordinator.scheduler import Scheduler
+    from agent_runner.queue.intake import open_queue
 
     root = repo_root()
     _require_project(root, config)
@@ -157,8 +157,8 @@ def _publisher(config: RunnerConfig, publish: bool | None) -> Any:
         publish = bool(os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN"))
     if not publish:
         return None
+    from agent_runner.core.redact import runner_redactor
     from agent_runner.github import GitHubPublisher
-    from agent_runner.redact import runner_redactor
 
     return GitHubPublisher(config.github, redactor=runner_redactor(config, os.environ))
 
@@ -216,7 +216,7 @@ def _watching(scheduler: Any, folder: Path, *, enabled: bool) -> Iterator[None]:
 
 def _require_project(root: Path, config: RunnerConfig) -> None:
     """Refuse to run (and to create or spend anything) outside a git repo or without a task folder."""
-    from agent_runner.sources import require_repo
+    from agent_runner.queue.sources import require_repo
 
     require_repo(root)
     tasks = config.path(root, "tasks_dir")
@@ -228,9 +228,9 @@ def _require_project(root: Path, config: RunnerConfig) -> None:
 
 def _dry_run(config: RunnerConfig, *, only: list[str] | None, model: str | None, json_out: bool) -> None:
     from agent_runner.cli.run_view import plan_json, plan_table
-    from agent_runner.holds import model_problem
-    from agent_runner.intake import open_queue
-    from agent_runner.planning import invalid_rows, plan, preview_states
+    from agent_runner.coordinator.holds import model_problem
+    from agent_runner.coordinator.planning import invalid_rows, plan, preview_states
+    from agent_runner.queue.intake import open_queue
 
     root = repo_root()
     _require_project(root, config)

@@ -6,8 +6,8 @@ import json
 import time
 from pathlib import Path
 
-from agent_runner.phase import phase_path, read_phase
-from agent_runner.trajectory import TRAJECTORY_FILE
+from agent_runner.worker.phase import phase_path, read_phase
+from agent_runner.worker.trajectory import TRAJECTORY_FILE
 
 CLOCK_SLACK_S = 1.0  # a phase file written this long before the attempt started is an older run's
 TYPE_PREFIX = b'{"type": "'  # how every trajectory record starts (json.dumps with its default separators)

@@ -17,11 +17,11 @@ from rich.table import Table
 from rich.text import Text
 
 from agent_runner.cli.run_progress import AttemptProgress
-from agent_runner.holds import HELD
-from agent_runner.planning import PlanRow
-from agent_runner.queue_state import TaskState
-from agent_runner.scheduling import RunEvent, RunSummary
-from agent_runner.task import TaskStatus
+from agent_runner.coordinator.holds import HELD
+from agent_runner.coordinator.planning import PlanRow
+from agent_runner.coordinator.scheduling import RunEvent, RunSummary
+from agent_runner.core.task import TaskStatus
+from agent_runner.queue.state import TaskState
 
 STYLES = {
     "running": "yellow",

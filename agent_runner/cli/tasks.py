@@ -20,13 +20,21 @@ from agent_runner.cli.task_views import (
     rows_table,
     task_rows,
 )
-from agent_runner.config import RunnerConfig
-from agent_runner.errors import QueueError, RunnerError, TaskFileError
-from agent_runner.intake import SyncReport, add_task, file_digest, open_queue, relative, slugify, sync_tasks
-from agent_runner.queue import Queue
-from agent_runner.queue_state import TaskState
-from agent_runner.result import sandbox_note
-from agent_runner.task import Task, TaskKind, TaskStatus, load_task_file, task_from_fields
+from agent_runner.config.runner import RunnerConfig
+from agent_runner.core.errors import QueueError, RunnerError, TaskFileError
+from agent_runner.core.result import sandbox_note
+from agent_runner.core.task import Task, TaskKind, TaskStatus, load_task_file, task_from_fields
+from agent_runner.queue.intake import (
+    SyncReport,
+    add_task,
+    file_digest,
+    open_queue,
+    relative,
+    slugify,
+    sync_tasks,
+)
+from agent_runner.queue.state import TaskState
+from agent_runner.queue.store import Queue
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 TaskId = Annotated[str, typer.Argument(help="The task id (see `run-agents list`).")]
@@ -68,7 +76,7 @@ def init(
     ] = False,
 ) -> None:
     """Set up this git repo: tasks/ with an example, prompts/ to edit, config in pyproject.toml."""
-    from agent_runner.scaffold import init_project  # imports jinja2, which only init needs
+    from agent_runner.queue.scaffold import init_project  # imports jinja2, which only init needs
 
     report = init_project(repo_root(), get_config())
     for name in report.created:
@@ -137,7 +145,7 @@ def show(task_id: TaskId, as_json: JsonFlag = False, trajectory: TrajectoryFlag 
     if not as_json:  # JSON escapes control characters itself
         state, events = readable_state(state), readable(events)
     if trajectory:
-        from agent_runner.trajectory import render_trajectory
+        from agent_runner.worker.trajectory import render_trajectory
 
         typer.echo(render_trajectory(find_trajectory(root, config, state, events)))
     elif as_json:
@@ -153,7 +161,6 @@ def show(task_id: TaskId, as_json: JsonFlag = False, trajectory: TrajectoryFlag 
 
 def _print_result(root: Path, state: TaskState) -> None:
     """Print the last result's gates, a review's findings, and where the change is with how to see it."""
-    from agent_runner.change import find_change
     from agent_runner.cli.result_views import (
         change_lines,
         findings_view,
@@ -161,6 +168,7 @@ def _print_result(root: Path, state: TaskState) -> None:
         limit_line,
         review_answer,
     )
+    from agent_runner.report.change import find_change
 
     if state.result and (limit := limit_line(state.result)) is not None:
         console.print(limit, highlight=False, soft_wrap=True)
@@ -199,7 +207,7 @@ def diff(
     ] = False,
 ) -> None:
     """Print a task's change: `git diff base..agent/<id>` in its source repo."""
-    from agent_runner.change import change_diff, find_change
+    from agent_runner.report.change import change_diff, find_change
 
     root, _config, queue, _ = _open()
     state = queue.states.get(task_id)

@@ -19,15 +19,16 @@ from typing import IO
 
 from pydantic import ValidationError
 
-from agent_runner import deadline, diskspace, git, pools
-from agent_runner.checkouts import remove_checkout
-from agent_runner.config import RunnerConfig, config_from_dict
-from agent_runner.errors import ExecutorError, GitError
-from agent_runner.executors.forkclient import ForkClient
+from agent_runner.config.runner import RunnerConfig, config_from_dict
+from agent_runner.core.errors import ExecutorError, GitError
+from agent_runner.core.protocols import Slot
+from agent_runner.core.result import TaskResult, WorkRequest
+from agent_runner.executors.fork.client import ForkClient
 from agent_runner.executors.pipe import MAX_OUTPUT_BYTES, communicate_bounded
-from agent_runner.protocols import Slot
-from agent_runner.result import TaskResult, WorkRequest
-from agent_runner.workspace import AttemptPaths, init_state_dir
+from agent_runner.repo import diskspace, git, pools
+from agent_runner.repo.checkouts import remove_checkout
+from agent_runner.repo.workspace import AttemptPaths, init_state_dir
+from agent_runner.worker import deadline
 
 KILL_GRACE_S = 5.0
 log = logging.getLogger(__name__)

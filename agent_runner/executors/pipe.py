@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import IO
 
-from agent_runner.errors import ExecutorError
+from agent_runner.core.errors import ExecutorError
 
 # What a worker prints: a result line can carry the attempt's commits as a base64 bundle. The diff policy
 # caps each changed file at 1 MB; 256 MiB (a 190 MB pack) is far beyond any change it accepts, and keeps a

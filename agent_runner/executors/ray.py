@@ -18,15 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent_runner.errors import ExecutorError
-from agent_runner.executors.machine import RayConfig
+from agent_runner.config.machines import RayConfig
+from agent_runner.core.errors import ExecutorError
+from agent_runner.core.protocols import Slot
+from agent_runner.core.result import TaskResult, WorkRequest
 from agent_runner.executors.pipe import communicate_bounded
 from agent_runner.executors.source import RepoSource, forwarded_secrets
-from agent_runner.protocols import Slot
-from agent_runner.result import TaskResult, WorkRequest
 
 if TYPE_CHECKING:
-    from agent_runner.config import RunnerConfig
+    from agent_runner.config.runner import RunnerConfig
 
 INSTALL_HINT = "the Ray executor needs Ray: pip install 'agent-runner[ray]'"
 PIN_AMOUNT = 0.001  # a sliver of the machine's custom resource: pins without limiting how many run there

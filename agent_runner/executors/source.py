@@ -8,9 +8,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from agent_runner import bundles, git
-from agent_runner.errors import ExecutorError, GitError
-from agent_runner.result import WorkRequest
+from agent_runner.core.errors import ExecutorError, GitError
+from agent_runner.core.result import WorkRequest
+from agent_runner.repo import bundles, git
 
 NEVER_FORWARDED = frozenset({"GITHUB_TOKEN", "GH_TOKEN"})
 SourceMode = Literal["auto", "remote", "bundle"]

@@ -21,10 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent_runner import deadline
-from agent_runner.errors import ExecutorError
+from agent_runner.config.machines import MachineConfig, MachineStatus, SshConfig, coordinator_version
+from agent_runner.core.errors import ExecutorError
+from agent_runner.core.protocols import Slot
+from agent_runner.core.result import TaskResult, WorkRequest
+from agent_runner.core.task import Task, TaskKind
+from agent_runner.executors.fork.gate import FALLBACK_MARK
 from agent_runner.executors.local import parse_result
-from agent_runner.executors.machine import MachineConfig, MachineStatus, SshConfig, coordinator_version
 from agent_runner.executors.pipe import communicate_bounded
 from agent_runner.executors.source import RepoSource, forwarded_secrets
 from agent_runner.executors.ssh_transport import (
@@ -39,14 +42,11 @@ from agent_runner.executors.ssh_transport import (
     stderr_tail,
     version_or_unknown,
 )
-from agent_runner.forkgate import FALLBACK_MARK
 from agent_runner.models import module_of
-from agent_runner.protocols import Slot
-from agent_runner.result import TaskResult, WorkRequest
-from agent_runner.task import Task, TaskKind
+from agent_runner.worker import deadline
 
 if TYPE_CHECKING:
-    from agent_runner.config import RunnerConfig
+    from agent_runner.config.runner import RunnerConfig
 
 __all__ = ["MachineConfig", "MachineStatus", "SshConfig", "SshExecutor", "coordinator_version"]
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class SshExecutor:
         if status.is_reachable and machine.config.fork_server and not status.fork_python:
             log.warning(
                 "machine %s: no fork server there (`%s` is not run-agents of a Python with "
-                "agent_runner.forkgate); each attempt starts it in full (about 0.5 s more CPU)",
+                "agent_runner.executors.fork.gate); each attempt starts it in full (about 0.5 s more CPU)",
                 status.name, machine.config.command,
             )  # fmt: skip
         was_down = not machine.status.is_reachable

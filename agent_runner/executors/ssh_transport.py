@@ -19,8 +19,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from agent_runner.errors import ExecutorError
-from agent_runner.executors.machine import MachineConfig, SshConfig
+from agent_runner.config.machines import MachineConfig, SshConfig
+from agent_runner.core.errors import ExecutorError
 from agent_runner.executors.pipe import MAX_OUTPUT_BYTES, MAX_STDERR_BYTES, communicate_bounded
 
 SSH_LOST = 255  # ssh's own exit code: connection failed or dropped
@@ -131,7 +131,7 @@ def attempt_script(
 ) -> str:
     """The script that kills older attempts of the task there, then runs the worker on stdin's request.
 
-    With `fork_python`, the worker is forked by the machine's fork server (agent_runner/forkgate.py hands
+    With `fork_python`, the worker is forked by the machine's fork server (fork/gate.py hands
     it this shell's stdio and appends the worker's process group to the pidfile); the plain command is
     its fallback. The server imports `model_module` before it forks, once for all attempts.
     """
@@ -140,7 +140,7 @@ def attempt_script(
     worker = f'{machine.command} exec - --inline-bundle --workdir "$w"'
     if fork_python:
         python = " ".join(map(shlex.quote, fork_python.split()))  # "/usr/bin/env python3" from a #! line
-        gate = f'{python} -m agent_runner.forkgate --pidfile {me}.pid --workdir "$w"'
+        gate = f'{python} -m agent_runner.executors.fork.gate --pidfile {me}.pid --workdir "$w"'
         if model_module:
             gate += f" --model-module {shlex.quote(model_module)}"
         worker = f"{gate} --inline-bundle --idle {idle_s} -- {worker}"
@@ -197,7 +197,8 @@ def check_script(machine: MachineConfig) -> str:
 # Whether run-agents' own interpreter (not a guessed python3) has the fork client: it must say "yes".
 _FORK_PROBE = (
     'echo "py=$py"\n'
-    '[ -n "$guessed" ] || echo "fork=$($py -c \'import agent_runner.forkgate; print("yes")\' 2>/dev/null)"\n'
+    '[ -n "$guessed" ] || echo "fork=$($py -c \'import agent_runner.executors.fork.gate; print("yes")\''
+    ' 2>/dev/null)"\n'
 )
 
 

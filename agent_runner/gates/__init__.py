@@ -12,8 +12,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from agent_runner.errors import ConfigError
-from agent_runner.gates.settings import GatesConfig, gate_settings
+from agent_runner.config.gates import GatesConfig, gate_settings
+from agent_runner.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from agent_runner.gates.kinds import JobKind, PreStep

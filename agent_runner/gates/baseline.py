@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from agent_runner.protocols import GateContext
+from agent_runner.core.protocols import GateContext
 
 FORMAT = 2  # bump when the cached report's shape or meaning changes (2: ids_from)
 ENV_KEYS = ("PATH", "VIRTUAL_ENV", "PYTHONPATH", "CONDA_PREFIX")

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent_runner.core.protocols import GateContext
+from agent_runner.core.result import GateResult, GateVerdict
 from agent_runner.gates.files import GateFileError, read_gate_bytes, read_gate_text
 from agent_runner.gates.ruff import in_paths, targets_of
 from agent_runner.gates.testfiles import is_test_file, is_test_module
 from agent_runner.gates.workdiff import git
-from agent_runner.protocols import GateContext
-from agent_runner.result import GateResult, GateVerdict
 
 if TYPE_CHECKING:
     from agent_runner.gates.pytest import SuiteRunner, TestReport

@@ -27,15 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from agent_runner.errors import GitError
+from agent_runner.core.errors import GitError
+from agent_runner.core.protocols import GateContext
+from agent_runner.core.redact import Redactor
+from agent_runner.core.result import GateResult, GateVerdict
+from agent_runner.core.task import Task, TaskKind
 from agent_runner.gates.testfiles import defined_tests, find_test_functions, is_test_file, is_test_module
 from agent_runner.gates.workdiff import FileChange, WorkDiff, show_file, staged_tree, work_diff
 from agent_runner.gates.workdiff import git as workdiff_git
-from agent_runner.git import run_git
-from agent_runner.protocols import GateContext
-from agent_runner.redact import Redactor
-from agent_runner.result import GateResult, GateVerdict
-from agent_runner.task import Task, TaskKind
+from agent_runner.repo.git import run_git
 
 DEFAULT_MAX_FILE_BYTES = 1_000_000
 SYMLINK, GITLINK = "120000", "160000"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent_runner.core.protocols import Gate, GateContext
 from agent_runner.gates.command import run_command
 from agent_runner.gates.coverage import CoverageGate, min_gain, percent, summary_rows, target_files
 from agent_runner.gates.diff import DiffPolicyGate, NonEmptyDiffGate, allowed
@@ -21,7 +22,6 @@ from agent_runner.gates.ruff import (
     targets_of,
 )
 from agent_runner.gates.workdiff import git
-from agent_runner.protocols import Gate, GateContext
 
 MAX_REVIEW_DIFF = 60_000
 

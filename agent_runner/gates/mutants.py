@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from agent_runner.core.protocols import GateContext
+from agent_runner.core.result import GateResult, GateVerdict
 from agent_runner.gates.command import CommandResult, gate_env, run_command, tail
 from agent_runner.gates.coverage import LINKED_DIRS, measured_files
 from agent_runner.gates.mutate import Mutant, apply_mutant, choose_mutants, find_mutants
@@ -23,8 +25,6 @@ from agent_runner.gates.pytest import SuiteRunner, is_pytest, scratch_parent, wi
 from agent_runner.gates.ruff import is_inside, targets_of
 from agent_runner.gates.testfiles import find_test_functions, is_test_module
 from agent_runner.gates.workdiff import WorkDiff, show_file, work_diff
-from agent_runner.protocols import GateContext
-from agent_runner.result import GateResult, GateVerdict
 
 MIN_MUTANTS = 5
 DEFAULT_MAX_MUTANTS = 8

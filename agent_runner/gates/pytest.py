@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from agent_runner.core.protocols import GateContext
+from agent_runner.core.result import GateResult, GateVerdict
 from agent_runner.gates import baseline as baseline_cache
 from agent_runner.gates.command import CommandResult, gate_env, run_command, tail
 from agent_runner.gates.coverage import (
@@ -24,8 +26,6 @@ from agent_runner.gates.files import GateFileError
 from agent_runner.gates.outcomes import IdSource, outcome_args, plugin_failed, read_ids
 from agent_runner.gates.ruff import targets_of
 from agent_runner.gates.workdiff import tree_id
-from agent_runner.protocols import GateContext
-from agent_runner.result import GateResult, GateVerdict
 
 NO_TESTS_EXIT = 5
 DEFAULT_TEST_TIMEOUT_S = 1800.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent_runner.result import GateResult, GateVerdict
+from agent_runner.core.result import GateResult, GateVerdict
 
 GREEN = (GateVerdict.PASS, GateVerdict.SKIP)
 MAX_LINES = 30

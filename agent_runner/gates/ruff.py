@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent_runner.core.protocols import GateContext, Sandbox
+from agent_runner.core.result import GateResult, GateVerdict
 from agent_runner.gates.command import DEFAULT_TIMEOUT_S, CommandResult, run_command, tail
 from agent_runner.gates.workdiff import show_files, tree_id, work_diff
-from agent_runner.protocols import GateContext, Sandbox
-from agent_runner.result import GateResult, GateVerdict
 
 MAX_OFFENDING = 40
 NO_TARGETS = "no path to lint lies inside the checkout (the others are dropped); ruff was not run"

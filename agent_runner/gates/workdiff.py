@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent_runner.errors import GitError, WorkTreeError
-from agent_runner.git import checkout_git_bytes, run_git, runner_git_dir
+from agent_runner.core.errors import GitError, WorkTreeError
+from agent_runner.repo.git import checkout_git_bytes, run_git, runner_git_dir
 
 RUNNER_EXCLUDES = (
     "__pycache__/",

@@ -9,14 +9,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from agent_runner.config.github import GitHubConfig
+
 if TYPE_CHECKING:  # type checkers see the names; the interpreter loads them in __getattr__
     from agent_runner.github.api import GitHubRepo, connect, get_token, parse_remote
     from agent_runner.github.publisher import GitHubPublisher
     from agent_runner.github.records import MARKER, CommentInfo, FileDiff, PullInfo, PullStatus, ReviewInfo
-    from agent_runner.github.settings import GitHubConfig
 
 _HOMES = {
-    "GitHubConfig": "settings",
     "GitHubRepo": "api",
     "connect": "api",
     "get_token": "api",

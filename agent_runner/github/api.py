@@ -12,7 +12,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from agent_runner.errors import GitHubError
+from agent_runner.config.github import GitHubConfig
+from agent_runner.core.errors import GitHubError
+from agent_runner.core.task import BRANCH_PREFIX
 from agent_runner.github.records import (
     CommentInfo,
     FileDiff,
@@ -21,8 +23,6 @@ from agent_runner.github.records import (
     ReviewInfo,
     trailing_task_ids,
 )
-from agent_runner.github.settings import GitHubConfig
-from agent_runner.task import BRANCH_PREFIX
 
 TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
 PUBLIC_API = "https://api.github.com"

@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from agent_runner.core.result import GateResult, TaskResult, sandbox_note
+from agent_runner.core.task import Task
 from agent_runner.gates.report import render_table
 from agent_runner.github.records import MARKER
-from agent_runner.result import GateResult, TaskResult, sandbox_note
-from agent_runner.task import Task
-from agent_runner.trajectory import is_trajectory_file, render_trajectory
+from agent_runner.worker.trajectory import is_trajectory_file, render_trajectory
 
 EXCERPT_CHARS = 12_000
 

@@ -6,14 +6,14 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from agent_runner.errors import GitHubError
+from agent_runner.core.errors import GitHubError
+from agent_runner.core.redact import Redactor
+from agent_runner.core.result import TaskResult
+from agent_runner.core.task import BRANCH_PREFIX, Task
 from agent_runner.github.api import GitHubConfig, GitHubRepo, connect, get_token
 from agent_runner.github.body import render_body
 from agent_runner.github.push import check_agent_branch, push_branch, remote_url, resolve
 from agent_runner.github.records import MARKER, PullInfo
-from agent_runner.redact import Redactor
-from agent_runner.result import TaskResult
-from agent_runner.task import BRANCH_PREFIX, Task
 
 
 class GitHubPublisher:

@@ -1,6 +1,6 @@
 """Pushing with git: only branches under agent/ (force only for the task's own branch) and the state branch.
 
-Git runs through `agent_runner.git` in its trusted mode (these are the user's repos, never an agent's
+Git runs through `agent_runner.repo.git` in its trusted mode (these are the user's repos, never an agent's
 checkout); its failures become GitHubError here. For https remotes the token travels as an HTTP header through
 GIT_CONFIG_* environment variables, so it is never in argv, in .git/config, or in the remote URL.
 """
@@ -12,9 +12,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from agent_runner.errors import GitError, GitHubError
-from agent_runner.git import run_git
-from agent_runner.task import BRANCH_PREFIX
+from agent_runner.core.errors import GitError, GitHubError
+from agent_runner.core.task import BRANCH_PREFIX
+from agent_runner.repo.git import run_git
 
 PROTECTED = frozenset({"main", "master", "develop", "trunk"})
 

@@ -11,9 +11,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from agent_runner.config import ModelsConfig
-from agent_runner.errors import ConfigError, ModelSpecError
-from agent_runner.protocols import Model
+from agent_runner.config.runner import ModelsConfig
+from agent_runner.core.errors import ConfigError, ModelSpecError
+from agent_runner.core.protocols import Model
 
 PROVIDERS: dict[str, str] = {
     "anthropic": "agent_runner.models.anthropic:AnthropicModel",

@@ -7,8 +7,8 @@ import re
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlparse
 
-from agent_runner.errors import ModelAuthError
-from agent_runner.messages import ToolCall, ToolSpec
+from agent_runner.core.errors import ModelAuthError
+from agent_runner.core.messages import ToolCall, ToolSpec
 
 # Wording of context-length errors: Anthropic, OpenAI, vLLM, llama.cpp server, LiteLLM proxies.
 _CONTEXT_PATTERNS = re.compile(

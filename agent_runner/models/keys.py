@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from agent_runner.config import RunnerConfig
+from agent_runner.config.runner import RunnerConfig
 from agent_runner.models.base import host_of
 
 KEY_ENVS: dict[str, str] = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}

@@ -9,8 +9,8 @@ from typing import Any
 
 import openai
 
-from agent_runner.config import ModelsConfig
-from agent_runner.errors import (
+from agent_runner.config.runner import ModelsConfig
+from agent_runner.core.errors import (
     ContextExceededError,
     ModelAuthError,
     ModelError,
@@ -18,7 +18,7 @@ from agent_runner.errors import (
     ModelNotFoundError,
     ModelUnavailableError,
 )
-from agent_runner.messages import Message, ModelTurn, Role, StopReason, ToolCall, ToolSpec, Usage
+from agent_runner.core.messages import Message, ModelTurn, Role, StopReason, ToolCall, ToolSpec, Usage
 from agent_runner.models import pricing
 from agent_runner.models.base import (
     base_url,

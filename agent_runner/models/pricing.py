@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agent_runner.messages import Usage
+from agent_runner.core.messages import Usage
 
 PRICES_AS_OF = "2026-11-28"
 PRICES_SOURCE = (

@@ -13,8 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent_runner.config import ModelsConfig
-from agent_runner.errors import (
+from agent_runner.config.runner import ModelsConfig
+from agent_runner.core.errors import (
     ConfigError,
     ContextExceededError,
     ModelAuthError,
@@ -23,7 +23,7 @@ from agent_runner.errors import (
     ModelNotFoundError,
     ModelUnavailableError,
 )
-from agent_runner.messages import Message, ModelTurn, Role, StopReason, ToolCall, ToolSpec, Usage
+from agent_runner.core.messages import Message, ModelTurn, Role, StopReason, ToolCall, ToolSpec, Usage
 
 _ERRORS: dict[str, type[ModelError]] = {
     "auth": ModelAuthError,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from agent_runner.messages import ToolSpec
-from agent_runner.protocols import Sandbox, Tool
+from agent_runner.core.messages import ToolSpec
+from agent_runner.core.protocols import Sandbox, Tool
 from agent_runner.tools.edit import EditTool
 from agent_runner.tools.shell import BashTool, tool_env
 

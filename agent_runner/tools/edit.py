@@ -7,8 +7,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from agent_runner.errors import ToolError
-from agent_runner.messages import ToolSpec
+from agent_runner.core.errors import ToolError
+from agent_runner.core.messages import ToolSpec
 from agent_runner.tools.shell import cap_output
 
 SNIPPET_LINES = 4

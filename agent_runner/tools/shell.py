@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from agent_runner.errors import ToolError
-from agent_runner.messages import ToolSpec
-from agent_runner.protocols import Sandbox
+from agent_runner.core.errors import ToolError
+from agent_runner.core.messages import ToolSpec
+from agent_runner.core.protocols import Sandbox
 
 PASSED_ENV = (
     "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR",

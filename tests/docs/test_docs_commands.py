@@ -33,7 +33,7 @@ from docs_flow import (
     shell,
 )
 
-from agent_runner.task import Task
+from agent_runner.core.task import Task
 from agent_runner.testing.fake_github import FakeGitHub
 from agent_runner.testing.fake_llm import FakeLLMServer
 from agent_runner.testing.fake_llm_wire import turn

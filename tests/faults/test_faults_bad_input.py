@@ -8,7 +8,7 @@ from pathlib import Path
 
 from faults_helpers import Project, Scenario, json_events
 
-from agent_runner.task import MAX_TASK_FILE_BYTES
+from agent_runner.core.task import MAX_TASK_FILE_BYTES
 
 BAD_YAML = [
     "kind: [change",

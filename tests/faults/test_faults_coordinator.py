@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 from faults_helpers import Project, Scenario, git, json_events
 
-from agent_runner.queue import Queue
+from agent_runner.queue.store import Queue
 from agent_runner.testing.fake_github import FakeGitHub
 
 N_TASKS = 10

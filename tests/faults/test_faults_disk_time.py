@@ -15,12 +15,14 @@ from pathlib import Path
 import pytest
 from faults_helpers import Project, Scenario, finish_call, task_types, wait_for
 
-from agent_runner import deadline, sweep, worker
+from agent_runner.core.protocols import Slot
+from agent_runner.core.result import Outcome, WorkRequest
+from agent_runner.core.task import Limits, Task
 from agent_runner.executors.local import LocalExecutor
-from agent_runner.protocols import Slot
-from agent_runner.result import Outcome, WorkRequest
-from agent_runner.task import Limits, Task
+from agent_runner.repo import ownership
 from agent_runner.testing.scripts import bash_turn, write_command
+from agent_runner.worker import deadline
+from agent_runner.worker import serve as worker
 
 
 def _quiet(events: list[dict[str, object]], task_id: str) -> list[str]:
@@ -191,7 +193,7 @@ def test_worker_sweeps_checkouts_no_live_attempt_owns(project: Project, scenario
     for name in ("ghost-1.lock", "kept-1.lock", "kept-1.kept"):
         (checkouts / name).touch()
     project.task("t", project.edit_script("t", "t.py", "t = 1\n"), max_attempts=1)
-    with sweep.owning(checkouts / "live-1"):
+    with ownership.owning(checkouts / "live-1"):
         out = project.cli("run", "--json", timeout=60)
         assert out.returncode == 0, out.stdout + out.stderr
         assert (checkouts / "live-1").is_dir(), "a live attempt's checkout was swept"

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 import pytest
 from faults_helpers import Project, Scenario, json_events, task_types
 
-from agent_runner.config import load_config
-from agent_runner.job import run_job
-from agent_runner.result import Outcome, WorkRequest
-from agent_runner.task import load_task_file
+from agent_runner.config.runner import load_config
+from agent_runner.core.result import Outcome, WorkRequest
+from agent_runner.core.task import load_task_file
 from agent_runner.testing.fake_llm import FakeLLMServer, error, hang, raw, raw_json, reset, turn
 from agent_runner.testing.fake_llm_wire import Reply
 from agent_runner.testing.scripts import write_command
+from agent_runner.worker.job import run_job
 
 KEYS = {"ANTHROPIC_API_KEY": "test-key-anthropic", "OPENAI_API_KEY": "test-key-openai"}
 RETRIES = (

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from faults_helpers import Project, Scenario, git, json_events
 
-from agent_runner.errors import TaskFileError
-from agent_runner.task import is_task_file, task_from_fields
+from agent_runner.core.errors import TaskFileError
+from agent_runner.core.task import is_task_file, task_from_fields
 
 # Names after 'agent/': what `git check-ref-format --branch` says about each is what intake must say.
 REF_NAMES = [
@@ -78,7 +78,9 @@ def test_two_tasks_on_one_branch_is_an_error_naming_both_files(project: Project,
     project.task("c", project.edit_script("c", "c.py", "c = 1\n"))
     project.task("d", project.edit_script("d", "d.py", "d = 1\n"), branch="agent/c/nested")
     plan = {row["task"]: row for row in json.loads(project.cli("run", "--dry-run", "--json").stdout)}
-    assert [plan[t]["note"].startswith("invalid") for t in "abcd"] == [False, True, False, True], plan  # as run does
+    assert [plan[t]["note"].startswith("invalid") for t in "abcd"] == [False, True, False, True], (
+        plan
+    )  # as run does
     out = project.cli("run", "--json", timeout=120)
     events = json_events(out.stdout)
     invalid = {e["task"]: str(e.get("message", "")) for e in events if e.get("event") == "invalid"}

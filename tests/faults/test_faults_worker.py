@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from faults_helpers import Project, Scenario, finish_call, json_events, task_types, wait_for
 
-from agent_runner.queue import Queue
+from agent_runner.queue.store import Queue
 from agent_runner.testing.scripts import bash_turn, write_command
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from agent_runner.config import load_config
-from agent_runner.errors import ConfigError
-from agent_runner.executors.machine import MachineConfig, SshConfig
+from agent_runner.config.machines import MachineConfig, SshConfig
+from agent_runner.config.runner import load_config
+from agent_runner.core.errors import ConfigError
 from agent_runner.executors.source import forwarded_secrets
 from agent_runner.executors.ssh_transport import SshClient, attempt_script, remote_path
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from fleet_helpers import git
 
-from agent_runner.forkgate import FALLBACK_MARK, installed_version, server_name
-from agent_runner.result import TaskResult, WorkRequest
-from agent_runner.task import Task
+from agent_runner.core.result import TaskResult, WorkRequest
+from agent_runner.core.task import Task
+from agent_runner.executors.fork.gate import FALLBACK_MARK, installed_version, server_name
 from agent_runner.testing.scripts import bash_turn, finish_turn, write_script
 
 
@@ -47,7 +47,7 @@ class Machine:
             "--idle",
             str(idle_s),
         ]
-        return [sys.executable, "-m", "agent_runner.forkgate", *options, "--", *fallback]
+        return [sys.executable, "-m", "agent_runner.executors.fork.gate", *options, "--", *fallback]
 
     def servers(self) -> list[int]:
         """Return the pids of fork servers serving this workdir (not their forked workers or helpers)."""
@@ -68,7 +68,7 @@ def _forksocket_pids() -> set[int]:
     pids = set()
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            if b"agent_runner.forksocket" in cmdline.read_bytes():
+            if b"agent_runner.executors.fork.socket" in cmdline.read_bytes():
                 pids.add(int(cmdline.parent.name))
         except OSError:
             continue

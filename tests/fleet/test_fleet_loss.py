@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from fleet_helpers import FleetProject
 
-from agent_runner.config import load_config
-from agent_runner.errors import ExecutorError, StaleAttemptError
+from agent_runner.config.runner import load_config
+from agent_runner.coordinator.scheduler import Scheduler
+from agent_runner.core.errors import ExecutorError, StaleAttemptError
+from agent_runner.core.protocols import Slot
+from agent_runner.core.result import TaskResult, WorkRequest
+from agent_runner.core.task import Task
 from agent_runner.executors.ssh import SshExecutor
-from agent_runner.intake import open_queue
-from agent_runner.protocols import Slot
-from agent_runner.result import TaskResult, WorkRequest
-from agent_runner.scheduler import Scheduler
-from agent_runner.task import Task
+from agent_runner.queue.intake import open_queue
 
 
 def wait_for(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]

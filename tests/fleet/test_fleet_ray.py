@@ -18,13 +18,13 @@ import pytest
 import yaml
 from fleet_helpers import start_ray_in_namespaces
 
-from agent_runner.config import load_config
-from agent_runner.errors import ExecutorError
+from agent_runner.config.runner import load_config
+from agent_runner.coordinator.scheduler import Scheduler
+from agent_runner.core.errors import ExecutorError
+from agent_runner.core.result import Outcome, WorkRequest
+from agent_runner.core.task import Task
 from agent_runner.executors.ray import RayConfig, RayExecutor, import_ray
-from agent_runner.intake import open_queue
-from agent_runner.result import Outcome, WorkRequest
-from agent_runner.scheduler import Scheduler
-from agent_runner.task import Task
+from agent_runner.queue.intake import open_queue
 from agent_runner.testing.netns import NetnsFleet, unavailable_reason
 
 FINISH = {"name": "finish", "arguments": {"summary": "done"}}

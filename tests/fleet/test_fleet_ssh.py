@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from fleet_helpers import FleetProject, git
 
-from agent_runner.config import load_config
+from agent_runner.config.runner import load_config
+from agent_runner.core.result import WorkRequest
+from agent_runner.core.task import Task
 from agent_runner.executors.ssh import MachineConfig, SshConfig, SshExecutor
-from agent_runner.result import WorkRequest
-from agent_runner.task import Task
 from agent_runner.testing.scripts import probe_model_package
 
 

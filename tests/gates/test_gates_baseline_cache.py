@@ -5,11 +5,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from agent_runner.config import RunnerConfig
+from agent_runner.config.runner import RunnerConfig
+from agent_runner.core.protocols import GateContext
 from agent_runner.gates import GatesConfig
 from agent_runner.gates.pytest import SuiteRunner, TestReport, TestsGate
-from agent_runner.git import runner_git_dir
-from agent_runner.protocols import GateContext
+from agent_runner.repo.git import runner_git_dir
 
 
 def suite_report(ctx: GateContext) -> TestReport:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from agent_runner.core.result import GateVerdict
 from agent_runner.gates.coverage import CoverageGate
 from agent_runner.gates.pytest import SuiteRunner, run_tests
-from agent_runner.result import GateVerdict
 
 MEAN_TESTS = """from calc.stats import mean
 

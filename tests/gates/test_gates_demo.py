@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from agent_runner.cli import get_app
-from agent_runner.config import load_config
-from agent_runner.queue import Queue
+from agent_runner.config.runner import load_config
+from agent_runner.queue.store import Queue
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_demo_review_keeps_its_answer_as_fields(demo: tuple[Path, Any]) -> None:
 def test_demo_report_shows_recorded_spend(demo: tuple[Path, Any]) -> None:
     """The recorded sessions carry usage and cost: the report charts them, labelled recorded, and ruff-only
     work shows no model."""
-    from agent_runner.report_html import generate_report
+    from agent_runner.report.html import generate_report
 
     folder, _ = demo
     states = Queue(folder / "tasks" / "queue.jsonl").refresh()

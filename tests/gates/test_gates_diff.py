@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from agent_runner.core.result import GateVerdict
 from agent_runner.gates.diff import DiffPolicyGate, allow_key
 from agent_runner.gates.workdiff import work_diff
-from agent_runner.result import GateVerdict
 
 
 def _append(path: str, text: str) -> Callable[[Path], None]:

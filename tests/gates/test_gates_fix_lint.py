@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from agent_runner.config import RunnerConfig
-from agent_runner.result import GateVerdict
+from agent_runner.config.runner import RunnerConfig
+from agent_runner.core.result import GateVerdict
 
 FIXED_GEOMETRY = '''"""Geometry helpers: these violations need judgment (no safe automatic fix)."""
 

@@ -1,4 +1,4 @@
-"""Gates inside a whole job (agent_runner.job.run_job) with a scripted model on the calc fixture."""
+"""Gates inside a whole job (agent_runner.worker.job.run_job) with a scripted model on the calc fixture."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from pathlib import Path
 
 import yaml
 
-from agent_runner.job import run_job
-from agent_runner.result import Outcome, WorkRequest
-from agent_runner.task import Task
-from agent_runner.trajectory import read_trajectory
+from agent_runner.core.result import Outcome, WorkRequest
+from agent_runner.core.task import Task
+from agent_runner.worker.job import run_job
+from agent_runner.worker.trajectory import read_trajectory
 
 BREAK = (
     "sed -i 's/return None/return 0/' calc/core.py"

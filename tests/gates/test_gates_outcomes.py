@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from agent_runner.core.protocols import GateContext
+from agent_runner.core.task import Task
 from agent_runner.gates.outcomes import IdSource
 from agent_runner.gates.pytest import NO_PLUGINS, SuiteRunner, report_from_json, report_to_json, run_tests
-from agent_runner.protocols import GateContext
-from agent_runner.task import Task
 
 COMMAND = f"env PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 {sys.executable} -m pytest -q"
 # A test command that sets PYTHONPATH itself: pytest cannot import the runner's plugins.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_runner.prompts import render
+from agent_runner.config.prompts import render
 
 
 def _job_vars(ctx) -> dict:

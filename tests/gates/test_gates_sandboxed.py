@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from agent_runner.core.result import GateVerdict
 from agent_runner.gates.mutants import MutationGate
 from agent_runner.gates.outcomes import IdSource
 from agent_runner.gates.pytest import run_tests
-from agent_runner.result import GateVerdict
-from agent_runner.sandbox import get_sandbox, probe_bwrap
+from agent_runner.worker.sandbox import get_sandbox, probe_bwrap
 
 BWRAP = shutil.which("bwrap")
 pytestmark = pytest.mark.skipif(

@@ -7,11 +7,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from agent_runner.core.result import GateResult, GateVerdict
 from agent_runner.gates.mutate import apply_mutant, choose_mutants, find_mutants
 from agent_runner.gates.pytest import SuiteRunner, TestsGate, is_pytest
 from agent_runner.gates.report import failure_reason, is_accepted, render_report
 from agent_runner.gates.testfiles import find_test_functions
-from agent_runner.result import GateResult, GateVerdict
 
 STATS = (Path(__file__).resolve().parents[1] / "fixtures/calc_project/calc/stats.py").read_text()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent_runner.result import GateVerdict
+from agent_runner.core.result import GateVerdict
 
 REAL_TESTS = """from calc.stats import clamp, mean, median
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from agent_runner.result import GateResult, GateVerdict, Outcome, TaskResult
-from agent_runner.task import Task, TaskKind
+from agent_runner.core.result import GateResult, GateVerdict, Outcome, TaskResult
+from agent_runner.core.task import Task, TaskKind
 
 
 def git(repo: Path, *args: str) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from github_helpers import agent_commit, git, make_result, make_task
 
-from agent_runner.errors import GitHubError
+from agent_runner.core.errors import GitHubError
 from agent_runner.github import GitHubConfig, GitHubPublisher, connect, parse_remote
 from agent_runner.github.body import render_body
 from agent_runner.github.push import push_branch

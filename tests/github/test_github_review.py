@@ -11,12 +11,12 @@ from github_helpers import agent_commit, make_result, make_task
 from typer.testing import CliRunner
 
 from agent_runner.cli import get_app
+from agent_runner.core.messages import Message, ModelTurn, Role, ToolCall
+from agent_runner.core.task import Task, load_task_file
 from agent_runner.github import FileDiff, GitHubConfig, GitHubPublisher, GitHubRepo, connect
-from agent_runner.messages import Message, ModelTurn, Role, ToolCall
 from agent_runner.models.scripted import ScriptedModel
-from agent_runner.review import parse_turn, split_diff
-from agent_runner.review_post import REVIEW_MARKER, review_prs
-from agent_runner.task import Task, load_task_file
+from agent_runner.review.post import REVIEW_MARKER, review_prs
+from agent_runner.review.reviewer import parse_turn, split_diff
 from agent_runner.testing.fake_github import FakeGitHub
 
 APP = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n\n\n"

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from agent_runner.cli import get_app
 from agent_runner.github.body import render_body
-from agent_runner.sandbox import probe_bwrap
 from agent_runner.testing.fake_github import FakeGitHub
 from agent_runner.testing.scripts import bash_turn, finish_turn, write_command, write_script
+from agent_runner.worker.sandbox import probe_bwrap
 
 WARNING = "⚠ The agent ran without a sandbox: its commands had the runner's full access on"
 BWRAP = shutil.which("bwrap")

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from github_helpers import git
 
-from agent_runner.actions import pull_state, push_state
-from agent_runner.config import RunnerConfig
-from agent_runner.errors import GitHubError
+from agent_runner.config.runner import RunnerConfig
+from agent_runner.core.errors import GitHubError
+from agent_runner.github.actions import pull_state, push_state
 from agent_runner.github.push import commit_file, fetch_file
 
 

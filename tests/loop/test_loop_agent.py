@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from agent_runner.agent import Agent, AgentConfig
-from agent_runner.errors import ModelAuthError, ModelUnavailableError
-from agent_runner.messages import Message, ModelTurn, Role, ToolCall, ToolSpec, Usage
+from agent_runner.core.errors import ModelAuthError, ModelUnavailableError
+from agent_runner.core.messages import Message, ModelTurn, Role, ToolCall, ToolSpec, Usage
+from agent_runner.core.result import ExitStatus
+from agent_runner.core.task import Limits
 from agent_runner.models.scripted import ScriptedModel
-from agent_runner.result import ExitStatus
-from agent_runner.task import Limits
 from agent_runner.tools import make_tools, tool_env
-from agent_runner.trajectory import TrajectoryWriter, read_trajectory
+from agent_runner.worker.agent import Agent, AgentConfig
+from agent_runner.worker.trajectory import TrajectoryWriter, read_trajectory
 
 
 def bash(command: str, **turn: Any) -> dict[str, Any]:

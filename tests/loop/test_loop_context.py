@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent_runner.agent import Agent, AgentConfig
-from agent_runner.context import ContextConfig, elide_old_outputs, estimate_tokens
-from agent_runner.messages import Message, Role, ToolCall, ToolResult
+from agent_runner.core.messages import Message, Role, ToolCall, ToolResult
+from agent_runner.core.result import ExitStatus
+from agent_runner.core.task import Limits
 from agent_runner.models.scripted import ScriptedModel, ScriptedRequest
-from agent_runner.result import ExitStatus
-from agent_runner.task import Limits
 from agent_runner.tools import make_tools, tool_env
-from agent_runner.trajectory import TrajectoryWriter, read_trajectory
+from agent_runner.worker.agent import Agent, AgentConfig
+from agent_runner.worker.context import ContextConfig, elide_old_outputs, estimate_tokens
+from agent_runner.worker.trajectory import TrajectoryWriter, read_trajectory
 
 
 def _is_prefix(before: ScriptedRequest, after: ScriptedRequest) -> bool:

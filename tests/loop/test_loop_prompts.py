@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from agent_runner import prompts
-from agent_runner.errors import ConfigError
-from agent_runner.result import GateResult, GateVerdict
-from agent_runner.task import Task, TaskKind
+from agent_runner.config import prompts
+from agent_runner.core.errors import ConfigError
+from agent_runner.core.result import GateResult, GateVerdict
+from agent_runner.core.task import Task, TaskKind
 
 KIND_TEMPLATES = ["fix-lint.md.j2", "write-tests.md.j2", "change.md.j2", "review.md.j2"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_runner.errors import ToolError
+from agent_runner.core.errors import ToolError
 from agent_runner.tools.shell import BashTool, cap_output, tool_env
 
 

@@ -7,12 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from agent_runner.agent import Agent, AgentConfig
-from agent_runner.messages import Message, ModelTurn, ToolSpec
+from agent_runner.core.messages import Message, ModelTurn, ToolSpec
+from agent_runner.core.task import Limits
 from agent_runner.models.scripted import ScriptedModel
-from agent_runner.task import Limits
 from agent_runner.tools import make_tools, tool_env
-from agent_runner.trajectory import TrajectoryWriter, read_trajectory, render_trajectory, trajectory_path
+from agent_runner.worker.agent import Agent, AgentConfig
+from agent_runner.worker.trajectory import (
+    TrajectoryWriter,
+    read_trajectory,
+    render_trajectory,
+    trajectory_path,
+)
 
 
 def _script() -> list[dict[str, object]]:

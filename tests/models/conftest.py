@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent_runner.config import ModelsConfig
-from agent_runner.messages import ToolSpec
+from agent_runner.config.runner import ModelsConfig
+from agent_runner.core.messages import ToolSpec
 from agent_runner.testing.fake_llm import FakeLLMServer
 
 SCHEMA = {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}

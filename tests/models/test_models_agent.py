@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from agent_runner.agent import Agent, AgentConfig
-from agent_runner.config import ModelsConfig
+from agent_runner.config.runner import ModelsConfig
+from agent_runner.core.result import ExitStatus
+from agent_runner.core.task import Limits
 from agent_runner.models.anthropic import AnthropicModel
 from agent_runner.models.openai import OpenAIModel
-from agent_runner.result import ExitStatus
-from agent_runner.task import Limits
 from agent_runner.testing.fake_llm import FakeLLMServer, turn
 from agent_runner.tools import make_tools, tool_env
+from agent_runner.worker.agent import Agent, AgentConfig
 
 
 @pytest.mark.parametrize("provider", ["anthropic", "openai"])

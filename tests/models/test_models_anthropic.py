@@ -7,15 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent_runner.config import ModelsConfig
-from agent_runner.errors import (
+from agent_runner.config.runner import ModelsConfig
+from agent_runner.core.errors import (
     ContextExceededError,
     ModelAuthError,
     ModelFatalError,
     ModelNotFoundError,
     ModelUnavailableError,
 )
-from agent_runner.messages import Message, Role, StopReason, ToolResult, ToolSpec
+from agent_runner.core.messages import Message, Role, StopReason, ToolResult, ToolSpec
 from agent_runner.models.anthropic import AnthropicModel
 from agent_runner.testing.fake_llm import (
     FakeLLMServer,

@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from agent_runner.config import ModelsConfig
-from agent_runner.errors import (
+from agent_runner.config.runner import ModelsConfig
+from agent_runner.core.errors import (
     ContextExceededError,
     ModelAuthError,
     ModelFatalError,
     ModelNotFoundError,
     ModelUnavailableError,
 )
-from agent_runner.messages import Message, Role, StopReason, ToolResult, ToolSpec
+from agent_runner.core.messages import Message, Role, StopReason, ToolResult, ToolSpec
 from agent_runner.models import get_model
 from agent_runner.models.openai import OpenAIModel
 from agent_runner.testing.fake_llm import FakeLLMServer, context_too_long, error, hang, raw, raw_json, turn

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent_runner.messages import Usage
+from agent_runner.core.messages import Usage
 from agent_runner.models.pricing import PRICES, cost, max_cost, price_for
 
 

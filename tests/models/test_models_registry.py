@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent_runner.config import ModelsConfig
-from agent_runner.errors import ConfigError, ModelAuthError
-from agent_runner.messages import Message, ToolSpec
+from agent_runner.config.runner import ModelsConfig
+from agent_runner.core.errors import ConfigError, ModelAuthError
+from agent_runner.core.messages import Message, ToolSpec
 from agent_runner.models import get_model
 from agent_runner.models.anthropic import AnthropicModel
 from agent_runner.models.openai import OpenAIModel

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from agent_runner.config import ModelsConfig
-from agent_runner.errors import ConfigError, ContextExceededError, ModelUnavailableError
-from agent_runner.messages import Message, StopReason, ToolSpec, Usage
+from agent_runner.config.runner import ModelsConfig
+from agent_runner.core.errors import ConfigError, ContextExceededError, ModelUnavailableError
+from agent_runner.core.messages import Message, StopReason, ToolSpec, Usage
 from agent_runner.models import get_model
 from agent_runner.models.scripted import ScriptedModel
 

@@ -11,10 +11,10 @@ import random
 import shutil
 from pathlib import Path
 
-from agent_runner.messages import Usage
-from agent_runner.queue import Queue
-from agent_runner.result import ExitStatus, GateResult, GateVerdict, Outcome, TaskResult
-from agent_runner.task import Task, TaskKind
+from agent_runner.core.messages import Usage
+from agent_runner.core.result import ExitStatus, GateResult, GateVerdict, Outcome, TaskResult
+from agent_runner.core.task import Task, TaskKind
+from agent_runner.queue.store import Queue
 
 FIXTURES = Path(__file__).parent / "fixtures"
 START = 1_764_300_000.0
@@ -141,7 +141,7 @@ def simulate(queue: Queue, clock: Clock, tasks: dict[str, Task], rng: random.Ran
 
 
 def write_trajectory(path: Path, steps: int) -> None:
-    """Write a trajectory in the format of agent_runner.trajectory."""
+    """Write a trajectory in the format of agent_runner.worker.trajectory."""
     path.parent.mkdir(parents=True, exist_ok=True)
     t = START
     lines = [

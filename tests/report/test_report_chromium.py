@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from agent_runner.queue import Queue
-from agent_runner.report import build_report
-from agent_runner.report_html import write_report
+from agent_runner.queue.store import Queue
+from agent_runner.report.fold import build_report
+from agent_runner.report.html import write_report
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from agent_runner.cli import get_app
-from agent_runner.queue import Queue
-from agent_runner.report import build_report
-from agent_runner.report_html import write_report
-from agent_runner.report_pages import INLINE_TRAJECTORY_BYTES
+from agent_runner.queue.store import Queue
+from agent_runner.report.fold import build_report
+from agent_runner.report.html import write_report
+from agent_runner.report.pages import INLINE_TRAJECTORY_BYTES
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TASK_IDS = [f"task-{n:02d}" for n in range(1, 31)]

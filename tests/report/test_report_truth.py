@@ -7,9 +7,9 @@ import re
 import shutil
 from pathlib import Path
 
-from agent_runner.queue import Queue
-from agent_runner.report import build_report
-from agent_runner.report_html import write_report
+from agent_runner.queue.store import Queue
+from agent_runner.report.fold import build_report
+from agent_runner.report.html import write_report
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -41,7 +41,7 @@ def test_status_prints_machine_and_worker_names_as_written(tmp_path: Path) -> No
     from typer.testing import CliRunner
 
     from agent_runner.cli import get_app
-    from agent_runner.task import Task
+    from agent_runner.core.task import Task
 
     (tmp_path / ".git").mkdir()
     (tmp_path / "tasks").mkdir()
@@ -55,8 +55,8 @@ def test_status_prints_machine_and_worker_names_as_written(tmp_path: Path) -> No
 
 def keyless_queue(path: Path) -> Queue:
     """A keyless run: ruff alone finished a fix-lint task, a scripted model did a change and a review."""
-    from agent_runner.report_labels import RECORDED_SCRIPTS
-    from agent_runner.task import Task
+    from agent_runner.core.task import Task
+    from agent_runner.report.labels import RECORDED_SCRIPTS
 
     queue = Queue(path)
     findings = [{"file": "a.py", "line": 3, "explanation": "bug"}, {"file": "a.py", "explanation": "name"}]

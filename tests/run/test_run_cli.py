@@ -14,10 +14,10 @@ from pathlib import Path
 
 from run_helpers import Project, git
 
-from agent_runner.config import load_config
-from agent_runner.queue import Queue
-from agent_runner.result import TaskResult, WorkRequest
-from agent_runner.task import load_task_file
+from agent_runner.config.runner import load_config
+from agent_runner.core.result import TaskResult, WorkRequest
+from agent_runner.core.task import load_task_file
+from agent_runner.queue.store import Queue
 
 
 def _wait_for(predicate: object, timeout: float = 30.0) -> None:

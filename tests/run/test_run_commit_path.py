@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from run_helpers import git
 
-from agent_runner import git as agit
 from agent_runner.gates.workdiff import IndexStamp, index_stamp, is_unchanged, snapshot, tree_id
+from agent_runner.repo import git as agit
 
 
 @pytest.fixture

@@ -10,12 +10,12 @@ from typing import Any
 
 from run_helpers import Project, git
 
-from agent_runner import forkchild
-from agent_runner.config import load_config
-from agent_runner.executors.forkclient import ForkClient
+from agent_runner.config.runner import load_config
+from agent_runner.coordinator.scheduler import Scheduler
+from agent_runner.executors.fork import child as forkchild
+from agent_runner.executors.fork.client import ForkClient
 from agent_runner.executors.local import LocalExecutor
-from agent_runner.intake import open_queue
-from agent_runner.scheduler import Scheduler
+from agent_runner.queue.intake import open_queue
 from agent_runner.testing.scripts import probe_model_package
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from run_helpers import Project, git
 
-from agent_runner import bundles, checkouts
-from agent_runner import git as agit
-from agent_runner.errors import BundleRejectedError, GitError
+from agent_runner.core.errors import BundleRejectedError, GitError
+from agent_runner.repo import bundles, checkouts
+from agent_runner.repo import git as agit
 
 
 def _checkout(project: Project, tmp_path: Path, name: str = "co", branch: str = "agent/t1") -> agit.Checkout:

@@ -7,11 +7,11 @@ from typing import Any
 
 from run_helpers import Project, git
 
-from agent_runner import pools
-from agent_runner.config import load_config
-from agent_runner.job import run_job
-from agent_runner.result import ExitStatus, Outcome, WorkRequest
-from agent_runner.task import load_task_file
+from agent_runner.config.runner import load_config
+from agent_runner.core.result import ExitStatus, Outcome, WorkRequest
+from agent_runner.core.task import load_task_file
+from agent_runner.repo import pools
+from agent_runner.worker.job import run_job
 
 NEW_CALC = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
 
@@ -107,7 +107,7 @@ def test_missing_base_branch_is_a_task_failure(project: Project, tmp_path: Path)
 
 def test_repo_from_bundle_when_the_worker_cannot_reach_it(project: Project, tmp_path: Path) -> None:
     """A request carrying the repo as a bundle runs against an unreachable URL and still lands its commit."""
-    from agent_runner import bundles
+    from agent_runner.repo import bundles
 
     project.task("remote", project.edit_script("remote", "calc.py", NEW_CALC))
     bundle = bundles.bundle_repo(project.root, tmp_path / "src.bundle")

@@ -22,7 +22,7 @@ def test_plan_and_live_tables_print_brackets_as_written() -> None:
     from rich.console import Console
 
     from agent_runner.cli.run_view import plan_table
-    from agent_runner.planning import PlanRow
+    from agent_runner.coordinator.planning import PlanRow
 
     row = PlanRow("t[1]", "change", "held", "box[gpu]/1", "m", {}, note="set [tool.agent-runner] model; [/x]")
     console = Console(record=True, width=300)

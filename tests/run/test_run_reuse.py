@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from run_helpers import Project, git
 
-from agent_runner import checkouts, pools, workspace
-from agent_runner import git as agit
-from agent_runner.config import load_config
-from agent_runner.result import WorkRequest
-from agent_runner.task import load_task_file
+from agent_runner.config.runner import load_config
+from agent_runner.core.result import WorkRequest
+from agent_runner.core.task import load_task_file
+from agent_runner.repo import checkouts, pools, workspace
+from agent_runner.repo import git as agit
 
 
 def _used_checkout(project: Project, tmp_path: Path) -> tuple[Path, agit.Checkout]:

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from run_helpers import Project, git
 
-from agent_runner.config import load_config
-from agent_runner.job import run_job
-from agent_runner.result import Outcome, TaskResult, WorkRequest
-from agent_runner.sandbox import probe_bwrap
-from agent_runner.task import load_task_file
+from agent_runner.config.runner import load_config
+from agent_runner.core.result import Outcome, TaskResult, WorkRequest
+from agent_runner.core.task import load_task_file
 from agent_runner.testing.scripts import bash_turn, finish_turn
+from agent_runner.worker.job import run_job
+from agent_runner.worker.sandbox import probe_bwrap
 
 BWRAP = shutil.which("bwrap")
 needs_bwrap = pytest.mark.skipif(

@@ -10,16 +10,16 @@ from typing import Any
 
 from run_helpers import Project, git
 
-from agent_runner.config import load_config
+from agent_runner.config.runner import load_config
+from agent_runner.coordinator.scheduler import Scheduler
+from agent_runner.coordinator.scheduling import RunEvent, RunSummary
+from agent_runner.core.protocols import Slot
+from agent_runner.core.result import Outcome, TaskResult, WorkRequest
+from agent_runner.core.task import TaskStatus
 from agent_runner.executors.local import LocalExecutor
-from agent_runner.intake import open_queue
-from agent_runner.job import run_job
-from agent_runner.protocols import Slot
-from agent_runner.queue import Queue
-from agent_runner.result import Outcome, TaskResult, WorkRequest
-from agent_runner.scheduler import Scheduler
-from agent_runner.scheduling import RunEvent, RunSummary
-from agent_runner.task import TaskStatus
+from agent_runner.queue.intake import open_queue
+from agent_runner.queue.store import Queue
+from agent_runner.worker.job import run_job
 
 
 def _run(
@@ -265,7 +265,7 @@ class InlineExecutor(RegrantingExecutor):
 
 def test_a_slow_landing_does_not_hold_up_other_results(project: Project, monkeypatch: Any) -> None:
     """While one result's commits are still coming in, another finished result is recorded first."""
-    from agent_runner import attempts as attempts_module
+    from agent_runner.coordinator import attempts as attempts_module
 
     project.task("slow", project.edit_script("slow", "s.py", "s = 1\n"), paths=["s.py"])
     project.task("fast", project.edit_script("fast", "f.py", "f = 1\n", delay_s=0.3), paths=["f.py"])

@@ -17,13 +17,13 @@ from run_helpers import Project, git
 from typer.testing import CliRunner
 
 from agent_runner.cli import get_app
-from agent_runner.config import load_config
-from agent_runner.errors import ConfigError, TaskFileError
+from agent_runner.config.runner import load_config
+from agent_runner.coordinator.scheduler import Scheduler
+from agent_runner.coordinator.scheduling import RunEvent, RunSummary
+from agent_runner.core.errors import ConfigError, TaskFileError
+from agent_runner.core.task import TaskStatus
 from agent_runner.executors.local import LocalExecutor
-from agent_runner.intake import open_queue
-from agent_runner.scheduler import Scheduler
-from agent_runner.scheduling import RunEvent, RunSummary
-from agent_runner.task import TaskStatus
+from agent_runner.queue.intake import open_queue
 
 LINT_FIXABLE = "import os\n\n\ndef one():\n    return 1\n"  # F401: `ruff check --fix` removes it
 LINT_FOR_MODEL = "def two():\n    return undefined_name\n"  # F821: only a model can fix it

@@ -9,11 +9,11 @@ from run_helpers import Project
 from typer.testing import CliRunner
 
 from agent_runner.cli import get_app
-from agent_runner.config import load_config
+from agent_runner.config.runner import load_config
+from agent_runner.coordinator.scheduler import Scheduler
+from agent_runner.coordinator.scheduling import RunEvent, RunSummary
 from agent_runner.executors.local import LocalExecutor
-from agent_runner.intake import open_queue
-from agent_runner.scheduler import Scheduler
-from agent_runner.scheduling import RunEvent, RunSummary
+from agent_runner.queue.intake import open_queue
 from agent_runner.testing.scripts import bash_turn
 
 BILLED = {"usage": {"input_tokens": 1000, "output_tokens": 100}, "cost_usd": 0.005}

@@ -6,14 +6,14 @@ from pathlib import Path
 
 from run_helpers import Project
 
-from agent_runner.config import load_config
+from agent_runner.config.runner import load_config
+from agent_runner.coordinator.scheduler import Scheduler
+from agent_runner.coordinator.scheduling import sync_task_files
+from agent_runner.coordinator.sweep import sweep_checkouts
+from agent_runner.core.task import Task
 from agent_runner.executors.local import LocalExecutor
-from agent_runner.intake import open_queue
-from agent_runner.queue import Queue
-from agent_runner.scheduler import Scheduler
-from agent_runner.scheduling import sync_task_files
-from agent_runner.sweep import sweep_checkouts
-from agent_runner.task import Task
+from agent_runner.queue.intake import open_queue
+from agent_runner.queue.store import Queue
 
 
 def checkout(state: Path, name: str) -> Path:

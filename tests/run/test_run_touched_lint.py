@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from run_helpers import git
 
+from agent_runner.core.protocols import GateContext
+from agent_runner.core.result import GateVerdict
+from agent_runner.core.task import Task
 from agent_runner.gates import ruff
 from agent_runner.gates.ruff import TouchedLintGate
 from agent_runner.gates.workdiff import show_files, snapshot, tree_id, work_diff
-from agent_runner.protocols import GateContext
-from agent_runner.result import GateVerdict
-from agent_runner.task import Task
 
 RUFF_CONFIG = '[tool.ruff]\nextend-exclude = ["generated"]\n[tool.ruff.lint]\nselect = ["F"]\n'
 

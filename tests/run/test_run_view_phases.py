@@ -21,13 +21,13 @@ from rich.console import Console
 from run_helpers import Project
 
 from agent_runner.cli.run_view import LiveView
-from agent_runner.config import load_config
+from agent_runner.config.runner import load_config
+from agent_runner.coordinator.scheduler import Scheduler
+from agent_runner.coordinator.scheduling import RunSummary
 from agent_runner.executors.local import LocalExecutor
-from agent_runner.intake import open_queue
-from agent_runner.phase import PhaseState, phase_path, read_phase
-from agent_runner.scheduler import Scheduler
-from agent_runner.scheduling import RunSummary
+from agent_runner.queue.intake import open_queue
 from agent_runner.testing.scripts import bash_turn, finish_turn
+from agent_runner.worker.phase import PhaseState, phase_path, read_phase
 
 WAIT_S = 60.0
 
@@ -118,7 +118,7 @@ def test_live_table_shows_the_phase_of_a_running_local_attempt(project: Project)
 def test_a_phase_file_older_than_the_attempt_is_not_shown(tmp_path: Path) -> None:
     """A phase file left by an earlier run (or none, as for a remote worker) shows the attempt as running."""
     from agent_runner.cli.run_progress import AttemptProgress
-    from agent_runner.phase import shown
+    from agent_runner.worker.phase import shown
 
     run_dir = tmp_path / "runs" / "t" / "1"
     run_dir.mkdir(parents=True)
@@ -144,7 +144,7 @@ def test_phase_labels(tmp_path: Path, phases: list[str], label: str) -> None:
     worker out of its last phase is `landing` when it committed, else `ending`."""
     from contextlib import ExitStack
 
-    from agent_runner.phase import shown
+    from agent_runner.worker.phase import shown
 
     with ExitStack() as stack:
         scopes = []

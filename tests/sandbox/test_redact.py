@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent_runner.redact import MASK, Redactor, is_secret_name
+from agent_runner.core.redact import MASK, Redactor, is_secret_name
 
 GH = "ghp_" + "A1b2C3d4" * 5
 GH_FINE = "github_pat_11ABCDEFG0" + "x" * 40

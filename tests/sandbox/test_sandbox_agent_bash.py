@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_runner.sandbox import probe_bwrap
+from agent_runner.worker.sandbox import probe_bwrap
 
 BWRAP = shutil.which("bwrap")
 pytestmark = pytest.mark.skipif(
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(
 WORKER = """
 import json, sys
 from pathlib import Path
-from agent_runner.sandbox import get_sandbox
+from agent_runner.worker.sandbox import get_sandbox
 from agent_runner.tools import make_tools, tool_env
 checkout, mode, command = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 sandbox = get_sandbox(mode, checkout=checkout, network=False)

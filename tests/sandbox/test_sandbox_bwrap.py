@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_runner.errors import SandboxError
-from agent_runner.sandbox import BwrapSandbox, NoSandbox, get_sandbox, probe_bwrap
+from agent_runner.core.errors import SandboxError
+from agent_runner.worker.sandbox import BwrapSandbox, NoSandbox, get_sandbox, probe_bwrap
 
 BWRAP = shutil.which("bwrap")
 needs_bwrap = pytest.mark.skipif(
@@ -162,8 +162,8 @@ def test_ancestor_environments_are_invisible(checkout: Path) -> None:
 FALLBACK = """
 import logging, sys
 from pathlib import Path
-from agent_runner.errors import SandboxError
-from agent_runner.sandbox import get_sandbox
+from agent_runner.core.errors import SandboxError
+from agent_runner.worker.sandbox import get_sandbox
 logging.basicConfig(format="%(levelname)s %(message)s")
 names = [get_sandbox("auto", checkout=Path(sys.argv[1]), network=False).name for _ in range(3)]
 print(",".join(names))

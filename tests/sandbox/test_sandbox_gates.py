@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from agent_runner.core.protocols import GateContext
+from agent_runner.core.task import Task
 from agent_runner.gates.pytest import run_tests
-from agent_runner.protocols import GateContext
-from agent_runner.sandbox import get_sandbox, probe_bwrap
-from agent_runner.task import Task
+from agent_runner.worker.sandbox import get_sandbox, probe_bwrap
 
 BWRAP = shutil.which("bwrap")
 pytestmark = pytest.mark.skipif(

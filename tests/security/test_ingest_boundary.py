@@ -14,9 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from agent_runner.cli import get_app
+from agent_runner.core.protocols import GateContext
+from agent_runner.core.task import Task, TaskKind
 from agent_runner.gates import get_job_kind
-from agent_runner.protocols import GateContext
-from agent_runner.task import Task, TaskKind
 
 GATES = {  # what a fix-lint attempt records when every gate passed
     "lint-targets": "pass",

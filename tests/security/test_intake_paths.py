@@ -9,11 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from agent_runner.cli import get_app
-from agent_runner.errors import TaskFileError
+from agent_runner.core.errors import TaskFileError
+from agent_runner.core.protocols import GateContext
+from agent_runner.core.task import Task, TaskKind, load_task_file
 from agent_runner.gates.kinds import FixLintKind
 from agent_runner.gates.ruff import is_inside, targets_of
-from agent_runner.protocols import GateContext
-from agent_runner.task import Task, TaskKind, load_task_file
 
 UNUSED_IMPORT = "import os\n"  # F401, which `ruff check --fix` removes
 
@@ -113,7 +113,7 @@ def test_a_queued_task_with_a_path_outside_fails_without_stopping_the_run(tmp_pa
     sys.path.insert(0, str(Path(__file__).parents[1] / "faults"))
     from faults_helpers import Project, json_events
 
-    from agent_runner.queue import Queue
+    from agent_runner.queue.store import Queue
     from agent_runner.testing.scripts import bash_turn, finish_turn
 
     project = Project.create(tmp_path)

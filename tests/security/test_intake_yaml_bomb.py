@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_runner.errors import TaskFileError
-from agent_runner.task import (
+from agent_runner.core.errors import TaskFileError
+from agent_runner.core.task import (
     MAX_TASK_FILE_BYTES,
     MAX_TASK_JSON_BYTES,
     load_task_dir,

@@ -14,9 +14,9 @@ from typing import IO, Any
 
 import pytest
 
-from agent_runner.errors import ExecutorError
-from agent_runner.executors.forkclient import MAX_COMMAND_BYTES, ForkClient
-from agent_runner.forksocket import MAX_HEADER
+from agent_runner.core.errors import ExecutorError
+from agent_runner.executors.fork.client import MAX_COMMAND_BYTES, ForkClient
+from agent_runner.executors.fork.socket import MAX_HEADER
 
 BIG = 50 * 1024 * 1024
 
@@ -35,8 +35,8 @@ def command(tmp_path: Path, command_id: str) -> dict[str, Any]:
 
 @pytest.fixture
 def local_server() -> Iterator[subprocess.Popen[bytes]]:
-    """The local fork server (agent_runner.forkserver) on pipes."""
-    argv = [sys.executable, "-m", "agent_runner.forkserver", "0"]
+    """The local fork server (agent_runner.executors.fork.server) on pipes."""
+    argv = [sys.executable, "-m", "agent_runner.executors.fork.server", "0"]
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
     yield proc
     proc.kill()
@@ -77,9 +77,9 @@ def test_fork_client_refuses_an_over_limit_command(tmp_path: Path) -> None:
 
 @pytest.fixture
 def socket_server(tmp_path: Path) -> Iterator[str]:
-    """A machine's fork server (agent_runner.forksocket) on a unix socket; yields the socket path."""
+    """A machine's fork server (executors.fork.socket) on a unix socket; yields the socket path."""
     path = str(tmp_path / "s.sock")
-    argv = [sys.executable, "-m", "agent_runner.forksocket", path, "--idle", "600"]
+    argv = [sys.executable, "-m", "agent_runner.executors.fork.socket", path, "--idle", "600"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, start_new_session=True)
     assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
     yield path

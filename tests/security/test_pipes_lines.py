@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_runner.errors import ExecutorError
-from agent_runner.forkchild import LineReader, LineTooLong, read_request
+from agent_runner.core.errors import ExecutorError
+from agent_runner.executors.fork.child import LineReader, LineTooLong, read_request
 
 CHUNK = 65536
 BIG = 50 * 1024 * 1024

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_runner.errors import ExecutorError
-from agent_runner.executors.machine import MachineConfig, SshConfig
+from agent_runner.config.machines import MachineConfig, SshConfig
+from agent_runner.core.errors import ExecutorError
 from agent_runner.executors.pipe import communicate_bounded
 from agent_runner.executors.ssh_transport import SSH_LOST, SshClient
 

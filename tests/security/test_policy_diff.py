@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from agent_runner.checkouts import make_checkout
-from agent_runner.config import RunnerConfig
+from agent_runner.config.runner import RunnerConfig
+from agent_runner.core.protocols import GateContext
+from agent_runner.core.redact import SecretValues
+from agent_runner.core.result import GateResult, GateVerdict
+from agent_runner.core.task import Task
 from agent_runner.gates import gate_settings
 from agent_runner.gates.diff import DiffPolicyGate, Offence, blocking, policy_findings
 from agent_runner.gates.workdiff import commit_diff
-from agent_runner.protocols import GateContext
-from agent_runner.redact import SecretValues
-from agent_runner.result import GateResult, GateVerdict
-from agent_runner.task import Task
+from agent_runner.repo.checkouts import make_checkout
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from agent_runner.core.task import Task, TaskKind
 from agent_runner.github.body import trajectory_excerpt
-from agent_runner.queue import Queue
-from agent_runner.report import build_report
-from agent_runner.report_html import write_report
-from agent_runner.task import Task, TaskKind
+from agent_runner.queue.store import Queue
+from agent_runner.report.fold import build_report
+from agent_runner.report.html import write_report
 
 PRIVATE = "root:x:0:0:private-line-4242:/root:/bin/bash"
 

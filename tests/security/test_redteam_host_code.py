@@ -21,8 +21,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "faults"))
 from faults_helpers import Project, git, json_events
 
-from agent_runner.sandbox import probe_bwrap
 from agent_runner.testing.scripts import bash_turn, finish_turn, write_command
+from agent_runner.worker.sandbox import probe_bwrap
 
 BWRAP = shutil.which("bwrap")
 pytestmark = pytest.mark.skipif(

@@ -21,9 +21,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "faults"))
 from faults_helpers import Project, git, json_events
 
-from agent_runner.sandbox import probe_bwrap
 from agent_runner.testing.scripts import bash_turn, finish_turn
 from agent_runner.tools.edit import EditTool
+from agent_runner.worker.sandbox import probe_bwrap
 
 BWRAP = shutil.which("bwrap")
 needs_bwrap = pytest.mark.skipif(
@@ -63,7 +63,7 @@ def test_edit_view_of_a_huge_sparse_file_does_not_load_it(tmp_path: Path) -> Non
         "import resource, sys\n"
         "resource.setrlimit(resource.RLIMIT_AS, (1_000_000_000, 1_000_000_000))\n"
         "from pathlib import Path\n"
-        "from agent_runner.errors import ToolError\n"
+        "from agent_runner.core.errors import ToolError\n"
         "from agent_runner.tools.edit import EditTool\n"
         "try:\n"
         "    EditTool(Path(sys.argv[1])).run({'command': 'view', 'path': 'huge.txt'})\n"

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from agent_runner.config import load_config
-from agent_runner.job import run_job
-from agent_runner.result import Outcome, WorkRequest
-from agent_runner.sandbox import probe_bwrap
-from agent_runner.task import load_task_file
+from agent_runner.config.runner import load_config
+from agent_runner.core.result import Outcome, WorkRequest
+from agent_runner.core.task import load_task_file
 from agent_runner.testing.scripts import ScriptedTasks, bash_turn, finish_turn
+from agent_runner.worker.job import run_job
+from agent_runner.worker.sandbox import probe_bwrap
 
 BWRAP = shutil.which("bwrap")
 pytestmark = pytest.mark.skipif(

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_runner.protocols import Sandbox
-from agent_runner.sandbox import SandboxPaths, get_sandbox, probe_bwrap
+from agent_runner.core.protocols import Sandbox
+from agent_runner.worker.sandbox import SandboxPaths, get_sandbox, probe_bwrap
 
 BWRAP = shutil.which("bwrap")
 pytestmark = pytest.mark.skipif(

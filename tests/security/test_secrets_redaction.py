@@ -10,15 +10,15 @@ from typing import Any, cast
 import pytest
 
 from agent_runner.cli.task_views import find_trajectory, trajectory_text
-from agent_runner.config import RunnerConfig
-from agent_runner.errors import QueueError
+from agent_runner.config.runner import RunnerConfig
+from agent_runner.core.errors import QueueError
+from agent_runner.core.redact import MASK, Redactor, SecretValues, known_secrets, redact_file, runner_redactor
+from agent_runner.core.result import Outcome, TaskResult
+from agent_runner.core.task import Task
 from agent_runner.github import GitHubPublisher, GitHubRepo
 from agent_runner.github.records import PullInfo
-from agent_runner.queue_state import TaskState
-from agent_runner.redact import MASK, Redactor, SecretValues, known_secrets, redact_file, runner_redactor
-from agent_runner.result import Outcome, TaskResult
-from agent_runner.task import Task
-from agent_runner.trajectory import TrajectoryWriter, render_trajectory
+from agent_runner.queue.state import TaskState
+from agent_runner.worker.trajectory import TrajectoryWriter, render_trajectory
 
 TOKEN = "plainvalue1234567890"
 ENVIRON = {
@@ -45,7 +45,7 @@ def test_a_short_value_is_logged_once_and_not_masked(caplog: pytest.LogCaptureFi
     """A value under 8 characters would mask ordinary text: it is left alone, and the log says so once."""
     config = RunnerConfig(secret_env=["SHORT_SECRET_FOR_LOG_TEST"])
     environ = {"SHORT_SECRET_FOR_LOG_TEST": "abc12"}
-    with caplog.at_level(logging.WARNING, logger="agent_runner.redact"):
+    with caplog.at_level(logging.WARNING, logger="agent_runner.core.redact"):
         assert known_secrets(config, environ) == environ
         assert runner_redactor(config, environ).text("abc12 stays") == "abc12 stays"
     said = [r.getMessage() for r in caplog.records if "SHORT_SECRET_FOR_LOG_TEST" in r.getMessage()]

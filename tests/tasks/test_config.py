@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_runner.config import load_config
-from agent_runner.errors import ConfigError
+from agent_runner.config.runner import load_config
+from agent_runner.core.errors import ConfigError
 
 
 def test_later_layers_win_and_an_error_names_the_layer_to_fix(tmp_path: Path) -> None:

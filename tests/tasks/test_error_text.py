@@ -9,10 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from agent_runner.cli import get_app
-from agent_runner.config import config_from_dict
-from agent_runner.errors import ConfigError, TaskFileError
+from agent_runner.config.runner import config_from_dict
+from agent_runner.core.errors import ConfigError, TaskFileError
+from agent_runner.core.task import load_task_file
 from agent_runner.models import spec_problem
-from agent_runner.task import load_task_file
 
 
 @pytest.mark.parametrize(

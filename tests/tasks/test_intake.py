@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from agent_runner.config import RunnerConfig
-from agent_runner.errors import TaskFileError
-from agent_runner.intake import add_task, open_queue, slugify, sync_tasks
-from agent_runner.queue import Queue
-from agent_runner.task import Task, TaskKind, TaskStatus
+from agent_runner.config.runner import RunnerConfig
+from agent_runner.core.errors import TaskFileError
+from agent_runner.core.task import Task, TaskKind, TaskStatus
+from agent_runner.queue.intake import add_task, open_queue, slugify, sync_tasks
+from agent_runner.queue.store import Queue
 
 
 @pytest.fixture

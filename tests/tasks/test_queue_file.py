@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent_runner.errors import QueueCorruptError, QueueError, StaleAttemptError
-from agent_runner.queue import Queue
-from agent_runner.task import Task, TaskKind, TaskStatus
+from agent_runner.core.errors import QueueCorruptError, QueueError, StaleAttemptError
+from agent_runner.core.task import Task, TaskKind, TaskStatus
+from agent_runner.queue.store import Queue
 
 
 class Clock:

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from agent_runner.queue import Queue
-from agent_runner.task import Task, TaskKind, TaskStatus
+from agent_runner.core.task import Task, TaskKind, TaskStatus
+from agent_runner.queue.store import Queue
 
 CLAIMER = """
 import json, sys, time
 from pathlib import Path
-from agent_runner.queue import Queue
+from agent_runner.queue.store import Queue
 
 queue, name, go = Queue(Path(sys.argv[1])), sys.argv[2], Path(sys.argv[3])
 go.with_name(f"ready-{name}").touch()
@@ -33,8 +33,8 @@ print(json.dumps(claimed))
 FULL_DISK = """
 import resource, sys
 from pathlib import Path
-from agent_runner.errors import QueueError
-from agent_runner.queue import Queue
+from agent_runner.core.errors import QueueError
+from agent_runner.queue.store import Queue
 
 queue = Queue(Path(sys.argv[1]))
 claim = queue.claim("w", lease_s=300)
@@ -50,9 +50,9 @@ except QueueError as exc:
 FULL_TMPFS = """
 import json, os, sys
 from pathlib import Path
-from agent_runner.errors import QueueError
-from agent_runner.queue import Queue
-from agent_runner.task import Task, TaskKind
+from agent_runner.core.errors import QueueError
+from agent_runner.queue.store import Queue
+from agent_runner.core.task import Task, TaskKind
 
 folder = Path(sys.argv[1])
 queue = Queue(folder / "queue.jsonl")

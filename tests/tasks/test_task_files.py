@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_runner.errors import TaskFileError
-from agent_runner.task import (
+from agent_runner.core.errors import TaskFileError
+from agent_runner.core.task import (
     MAX_TASK_FILE_BYTES,
     Limits,
     Task,
@@ -239,7 +239,7 @@ def test_repo_example_tasks_are_valid() -> None:
 
 def test_init_example_task_is_valid(tmp_path: Path) -> None:
     """The example that `init` writes is a valid task file (queued only once copied to a real name)."""
-    from agent_runner.scaffold import EXAMPLE_TASK
+    from agent_runner.queue.scaffold import EXAMPLE_TASK
 
     assert load_task_file(write(tmp_path, "example.md", EXAMPLE_TASK)).kind == TaskKind.FIX_LINT
 

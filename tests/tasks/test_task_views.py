@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agent_runner.cli import get_app
-from agent_runner.queue import Queue
+from agent_runner.queue.store import Queue
 
 
 @pytest.fixture
@@ -172,7 +172,7 @@ def test_show_prints_the_cost_as_money_not_a_float() -> None:
     from rich.console import Console
 
     from agent_runner.cli.task_views import detail_table
-    from agent_runner.queue_state import TaskState
+    from agent_runner.queue.state import TaskState
 
     console = Console(record=True, width=200)
     console.print(

@@ -13,10 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from agent_runner.cli import get_app
-from agent_runner.errors import ConfigError, QueueError, TaskFileError
-from agent_runner.queue import Queue
-from agent_runner.scaffold import builtin_prompts
-from agent_runner.task import TaskStatus, load_task_file
+from agent_runner.core.errors import ConfigError, QueueError, TaskFileError
+from agent_runner.core.task import TaskStatus, load_task_file
+from agent_runner.queue.scaffold import builtin_prompts
+from agent_runner.queue.store import Queue
 
 # .ci/run points this at a wheel installed as a user installs it (no extras, newest allowed dependencies).
 USER_BIN = os.environ.get("AGENT_RUNNER_USER_BIN")
@@ -163,7 +163,7 @@ def test_list_shows_invalid_files_and_corrupt_lines(repo: Path) -> None:
 
 def test_show_trajectory_renders_the_latest_attempt(repo: Path) -> None:
     """show --trajectory prints the newest attempt's trajectory through render_trajectory."""
-    from agent_runner.trajectory import TrajectoryWriter
+    from agent_runner.worker.trajectory import TrajectoryWriter
 
     ok(repo, "add", "change", "-m", "x", "--id", "traj")
     queue = Queue(repo / "tasks" / "queue.jsonl")

@@ -1,0 +1,264 @@
+"""Queue events and the fold that turns them into the state of every task."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from agent_runner.core.task import TaskStatus
+
+
+class EventType(StrEnum):
+    QUEUED = "queued"
+    INVALID = "invalid"
+    CLAIMED = "claimed"
+    HEARTBEAT = "heartbeat"
+    RELEASED = "released"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    REQUEUED = "requeued"
+    PUBLISHED = "published"
+    UNPUBLISHED = "unpublished"
+    SNAPSHOT = "snapshot"
+
+
+@dataclass
+class TaskState:
+    """The state of one task, folded from its events."""
+
+    id: str
+    status: TaskStatus = TaskStatus.QUEUED
+    task: dict[str, Any] = field(default_factory=dict)
+    file: str | None = None
+    digest: str | None = None
+    priority: int = 0
+    depends_on: list[str] = field(default_factory=list)
+    max_attempts: int = 3
+    attempt: int = 0
+    spent: int = 0
+    infra: int = 0
+    worker: str | None = None
+    lease_until: float | None = None
+    not_before: float = 0.0
+    reason: str = ""
+    result: dict[str, Any] | None = None
+    pr_url: str | None = None
+    cost_usd: float = 0.0
+    claimed_at: float | None = None
+    seq: int = 0
+
+    @property
+    def is_live(self) -> bool:
+        """Whether an attempt is running under a lease."""
+        return self.status == TaskStatus.RUNNING
+
+    @property
+    def n_attempts_used(self) -> int:
+        """Attempts counted against `max_attempts`: the failed ones, plus the running or accepted one.
+
+        Re-runs after infrastructure failures and interrupted attempts are not counted, so this is not
+        `attempt` (the number of the latest attempt, which counts them too).
+        """
+        has_current = self.status in (TaskStatus.RUNNING, TaskStatus.FINISHED, TaskStatus.UNPUBLISHED)
+        return self.spent + (1 if has_current and self.attempt else 0)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the state as a JSON-ready mapping (for `list --json` and snapshots)."""
+        data = dict(self.__dict__)
+        data["status"] = self.status.value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskState:
+        """Rebuild a state from `to_json` output."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["status"] = TaskStatus(known.get("status", "queued"))
+        return cls(**known)
+
+
+def apply(states: dict[str, TaskState], event: dict[str, Any], seq: int) -> str | None:
+    """Fold one event (shaped as queue_schema says) into `states`; return why it was refused, or None."""
+    kind, task_id = event["type"], event["task"]
+    if kind == EventType.SNAPSHOT:
+        states[task_id] = TaskState.from_json(event["state"])
+        return None
+    state = states.get(task_id)
+    if state is None:
+        if kind not in _CREATING:
+            return f"{kind} event for unknown task '{task_id}'"
+        state = states[task_id] = TaskState(id=task_id, seq=seq)
+    guard = _GUARDS.get(kind)
+    refusal = guard(state, event) if guard is not None else None
+    if refusal is None:
+        _HANDLERS[kind](state, event)
+    return refusal
+
+
+def _claimable(state: TaskState, event: dict[str, Any]) -> str | None:
+    if state.status != TaskStatus.QUEUED:
+        return f"claimed event for '{state.id}', which is {state.status}"
+    if event["attempt"] <= state.attempt:
+        return f"claimed event for attempt {event['attempt']} of '{state.id}', after attempt {state.attempt}"
+    return None
+
+
+def _live_attempt(state: TaskState, event: dict[str, Any]) -> str | None:
+    kind = event["type"]
+    if state.status != TaskStatus.RUNNING:
+        return f"{kind} event for '{state.id}', which is {state.status}"
+    attempt = event.get("attempt", state.attempt)
+    if attempt != state.attempt:
+        return f"{kind} event for attempt {attempt} of '{state.id}', which runs attempt {state.attempt}"
+    return None
+
+
+def _cancellable(state: TaskState, event: dict[str, Any]) -> str | None:
+    if state.status in (TaskStatus.FINISHED, TaskStatus.CANCELLED):
+        return f"cancelled event for '{state.id}', which is {state.status}"
+    return None
+
+
+def _requeueable(state: TaskState, event: dict[str, Any]) -> str | None:
+    if state.status == TaskStatus.RUNNING:
+        return f"requeued event for '{state.id}', which is running attempt {state.attempt}"
+    return None
+
+
+def _queued(state: TaskState, event: dict[str, Any]) -> None:
+    definition = event.get("def") or {}
+    state.task = definition
+    state.file = event.get("file")
+    state.digest = event.get("digest")
+    state.priority = int(definition.get("priority", 0))
+    state.depends_on = list(definition.get("depends_on", []))
+    state.max_attempts = int(definition.get("max_attempts", 3))
+    if state.status in (TaskStatus.QUEUED, TaskStatus.INVALID):
+        state.status = TaskStatus.QUEUED
+        state.reason = ""
+
+
+def _invalid(state: TaskState, event: dict[str, Any]) -> None:
+    if state.status in (TaskStatus.QUEUED, TaskStatus.INVALID):  # a running or ended task keeps its status
+        state.status = TaskStatus.INVALID
+        state.file = event.get("file")
+        state.reason = event.get("reason", "")
+
+
+def _claimed(state: TaskState, event: dict[str, Any]) -> None:
+    state.status = TaskStatus.RUNNING
+    state.attempt = event["attempt"]
+    state.worker = event.get("worker")
+    state.lease_until = event.get("lease_until")
+    state.claimed_at = event.get("ts")
+    state.reason = ""
+
+
+def _heartbeat(state: TaskState, event: dict[str, Any]) -> None:
+    if state.status == TaskStatus.RUNNING and event.get("attempt") == state.attempt:
+        state.lease_until = event.get("lease_until")
+
+
+def _released(state: TaskState, event: dict[str, Any]) -> None:
+    state.infra += 1 if event.get("infra", True) else 0
+    state.not_before = float(event.get("not_before") or 0.0)
+    _end_attempt(state, event, TaskStatus.FAILED if event.get("final") else TaskStatus.QUEUED)
+
+
+def _finished(state: TaskState, event: dict[str, Any]) -> None:
+    _end_attempt(state, event, TaskStatus.FINISHED)
+    state.pr_url = (event.get("result") or {}).get("pr_url") or state.pr_url
+
+
+def _failed(state: TaskState, event: dict[str, Any]) -> None:
+    state.spent += 1
+    _end_attempt(state, event, TaskStatus.FAILED if event.get("final") else TaskStatus.QUEUED)
+
+
+def _end_attempt(state: TaskState, event: dict[str, Any], status: TaskStatus) -> None:
+    state.status = status
+    state.lease_until = None
+    state.reason = event.get("reason", "")
+    result = event.get("result")
+    if result is not None:
+        state.result = result
+        state.cost_usd += float(result.get("cost_usd") or 0.0)
+
+
+def _cancelled(state: TaskState, event: dict[str, Any]) -> None:
+    state.status = TaskStatus.CANCELLED
+    state.lease_until = None
+    state.reason = event.get("reason", "cancelled")
+
+
+def _requeued(state: TaskState, event: dict[str, Any]) -> None:
+    if event.get("def"):
+        _queued(state, event)
+    state.status = TaskStatus.QUEUED
+    state.spent = state.infra = 0
+    state.not_before = 0.0
+    state.lease_until = None
+    state.reason = ""
+    state.result = None
+    state.pr_url = None
+
+
+def _published(state: TaskState, event: dict[str, Any]) -> None:
+    state.pr_url = event.get("pr_url") or state.pr_url
+    if state.status == TaskStatus.UNPUBLISHED:
+        state.status = TaskStatus.FINISHED
+        state.reason = ""
+
+
+def _unpublished(state: TaskState, event: dict[str, Any]) -> None:
+    if state.status in (TaskStatus.FINISHED, TaskStatus.UNPUBLISHED):
+        state.status = TaskStatus.UNPUBLISHED
+        state.reason = event.get("reason", "")
+
+
+_HANDLERS: dict[str, Callable[[TaskState, dict[str, Any]], None]] = {
+    EventType.QUEUED: _queued,
+    EventType.INVALID: _invalid,
+    EventType.CLAIMED: _claimed,
+    EventType.HEARTBEAT: _heartbeat,
+    EventType.RELEASED: _released,
+    EventType.FINISHED: _finished,
+    EventType.FAILED: _failed,
+    EventType.CANCELLED: _cancelled,
+    EventType.REQUEUED: _requeued,
+    EventType.PUBLISHED: _published,
+    EventType.UNPUBLISHED: _unpublished,
+}
+
+
+_CREATING = frozenset({EventType.QUEUED, EventType.INVALID})  # what a task's first event may be
+# The attempt's lifecycle moves only as queue.py's guarded writers move it; a line that moves it otherwise (a
+# stale claim, a second `finished`, a bad merge) is refused. Bookkeeping events (queued, invalid, published,
+# unpublished) are never refused: their handlers already ignore what does not apply.
+_GUARDS: dict[str, Callable[[TaskState, dict[str, Any]], str | None]] = {
+    EventType.CLAIMED: _claimable,
+    EventType.HEARTBEAT: _live_attempt,
+    EventType.RELEASED: _live_attempt,
+    EventType.FINISHED: _live_attempt,
+    EventType.FAILED: _live_attempt,
+    EventType.CANCELLED: _cancellable,
+    EventType.REQUEUED: _requeueable,
+}
+
+
+def is_runnable(state: TaskState, states: dict[str, TaskState], now: float) -> bool:
+    """Return whether a task may be claimed now (queued, back-off over, dependencies finished)."""
+    if state.status != TaskStatus.QUEUED or state.not_before > now or not state.task:
+        return False
+    return all(_dep_done(states.get(dep)) for dep in state.depends_on)
+
+
+def _dep_done(dep: TaskState | None) -> bool:
+    return dep is not None and dep.status in (TaskStatus.FINISHED, TaskStatus.UNPUBLISHED)
+
+
+def is_expired(state: TaskState, now: float) -> bool:
+    """Return whether a running attempt's lease has run out."""
+    return state.status == TaskStatus.RUNNING and (state.lease_until or 0.0) < now
