@@ -14,7 +14,7 @@ from rich.text import Text
 from agent_runner.cli.app import app, console
 
 if TYPE_CHECKING:
-    from agent_runner.coordinator.scheduling import RunEvent
+    from agent_runner.coordinator.events import RunEvent
     from agent_runner.demo import DemoRun
 
 EVENT_STYLES = {"started": "yellow", "finished": "green", "failed": "red", "requeued": "magenta"}

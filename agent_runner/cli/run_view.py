@@ -17,9 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 from agent_runner.cli.run_progress import AttemptProgress
+from agent_runner.coordinator.events import RunEvent, RunSummary
 from agent_runner.coordinator.holds import HELD
 from agent_runner.coordinator.planning import PlanRow
-from agent_runner.coordinator.scheduling import RunEvent, RunSummary
 from agent_runner.core.task import TaskStatus
 from agent_runner.queue.state import TaskState
 

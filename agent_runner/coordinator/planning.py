@@ -11,7 +11,8 @@ from typing import Any
 
 from agent_runner.config.runner import RunnerConfig
 from agent_runner.coordinator.holds import is_model_free
-from agent_runner.coordinator.scheduling import DONE, model_for, overlaps
+from agent_runner.coordinator.options import model_for
+from agent_runner.coordinator.readiness import DONE, overlaps
 from agent_runner.core.protocols import Slot
 from agent_runner.core.task import InvalidTask, Limits, TaskKind, TaskStatus, load_task_dir
 from agent_runner.queue.intake import check_branches, check_models, not_started

@@ -12,9 +12,9 @@ from typing import Any
 
 from agent_runner.config.runner import RunnerConfig
 from agent_runner.coordinator.attempts import Done, Running
+from agent_runner.coordinator.events import RunSummary
 from agent_runner.coordinator.holds import Holds, is_model_free
 from agent_runner.coordinator.landing import Landing, land, landing_repo
-from agent_runner.coordinator.scheduling import RunSummary
 from agent_runner.core.errors import (
     BundleRejectedError,
     ExecutorError,

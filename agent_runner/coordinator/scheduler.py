@@ -20,25 +20,19 @@ from typing import Any
 
 from agent_runner.config.runner import RunnerConfig
 from agent_runner.coordinator.attempts import Done, Running, run_attempt, take_done
+from agent_runner.coordinator.budget import Budget
+from agent_runner.coordinator.events import RunEvent, RunSummary
 from agent_runner.coordinator.holds import is_model_free
 from agent_runner.coordinator.landing import LandingRules, source_repo
+from agent_runner.coordinator.options import SchedulerOptions, model_for
+from agent_runner.coordinator.readiness import is_pending, overlaps, queued_by_base
 from agent_runner.coordinator.recording import Recorder
-from agent_runner.coordinator.scheduling import (
-    Budget,
-    RunEvent,
-    RunSummary,
-    SchedulerOptions,
-    is_pending,
-    model_for,
-    overlaps,
-    queued_by_base,
-    sync_task_files,
-)
 from agent_runner.coordinator.sweep import sweep_checkouts
 from agent_runner.core.errors import GitError, RunnerError, StaleAttemptError
 from agent_runner.core.protocols import Executor, Publisher, Slot
 from agent_runner.core.result import Outcome, WorkRequest
 from agent_runner.core.task import Task, TaskStatus
+from agent_runner.queue.intake import sync_tasks
 from agent_runner.queue.sources import BaseCommits, source_of
 from agent_runner.queue.state import TaskState
 from agent_runner.queue.store import Claim, Queue
@@ -166,7 +160,7 @@ class Scheduler:
 
     def _sync(self) -> None:
         self._synced_at = time.monotonic()
-        for invalid in sync_task_files(self.root, self.config, self.queue):
+        for invalid in sync_tasks(self.root, self.config, self.queue).invalid:
             key = (invalid.id, invalid.reason)
             if key not in self._reported_invalid:
                 self._reported_invalid.add(key)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent_runner.coordinator.scheduling import RunEvent, RunSummary
+from agent_runner.coordinator.events import RunEvent, RunSummary
 from agent_runner.demo.project import TASKS, create_project
 
 RECORDED = "recorded"

@@ -11,8 +11,8 @@ from typing import Any
 from run_helpers import Project, git
 
 from agent_runner.config.runner import load_config
+from agent_runner.coordinator.events import RunEvent, RunSummary
 from agent_runner.coordinator.scheduler import Scheduler
-from agent_runner.coordinator.scheduling import RunEvent, RunSummary
 from agent_runner.core.protocols import Slot
 from agent_runner.core.result import Outcome, TaskResult, WorkRequest
 from agent_runner.core.task import TaskStatus

@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from agent_runner.cli import get_app
 from agent_runner.config.runner import load_config
+from agent_runner.coordinator.events import RunEvent, RunSummary
 from agent_runner.coordinator.scheduler import Scheduler
-from agent_runner.coordinator.scheduling import RunEvent, RunSummary
 from agent_runner.core.errors import ConfigError, TaskFileError
 from agent_runner.core.task import TaskStatus
 from agent_runner.executors.local import LocalExecutor

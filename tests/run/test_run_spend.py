@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from agent_runner.cli import get_app
 from agent_runner.config.runner import load_config
+from agent_runner.coordinator.events import RunEvent, RunSummary
 from agent_runner.coordinator.scheduler import Scheduler
-from agent_runner.coordinator.scheduling import RunEvent, RunSummary
 from agent_runner.executors.local import LocalExecutor
 from agent_runner.queue.intake import open_queue
 from agent_runner.testing.scripts import bash_turn

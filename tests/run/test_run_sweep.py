@@ -8,11 +8,10 @@ from run_helpers import Project
 
 from agent_runner.config.runner import load_config
 from agent_runner.coordinator.scheduler import Scheduler
-from agent_runner.coordinator.scheduling import sync_task_files
 from agent_runner.coordinator.sweep import sweep_checkouts
 from agent_runner.core.task import Task
 from agent_runner.executors.local import LocalExecutor
-from agent_runner.queue.intake import open_queue
+from agent_runner.queue.intake import open_queue, sync_tasks
 from agent_runner.queue.store import Queue
 
 
@@ -72,7 +71,7 @@ def test_the_next_run_removes_the_checkout_a_stopped_coordinator_left(project: P
     project.task("greet", project.edit_script("greet", "greet.py", "print('hi')\n"))
     config = load_config(project.root)
     queue = open_queue(project.root, config)
-    sync_task_files(project.root, config, queue)
+    sync_tasks(project.root, config, queue)
     attempt(queue, "greet")  # the stopped coordinator's claim
     state = config.path(project.root, "state_dir")
     left = checkout(state, "greet-1")

@@ -22,8 +22,8 @@ from run_helpers import Project
 
 from agent_runner.cli.run_view import LiveView
 from agent_runner.config.runner import load_config
+from agent_runner.coordinator.events import RunSummary
 from agent_runner.coordinator.scheduler import Scheduler
-from agent_runner.coordinator.scheduling import RunSummary
 from agent_runner.executors.local import LocalExecutor
 from agent_runner.queue.intake import open_queue
 from agent_runner.testing.scripts import bash_turn, finish_turn
