@@ -24,7 +24,7 @@ from agent_runner.gates.diff import blocking, policy_findings
 from agent_runner.gates.workdiff import commit_diff
 from agent_runner.queue.sources import source_of
 from agent_runner.repo import bundles, git
-from agent_runner.repo.workspace import AttemptPaths
+from agent_runner.repo.layout import AttemptPaths
 
 
 def source_repo(root: Path, task: Task) -> str:

@@ -30,7 +30,7 @@ from agent_runner.models import spec_problem
 from agent_runner.models.keys import missing_key
 from agent_runner.queue.store import Claim, Queue
 from agent_runner.repo import bundles
-from agent_runner.repo.workspace import AttemptPaths
+from agent_runner.repo.layout import AttemptPaths
 from agent_runner.worker.trajectory import TRAJECTORY_FILE, recorded_spend, trajectory_path
 
 BACKOFF_CAP_S = 600.0

@@ -1,6 +1,6 @@
 """The sweep at a run's start: checkouts left by attempts that no longer run, found from the queue file.
 
-An attempt's checkout is `<state_dir>/checkouts/<task>-<attempt>` (workspace.AttemptPaths). One that was
+An attempt's checkout is `<state_dir>/checkouts/<task>-<attempt>` (layout.AttemptPaths). One that was
 released (an infrastructure failure), interrupted (a stopped coordinator, a killed worker), cancelled or
 re-granted stays there when its process could not tidy up. The sweep removes those, and keeps:
 

@@ -27,7 +27,8 @@ from agent_runner.executors.fork.client import ForkClient
 from agent_runner.executors.pipe import MAX_OUTPUT_BYTES, communicate_bounded
 from agent_runner.repo import diskspace, git, pools
 from agent_runner.repo.checkouts import remove_checkout
-from agent_runner.repo.workspace import AttemptPaths, init_state_dir
+from agent_runner.repo.layout import AttemptPaths
+from agent_runner.repo.workspace import init_state_dir
 from agent_runner.worker import deadline
 
 KILL_GRACE_S = 5.0

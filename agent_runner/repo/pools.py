@@ -12,14 +12,11 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from agent_runner.core.errors import GitError
 from agent_runner.repo import bundles, checkouts, git
 from agent_runner.repo.checkouts import remove_checkout
-
-if TYPE_CHECKING:
-    from agent_runner.repo.workspace import AttemptPaths
+from agent_runner.repo.layout import AttemptPaths
 
 POOL_SIZE = 8  # finished checkouts kept per repo for re-use: refreshing one beats a new clone on big repos
 READY_SIZE = 8  # checkouts made ahead per repo, at most (local workers keep one more than their slots)

@@ -11,13 +11,13 @@ import shutil
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from agent_runner.core.errors import GitError, SetupError
 from agent_runner.core.protocols import Sandbox
 from agent_runner.core.result import WorkRequest
 from agent_runner.repo import bundles, checkouts, git, pools
+from agent_runner.repo.layout import AttemptPaths
 from agent_runner.tools.shell import tool_env
 
 SETUP_TIMEOUT_S = 1200.0
@@ -38,29 +38,6 @@ class BaseMissingError(GitError):
 
 class SetupNetworkError(SetupError):
     """A setup command failed on a network error (retry later, no attempt spent)."""
-
-
-@dataclass(frozen=True)
-class AttemptPaths:
-    """Where one attempt keeps its files on the worker machine."""
-
-    run_dir: Path
-    checkout: Path
-    home: Path
-    trajectory: Path
-    bundle: Path
-
-    @classmethod
-    def under(cls, workdir: Path, task_id: str, attempt: int) -> AttemptPaths:
-        """Return the paths of attempt `attempt` of `task_id` under the state folder `workdir`."""
-        run_dir = workdir / "runs" / task_id / str(attempt)
-        return cls(
-            run_dir=run_dir,
-            checkout=workdir / "checkouts" / f"{task_id}-{attempt}",
-            home=run_dir / "home",
-            trajectory=run_dir / "trajectory.jsonl",
-            bundle=run_dir / "result.bundle",
-        )
 
 
 def init_state_dir(workdir: Path) -> None:

@@ -12,7 +12,7 @@ from run_helpers import Project, git
 from agent_runner.config.runner import load_config
 from agent_runner.core.result import WorkRequest
 from agent_runner.core.task import load_task_file
-from agent_runner.repo import checkouts, pools, workspace
+from agent_runner.repo import checkouts, layout, pools, workspace
 from agent_runner.repo import git as agit
 
 
@@ -180,7 +180,7 @@ def test_a_checkout_made_ahead_is_taken_without_looking_at_the_cache(
 ) -> None:
     """With the request's base commit, a made-ahead checkout is used as is, its base tree from its name."""
     project.task("fast", project.edit_script("fast", "f.py", "f = 1\n"))
-    paths = workspace.AttemptPaths.under(tmp_path / "state", "fast", 1)
+    paths = layout.AttemptPaths.under(tmp_path / "state", "fast", 1)
     cache, base, _ = _made_ahead(project, pools.pool_dir(paths, str(project.root)))
     settings = load_config(project.root).model_dump(mode="json", by_alias=True)
     task = load_task_file(project.tasks / "fast.md")
