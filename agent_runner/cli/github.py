@@ -42,20 +42,24 @@ def _repo() -> Any:
 def publish(task_id: Annotated[str, typer.Argument(help="A finished or unpublished task.")]) -> None:
     """Push agent/<id> and open or update its pull request (retry after `unpublished`)."""
     from agent_runner.core.redact import runner_redactor
-    from agent_runner.core.result import TaskResult
-    from agent_runner.core.task import Task, TaskStatus
+    from agent_runner.core.task import TaskStatus
     from agent_runner.github import GitHubPublisher
     from agent_runner.queue.intake import open_queue
 
     root, config = repo_root(), get_config()
     queue = open_queue(root, config)
     state = queue.refresh().get(task_id)
-    if state is None or state.status not in (TaskStatus.FINISHED, TaskStatus.UNPUBLISHED) or not state.result:
+    task, result = (state.task, state.result) if state else (None, None)
+    if (
+        state is None
+        or state.status not in (TaskStatus.FINISHED, TaskStatus.UNPUBLISHED)
+        or not result
+        or not task
+    ):
         status = state.status if state else "unknown"
         raise QueueError(
             f"{task_id} is {status}; only finished or unpublished tasks with a result can be published"
         )
-    task, result = Task.model_validate(state.task), TaskResult.model_validate(state.result)
     try:
         url = GitHubPublisher(config.github, redactor=runner_redactor(config, os.environ)).publish(
             task, result, root

@@ -92,18 +92,18 @@ def _verdict_style(verdict: str) -> str:
 
 def review_answer(state: TaskState) -> ReviewAnswer | None:
     """Return the answer of a review task's last result (None for other kinds or without one)."""
-    if state.task.get("kind") != "review" or not state.result:
+    if state.task_json.get("kind") != "review" or not state.result_json:
         return None
-    return answer_of(state.result)
+    return answer_of(state.result_json)
 
 
 def change_lines(state: TaskState, change: Change | None, problem: str = "") -> list[Text]:
     """Return where the task's change is and the commands to look at it (or why there is none)."""
-    result = state.result or {}
-    if state.task.get("kind") == "review":
+    result, definition = state.result_json or {}, state.task_json  # as stored: older results lack fields
+    if definition.get("kind") == "review":
         base = str(result.get("base_commit") or "")[:12]
-        paths = ", ".join(state.task.get("paths") or [])
-        what = paths or str(result.get("branch") or state.task.get("branch") or "the branch")
+        paths = ", ".join(definition.get("paths") or [])
+        what = paths or str(result.get("branch") or definition.get("branch") or "the branch")
         return [Text(f"Reviewed {what} at {base}")] if result and base else []
     if change is None:
         is_done = state.status in (TaskStatus.FINISHED, TaskStatus.UNPUBLISHED)

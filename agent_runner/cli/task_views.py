@@ -26,7 +26,7 @@ Row = dict[str, Any]
 
 def task_row(state: TaskState) -> Row:
     """Return the flat record of one task for `list` (the JSON and the table both use it)."""
-    definition = state.task
+    definition = state.task_json  # as queued: a definition that is no valid Task is listed too
     return {
         "id": state.id,
         "kind": definition.get("kind"),
@@ -83,9 +83,9 @@ def readable_state(state: TaskState) -> TaskState:
     """Return a copy of `state` for display: its task, reason, result and PR URL made `readable`."""
     return dataclasses.replace(
         state,
-        task=readable(state.task),
+        task_json=readable(state.task_json),
         reason=readable(state.reason),
-        result=readable(state.result),
+        result_json=readable(state.result_json),
         pr_url=readable(state.pr_url),
         worker=readable(state.worker),
     )
@@ -125,11 +125,11 @@ def row_reasons(rows: list[Row]) -> list[str]:
 def detail_table(state: TaskState) -> Table:
     """Return the key/value view of one task for `show`."""
     table = Table(show_header=False, box=None, pad_edge=False)
-    fields = {**state.task, "status": state.status.value}
+    fields = {**state.task_json, "status": state.status.value}
     fields |= {"attempts": attempts_text(state), "worker": state.worker}
     fields.pop("max_attempts", None)  # part of "attempts"
     is_landed = state.status in (TaskStatus.FINISHED, TaskStatus.UNPUBLISHED)
-    landed = (state.result or {}) if is_landed else {}  # where the work is, to review
+    landed = (state.result_json or {}) if is_landed else {}  # where the work is, to review
     fields |= {
         "reason": state.reason,
         "file": state.file,

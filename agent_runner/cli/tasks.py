@@ -152,8 +152,8 @@ def show(task_id: TaskId, as_json: JsonFlag = False, trajectory: TrajectoryFlag 
         _echo_json({"task": state.to_json() | {"attempts_used": state.n_attempts_used}, "events": events})
     else:
         console.print(detail_table(state))
-        if state.result:
-            _print_sandbox(state.result)
+        if state.result_json:
+            _print_sandbox(state.result_json)
         _print_result(root, state)
         console.print()
         console.print(events_table(events))
@@ -170,16 +170,16 @@ def _print_result(root: Path, state: TaskState) -> None:
     )
     from agent_runner.report.change import find_change
 
-    if state.result and (limit := limit_line(state.result)) is not None:
+    if state.result_json and (limit := limit_line(state.result_json)) is not None:
         console.print(limit, highlight=False, soft_wrap=True)
-    if state.result and (table := gates_table(state.result)) is not None:
+    if state.result_json and (table := gates_table(state.result_json)) is not None:
         console.print()
         console.print(table)
     if (answer := review_answer(state)) is not None:
         console.print()
         console.print(findings_view(answer))
     change, problem = None, ""
-    if state.task.get("kind") != "review":
+    if state.task_json.get("kind") != "review":
         try:
             change = find_change(root, state)
         except RunnerError as exc:

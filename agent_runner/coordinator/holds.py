@@ -9,10 +9,9 @@ needing the model. Held tasks stay queued; the next run looks at them again.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from agent_runner.config.runner import RunnerConfig
-from agent_runner.core.task import TaskKind
+from agent_runner.core.task import Task, TaskKind
 from agent_runner.models import spec_problem
 from agent_runner.models.keys import missing_key
 
@@ -24,9 +23,9 @@ def model_problem(spec: str, config: RunnerConfig, environ: Mapping[str, str]) -
     return spec_problem(spec) or missing_key(spec, config, environ)
 
 
-def is_model_free(task: Mapping[str, Any]) -> bool:
+def is_model_free(task: Task | None) -> bool:
     """Return whether an attempt of `task` may finish without a model: fix-lint's `ruff --fix` pre-step."""
-    return task.get("kind") == TaskKind.FIX_LINT.value
+    return task is not None and task.kind == TaskKind.FIX_LINT
 
 
 class Holds:

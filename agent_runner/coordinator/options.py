@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from agent_runner.config.runner import RunnerConfig
+from agent_runner.core.task import Task, model_spec_for
 
 
 @dataclass
@@ -17,6 +17,6 @@ class SchedulerOptions:
     watch: bool = False
 
 
-def model_for(task: dict[str, Any], override: str | None, config: RunnerConfig) -> str:
-    """Return the model spec an attempt uses: the run's --model, else the task's, else the config's."""
-    return override or task.get("model") or config.model
+def model_for(task: Task | None, override: str | None, config: RunnerConfig) -> str:
+    """Return the model spec an attempt uses under `config` (the rule: core.task.model_spec_for)."""
+    return model_spec_for(task, override=override, default=config.model)

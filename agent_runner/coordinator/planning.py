@@ -53,15 +53,17 @@ def plan(
     free = [slot for slot in slots if slot.name not in busy]
     taken: list[TaskState] = list(running)
     rows = [_row(s, config, model, s.worker, f"running (attempt {s.attempt})") for s in running]
-    queued = sorted((s for s in states.values() if s.status == TaskStatus.QUEUED and s.task), key=_order)
+    queued = sorted(
+        (s for s in states.values() if s.status == TaskStatus.QUEUED and s.has_definition), key=_order
+    )
     for state in queued:
         if only and state.id not in only:
             continue
         problem = model_problem(model_for(state.task, model, config)) if model_problem else None
         note = _held(state, problem) or _waits(state, states, taken, now)
-        slot = None if note else next((sl for sl in free if sl.accepts(state.task.get("machine"))), None)
+        pin = state.task.machine if state.task is not None else None
+        slot = None if note else next((sl for sl in free if sl.accepts(pin)), None)
         if not note and slot is None:
-            pin = state.task.get("machine")
             fits = any(sl.accepts(pin) for sl in slots)
             note = "waits for a free worker" if fits else f"no worker matches machine '{pin}'"
         if slot is not None:
@@ -88,18 +90,22 @@ def _waits(state: TaskState, states: dict[str, TaskState], taken: list[TaskState
         return f"waits for {', '.join(deps)}"
     if state.not_before > now:
         return f"backing off for {state.not_before - now:.0f} s"
-    paths = state.task.get("paths") or []
+    repo, paths = _where(state)
     for other in taken:
-        if other.task.get("repo") == state.task.get("repo") and overlaps(
-            paths, other.task.get("paths") or []
-        ):
+        if _where(other)[0] == repo and overlaps(paths, _where(other)[1]):
             return f"waits: paths overlap with {other.id}"
     return ""
 
 
+def _where(state: TaskState) -> tuple[str | None, list[str]]:
+    """The task's source repo and target paths (none known for a definition that is no valid Task)."""
+    return (state.task.repo, state.task.paths) if state.task is not None else (None, [])
+
+
 def _row(state: TaskState, config: RunnerConfig, model: str | None, worker: str | None, note: str) -> PlanRow:
-    kind = TaskKind(state.task.get("kind", "change"))
-    limits = config.limits_for(kind, Limits.model_validate(state.task.get("limits") or {}))
+    task = state.task
+    kind = task.kind if task is not None else TaskKind.CHANGE
+    limits = config.limits_for(kind, task.limits if task is not None else Limits())
     return PlanRow(
         task=state.id, kind=kind.value, status=state.status.value, worker=worker,
         model=model_for(state.task, model, config), limits=limits.model_dump(exclude_none=True), note=note,
@@ -111,13 +117,15 @@ def preview_states(
 ) -> tuple[dict[str, TaskState], list[InvalidTask]]:
     """Return the queue's states plus the unseen task files, and the invalid files; write nothing."""
     states = copy.deepcopy(queue.refresh())
-    found = load_task_dir(config.path(root, "tasks_dir"), known={k for k, s in states.items() if s.task})
+    found = load_task_dir(
+        config.path(root, "tasks_dir"), known={k for k, s in states.items() if s.has_definition}
+    )
     check_models(found)
     check_branches(found, states)
     check_targets(root, found, only=not_started(found, states))
     seq = 10**9
     for task_id, task in found.tasks.items():
-        if task_id in states and states[task_id].task:
+        if task_id in states and states[task_id].has_definition:
             continue
         definition = {
             **task.model_dump(mode="json", exclude_defaults=True),

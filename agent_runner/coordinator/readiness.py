@@ -7,7 +7,7 @@ from pathlib import Path, PurePosixPath
 
 from agent_runner.coordinator.landing import source_repo
 from agent_runner.core.protocols import Slot
-from agent_runner.core.task import Task, TaskStatus
+from agent_runner.core.task import TaskStatus
 from agent_runner.queue.state import TaskState
 
 DONE = (TaskStatus.FINISHED, TaskStatus.UNPUBLISHED)
@@ -33,9 +33,15 @@ def is_pending(
     seen: frozenset[str] = frozenset(),
 ) -> bool:
     """Return whether a queued task can still run in this run (now or after back-off, deps or overlap)."""
-    if state.status != TaskStatus.QUEUED or not state.task or not in_scope(state) or state.id in seen:
+    if (
+        state.status != TaskStatus.QUEUED
+        or not state.has_definition
+        or not in_scope(state)
+        or state.id in seen
+    ):
         return False
-    if not any(slot.accepts(state.task.get("machine")) for slot in slots):
+    machine = state.task.machine if state.task is not None else None
+    if not any(slot.accepts(machine) for slot in slots):
         return False
     for dep_id in state.depends_on:
         dep = states.get(dep_id)
@@ -54,10 +60,9 @@ def queued_by_base(
     """Count the queued tasks in scope per (source repo, base branch)."""
     counts: dict[tuple[str, str | None], int] = {}
     for state in states.values():
-        if state.status == TaskStatus.QUEUED and state.task and in_scope(state):
-            try:
-                key = (source_repo(root, Task.model_validate(state.task)), state.task.get("base"))
-            except ValueError:
+        if state.status == TaskStatus.QUEUED and state.has_definition and in_scope(state):
+            if state.task is None:
                 continue  # the scheduler fails it when it comes up
+            key = (source_repo(root, state.task), state.task.base)
             counts[key] = counts.get(key, 0) + 1
     return counts

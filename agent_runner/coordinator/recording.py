@@ -174,21 +174,20 @@ class Recorder:
         """Publish finished tasks whose publishing a killed coordinator never started or recorded."""
         if self.publisher is None:
             return
-        pending: dict[str, dict[str, Any]] = {}
+        pending: dict[str, None] = {}  # task ids in the order they finished
         for event in self.queue.events():
             if event.get("type") == "finished":
-                pending[event["task"]] = event.get("result") or {}
+                pending[event["task"]] = None
             elif event.get("type") in ("published", "unpublished", "requeued"):
                 pending.pop(event.get("task", ""), None)
         states = self.queue.refresh()
-        for task_id, record in pending.items():
+        for task_id in pending:
             state = states.get(task_id)
-            if state is None or state.status != TaskStatus.FINISHED or not record.get("head_commit"):
+            if state is None or state.status != TaskStatus.FINISHED or (only and task_id not in only):
                 continue
-            if only and task_id not in only:
-                continue
-            task, result = Task.model_validate(state.task), TaskResult.model_validate(record)
-            self._publish(task, result, landing_repo(self.root, task))
+            task, result = state.task, state.result
+            if task is not None and result is not None and result.head_commit:
+                self._publish(task, result, landing_repo(self.root, task))
 
     def fail(self, claim: Claim, reason: str, result: TaskResult | None = None) -> None:
         reason = self.redactor.text(reason)

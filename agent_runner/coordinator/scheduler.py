@@ -28,7 +28,7 @@ from agent_runner.coordinator.options import SchedulerOptions, model_for
 from agent_runner.coordinator.readiness import is_pending, overlaps, queued_by_base
 from agent_runner.coordinator.recording import Recorder
 from agent_runner.coordinator.sweep import sweep_checkouts
-from agent_runner.core.errors import GitError, RunnerError, StaleAttemptError
+from agent_runner.core.errors import GitError, QueueError, RunnerError, StaleAttemptError
 from agent_runner.core.protocols import Executor, Publisher, Slot
 from agent_runner.core.result import Outcome, WorkRequest
 from agent_runner.core.task import Task, TaskStatus
@@ -207,8 +207,9 @@ class Scheduler:
         model = self._model_of(state)  # fix-lint may need none: its model is judged if it comes back for it
         if not is_model_free(state.task) and not self.recorder.is_usable(model, state.id):
             return self.blocked_models[model]
+        repo, base = (state.task.repo, state.task.base) if state.task is not None else (None, None)
         try:
-            self._base_commit(source_of(self.root, state.task.get("repo")), state.task.get("base"))
+            self._base_commit(source_of(self.root, repo), base)
         except GitError as exc:
             return str(exc)
         return None
@@ -236,16 +237,14 @@ class Scheduler:
         running_paths = [(run.task.repo, run.task.paths) for run in self.running.values()]
 
         def accept(state: TaskState) -> bool:
-            repo, paths = state.task.get("repo"), state.task.get("paths") or []
-            if not self._in_scope(state) or not slot.accepts(state.task.get("machine")):
+            task = state.task
+            if task is None:  # an invalid definition: taken so that _start fails it with the reason
+                return self._in_scope(state)
+            if not self._in_scope(state) or not slot.accepts(task.machine):
                 return False
-            if any(r == repo and overlaps(paths, other) for r, other in running_paths):
+            if any(r == task.repo and overlaps(task.paths, other) for r, other in running_paths):
                 return False
             runs = [*self.running.values(), *self._landing]  # ended, not yet recorded: their caps count
-            try:
-                task = Task.model_validate(state.task)
-            except ValueError:
-                return True  # taken so that _start fails it with the reason, spending nothing
             return self.budget.fits(self.summary.cost_usd, [run.task for run in runs], task)
 
         return accept
@@ -255,8 +254,10 @@ class Scheduler:
             self._emit("budget", message=message)
 
     def _start(self, claim: Claim, slot: Slot) -> None:
+        task = claim.state.task
         try:
-            task = Task.model_validate(claim.state.task)
+            if task is None:  # a definition that is no valid Task: fail it, saying why
+                raise QueueError(claim.state.task_problem)
             request = self._request(task, claim, slot)
         except (RunnerError, ValueError) as exc:
             reason = f"cannot start: {exc}"
@@ -279,7 +280,7 @@ class Scheduler:
         base_commit = self._base_commit(repo, task.base)
         return WorkRequest(
             task=task, attempt=claim.attempt, repo=repo, base=task.base, base_commit=base_commit,
-            model=model_for(claim.state.task, self.options.model, self.config), config=self._config_json,
+            model=model_for(task, self.options.model, self.config), config=self._config_json,
             secrets=self._secrets, worker=slot.name,
         )  # fmt: skip
 

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent_runner.core.messages import Usage
-from agent_runner.core.task import Task
+from agent_runner.core.task import Task, model_spec_for
 
 
 class ExitStatus(StrEnum):
@@ -104,7 +104,7 @@ class WorkRequest(BaseModel):
     @property
     def model_spec(self) -> str:
         """The model the attempt runs: the request's, else the task's, else the config's ("" if none)."""
-        return self.model or self.task.model or str(self.config.get("model") or "")
+        return model_spec_for(self.task, override=self.model, default=str(self.config.get("model") or ""))
 
 
 class TaskResult(BaseModel):

@@ -161,6 +161,11 @@ class TaskSet:
     invalid: list[InvalidTask] = field(default_factory=list)
 
 
+def model_spec_for(task: Task | None, *, override: str | None, default: str) -> str:
+    """Return the model spec an attempt runs: the run's override, else the task's, else the default."""
+    return override or (task.model if task is not None else None) or default
+
+
 def path_problem(path: str) -> str | None:
     """Return why a target path may lead out of the repo (absolute, '~', '..', control character), or None."""
     if CONTROL_CHARS.search(path):

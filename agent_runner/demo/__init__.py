@@ -74,8 +74,9 @@ def run_demo(
     for task_id, task_state in queue.refresh().items():
         run.statuses[task_id] = str(task_state.status)
         run.reasons[task_id] = task_state.reason
-        run.model_calls[task_id] = int((task_state.result or {}).get("model_calls", 0))
-        run.rounds[task_id] = agent_rounds((task_state.result or {}).get("trajectory_path"))
+        result = task_state.result
+        run.model_calls[task_id] = result.model_calls if result is not None else 0
+        run.rounds[task_id] = agent_rounds(result.trajectory_path if result is not None else None)
     return run
 
 

@@ -137,11 +137,11 @@ def ingest_one(
 ) -> IngestRow:
     """Fetch one result's bundle, record its attempt, and publish it when accepted."""
     state = queue.refresh().get(result.task_id)
-    if state is None or not state.task:
+    task = state.task if state is not None else None
+    if state is None or task is None:
         return IngestRow(
             result.task_id, result.outcome, "skipped", note="no such task in tasks/ or the queue"
         )
-    task = Task.model_validate(state.task)
     note = ""
     if result.outcome == Outcome.ACCEPTED:
         result = _landed(root, task, result, path, rules)
@@ -225,8 +225,8 @@ class QueueTasks:
     def get(self, task_id: str) -> Task | None:
         """Return the task with this id, or None."""
         state = self.states.get(task_id)
-        if state is not None and state.task:
-            return Task.model_validate(state.task)
+        if state is not None and state.task is not None:
+            return state.task
         return self.found.tasks.get(task_id)
 
     def ids(self) -> set[str]:

@@ -11,7 +11,6 @@ from pathlib import Path
 from agent_runner.config.runner import RunnerConfig
 from agent_runner.core.errors import TaskFileError
 from agent_runner.core.task import (
-    BRANCH_PREFIX,
     MAX_TASK_FILE_BYTES,
     TASK_SUFFIXES,
     InvalidTask,
@@ -101,10 +100,9 @@ def check_branches(found: TaskSet, states: dict[str, TaskState]) -> BranchHolder
     """
     holders = BranchHolders()
     for task_id, state in states.items():
-        if task_id not in found.tasks and state.task and state.status not in RELEASED:
-            branch = state.task.get("branch") or f"{BRANCH_PREFIX}{task_id}"
-            if state.task.get("base") != branch:
-                holders.claim(branch, f"{queue_name(state)} in the queue")
+        queued = state.task if task_id not in found.tasks and state.status not in RELEASED else None
+        if queued is not None and queued.base != queued.branch_name:
+            holders.claim(queued.branch_name, f"{queue_name(state)} in the queue")
     for task_id in sorted(found.tasks, key=lambda i: (not _started(states.get(i)), found.files[i])):
         task, file = found.tasks[task_id], found.files[task_id]
         if task.base == task.branch_name:
@@ -117,6 +115,7 @@ def check_branches(found: TaskSet, states: dict[str, TaskState]) -> BranchHolder
 
 
 RELEASED = (TaskStatus.INVALID, TaskStatus.CANCELLED)  # tasks that hold no branch
+WAITING = (TaskStatus.QUEUED, TaskStatus.INVALID)  # tasks whose file may still redefine them
 BRANCH_HINT = "give each task its own branch (without `branch:` a task works on agent/<id>)"
 
 
@@ -162,12 +161,11 @@ def _drop(found: TaskSet, task_id: str, reason: str) -> None:
 
 def not_started(found: TaskSet, states: dict[str, TaskState]) -> list[str]:
     """Return the ids of the found tasks that never ran (new, waiting or invalid in the queue)."""
-    waiting = (TaskStatus.QUEUED, TaskStatus.INVALID)
-    return [i for i in found.tasks if i not in states or states[i].status in waiting]
+    return [i for i in found.tasks if i not in states or states[i].status in WAITING]
 
 
 def _known_ids(states: dict[str, TaskState]) -> set[str]:
-    return {task_id for task_id, state in states.items() if state.task}
+    return {task_id for task_id, state in states.items() if state.has_definition}
 
 
 def _sync_one(root: Path, queue: Queue, task: Task, file: str, report: SyncReport) -> None:
@@ -175,10 +173,10 @@ def _sync_one(root: Path, queue: Queue, task: Task, file: str, report: SyncRepor
     state = queue.states.get(task.id)
     if state is not None and state.digest == digest and state.status != TaskStatus.INVALID:
         report.n_unchanged += 1
-    elif state is not None and state.task and state.status not in (TaskStatus.QUEUED, TaskStatus.INVALID):
+    elif state is not None and state.has_definition and state.status not in WAITING:
         report.edited_after_start.append(task.id)  # `requeue` runs it again; a sync never does
     elif queue.add(task, file=relative(root, file), digest=digest):
-        (report.redefined if state is not None and state.task else report.queued).append(task.id)
+        (report.redefined if state is not None and state.has_definition else report.queued).append(task.id)
     else:
         report.n_unchanged += 1
 

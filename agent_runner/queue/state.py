@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from agent_runner.core.task import TaskStatus
+from pydantic import ValidationError
+
+from agent_runner.core.result import TaskResult
+from agent_runner.core.task import Task, TaskStatus
 
 
 class EventType(StrEnum):
@@ -31,7 +34,9 @@ class TaskState:
 
     id: str
     status: TaskStatus = TaskStatus.QUEUED
-    task: dict[str, Any] = field(default_factory=dict)
+    task_json: dict[str, Any] = field(
+        default_factory=dict
+    )  # the definition as queued; `task` is it validated
     file: str | None = None
     digest: str | None = None
     priority: int = 0
@@ -44,11 +49,45 @@ class TaskState:
     lease_until: float | None = None
     not_before: float = 0.0
     reason: str = ""
-    result: dict[str, Any] | None = None
+    result_json: dict[str, Any] | None = None  # the last attempt's result as stored; `result` is it validated
     pr_url: str | None = None
     cost_usd: float = 0.0
     claimed_at: float | None = None
     seq: int = 0
+    # Validated lazily, once per definition or result (a cold fold of 10,000 tasks would pay ~1 s for all):
+    # `_checked_*` holds the JSON object last validated, so assigning a new one re-checks.
+    _checked_task: object = field(default=None, init=False, repr=False, compare=False)
+    _task: Task | None = field(default=None, init=False, repr=False, compare=False)
+    _task_problem: str = field(default="", init=False, repr=False, compare=False)
+    _checked_result: object = field(default=None, init=False, repr=False, compare=False)
+    _result: TaskResult | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def task(self) -> Task | None:
+        """The task as queued; None when there is no definition or it is not a valid Task."""
+        if self._checked_task is not self.task_json:
+            self._task, self._task_problem = _validated_task(self.task_json)
+            self._checked_task = self.task_json
+        return self._task
+
+    @property
+    def has_definition(self) -> bool:
+        """Whether a definition was queued (valid or not): the task may be claimed, and fails if invalid."""
+        return bool(self.task_json)
+
+    @property
+    def task_problem(self) -> str:
+        """Why the queued definition is not a valid Task ("" when it is, or when there is none)."""
+        self.task  # noqa: B018 -- validates (once) and notes the problem
+        return self._task_problem
+
+    @property
+    def result(self) -> TaskResult | None:
+        """The last attempt's result; None when there is none or it is not a whole TaskResult."""
+        if self._checked_result is not self.result_json:
+            self._result = _validated_result(self.result_json)
+            self._checked_result = self.result_json
+        return self._result
 
     @property
     def is_live(self) -> bool:
@@ -67,16 +106,40 @@ class TaskState:
 
     def to_json(self) -> dict[str, Any]:
         """Return the state as a JSON-ready mapping (for `list --json` and snapshots)."""
-        data = dict(self.__dict__)
+        data = {_JSON_KEYS.get(name, name): getattr(self, name) for name in _JSON_FIELDS}
         data["status"] = self.status.value
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TaskState:
         """Rebuild a state from `to_json` output."""
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        renamed = {_JSON_NAMES.get(k, k): v for k, v in data.items()}
+        known = {k: v for k, v in renamed.items() if k in _JSON_FIELDS}
         known["status"] = TaskStatus(known.get("status", "queued"))
         return cls(**known)
+
+
+_JSON_FIELDS = tuple(name for name in TaskState.__dataclass_fields__ if not name.startswith("_"))
+_JSON_KEYS = {"task_json": "task", "result_json": "result"}  # their names in snapshots and `list --json`
+_JSON_NAMES = {key: name for name, key in _JSON_KEYS.items()}
+
+
+def _validated_task(definition: dict[str, Any]) -> tuple[Task | None, str]:
+    if not definition:
+        return None, ""
+    try:
+        return Task.model_validate(definition), ""
+    except ValidationError as exc:
+        return None, str(exc)
+
+
+def _validated_result(record: dict[str, Any] | None) -> TaskResult | None:
+    if record is None:
+        return None
+    try:
+        return TaskResult.model_validate(record)
+    except ValidationError:
+        return None  # a partial record (older runners, hand-written lines): readers use result_json
 
 
 def apply(states: dict[str, TaskState], event: dict[str, Any], seq: int) -> str | None:
@@ -129,7 +192,7 @@ def _requeueable(state: TaskState, event: dict[str, Any]) -> str | None:
 
 def _queued(state: TaskState, event: dict[str, Any]) -> None:
     definition = event.get("def") or {}
-    state.task = definition
+    state.task_json = definition
     state.file = event.get("file")
     state.digest = event.get("digest")
     state.priority = int(definition.get("priority", 0))
@@ -183,7 +246,7 @@ def _end_attempt(state: TaskState, event: dict[str, Any], status: TaskStatus) ->
     state.reason = event.get("reason", "")
     result = event.get("result")
     if result is not None:
-        state.result = result
+        state.result_json = result
         state.cost_usd += float(result.get("cost_usd") or 0.0)
 
 
@@ -201,7 +264,7 @@ def _requeued(state: TaskState, event: dict[str, Any]) -> None:
     state.not_before = 0.0
     state.lease_until = None
     state.reason = ""
-    state.result = None
+    state.result_json = None
     state.pr_url = None
 
 
@@ -250,7 +313,7 @@ _GUARDS: dict[str, Callable[[TaskState, dict[str, Any]], str | None]] = {
 
 def is_runnable(state: TaskState, states: dict[str, TaskState], now: float) -> bool:
     """Return whether a task may be claimed now (queued, back-off over, dependencies finished)."""
-    if state.status != TaskStatus.QUEUED or state.not_before > now or not state.task:
+    if state.status != TaskStatus.QUEUED or state.not_before > now or not state.task_json:
         return False
     return all(_dep_done(states.get(dep)) for dep in state.depends_on)
 

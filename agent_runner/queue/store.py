@@ -194,7 +194,7 @@ class Queue(QueueLog):
             state = self._known(states, task_id)
             if state.status == TaskStatus.RUNNING:
                 raise QueueError(f"{task_id} is running (attempt {state.attempt}); cancel it first")
-            if task is None and not state.task:
+            if task is None and not state.has_definition:
                 raise QueueError(f"{task_id} has no valid definition ({state.reason}); fix its task file")
             event: dict[str, Any] = {"type": EventType.REQUEUED, "task": task_id}
             if task is not None:
@@ -218,7 +218,7 @@ class Queue(QueueLog):
 
 def _accepts_definition(state: TaskState | None, digest: str | None) -> bool:
     """Whether a (new or edited) task file may (re-)define the task: not while running or once ended."""
-    if state is None or not state.task or state.status == TaskStatus.INVALID:
+    if state is None or not state.has_definition or state.status == TaskStatus.INVALID:
         return True
     return state.status == TaskStatus.QUEUED and state.digest != digest
 

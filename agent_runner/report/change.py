@@ -32,9 +32,9 @@ def find_change(root: Path, state: TaskState) -> Change:
         source_repo,  # the gates' modules: only `diff` and `show` need this
     )
 
-    if not state.task:
+    task = state.task
+    if task is None:
         raise QueueError(f"{state.id} has no valid definition ({state.reason}); fix its task file")
-    task = Task.model_validate(state.task)
     if task.kind == TaskKind.REVIEW:
         raise QueueError(
             f"{state.id} is a review: it changes no file; `run-agents show {state.id}` prints it"
@@ -62,10 +62,10 @@ def _branch_head(repo: Path, branch: str) -> str | None:
 
 def _base_of(repo: Path, state: TaskState, task: Task, head: str) -> str:
     """The base the landed result named, else where the branch forks from the task's base branch."""
-    result = state.result or {}
-    recorded = result.get("base_commit")
-    if recorded and result.get("head_commit") == head and git.has_commit(repo, recorded):
-        return str(recorded)
+    result = state.result
+    recorded = result.base_commit if result is not None and result.head_commit == head else None
+    if recorded and git.has_commit(repo, recorded):
+        return recorded
     try:
         return git.run_git(repo, "merge-base", git.resolve_base(repo, task.base), head)
     except GitError as exc:

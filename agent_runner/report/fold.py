@@ -279,15 +279,14 @@ def _apply_result(attempt: Attempt, result: dict[str, Any]) -> None:
 
 
 def _task_row(state: TaskState, attempts: list[Attempt]) -> TaskRow:
-    definition = state.task or {}
-    result = state.result or {}
+    task, result = state.task, state.result_json or {}  # the result as stored, like the attempts' results
     row = TaskRow(
-        id=state.id, kind=str(definition.get("kind") or "?"), title=str(definition.get("title") or ""),
+        id=state.id, kind=task.kind.value if task else "?", title=task.title if task else "",
         status=state.status.value, reason=state.reason, attempts=attempts, pr_url=state.pr_url,
         n_attempts_used=state.n_attempts_used, max_attempts=state.max_attempts,
     )  # fmt: skip
-    planned = str(definition.get("model") or (attempts[-1].model if attempts else ""))
-    row.model = model_used(state.result, kind=row.kind, planned=planned)
+    planned = (task.model if task else None) or (attempts[-1].model if attempts else "")
+    row.model = model_used(state.result_json, kind=row.kind, planned=planned)
     answer = answer_of(result) if row.kind == "review" and result else None
     if answer is not None:
         row.verdict, row.n_findings = answer.verdict, len(answer.findings)
@@ -316,10 +315,9 @@ def build_report(
     for attempt in folder.attempts:
         attempt.seen = folder.last_ts
         state = states.get(attempt.task_id)
-        attempt.model = attempt.model or str(
-            (state.task if state else {}).get("model") or default_model or ""
-        )
-        kind = str((state.task if state else {}).get("kind") or "")
+        task = state.task if state else None
+        attempt.model = attempt.model or (task.model if task else None) or default_model or ""
+        kind = task.kind.value if task else ""
         attempt.model_label = model_used(attempt.result, kind=kind, planned=attempt.model)
     rows = [_task_row(state, per_task.get(task_id, [])) for task_id, state in states.items()]
     return RunReport(str(queue.path), now or time.time(), rows, folder.attempts, budget_usd=budget_usd)

@@ -33,7 +33,7 @@ from agent_runner.core.result import (
     TaskResult,
     WorkRequest,
 )
-from agent_runner.core.task import BRANCH_PREFIX, Limits, TaskKind
+from agent_runner.core.task import BRANCH_PREFIX, Limits, TaskKind, model_spec_for
 from agent_runner.gates import JobKind, gate_settings, get_job_kind, render_report, workdiff
 from agent_runner.repo import bundles, checkouts, diskspace, git, ownership, pools, workspace
 from agent_runner.repo.workspace import AttemptPaths, BaseMissingError, SetupNetworkError
@@ -101,7 +101,7 @@ class Job:
         self.config: RunnerConfig = config_from_dict(request.config) if request.config else RunnerConfig()
         self.workdir = Path(workdir).resolve()
         self.paths = AttemptPaths.under(self.workdir, self.task.id, request.attempt)
-        self.model_spec = request.model or self.task.model or self.config.model
+        self.model_spec = model_spec_for(self.task, override=request.model, default=self.config.model)
         self.started = time.time()
         self.result = TaskResult(
             task_id=self.task.id, attempt=request.attempt, outcome=Outcome.REJECTED, model=self.model_spec,

@@ -54,7 +54,7 @@ def test_spend_before_a_model_outage_counts_everywhere(project: Project) -> None
     assert round(summary.cost_usd, 4) == 0.01 and summary.tokens == 2200
     state = open_queue(project.root, load_config(project.root)).refresh()["outage"]
     assert round(state.cost_usd, 4) == 0.01 and state.result is not None
-    assert state.result["model_calls"] == 2
+    assert state.result.model_calls == 2
     assert round(listed_cost(project, "outage"), 4) == 0.01
     failed = next(e for e in events if e.kind == "failed")
     assert failed.result is not None and round(failed.result.cost_usd or 0, 4) == 0.01

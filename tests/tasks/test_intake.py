@@ -54,14 +54,14 @@ def test_edit_redefines_waiting_task_but_never_reruns_a_finished_one(repo: Path)
     queue, _ = sync(repo)
     path.write_text("---\nkind: change\ntitle: two\n---\n")
     queue, report = sync(repo)
-    assert report.redefined == ["a"] and queue.states["a"].task["title"] == "two"
+    assert report.redefined == ["a"] and queue.states["a"].task.title == "two"
     claim = queue.claim("w", lease_s=60)
     assert claim is not None
     queue.finish("a", claim.attempt, {})
     path.write_text("---\nkind: change\ntitle: three\n---\n")
     queue, report = sync(repo)
     assert report.edited_after_start == ["a"] and report.n_changed == 0
-    assert queue.states["a"].status == TaskStatus.FINISHED and queue.states["a"].task["title"] == "two"
+    assert queue.states["a"].status == TaskStatus.FINISHED and queue.states["a"].task.title == "two"
 
 
 def test_invalid_files_are_recorded_and_do_not_stop_others(repo: Path) -> None:
@@ -95,7 +95,7 @@ def test_duplicate_id_does_not_invalidate_the_queued_task(repo: Path) -> None:
     write(repo, "a.md", "---\nid: same\nkind: change\n---\n")
     write(repo, "b.md", "---\nid: same\nkind: review\n---\n")
     queue, report = sync(repo)
-    assert queue.states["same"].status == TaskStatus.QUEUED and queue.states["same"].task["kind"] == "change"
+    assert queue.states["same"].status == TaskStatus.QUEUED and queue.states["same"].task.kind == "change"
     assert "already used by tasks/a.md" in report.invalid[0].reason
 
 

@@ -86,13 +86,13 @@ def test_add_is_idempotent_and_redefines_only_waiting_tasks(queue: Queue) -> Non
     assert queue.add(make_task("a", title="one"), digest="d1")
     assert not queue.add(make_task("a", title="one"), digest="d1")
     assert queue.add(make_task("a", title="two"), digest="d2")
-    assert queue.states["a"].task["title"] == "two"
+    assert queue.states["a"].task.title == "two"
     claim = queue.claim("w", lease_s=60)
     assert claim is not None
     assert not queue.add(make_task("a", title="three"), digest="d3")  # running
     queue.finish("a", claim.attempt, {"status": "finished"})
     assert not queue.add(make_task("a", title="three"), digest="d3")  # finished: edits do not re-run it
-    assert queue.states["a"].task["title"] == "two" and queue.states["a"].status == TaskStatus.FINISHED
+    assert queue.states["a"].task.title == "two" and queue.states["a"].status == TaskStatus.FINISHED
 
 
 def test_invalid_file_blocks_a_waiting_task_until_fixed(queue: Queue) -> None:
@@ -215,7 +215,7 @@ def test_cancel_and_requeue(queue: Queue) -> None:
     assert queue.claim("w", lease_s=60) is None
     queue.requeue("a", make_task("a", title="again", max_attempts=2), file="tasks/a.md", digest="d9")
     state = queue.states["a"]
-    assert (state.status, state.spent, state.task["title"], state.digest) == (
+    assert (state.status, state.spent, state.task.title, state.digest) == (
         TaskStatus.QUEUED,
         0,
         "again",

@@ -176,7 +176,9 @@ def test_show_prints_the_cost_as_money_not_a_float() -> None:
 
     console = Console(record=True, width=200)
     console.print(
-        detail_table(TaskState(id="t", task={"id": "t", "kind": "change"}, cost_usd=0.008983999999999999))
+        detail_table(
+            TaskState(id="t", task_json={"id": "t", "kind": "change"}, cost_usd=0.008983999999999999)
+        )
     )
     text = console.export_text()
     assert "0.0090" in text and "0.00898399" not in text

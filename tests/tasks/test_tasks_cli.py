@@ -119,9 +119,7 @@ def test_add_list_show_cancel_requeue(repo: Path) -> None:
     ok(repo, "requeue", "pathlib-utils")
     state = Queue(repo / "tasks" / "queue.jsonl").refresh()["pathlib-utils"]
     assert (
-        state.status == TaskStatus.QUEUED
-        and state.priority == 1
-        and state.task["instructions"] == "New words."
+        state.status == TaskStatus.QUEUED and state.priority == 1 and state.task.instructions == "New words."
     )
     assert len(ok(repo, "list", "--json", "--status", "queued")) > 2
 
