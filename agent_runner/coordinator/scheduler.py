@@ -204,12 +204,13 @@ class Scheduler:
         """Return why no attempt of a task could do its work now (a setup problem), or None."""
         if self.holds.is_tried(state.id):
             return self.holds.reasons[state.id]
+        if state.task is None:
+            return None  # a definition that is no valid Task is claimed, and failed with the reason
         model = self._model_of(state)  # fix-lint may need none: its model is judged if it comes back for it
         if not is_model_free(state.task) and not self.recorder.is_usable(model, state.id):
             return self.blocked_models[model]
-        repo, base = (state.task.repo, state.task.base) if state.task is not None else (None, None)
         try:
-            self._base_commit(source_of(self.root, repo), base)
+            self._base_commit(source_of(self.root, state.task.repo), state.task.base)
         except GitError as exc:
             return str(exc)
         return None

@@ -94,3 +94,19 @@ def test_stale_events_after_finished_do_not_reopen_the_task(project: Project, sc
     assert again.returncode == 0, "an event nothing believes is reported, and the run goes on"
     assert project.events() == before + [{"ts": 1.0, **e} for e in stale], "the second run appended events"
     assert git(project.root, "rev-parse", "agent/a") == head
+
+
+def test_definition_that_is_no_task_fails_with_the_reason(project: Project, scenario: Scenario) -> None:
+    """A queued definition that fits the event schema but is no valid Task is listed, then failed on start."""
+    project.task("a", "scripted:none")
+    assert project.cli("list").returncode == 0
+    definition = {"id": "z", "kind": "bogus", "model": "scripted:none", "max_attempts": 1}
+    _append(project, {"type": "queued", "task": "z", "def": definition})
+    assert _listed(project)["z"]["status"] == "queued"
+    run = project.cli("run", "--only", "z")
+    row = _listed(project)["z"]
+    scenario.outcome = f"run exit {run.returncode}, z {row['status']}"
+    assert "Traceback" not in run.stderr, run.stderr
+    failed = [e for e in project.events() if e["type"] == "failed" and e["task"] == "z"]
+    assert failed and all("cannot start: 1 validation error for Task" in e["reason"] for e in failed), failed
+    assert row["status"] == "failed" and "kind" in failed[-1]["reason"]
