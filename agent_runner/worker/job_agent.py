@@ -1,56 +1,71 @@
-"""Assembles the agent of one attempt: model, tools, sandbox, trajectory and prompts (the heavy parts
-imported lazily; the sandbox and redaction are not optional, so a broken import of them is an error)."""
+"""Assembles the agent of one attempt: model, tools, sandbox, trajectory and prompts."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from agent_runner.config.prompts import render as render_prompt
 from agent_runner.core.protocols import Sandbox
 from agent_runner.core.redact import Redactor
+from agent_runner.models import get_model
 from agent_runner.repo import git
+from agent_runner.tools import make_tools
+from agent_runner.tools.shell import tool_env
+from agent_runner.worker.agent import Agent, AgentConfig
+from agent_runner.worker.attempt import Attempt
 from agent_runner.worker.sandbox import SandboxPaths, get_sandbox
-
-if TYPE_CHECKING:
-    from agent_runner.worker.job import Job
+from agent_runner.worker.trajectory import TrajectoryWriter
 
 
-def build_agent(job: Job, *, gate_names: list[str]) -> Any:
-    """Return an Agent for `job` with its model, tools (allowlisted env, sandbox) and trajectory writer."""
-    from agent_runner.models import get_model
-    from agent_runner.tools import make_tools
-    from agent_runner.tools.shell import tool_env
-    from agent_runner.worker.agent import Agent, AgentConfig
-    from agent_runner.worker.trajectory import TrajectoryWriter
-
-    task, config, paths = job.task, job.config, job.paths
-    model = get_model(job.model_spec, config=config.models, cache_key=task.id, secrets=job.request.secrets)
-    env = tool_env(job.home_env)
-    tools = make_tools(paths.checkout, env=env, sandbox=job.sandbox())
-    trajectory = TrajectoryWriter(paths.trajectory, redact=_redactor(job.request.secrets))
-    variables = job._prompt_vars(gate_names, {})
-    system = render("system.md.j2", job.templates, variables)
-    agent_config = AgentConfig(limits=job.limits, context_tokens=config.models.context_tokens)
+def build_agent(
+    attempt: Attempt,
+    *,
+    sandbox: Sandbox,
+    home_env: dict[str, str],
+    templates: dict[str, str],
+    gate_names: list[str],
+) -> Agent:
+    """Return the Agent of `attempt`: its model, tools (allowlisted env, sandbox) and trajectory writer."""
+    task, config, paths, secrets = attempt.task, attempt.config, attempt.paths, attempt.request.secrets
+    model = get_model(attempt.model_spec, config=config.models, cache_key=task.id, secrets=secrets)
+    env = tool_env(home_env)
+    tools = make_tools(paths.checkout, env=env, sandbox=sandbox)
+    trajectory = TrajectoryWriter(paths.trajectory, redact=_redactor(secrets))
+    system = render("system.md.j2", templates, prompt_vars(attempt, gate_names, {}))
+    agent_config = AgentConfig(limits=attempt.limits, context_tokens=config.models.context_tokens)
     return Agent(model, tools, config=agent_config, system=system, trajectory=trajectory)
 
 
-def sandbox_for(job: Job) -> Sandbox:
+def prompt_vars(attempt: Attempt, gate_names: list[str], extra: dict[str, Any]) -> dict[str, Any]:
+    """Return the variables of the attempt's prompt templates (with `extra`, the job kind's own)."""
+    task = attempt.task
+    return {
+        "task": task, "kind": task.kind.value, "title": task.display_title,
+        "instructions": task.instructions, "paths": task.paths, "limits": attempt.limits,
+        "test_command": attempt.config.test, "gates": gate_names, "gate_names": gate_names,
+        "checkout": str(attempt.paths.checkout), **extra,
+    }  # fmt: skip
+
+
+def sandbox_for(attempt: Attempt) -> Sandbox:
     """Return the sandbox for code the agent wrote or runs: its shell and the test gates."""
-    mode = job.task.sandbox or job.config.sandbox
-    network = job.task.network if job.task.network is not None else job.config.network
-    return get_sandbox(mode, checkout=job.paths.checkout, network=network, paths=sandbox_paths(job))
+    task, config = attempt.task, attempt.config
+    mode = task.sandbox or config.sandbox
+    network = task.network if task.network is not None else config.network
+    return get_sandbox(mode, checkout=attempt.paths.checkout, network=network, paths=sandbox_paths(attempt))
 
 
-def sandbox_paths(job: Job) -> SandboxPaths:
+def sandbox_paths(attempt: Attempt) -> SandboxPaths:
     """Return the attempt's private HOME and the folders its sandbox hides: state, source repo, caches."""
-    repo = job.request.repo
+    repo = attempt.request.repo
     return SandboxPaths(
-        private_home=job.paths.home,
-        state_dir=job.workdir,
+        private_home=attempt.paths.home,
+        state_dir=attempt.workdir,
         source_repo=Path(repo).resolve() if git.is_local(repo) else None,
         runner_home=git.home_dir(),
-        borrowed_objects=git.runner_git_dir(job.paths.checkout) / "objects",
+        borrowed_objects=git.runner_git_dir(attempt.paths.checkout) / "objects",
     )
 
 
@@ -60,6 +75,4 @@ def _redactor(secrets: dict[str, str]) -> Callable[[str], str]:
 
 def render(name: str, templates: dict[str, str], variables: dict[str, Any]) -> str:
     """Render prompt template `name` (the project's templates, read before the agent ran, then built-ins)."""
-    from agent_runner.config.prompts import render as render_prompt
-
     return render_prompt(name, templates=templates, **variables)
