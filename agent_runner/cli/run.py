@@ -12,13 +12,18 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from agent_runner.cli.app import app, check_model, console, get_config, repo_root, warn_skipped
 from agent_runner.config.runner import RunnerConfig
 from agent_runner.core.errors import ConfigError
+from agent_runner.core.protocols import Executor, Publisher
+
+if TYPE_CHECKING:  # imported where used: the scheduler and the views are not needed by `--help`
+    from agent_runner.cli.run_view import JsonView, LiveView
+    from agent_runner.coordinator.scheduler import Scheduler
 
 EXECUTORS = ("local", "ssh", "ray")
 
@@ -135,7 +140,7 @@ def _run(
     return summary.exit_code
 
 
-def make_executor(config: RunnerConfig, *, root: Path) -> Any:
+def make_executor(config: RunnerConfig, *, root: Path) -> Executor:
     """Return the executor named in the config (ssh and ray are imported only when chosen)."""
     if config.executor == "local":
         from agent_runner.executors.local import LocalExecutor
@@ -152,7 +157,7 @@ def make_executor(config: RunnerConfig, *, root: Path) -> Any:
     return factory(config, root=root) if factory else cls(config=config, root=root)
 
 
-def _publisher(config: RunnerConfig, publish: bool | None) -> Any:
+def _publisher(config: RunnerConfig, publish: bool | None) -> Publisher | None:
     if publish is None:
         publish = bool(os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN"))
     if not publish:
@@ -164,7 +169,7 @@ def _publisher(config: RunnerConfig, publish: bool | None) -> Any:
 
 
 @contextmanager
-def _interrupts(scheduler: Any, view: Any) -> Iterator[None]:
+def _interrupts(scheduler: Scheduler, view: JsonView | LiveView) -> Iterator[None]:
     """First Ctrl-C: stop claiming, let running tasks finish. Second: cancel them and release their leases.
 
     Each press is acknowledged at once by the view, with what happens next."""
@@ -189,7 +194,7 @@ def _interrupts(scheduler: Any, view: Any) -> Iterator[None]:
 
 
 @contextmanager
-def _watching(scheduler: Any, folder: Path, *, enabled: bool) -> Iterator[None]:
+def _watching(scheduler: Scheduler, folder: Path, *, enabled: bool) -> Iterator[None]:
     """In watch mode, ask the scheduler to re-sync whenever a task file appears or changes."""
     if not enabled:
         yield
