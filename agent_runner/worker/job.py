@@ -27,9 +27,9 @@ from agent_runner.core.result import (
 from agent_runner.core.task import BRANCH_PREFIX, Limits, TaskKind, model_spec_for
 from agent_runner.gates import workdiff
 from agent_runner.gates.kinds import JobKind, get_job_kind
-from agent_runner.repo import bundles, checkouts, diskspace, git, ownership, pools, workspace
+from agent_runner.repo import bundles, diskspace, git, ownership, pools, workspace
 from agent_runner.repo.layout import AttemptPaths
-from agent_runner.worker import deadline, disk, job_agent
+from agent_runner.worker import deadline, disk, job_agent, tidy
 from agent_runner.worker.agent import Agent, AgentOutcome
 from agent_runner.worker.attempt import Attempt
 from agent_runner.worker.failure import ENDINGS, Failure, JobFailed, failure_of
@@ -156,7 +156,7 @@ class Job:
                 self._agent_rounds(kind, dict(prestep.prompt_vars), check, gate_names=[g.name for g in gates])
             else:  # the deterministic pre-step did it all: no model is called (nor needs a key)
                 self._set(summary=prestep.summary, exit_status=ExitStatus.FINISHED)
-                self._requireis_green(check(), rounds_used=0)
+                self._require_green(check(), rounds_used=0)
         self.timings["agent"] -= self.timings.get("gates", 0.0)
         if self.task.kind == TaskKind.REVIEW:  # the answer is the summary: keep it as fields too
             self._set(**review_fields(self.result.summary))
@@ -172,7 +172,7 @@ class Job:
         return workdiff.snapshot(checkout.path, tree=checkout.base_tree)
 
     def _checked_tree(self, gate_round: GateRound) -> str:
-        return gate_round.checked_tree(lambda results: self._requireis_green(results, rounds_used=0))
+        return gate_round.checked_tree(lambda results: self._require_green(results, rounds_used=0))
 
     @contextmanager
     def _phase(self, name: str) -> Iterator[None]:
@@ -255,7 +255,7 @@ class Job:
                 raise JobFailed(Outcome.REJECTED, _stopped_reason(outcome), outcome.exit_status, limit=limit)
             results = check()
             if is_green(results) or round_no == rounds:
-                self._requireis_green(results, rounds_used=round_no)
+                self._require_green(results, rounds_used=round_no)
                 return
             report = gate_report(results)
             message = job_agent.render(
@@ -276,7 +276,7 @@ class Job:
             model_calls=outcome.model_calls, usage=outcome.usage or Usage(), cost_usd=outcome.cost_usd,
         )  # fmt: skip
 
-    def _requireis_green(self, results: list[GateResult], *, rounds_used: int) -> None:
+    def _require_green(self, results: list[GateResult], *, rounds_used: int) -> None:
         self._set(gates=results)
         if not is_green(results):
             after = f" after {rounds_used} reflection round(s)" if rounds_used else ""
@@ -309,26 +309,13 @@ class Job:
     def _tidy(self) -> None:
         if self.paths.trajectory.exists():
             self._set(trajectory_path=str(self.paths.trajectory))
-        keep = self.config.keep_checkouts
-        is_ok = self.result.outcome == Outcome.ACCEPTED
         if self.checkout is None:
             return
-        if self.result.limit == "disk":  # it filled the disk: free it now, before the result is written
+        is_ok, filled_disk = self.result.outcome == Outcome.ACCEPTED, self.result.limit == "disk"
+        if not tidy.put_away(
+            self.checkout.path, self.attempt, is_ok=is_ok, filled_disk=filled_disk, trash=self.trash
+        ):
             self._set(checkout_path=None)
-            checkouts.remove_checkout(self.checkout.path)
-            return
-        if keep == "always" or (keep == "failed" and not is_ok):  # kept for people, never re-used
-            checkouts.trusted_index(self.checkout.path).unlink(missing_ok=True)
-            ownership.kept_marker(self.checkout.path).touch()
-        else:
-            self._set(checkout_path=None)
-            pool = pools.pool_dir(self.paths, self.request.repo)
-            if is_ok and pools.park(self.checkout.path, pool):
-                return  # the next attempt on this machine refreshes it instead of cloning
-            if self.trash is None:
-                checkouts.remove_checkout(self.checkout.path)
-            else:
-                self.trash.extend(workspace.move_to_trash(self.checkout.path, self.workdir))
 
 
 def _stopped_reason(outcome: AgentOutcome) -> str:
