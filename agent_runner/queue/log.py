@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 from agent_runner.core.errors import QueueCorruptError, QueueError
 from agent_runner.core.task import TaskStatus
 from agent_runner.queue.schema import event_problem
-from agent_runner.queue.state import EventType, TaskState, apply
+from agent_runner.queue.state import Event, EventType, TaskState, apply
 
 _decode = json.JSONDecoder().decode  # skips json.loads' per-call encoding detection: the fold is hot
 SIDE_SUFFIXES = ("lock", "compact", "coordinator")  # <queue>.<suffix>: the lock, a compaction, the run lock
@@ -57,7 +57,7 @@ class QueueLog:
         self._inode: int | None = None
         self._head = b""  # first bytes of the file: tells a compacted file apart even if its inode is reused
         self._live_ids: set[str] = set()  # queued or running: all that claim() has to look at
-        self._sink: list[dict[str, Any]] | None = None  # events() collects accepted events here
+        self._sink: list[Event] | None = None  # events() collects accepted events here
 
     # -- reading -------------------------------------------------------------------------------------
     def refresh(self) -> dict[str, TaskState]:
@@ -128,7 +128,7 @@ class QueueLog:
                 "fix or delete that line (the rest of the queue is still read)"
             )
 
-    def events(self, task_id: str | None = None) -> Iterator[dict[str, Any]]:
+    def events(self, task_id: str | None = None) -> Iterator[Event]:
         """Yield the events the fold accepted (for one task, or all), in file order; skipped lines are not."""
         if self._offset == 0:  # a cold reader: keep the events as the fold accepts them (one parse, not two)
             self._sink = []
@@ -140,7 +140,7 @@ class QueueLog:
             accepted = self._reread()
         yield from (event for event in accepted if task_id is None or event["task"] == task_id)
 
-    def _reread(self) -> list[dict[str, Any]]:
+    def _reread(self) -> list[Event]:
         lines = self._folded_lines()
         skipped = {bad.lineno for bad in self.corrupt}
         numbered = enumerate(lines, start=1)
@@ -171,7 +171,7 @@ class QueueLog:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _append(self, *events: dict[str, Any]) -> None:
+    def _append(self, *events: Event) -> None:
         """Append events under the lock: repair a torn tail, write, fsync, fold."""
         now = self.clock()
         lines = [{"ts": round(now, 6), **event} for event in events]

@@ -12,6 +12,8 @@ from pydantic import ValidationError
 from agent_runner.core.result import TaskResult
 from agent_runner.core.task import Task, TaskStatus
 
+Event = dict[str, Any]  # a decoded queue line, shaped as schema.py checks before the fold reads it
+
 
 class EventType(StrEnum):
     QUEUED = "queued"
@@ -142,7 +144,7 @@ def _validated_result(record: dict[str, Any] | None) -> TaskResult | None:
         return None  # a partial record (older runners, hand-written lines): readers use result_json
 
 
-def apply(states: dict[str, TaskState], event: dict[str, Any], seq: int) -> str | None:
+def apply(states: dict[str, TaskState], event: Event, seq: int) -> str | None:
     """Fold one event (shaped as queue_schema says) into `states`; return why it was refused, or None."""
     kind, task_id = event["type"], event["task"]
     if kind == EventType.SNAPSHOT:
@@ -160,7 +162,7 @@ def apply(states: dict[str, TaskState], event: dict[str, Any], seq: int) -> str 
     return refusal
 
 
-def _claimable(state: TaskState, event: dict[str, Any]) -> str | None:
+def _claimable(state: TaskState, event: Event) -> str | None:
     if state.status != TaskStatus.QUEUED:
         return f"claimed event for '{state.id}', which is {state.status}"
     if event["attempt"] <= state.attempt:
@@ -168,7 +170,7 @@ def _claimable(state: TaskState, event: dict[str, Any]) -> str | None:
     return None
 
 
-def _live_attempt(state: TaskState, event: dict[str, Any]) -> str | None:
+def _live_attempt(state: TaskState, event: Event) -> str | None:
     kind = event["type"]
     if state.status != TaskStatus.RUNNING:
         return f"{kind} event for '{state.id}', which is {state.status}"
@@ -178,19 +180,19 @@ def _live_attempt(state: TaskState, event: dict[str, Any]) -> str | None:
     return None
 
 
-def _cancellable(state: TaskState, event: dict[str, Any]) -> str | None:
+def _cancellable(state: TaskState, event: Event) -> str | None:
     if state.status in (TaskStatus.FINISHED, TaskStatus.CANCELLED):
         return f"cancelled event for '{state.id}', which is {state.status}"
     return None
 
 
-def _requeueable(state: TaskState, event: dict[str, Any]) -> str | None:
+def _requeueable(state: TaskState, event: Event) -> str | None:
     if state.status == TaskStatus.RUNNING:
         return f"requeued event for '{state.id}', which is running attempt {state.attempt}"
     return None
 
 
-def _queued(state: TaskState, event: dict[str, Any]) -> None:
+def _queued(state: TaskState, event: Event) -> None:
     definition = event.get("def") or {}
     state.task_json = definition
     state.file = event.get("file")
@@ -203,14 +205,14 @@ def _queued(state: TaskState, event: dict[str, Any]) -> None:
         state.reason = ""
 
 
-def _invalid(state: TaskState, event: dict[str, Any]) -> None:
+def _invalid(state: TaskState, event: Event) -> None:
     if state.status in (TaskStatus.QUEUED, TaskStatus.INVALID):  # a running or ended task keeps its status
         state.status = TaskStatus.INVALID
         state.file = event.get("file")
         state.reason = event.get("reason", "")
 
 
-def _claimed(state: TaskState, event: dict[str, Any]) -> None:
+def _claimed(state: TaskState, event: Event) -> None:
     state.status = TaskStatus.RUNNING
     state.attempt = event["attempt"]
     state.worker = event.get("worker")
@@ -219,28 +221,28 @@ def _claimed(state: TaskState, event: dict[str, Any]) -> None:
     state.reason = ""
 
 
-def _heartbeat(state: TaskState, event: dict[str, Any]) -> None:
+def _heartbeat(state: TaskState, event: Event) -> None:
     if state.status == TaskStatus.RUNNING and event.get("attempt") == state.attempt:
         state.lease_until = event.get("lease_until")
 
 
-def _released(state: TaskState, event: dict[str, Any]) -> None:
+def _released(state: TaskState, event: Event) -> None:
     state.infra += 1 if event.get("infra", True) else 0
     state.not_before = float(event.get("not_before") or 0.0)
     _end_attempt(state, event, TaskStatus.FAILED if event.get("final") else TaskStatus.QUEUED)
 
 
-def _finished(state: TaskState, event: dict[str, Any]) -> None:
+def _finished(state: TaskState, event: Event) -> None:
     _end_attempt(state, event, TaskStatus.FINISHED)
     state.pr_url = (event.get("result") or {}).get("pr_url") or state.pr_url
 
 
-def _failed(state: TaskState, event: dict[str, Any]) -> None:
+def _failed(state: TaskState, event: Event) -> None:
     state.spent += 1
     _end_attempt(state, event, TaskStatus.FAILED if event.get("final") else TaskStatus.QUEUED)
 
 
-def _end_attempt(state: TaskState, event: dict[str, Any], status: TaskStatus) -> None:
+def _end_attempt(state: TaskState, event: Event, status: TaskStatus) -> None:
     state.status = status
     state.lease_until = None
     state.reason = event.get("reason", "")
@@ -250,13 +252,13 @@ def _end_attempt(state: TaskState, event: dict[str, Any], status: TaskStatus) ->
         state.cost_usd += float(result.get("cost_usd") or 0.0)
 
 
-def _cancelled(state: TaskState, event: dict[str, Any]) -> None:
+def _cancelled(state: TaskState, event: Event) -> None:
     state.status = TaskStatus.CANCELLED
     state.lease_until = None
     state.reason = event.get("reason", "cancelled")
 
 
-def _requeued(state: TaskState, event: dict[str, Any]) -> None:
+def _requeued(state: TaskState, event: Event) -> None:
     if event.get("def"):
         _queued(state, event)
     state.status = TaskStatus.QUEUED
@@ -268,20 +270,20 @@ def _requeued(state: TaskState, event: dict[str, Any]) -> None:
     state.pr_url = None
 
 
-def _published(state: TaskState, event: dict[str, Any]) -> None:
+def _published(state: TaskState, event: Event) -> None:
     state.pr_url = event.get("pr_url") or state.pr_url
     if state.status == TaskStatus.UNPUBLISHED:
         state.status = TaskStatus.FINISHED
         state.reason = ""
 
 
-def _unpublished(state: TaskState, event: dict[str, Any]) -> None:
+def _unpublished(state: TaskState, event: Event) -> None:
     if state.status in (TaskStatus.FINISHED, TaskStatus.UNPUBLISHED):
         state.status = TaskStatus.UNPUBLISHED
         state.reason = event.get("reason", "")
 
 
-_HANDLERS: dict[str, Callable[[TaskState, dict[str, Any]], None]] = {
+_HANDLERS: dict[str, Callable[[TaskState, Event], None]] = {
     EventType.QUEUED: _queued,
     EventType.INVALID: _invalid,
     EventType.CLAIMED: _claimed,
@@ -300,7 +302,7 @@ _CREATING = frozenset({EventType.QUEUED, EventType.INVALID})  # what a task's fi
 # The attempt's lifecycle moves only as queue.py's guarded writers move it; a line that moves it otherwise (a
 # stale claim, a second `finished`, a bad merge) is refused. Bookkeeping events (queued, invalid, published,
 # unpublished) are never refused: their handlers already ignore what does not apply.
-_GUARDS: dict[str, Callable[[TaskState, dict[str, Any]], str | None]] = {
+_GUARDS: dict[str, Callable[[TaskState, Event], str | None]] = {
     EventType.CLAIMED: _claimable,
     EventType.HEARTBEAT: _live_attempt,
     EventType.RELEASED: _live_attempt,

@@ -20,7 +20,7 @@ from typing import Any
 from agent_runner.core.errors import QueueError, StaleAttemptError
 from agent_runner.core.task import Task, TaskStatus
 from agent_runner.queue.log import CorruptLine, QueueLog
-from agent_runner.queue.state import EventType, TaskState, is_expired, is_runnable
+from agent_runner.queue.state import Event, EventType, TaskState, is_expired, is_runnable
 
 Accept = Callable[[TaskState], bool]
 __all__ = ["Accept", "Claim", "CorruptLine", "Queue"]
@@ -196,7 +196,7 @@ class Queue(QueueLog):
                 raise QueueError(f"{task_id} is running (attempt {state.attempt}); cancel it first")
             if task is None and not state.has_definition:
                 raise QueueError(f"{task_id} has no valid definition ({state.reason}); fix its task file")
-            event: dict[str, Any] = {"type": EventType.REQUEUED, "task": task_id}
+            event: Event = {"type": EventType.REQUEUED, "task": task_id}
             if task is not None:
                 event.update(_queued_event(task, file, digest), type=EventType.REQUEUED)
             self._append(event)
@@ -223,11 +223,11 @@ def _accepts_definition(state: TaskState | None, digest: str | None) -> bool:
     return state.status == TaskStatus.QUEUED and state.digest != digest
 
 
-def _event(kind: EventType, task_id: str, **fields: Any) -> dict[str, Any]:
+def _event(kind: EventType, task_id: str, **fields: Any) -> Event:
     return {"type": kind, "task": task_id, **fields}
 
 
-def _queued_event(task: Task, file: str | None, digest: str | None) -> dict[str, Any]:
+def _queued_event(task: Task, file: str | None, digest: str | None) -> Event:
     definition = task.model_dump(mode="json", exclude_defaults=True)
     definition.update(id=task.id, kind=task.kind.value)
     return {"type": EventType.QUEUED, "task": task.id, "def": definition, "file": file, "digest": digest}

@@ -13,7 +13,7 @@ from typing import Any
 
 from agent_runner.core.findings import answer_of
 from agent_runner.core.task import TaskStatus
-from agent_runner.queue.state import EventType, TaskState
+from agent_runner.queue.state import Event, EventType, TaskState
 from agent_runner.queue.store import Queue
 from agent_runner.report.labels import is_recorded, model_used
 
@@ -190,7 +190,7 @@ def _attempt_json(attempt: Attempt) -> dict[str, Any]:
     return data | {"duration_s": round(attempt.duration, 3)}
 
 
-def machine_of(event: dict[str, Any], result: dict[str, Any] | None) -> str:
+def machine_of(event: Event, result: dict[str, Any] | None) -> str:
     """The lane of a claim: its `machine`, else the worker name up to the first '/'."""
     if event.get("machine"):
         return str(event["machine"])
@@ -202,11 +202,11 @@ class _Folder:
     """Walks the events once, opening an attempt at each claim and closing it at its end event."""
 
     def __init__(self) -> None:
-        self.open: dict[str, tuple[Attempt, dict[str, Any]]] = {}
+        self.open: dict[str, tuple[Attempt, Event]] = {}
         self.attempts: list[Attempt] = []
         self.last_ts = 0.0
 
-    def feed(self, event: dict[str, Any]) -> None:
+    def feed(self, event: Event) -> None:
         kind, task_id = event.get("type"), event.get("task")
         if not isinstance(task_id, str):
             return
@@ -222,7 +222,7 @@ class _Folder:
         elif kind == EventType.SNAPSHOT:
             self._snapshot(event)
 
-    def _close(self, task_id: str, event: dict[str, Any], outcome: str, reason: str) -> None:
+    def _close(self, task_id: str, event: Event, outcome: str, reason: str) -> None:
         opened = self.open.pop(task_id, None)
         if opened is None:
             return
@@ -238,7 +238,7 @@ class _Folder:
             if not claim.get("machine") and result.get("machine") and "/" not in attempt.worker:
                 attempt.machine = str(result["machine"]).split("/", 1)[0]
 
-    def _snapshot(self, event: dict[str, Any]) -> None:
+    def _snapshot(self, event: Event) -> None:
         state = event.get("state") or {}
         if not state.get("claimed_at") or not state.get("worker"):
             return  # a compacted file keeps only the last attempt of each task
@@ -256,7 +256,7 @@ class _Folder:
         self.attempts.append(attempt)
 
 
-def _outcome(event: dict[str, Any]) -> str:
+def _outcome(event: Event) -> str:
     kind = event.get("type")
     result = event.get("result")
     if kind == EventType.FINISHED:
