@@ -110,8 +110,7 @@ class Recorder:
 
     def _redacted(self, result: TaskResult) -> TaskResult:
         """Mask known secrets and token patterns in a worker's result (untrusted text)."""
-        data = self.redactor.obj(result.model_dump(mode="json", exclude={"bundle_b64"}))
-        return TaskResult.model_validate({**data, "bundle_b64": result.bundle_b64})
+        return result.redacted(self.redactor)
 
     def safely(self, task_id: str, attempt: int, action: Callable[[], Any]) -> None:
         try:

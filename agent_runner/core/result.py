@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent_runner.core.messages import Usage
+from agent_runner.core.redact import Redactor
 from agent_runner.core.task import Task, model_spec_for
 
 
@@ -142,6 +143,11 @@ class TaskResult(BaseModel):
     limit: str | None = None
     # Why the machine that ran it should take no more attempts this run (its disk is full); None: it can.
     machine_problem: str | None = None
+
+    def redacted(self, redactor: Redactor) -> TaskResult:
+        """Return a copy with secrets masked in every text field (the bundle is git data: kept as it is)."""
+        data = redactor.obj(self.model_dump(mode="json", exclude={"bundle_b64"}))
+        return TaskResult.model_validate({**data, "bundle_b64": self.bundle_b64})
 
     def for_queue(self) -> dict[str, Any]:
         """Return the record as stored in the queue file (without the inline bundle)."""

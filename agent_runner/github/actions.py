@@ -119,11 +119,12 @@ def _from_artifact(result: TaskResult, path: Path, redactor: Redactor) -> TaskRe
     is_uploaded = trajectory.is_file() and not trajectory.is_symlink()
     if is_uploaded:
         redact_file(trajectory, redactor)
-    data = redactor.obj(result.model_dump(mode="json", exclude={"bundle_b64"}))
-    data.update(
-        trajectory_path=str(trajectory) if is_uploaded else None, bundle_path=None, checkout_path=None
-    )
-    return TaskResult.model_validate({**data, "bundle_b64": result.bundle_b64})
+    paths = {
+        "trajectory_path": str(trajectory) if is_uploaded else None,
+        "bundle_path": None,
+        "checkout_path": None,
+    }
+    return result.redacted(redactor).model_copy(update=paths)
 
 
 def ingest_one(

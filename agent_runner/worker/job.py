@@ -325,5 +325,4 @@ def _stopped_reason(outcome: AgentOutcome) -> str:
 
 def _redacted(result: TaskResult, secrets: dict[str, str]) -> TaskResult:
     """Mask the worker's secrets and token patterns in the result (its text comes from the model)."""
-    data = Redactor(secrets.values()).obj(result.model_dump(mode="json", exclude={"bundle_b64"}))
-    return TaskResult.model_validate({**data, "bundle_b64": result.bundle_b64})
+    return result.redacted(Redactor(secrets.values()))
