@@ -19,7 +19,6 @@ from typing import IO
 
 from pydantic import ValidationError
 
-from agent_runner.config.runner import RunnerConfig, config_from_dict
 from agent_runner.core.errors import ExecutorError, GitError
 from agent_runner.core.protocols import Slot
 from agent_runner.core.result import TaskResult, WorkRequest
@@ -30,6 +29,7 @@ from agent_runner.repo.checkouts import remove_checkout
 from agent_runner.repo.layout import AttemptPaths
 from agent_runner.repo.workspace import init_state_dir
 from agent_runner.worker import deadline
+from agent_runner.worker.request import request_config
 
 KILL_GRACE_S = 5.0
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ class LocalExecutor:
 
     def _died(self, code: int, slot: Slot, paths: AttemptPaths, request: WorkRequest) -> ExecutorError:
         """Return the error of a worker that exited without a result; a full disk pauses this machine."""
-        config = config_from_dict(request.config) if request.config else RunnerConfig()
+        config = request_config(request)
         tail = _tail(paths.run_dir / "worker.log")
         if problem := diskspace.low_space(self.workdir, config.min_free_mb):
             self._pause(problem)

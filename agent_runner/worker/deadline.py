@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from agent_runner.config.runner import RunnerConfig, config_from_dict
 from agent_runner.core.result import Outcome, TaskResult, WorkRequest
 from agent_runner.core.task import Limits
+from agent_runner.worker.request import request_config
 
 ATTEMPT_LIMIT = "attempt_minutes"  # the name `show` and results give the limit
 MARGIN_MINUTES = 15.0  # beyond twice the agent's minutes: checkout, setup and a slow commit
@@ -44,7 +44,7 @@ def attempt_minutes(limits: Limits) -> float:
 
 def request_minutes(request: WorkRequest) -> float:
     """Return the wall-clock limit of the attempt `request` asks for (its config and task limits)."""
-    config = config_from_dict(request.config) if request.config else RunnerConfig()
+    config = request_config(request)
     return attempt_minutes(config.limits_for(request.task.kind, request.task.limits))
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_runner.config import prompts
-from agent_runner.config.runner import RunnerConfig, config_from_dict, gate_settings
+from agent_runner.config.runner import RunnerConfig, gate_settings
 from agent_runner.core.errors import RunnerError
 from agent_runner.core.findings import review_fields
 from agent_runner.core.messages import Usage
@@ -35,6 +35,7 @@ from agent_runner.worker.attempt import Attempt
 from agent_runner.worker.failure import ENDINGS, Failure, JobFailed, failure_of
 from agent_runner.worker.gate_round import GateCheck, GateRound, gate_report, is_green
 from agent_runner.worker.phase import shown as shown_phase
+from agent_runner.worker.request import request_config
 from agent_runner.worker.sandbox import get_sandbox
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class Job:
         self.inline_bundle = inline_bundle
         self.trash = trash
         self.task = request.task
-        self.config: RunnerConfig = config_from_dict(request.config) if request.config else RunnerConfig()
+        self.config: RunnerConfig = request_config(request)
         self.workdir = Path(workdir).resolve()
         self.paths = AttemptPaths.under(self.workdir, self.task.id, request.attempt)
         self.model_spec = model_spec_for(self.task, override=request.model, default=self.config.model)
