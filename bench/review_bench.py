@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 import time
 
-from agent_runner.github import FileDiff
+from agent_runner.github.records import FileDiff
 from agent_runner.review.reviewer import split_diff
 
 BUDGET = 40_000  # GitHubConfig.review_chunk_chars default

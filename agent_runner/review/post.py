@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from agent_runner.config.github import GitHubConfig
 from agent_runner.core.errors import GitHubError
 from agent_runner.core.protocols import Model
 from agent_runner.core.redact import Redactor
 from agent_runner.core.result import Finding
 from agent_runner.core.task import Task, TaskKind, render_task_file
 from agent_runner.core.task_io import write_new_file
-from agent_runner.github import FileDiff, GitHubConfig, GitHubRepo
+from agent_runner.github.api import GitHubRepo
+from agent_runner.github.records import FileDiff
 from agent_runner.review.reviewer import ReviewReport, review_pull, right_lines
 
 REVIEW_MARKER = "<!-- agent-runner:review -->"

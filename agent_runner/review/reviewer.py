@@ -20,7 +20,8 @@ from agent_runner.core.messages import Message, ModelTurn, ToolSpec, Usage
 from agent_runner.core.protocols import Model
 from agent_runner.core.result import Finding, Severity
 from agent_runner.core.task import Task, TaskKind
-from agent_runner.github import FileDiff, GitHubRepo, PullInfo
+from agent_runner.github.api import GitHubRepo
+from agent_runner.github.records import FileDiff, PullInfo
 
 SYSTEM = (
     "You review pull requests made by a coding agent. In this review you cannot run commands: the diff "

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from github_helpers import git
 
-from agent_runner.github import GitHubConfig
+from agent_runner.config.github import GitHubConfig
 from agent_runner.testing.fake_github import FakeGitHub
 
 GIT_ENV = {

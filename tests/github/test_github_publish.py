@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 from github_helpers import agent_commit, git, make_result, make_task
 
+from agent_runner.config.github import GitHubConfig
 from agent_runner.core.errors import GitHubError
-from agent_runner.github import GitHubConfig, GitHubPublisher, connect, parse_remote
+from agent_runner.github.api import connect, parse_remote
 from agent_runner.github.body import render_body
+from agent_runner.github.publisher import GitHubPublisher
 from agent_runner.github.push import push_branch
 from agent_runner.testing.fake_github import FakeGitHub
 

@@ -11,9 +11,12 @@ from github_helpers import agent_commit, make_result, make_task
 from typer.testing import CliRunner
 
 from agent_runner.cli import get_app
+from agent_runner.config.github import GitHubConfig
 from agent_runner.core.messages import Message, ModelTurn, Role, ToolCall
 from agent_runner.core.task import Task, load_task_file
-from agent_runner.github import FileDiff, GitHubConfig, GitHubPublisher, GitHubRepo, connect
+from agent_runner.github.api import GitHubRepo, connect
+from agent_runner.github.publisher import GitHubPublisher
+from agent_runner.github.records import FileDiff
 from agent_runner.models.scripted import ScriptedModel
 from agent_runner.review.post import REVIEW_MARKER, review_prs
 from agent_runner.review.reviewer import parse_turn, split_diff

@@ -32,10 +32,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "faults"))
 from faults_helpers import Project, git, json_events
 
+from agent_runner.config.github import GitHubConfig
 from agent_runner.core.result import GateResult, GateVerdict, Outcome, TaskResult
 from agent_runner.core.task import Task, TaskKind
-from agent_runner.github import GitHubConfig, GitHubPublisher
 from agent_runner.github.body import render_body
+from agent_runner.github.publisher import GitHubPublisher
 from agent_runner.github.records import MARKER, PullInfo
 from agent_runner.testing.fake_github import FakeGitHub
 from agent_runner.testing.scripts import bash_turn, finish_turn, write_command

@@ -15,7 +15,8 @@ from agent_runner.core.errors import QueueError
 from agent_runner.core.redact import MASK, Redactor, SecretValues, known_secrets, redact_file, runner_redactor
 from agent_runner.core.result import Outcome, TaskResult
 from agent_runner.core.task import Task
-from agent_runner.github import GitHubPublisher, GitHubRepo
+from agent_runner.github.api import GitHubRepo
+from agent_runner.github.publisher import GitHubPublisher
 from agent_runner.github.records import PullInfo
 from agent_runner.queue.state import TaskState
 from agent_runner.worker.trajectory import TrajectoryWriter, render_trajectory
