@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
+from rich.markup import escape
 
 from agent_runner.cli.app import app, err_console, state
 from agent_runner.core.errors import RunnerError
@@ -13,8 +15,6 @@ COMMAND_MODULES = ("tasks", "exec_cmd", "run", "github", "machines", "report", "
 
 
 def _register() -> None:
-    import importlib
-
     for name in COMMAND_MODULES:
         importlib.import_module(f"agent_runner.cli.{name}")
 
@@ -29,8 +29,7 @@ def main() -> None:
     except RunnerError as exc:
         if state.debug:
             raise
-        from rich.markup import escape  # messages name TOML tables like [tool.agent-runner]: not markup
-
+        # messages name TOML tables like [tool.agent-runner]: escaped, not markup
         message = f"[red]Error:[/red] {escape(str(exc))}"
         err_console.print(message, markup=True, highlight=False, soft_wrap=True)
         sys.exit(1)

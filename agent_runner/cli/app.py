@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from agent_runner.config.runner import RunnerConfig, find_root, load_config
+from agent_runner.models import spec_problem
 from agent_runner.queue.log import QueueLog
 
 app = typer.Typer(
@@ -60,8 +61,6 @@ def get_config(**overrides: Any) -> RunnerConfig:
 
 def check_model(spec: str | None) -> str | None:
     """Refuse a --model that names no model before anything starts (every task would be blocked)."""
-    from agent_runner.models import spec_problem
-
     if spec is not None and (problem := spec_problem(spec)):
         raise typer.BadParameter(problem)
     return spec

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -12,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent_runner.cli.app import app, console
+from agent_runner.gates.report import brief
 
 if TYPE_CHECKING:
     from agent_runner.coordinator.events import RunEvent
@@ -31,9 +33,7 @@ def demo(
     workers: Annotated[int, typer.Option("--workers", "-w", help="Parallel local workers.")] = 2,
 ) -> None:
     """Create a throwaway repo with one task of each kind and run them on 2 local workers; no key needed."""
-    import os
-
-    from agent_runner.demo import pick_model, run_demo
+    from agent_runner.demo import pick_model, run_demo  # ~18 ms at every CLI start: only `demo` needs it
 
     target = folder or Path(tempfile.mkdtemp(prefix="agent-runner-demo-")) / "shop"
     chosen = pick_model(model, os.environ)
@@ -58,8 +58,7 @@ def demo(
 
 
 def _print_event(event: RunEvent) -> None:
-    from agent_runner.demo import needs_model
-    from agent_runner.gates.report import brief
+    from agent_runner.demo import needs_model  # ~18 ms, as in demo(): loaded by then
 
     if event.kind not in EVENT_STYLES or not event.task:
         return
@@ -80,7 +79,7 @@ def _print_event(event: RunEvent) -> None:
 
 
 def _summary_table(run: DemoRun) -> Table:
-    from agent_runner.demo import needs_model
+    from agent_runner.demo import needs_model  # ~18 ms, as in demo(): loaded by then
 
     table = Table(title="queue summary")
     for column in ("task", "status", "model", "model calls", "agent rounds", "reason"):

@@ -12,6 +12,8 @@ import typer
 from agent_runner.cli.app import app, check_model, console, get_config, repo_root
 from agent_runner.config.runner import RunnerConfig
 from agent_runner.core.result import Outcome, TaskResult, WorkRequest
+from agent_runner.core.task import load_task_file
+from agent_runner.repo import git
 
 
 @app.command("exec")
@@ -32,10 +34,10 @@ def exec_(
     workdir: Annotated[Path | None, typer.Option(help="State folder for checkouts and runs.")] = None,
 ) -> None:
     """Run one task in its own checkout and print the result (the worker command; never pushes)."""
+    # ~70-100 ms (the worker: job, agent, gates) that every other command would pay at start
     from agent_runner.executors.fork.child import read_request
-    from agent_runner.repo import git
     from agent_runner.worker import serve as worker
-    from agent_runner.worker.job import run_job
+    from agent_runner.worker.job import run_job  # ~70-100 ms with the line above
 
     if task_file == "-":
         worker.die_with_parent()
@@ -63,8 +65,6 @@ def exec_(
 def _file_request(
     path: Path, *, repo: str | None, base: str | None, attempt: int, model: str | None
 ) -> tuple[WorkRequest, RunnerConfig]:
-    from agent_runner.core.task import load_task_file
-
     task = load_task_file(path)
     config = get_config()
     source = repo or task.repo or str(repo_root())

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from agent_runner.cli.app import app, console, err_console, get_config, repo_root, warn_skipped
+from agent_runner.cli.result_views import change_lines, findings_view, gates_table, limit_line, review_answer
 from agent_runner.cli.task_views import (
     detail_table,
     events_table,
@@ -35,6 +36,9 @@ from agent_runner.queue.intake import (
 )
 from agent_runner.queue.state import TaskState
 from agent_runner.queue.store import Queue
+from agent_runner.report.change import change_diff, find_change
+from agent_runner.worker.trajectory import render_trajectory
+from agent_runner.workflows import install_workflows
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 TaskId = Annotated[str, typer.Argument(help="The task id (see `run-agents list`).")]
@@ -76,7 +80,7 @@ def init(
     ] = False,
 ) -> None:
     """Set up this git repo: tasks/ with an example, prompts/ to edit, config in pyproject.toml."""
-    from agent_runner.queue.scaffold import init_project  # imports jinja2, which only init needs
+    from agent_runner.queue.scaffold import init_project  # ~16 ms (jinja2) at each CLI start: only for init
 
     report = init_project(repo_root(), get_config())
     for name in report.created:
@@ -84,8 +88,6 @@ def init(
     for name in report.kept:
         console.print(f"kept     {name} (already there)", markup=False)
     if github:
-        from agent_runner.workflows import install_workflows
-
         for path in install_workflows(repo_root()):
             console.print(f"created  {path.relative_to(repo_root())}", markup=False)
     console.print("Next: run-agents add fix-lint --path src/ --title 'Clean lint'", soft_wrap=True)
@@ -145,8 +147,6 @@ def show(task_id: TaskId, as_json: JsonFlag = False, trajectory: TrajectoryFlag 
     if not as_json:  # JSON escapes control characters itself
         state, events = readable_state(state), readable(events)
     if trajectory:
-        from agent_runner.worker.trajectory import render_trajectory
-
         typer.echo(render_trajectory(find_trajectory(root, config, state, events)))
     elif as_json:
         _echo_json({"task": state.to_json() | {"attempts_used": state.n_attempts_used}, "events": events})
@@ -161,15 +161,6 @@ def show(task_id: TaskId, as_json: JsonFlag = False, trajectory: TrajectoryFlag 
 
 def _print_result(root: Path, state: TaskState) -> None:
     """Print the last result's gates, a review's findings, and where the change is with how to see it."""
-    from agent_runner.cli.result_views import (
-        change_lines,
-        findings_view,
-        gates_table,
-        limit_line,
-        review_answer,
-    )
-    from agent_runner.report.change import find_change
-
     if state.result_json and (limit := limit_line(state.result_json)) is not None:
         console.print(limit, highlight=False, soft_wrap=True)
     if state.result_json and (table := gates_table(state.result_json)) is not None:
@@ -207,8 +198,6 @@ def diff(
     ] = False,
 ) -> None:
     """Print a task's change: `git diff base..agent/<id>` in its source repo."""
-    from agent_runner.report.change import change_diff, find_change
-
     root, _config, queue, _ = _open()
     state = queue.states.get(task_id)
     if state is None:

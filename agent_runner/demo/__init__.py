@@ -12,8 +12,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent_runner.config.runner import load_config
 from agent_runner.coordinator.events import RunEvent, RunSummary
+from agent_runner.coordinator.scheduler import Scheduler
 from agent_runner.demo.project import TASKS, create_project
+from agent_runner.executors.local import LocalExecutor
+from agent_runner.queue.intake import open_queue
+from agent_runner.worker.trajectory import read_trajectory
 
 RECORDED = "recorded"
 KEY_MODELS = {"ANTHROPIC_API_KEY": "anthropic:claude-sonnet-5-5", "OPENAI_API_KEY": "openai:gpt-5-mini"}
@@ -54,11 +59,6 @@ def run_demo(
     environ: Mapping[str, str] | None = None,
 ) -> DemoRun:
     """Create the demo repo in `folder`, queue its tasks and run them; return what happened."""
-    from agent_runner.config.runner import load_config
-    from agent_runner.coordinator.scheduler import Scheduler
-    from agent_runner.executors.local import LocalExecutor
-    from agent_runner.queue.intake import open_queue
-
     chosen = pick_model(model, os.environ if environ is None else environ)
     default_model = chosen if chosen != RECORDED else "anthropic:claude-sonnet-5-5"
     root = create_project(folder.resolve(), model=default_model, recorded=chosen == RECORDED)
@@ -82,8 +82,6 @@ def run_demo(
 
 def agent_rounds(trajectory: str | None) -> int:
     """Return how many times the agent was prompted: the task, then one per gate report sent back."""
-    from agent_runner.worker.trajectory import read_trajectory
-
     if not trajectory or not Path(trajectory).exists():
         return 0
     return sum(1 for record in read_trajectory(Path(trajectory)) if record.get("type") == "user")

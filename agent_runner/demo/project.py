@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from agent_runner.core.errors import ConfigError
 from agent_runner.queue.log import side_files
 
 SCRIPTS_DIR = Path(__file__).resolve().parent
@@ -157,8 +158,6 @@ def create_project(folder: Path, *, model: str, recorded: bool) -> Path:
     """Write the demo project and its tasks into `folder` (which must be empty or new) and commit it."""
     folder.mkdir(parents=True, exist_ok=True)
     if any(folder.iterdir()):
-        from agent_runner.core.errors import ConfigError
-
         raise ConfigError(f"{folder} is not empty; give run-agents demo a new or empty folder")
     for name, text in {**FILES, "pyproject.toml": pyproject(model)}.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)

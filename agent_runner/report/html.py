@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import pygal
+from pygal.style import Style
 
 from agent_runner.config.runner import RunnerConfig
 from agent_runner.core.redact import runner_redactor
@@ -109,8 +111,6 @@ def charts(report: RunReport) -> dict[str, str]:
 
 
 def _chart_options() -> dict[str, Any]:
-    from pygal.style import Style
-
     style = Style(
         background="white", plot_background="white", colors=("#3b7dd8", "#2e9e4f", "#e8912d", "#8e44ad")
     )
@@ -118,8 +118,6 @@ def _chart_options() -> dict[str, Any]:
 
 
 def _cost_charts(report: RunReport) -> dict[str, str]:
-    import pygal
-
     opts = _chart_options()
     costly = sorted((t for t in report.tasks if t.cost_usd > 0), key=lambda t: t.cost_usd, reverse=True)
     costly = costly[:TOP_TASKS]
@@ -134,8 +132,6 @@ def _cost_charts(report: RunReport) -> dict[str, str]:
 
 
 def _tokens_chart(report: RunReport) -> str:
-    import pygal
-
     models = report.by_model()
     tokens = pygal.StackedBar(height=320, **_chart_options())
     tokens.x_labels = list(models)

@@ -21,6 +21,8 @@ from typing import Any, BinaryIO
 
 from agent_runner.core.errors import ExecutorError
 from agent_runner.executors.fork.client import MAX_COMMAND_BYTES
+from agent_runner.repo import pools
+from agent_runner.worker import serve as worker
 
 LATE_NICE = 19  # added niceness for a worker's clean-up after its result is out
 # A work request on a worker's stdin (`exec -`, a machine's forked worker) may carry the source repo as a
@@ -129,9 +131,6 @@ def serve_child(
 
     With `ahead`, it then makes a checkout for a next attempt unless that many wait (niced, then exits).
     """
-    from agent_runner.repo import pools
-    from agent_runner.worker import serve as worker
-
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     worker.die_with_parent()

@@ -25,8 +25,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from agent_runner.config import prompts
+from agent_runner.core import redact
+from agent_runner.core.result import WorkRequest
 from agent_runner.executors.fork import child as forkchild
 from agent_runner.executors.fork.client import MAX_COMMAND_BYTES
+from agent_runner.models import module_of
 
 PRELOAD = (
     "agent_runner.worker.serve",
@@ -36,7 +40,7 @@ PRELOAD = (
     "agent_runner.tools",
     "agent_runner.worker.trajectory",
     "agent_runner.config.prompts",
-    "agent_runner.gates",
+    "agent_runner.gates.kinds",
     "agent_runner.worker.sandbox",
     "agent_runner.core.redact",
 )
@@ -58,9 +62,6 @@ def _warm() -> None:
     """Do once what every attempt does first: compile the prompt templates and the redaction patterns."""
     codecs.lookup("ascii")  # git's ref files are read as ASCII: its codec module loads here, not per child
     try:
-        from agent_runner.config import prompts
-        from agent_runner.core import redact
-
         prompts.warm()
         redact.Redactor()  # its token patterns land in re's cache, which children inherit
     except Exception:  # a warm-up only: a child that needs them reports the real error
@@ -162,9 +163,6 @@ def import_model_module(request: str | bytes) -> bool:
     model pays it and the rest inherit it. Returns whether a module was imported now; a spec that does
     not resolve is left for the child to report.
     """
-    from agent_runner.core.result import WorkRequest
-    from agent_runner.models import module_of
-
     try:
         spec = WorkRequest.model_validate_json(request).model_spec
     except ValueError:  # the child reports a bad request
