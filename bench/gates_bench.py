@@ -17,11 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent_runner.config.runner import RunnerConfig
+from agent_runner.config.runner import RunnerConfig, gate_settings
+from agent_runner.core.gate_settings import GatesConfig
 from agent_runner.core.protocols import GateContext
 from agent_runner.core.task import Task
-from agent_runner.gates import GatesConfig, gate_settings, get_job_kind
 from agent_runner.gates.command import gate_env
+from agent_runner.gates.kinds import get_job_kind
 from agent_runner.gates.outcomes import IdSource, outcome_args
 from agent_runner.gates.ruff import ruff_argv
 

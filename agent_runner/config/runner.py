@@ -11,10 +11,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent_runner.config.gates import GatesConfig
 from agent_runner.config.github import GitHubConfig
 from agent_runner.config.machines import MachineConfig, RayConfig, SshConfig
 from agent_runner.core.errors import ConfigError, validation_text
+from agent_runner.core.gate_settings import GatesConfig, GateSettings
 from agent_runner.core.task import Limits, TaskKind
 
 ENV_PREFIX = "AGENT_RUNNER_"
@@ -102,6 +102,19 @@ class RunnerConfig(BaseModel):
     def path(self, root: Path, name: str) -> Path:
         """Resolve a configured relative path (tasks_dir, queue, state_dir) against the repo root."""
         return root / getattr(self, name)
+
+
+def gate_settings(config: RunnerConfig) -> GateSettings:
+    """Return GateContext.settings for a job: the gate limits, the allow list and what else gates read."""
+    return GateSettings(
+        **config.gates.model_dump(),
+        allow=tuple(config.allow),
+        allow_gate_override=config.allow_gate_override,
+        setup=tuple(config.setup),
+        copy=tuple(config.copy_files),
+        tasks_dir=config.tasks_dir,
+        withheld_env=tuple(sorted({*config.secret_env, *config.forward_env})),
+    )
 
 
 def read_pyproject(root: Path) -> dict[str, Any]:

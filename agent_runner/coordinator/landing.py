@@ -9,18 +9,17 @@ its diff must pass the diff policy, with every secret the coordinator knows refu
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from agent_runner.config.runner import RunnerConfig
+from agent_runner.config.runner import RunnerConfig, gate_settings
 from agent_runner.core.errors import BundleRejectedError, GitError
+from agent_runner.core.gate_settings import GateSettings
 from agent_runner.core.redact import known_secrets
 from agent_runner.core.result import GateVerdict, TaskResult
 from agent_runner.core.task import Task
-from agent_runner.gates import gate_settings, get_job_kind
 from agent_runner.gates.diff import blocking, policy_findings
+from agent_runner.gates.kinds import get_job_kind
 from agent_runner.gates.workdiff import commit_diff
 from agent_runner.queue.sources import source_of
 from agent_runner.repo import bundles, git
@@ -42,7 +41,7 @@ def landing_repo(root: Path, task: Task) -> Path:
 class LandingRules:
     """What a result's diff is held to when it lands: the runner's gate settings and the secrets it knows."""
 
-    settings: Mapping[str, Any]
+    settings: GateSettings
     secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from agent_runner.core.gate_settings import GateSettings
 from agent_runner.core.messages import Message, ModelTurn, ToolSpec
+from agent_runner.core.redact import SecretValues
 from agent_runner.core.result import GateResult, TaskResult, WorkRequest
 from agent_runner.core.task import Task
 
@@ -77,13 +79,33 @@ class Executor(Protocol):
 
 @dataclass(frozen=True)
 class GateContext:
-    """What a gate may look at: the checkout, the task and the commands configured for the repo."""
+    """What a gate may look at: the checkout, the task, the repo's test command and the runner's settings.
+
+    Gates that run the agent's code run it in `sandbox` (the one of its shell); the diff policy refuses
+    `secrets` (the values this worker holds) by value.
+    """
 
     checkout: Path
     task: Task
     base_commit: str
     test_command: str
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: GateSettings = field(default_factory=GateSettings)
+    sandbox: Sandbox | None = None
+    secrets: SecretValues = field(default_factory=SecretValues, repr=False)
+
+
+class Measurement(Protocol):
+    """What a gate measured before the agent started (a test or a lint report)."""
+
+    @property
+    def command(self) -> str:
+        """The command that measured it."""
+        ...
+
+    @property
+    def exit_code(self) -> int:
+        """How that command ended."""
+        ...
 
 
 class Gate(Protocol):
@@ -91,12 +113,12 @@ class Gate(Protocol):
 
     name: str
 
-    def baseline(self, ctx: GateContext) -> Any:
-        """Measure the checkout before the agent starts."""
+    def baseline(self, ctx: GateContext) -> Measurement | None:
+        """Measure the checkout before the agent starts (None: the gate needs no baseline)."""
         ...
 
-    def check(self, ctx: GateContext, baseline: Any) -> GateResult:
-        """Measure again and compare with the baseline."""
+    def check(self, ctx: GateContext, baseline: Measurement | None) -> GateResult:
+        """Measure again and compare with the baseline this gate returned."""
         ...
 
 

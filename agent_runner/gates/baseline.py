@@ -24,16 +24,16 @@ ENV_KEYS = ("PATH", "VIRTUAL_ENV", "PYTHONPATH", "CONDA_PREFIX")
 
 def cache_dir(ctx: GateContext) -> Path | None:
     """Return the cache folder when the baseline cache is on, else None."""
-    if not ctx.settings.get("baseline_cache"):
+    if not ctx.settings.baseline_cache:
         return None
-    folder = str(ctx.settings.get("baseline_cache_dir") or "")
+    folder = ctx.settings.baseline_cache_dir
     return Path(folder).expanduser() if folder else Path.home() / ".cache" / "agent-runner" / "baselines"
 
 
 def cache_key(ctx: GateContext, tree: str, *, coverage_of: list[str] | None) -> str:
     """Return the key of a baseline: a hash of everything its measurement depends on."""
-    settings = {k: v for k, v in ctx.settings.items() if k != "sandbox"}
-    sandbox = getattr(ctx.settings.get("sandbox"), "name", None)
+    settings = ctx.settings.model_dump(mode="json", by_alias=True)
+    sandbox = ctx.sandbox.name if ctx.sandbox is not None else None
     env = {k: os.environ.get(k, "") for k in ENV_KEYS}
     parts = [FORMAT, tree, ctx.test_command, settings, sandbox, coverage_of, env]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()

@@ -10,8 +10,8 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from agent_runner.core.protocols import Sandbox
 from agent_runner.tools.shell import PASSED_ENV, PASSED_PREFIXES
 from agent_runner.tools.shell import SECRET_NAME as SHELL_SECRET_NAME
 
@@ -84,7 +84,7 @@ def run_command(
     cwd: Path,
     env: Mapping[str, str] | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
-    sandbox: Any = None,
+    sandbox: Sandbox | None = None,
     stdin_text: str | None = None,
 ) -> CommandResult:
     """Run a command to completion and return its result; a timeout is a result, not an error."""

@@ -1,4 +1,4 @@
-"""The coverage gate (write-tests): coverage of the target modules before and after.
+"""Coverage of the target modules for the coverage gate (write-tests, covgate.py): measured, read, compared.
 
 Our own small pytest plugin (covplugin.py) drives coverage.py where the tests run; see plugin_setup.
 """
@@ -14,19 +14,13 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from agent_runner.core.protocols import GateContext
-from agent_runner.core.result import GateResult, GateVerdict
 from agent_runner.gates.files import GateFileError, read_gate_bytes, read_gate_text
-from agent_runner.gates.ruff import in_paths, targets_of
+from agent_runner.gates.ruff import in_paths
 from agent_runner.gates.testfiles import is_test_file, is_test_module
 from agent_runner.gates.workdiff import git
 
-if TYPE_CHECKING:
-    from agent_runner.gates.pytest import SuiteRunner, TestReport
-
-DEFAULT_MIN_GAIN = 5.0
 PLUGIN = "agent_runner_gatecov"
 SETTINGS_ENV = "AGENT_RUNNER_GATECOV"  # the same name as in covplugin.py (which the runner never imports)
 LINKED_DIRS = (".venv", "venv", ".tox", ".nox", "node_modules")  # environments, never targets
@@ -201,56 +195,10 @@ def summary_rows(files: dict[str, FileCoverage]) -> list[dict[str, object]]:
     ]
 
 
-@dataclass
-class CoverageGate:
-    """write-tests: target coverage rises by min_coverage_gain points or reaches target_coverage."""
-
-    runner: SuiteRunner
-    name: str = "coverage"
-
-    def baseline(self, ctx: GateContext) -> TestReport:
-        return self.runner.report(ctx)
-
-    def check(self, ctx: GateContext, baseline: TestReport) -> GateResult:
-        after = self.runner.report(ctx)
-        if after.coverage is None or baseline.coverage is None:
-            why = baseline.coverage_error or after.coverage_error or "the test command is not pytest"
-            details = (
-                f"no coverage report ({why}): write-tests needs a pytest test command and coverage.py"
-                f" installed where the tests run\n{after.output}"
-            )
-            return GateResult(
-                name=self.name, verdict=GateVerdict.ERROR, command=after.command, details=details
-            )
-        targets = targets_of(ctx)
-        before_files, after_files = (
-            target_files(baseline.coverage, targets),
-            target_files(after.coverage, targets),
-        )
-        before, now = percent(before_files), percent(after_files)
-        gain, goal = min_gain(ctx), ctx.task.target_coverage
-        is_ok = now - before >= gain - 1e-9 or (goal is not None and now >= goal)
-        want = f"+{gain:g} points" + (f" or {goal:g}%" if goal is not None else "")
-        low = [
-            f"{r['file']}: {r['percent']}% (missing lines {r['missing_lines']})"
-            for r in summary_rows(after_files)
-        ]
-        return GateResult(
-            name=self.name,
-            verdict=GateVerdict.PASS if is_ok else GateVerdict.FAIL,
-            command=after.command,
-            exit_code=after.exit_code,
-            before={"percent": round(before, 2)},
-            after={"percent": round(now, 2), "gain": round(now - before, 2)},
-            details=f"target coverage {before:.1f}% -> {now:.1f}% (needed {want})",
-            offending=[] if is_ok else low[:20],
-        )
-
-
 def min_gain(ctx: GateContext) -> float:
     """Return the required gain: the task's, but never below the config floor unless overrides are allowed."""
-    floor = float(ctx.settings.get("min_coverage_gain", 0.0))
+    floor = ctx.settings.min_coverage_gain
     task_gain = ctx.task.min_coverage_gain
-    if task_gain < floor and not ctx.settings.get("allow_gate_override", False):
+    if task_gain < floor and not ctx.settings.allow_gate_override:
         return floor
     return task_gain

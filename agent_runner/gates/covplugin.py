@@ -24,13 +24,17 @@ import re
 import sys
 import threading
 import warnings
+from collections.abc import Callable, Generator, Sequence
+from importlib.machinery import ModuleSpec
 from pathlib import Path
-from typing import Any
+from types import FrameType, ModuleType
+from typing import Any, Literal
 
 import pytest
 
 SETTINGS_ENV = "AGENT_RUNNER_GATECOV"
 GLOB_CHARS = re.compile(r"[\[\]*?]")
+Tracer = Callable[[FrameType, str, Any], "Tracer | None"]  # what sys.settrace takes (`arg` varies by event)
 
 
 class GateCoverage:
@@ -47,7 +51,9 @@ class GateCoverage:
         self.names = {_module_name(path) for path in self.targets}
         self.error = ""
         self.is_tracing = False
-        self.tracer: Any = LineTracer(self.targets) if self.only is not None else None
+        self.tracer: CoverageTracer | LineTracer | None = (
+            LineTracer(self.targets) if self.only is not None else None
+        )
         if self.tracer is None:
             try:
                 self.tracer = CoverageTracer(self.targets)
@@ -72,7 +78,7 @@ class GateCoverage:
 
     def stop(self, started: bool) -> None:
         """Stop tracing if `started` (the matching start call turned it on)."""
-        if started:
+        if started and self.tracer is not None:
             self.tracer.stop()
             self.is_tracing = False
 
@@ -88,6 +94,8 @@ class CoverageTracer:
     """coverage.py's C tracer, limited to the target files: statements and missing lines per file."""
 
     def __init__(self, targets: dict[str, str]) -> None:
+        # ~140 ms, and coverage.py may be missing where the tests run (GateCoverage reports it): only
+        # this tracer needs it, LineTracer (after-runs tracing new tests only) does not.
         import coverage
 
         self.targets = targets
@@ -131,7 +139,7 @@ class LineTracer:
     def __init__(self, targets: dict[str, str]) -> None:
         self.targets = targets
         self.lines: dict[str, set[int]] = {}
-        self.local: dict[str, Any] = {}
+        self.local: dict[str, Tracer | Literal[False]] = {}
 
     def start(self) -> None:
         """Trace this thread and new threads."""
@@ -143,7 +151,7 @@ class LineTracer:
         sys.settrace(None)
         threading.settrace(None)  # type: ignore[arg-type]
 
-    def trace(self, frame: Any, event: str, arg: Any) -> Any:
+    def trace(self, frame: FrameType, event: str, arg: Any) -> Tracer | None:
         """Return a line recorder for frames of target files, None for all others."""
         if event != "call":
             return None
@@ -159,8 +167,8 @@ class LineTracer:
         return {rel: {"lines": sorted(lines)} for rel, lines in self.lines.items() if rel}
 
 
-def _recorder(lines: set[int]) -> Any:
-    def record(frame: Any, event: str, arg: Any) -> Any:
+def _recorder(lines: set[int]) -> Tracer:
+    def record(frame: FrameType, event: str, arg: Any) -> Tracer:
         if event == "line":
             lines.add(frame.f_lineno)
         return record
@@ -175,7 +183,9 @@ class TargetImports:
         self.state = state
         self.is_busy = False
 
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+    def find_spec(
+        self, name: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
         """Find the spec with the other finders; for a target file, trace its loader's exec_module."""
         if self.is_busy or name.rpartition(".")[2] not in self.state.names:
             return None  # Python asks the other finders itself
@@ -185,12 +195,14 @@ class TargetImports:
         finally:
             self.is_busy = False
         origin = getattr(spec, "origin", None)
-        if origin and os.path.realpath(origin) in self.state.targets:
+        if spec is not None and origin and os.path.realpath(origin) in self.state.targets:
             _trace_exec(spec.loader, self.state)
         return spec
 
 
-def _find_with_others(finder: TargetImports, name: str, path: Any, target: Any) -> Any:
+def _find_with_others(
+    finder: TargetImports, name: str, path: Sequence[str] | None, target: ModuleType | None
+) -> ModuleSpec | None:
     for other in list(sys.meta_path):
         find = getattr(other, "find_spec", None)
         if other is not finder and find is not None and (spec := find(name, path, target)) is not None:
@@ -198,13 +210,13 @@ def _find_with_others(finder: TargetImports, name: str, path: Any, target: Any) 
     return None
 
 
-def _trace_exec(loader: Any, state: GateCoverage) -> None:
+def _trace_exec(loader: object, state: GateCoverage) -> None:
     """Wrap this loader's exec_module (on the instance) so the module body runs traced."""
     original = getattr(loader, "exec_module", None)
     if original is None or getattr(original, "is_gatecov", False):
         return
 
-    def exec_module(module: Any) -> None:
+    def exec_module(module: ModuleType) -> None:
         started = state.start()
         try:
             original(module)
@@ -213,7 +225,7 @@ def _trace_exec(loader: Any, state: GateCoverage) -> None:
 
     exec_module.is_gatecov = True  # type: ignore[attr-defined]
     with contextlib.suppress(AttributeError, TypeError):  # a loader without instance attributes: unmeasured
-        loader.exec_module = exec_module
+        setattr(loader, "exec_module", exec_module)  # noqa: B010 (an object of any loader class)
 
 
 def _module_name(path: str) -> str:
@@ -245,7 +257,7 @@ def _traced(wanted: bool):  # type: ignore[no-untyped-def]
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_load_initial_conftests(early_config: Any) -> None:
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     """Watch imports from the start: a target's import-time lines count whoever imports it first."""
     state = _state()
     if state is not None and state.tracer is not None:
@@ -253,31 +265,31 @@ def pytest_load_initial_conftests(early_config: Any) -> None:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_setup(item: Any) -> Any:
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
     """Measure fixture setup."""
     yield from _traced(_wants_item(item))
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item: Any) -> Any:
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """Measure the test itself."""
     yield from _traced(_wants_item(item))
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_teardown(item: Any) -> Any:
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
     """Measure fixture teardown."""
     yield from _traced(_wants_item(item))
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_unconfigure(config: Any) -> None:
+def pytest_unconfigure(config: pytest.Config) -> None:
     """Write the report once the session is over."""
     state = _state()
     if state is not None:
         state.write()
 
 
-def _wants_item(item: Any) -> bool:
+def _wants_item(item: pytest.Item) -> bool:
     state = _state()
     return state is not None and state.wants(getattr(item, "path", ""))

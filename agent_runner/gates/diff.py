@@ -22,12 +22,13 @@ import os
 import re
 import tomllib
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from agent_runner.core.errors import GitError
+from agent_runner.core.gate_settings import GateSettings
 from agent_runner.core.protocols import GateContext
 from agent_runner.core.redact import Redactor
 from agent_runner.core.result import GateResult, GateVerdict
@@ -37,7 +38,6 @@ from agent_runner.gates.workdiff import FileChange, WorkDiff, show_file, staged_
 from agent_runner.gates.workdiff import git as workdiff_git
 from agent_runner.repo.git import run_git
 
-DEFAULT_MAX_FILE_BYTES = 1_000_000
 SYMLINK, GITLINK = "120000", "160000"
 MAX_LINK_HOPS = 40  # as the kernel's limit on nested symlinks: a longer chain (or a loop) counts as leaving
 SECRET_VALUES, EXTERNAL_SYMLINKS, GITLINKS = "secret-values", "external-symlinks", "gitlinks"
@@ -90,7 +90,7 @@ class PolicyInput:
     diff: WorkDiff
     repo: Path
     task: Task
-    settings: Mapping[str, Any]
+    settings: GateSettings
     secrets: tuple[str, ...] = field(default=(), repr=False)
     head: str | None = None
 
@@ -155,9 +155,9 @@ def allow_key(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-def waivers(task: Task, settings: Mapping[str, Any]) -> set[str]:
+def waivers(task: Task, settings: GateSettings) -> set[str]:
     """Return the rules waived: those the task asks for AND the runner config permits, never NOT_WAIVABLE."""
-    permitted = {allow_key(a) for a in settings.get("allow", [])}
+    permitted = {allow_key(a) for a in settings.allow}
     return ({allow_key(a) for a in task.allow} & permitted) - NOT_WAIVABLE
 
 
@@ -166,7 +166,7 @@ def allowed(ctx: GateContext) -> set[str]:
     return waivers(ctx.task, ctx.settings)
 
 
-def blocking(findings: Iterable[Offence], task: Task, settings: Mapping[str, Any]) -> list[Offence]:
+def blocking(findings: Iterable[Offence], task: Task, settings: GateSettings) -> list[Offence]:
     """Return the findings that reject the diff: those no waiver covers."""
     waived = waivers(task, settings)
     return [o for o in findings if o.rule not in waived]
@@ -258,7 +258,7 @@ def check_config(p: PolicyInput) -> list[Offence]:
 
 def check_runner(p: PolicyInput) -> list[Offence]:
     """Edits to the runner's own input: task files, prompt templates, `[tool.agent-runner]`."""
-    folders = tuple(f"{d.strip('/')}/" for d in (str(p.settings.get("tasks_dir") or "tasks"), PROMPTS_DIR))
+    folders = tuple(f"{d.strip('/')}/" for d in (p.settings.tasks_dir or "tasks", PROMPTS_DIR))
     found = [
         Offence(RUNNER_CONFIG, path, "runner input changed")
         for path in p.diff.paths()
@@ -299,7 +299,7 @@ def check_deleted_tests(p: PolicyInput) -> list[Offence]:
 
 def check_files(p: PolicyInput) -> list[Offence]:
     """Binary files and files over the size limit."""
-    limit = int(p.settings.get("max_file_bytes", DEFAULT_MAX_FILE_BYTES))
+    limit = p.settings.max_file_bytes
     changes = [c for c in p.diff.files.values() if c.status != "D"]
     found = [Offence("binary", c.path, "binary file") for c in changes if c.is_binary]
     sizes = {c.path: p.size(c.path) for c in changes if c.mode not in (SYMLINK, GITLINK)}
@@ -345,7 +345,7 @@ def policy_findings(
     *,
     repo: Path,
     task: Task,
-    settings: Mapping[str, Any],
+    settings: GateSettings,
     secrets: Iterable[str] = (),
     head: str | None = None,
     tests_only: bool | None = None,
@@ -377,7 +377,7 @@ class DiffPolicyGate:
         diff = work_diff(ctx.checkout, ctx.base_commit)
         found = policy_findings(
             diff, repo=ctx.checkout, task=ctx.task, settings=ctx.settings,
-            secrets=ctx.settings.get("secrets", ()), tests_only=self.tests_only,
+            secrets=ctx.secrets, tests_only=self.tests_only,
         )  # fmt: skip
         failing = blocking(found, ctx.task, ctx.settings)
         return GateResult(

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent_runner.core.errors import ConfigError
 from agent_runner.core.protocols import Gate, GateContext
 from agent_runner.gates.command import run_command
-from agent_runner.gates.coverage import CoverageGate, min_gain, percent, summary_rows, target_files
+from agent_runner.gates.coverage import min_gain, percent, summary_rows, target_files
+from agent_runner.gates.covgate import CoverageGate
 from agent_runner.gates.diff import DiffPolicyGate, NonEmptyDiffGate, allowed
 from agent_runner.gates.mutants import MutationGate
 from agent_runner.gates.pytest import SuiteRunner, TestsGate
@@ -88,10 +90,10 @@ class FixLintKind(JobKind):
 
     def prestep(self, ctx: GateContext) -> PreStep:
         # ruff reads the checkout's config (and a fix round's base is the agent's own branch): sandboxed.
-        targets, sandbox = targets_of(ctx), ctx.settings.get("sandbox")
+        targets, sandbox = targets_of(ctx), ctx.sandbox
         before = run_ruff(ctx.checkout, targets, sandbox=sandbox)
         run_ruff(ctx.checkout, targets, fix=True, sandbox=sandbox)
-        is_formatted = bool(ctx.task.format or ctx.settings.get("format"))
+        is_formatted = bool(ctx.task.format or ctx.settings.format)
         if is_formatted and (inside := inside_only(ctx.checkout, targets)):
             run_command([*ruff_argv(), "format", "--", *inside], cwd=ctx.checkout, sandbox=sandbox)
         left = run_ruff(ctx.checkout, targets, sandbox=sandbox)
@@ -186,3 +188,11 @@ KINDS: dict[str, type[JobKind]] = {
     "change": ChangeKind,
     "review": ReviewKind,
 }
+
+
+def get_job_kind(kind: str) -> JobKind:
+    """Return a fresh JobKind for a task kind (fix-lint, write-tests, change, review)."""
+    try:
+        return KINDS[str(kind)]()
+    except KeyError:
+        raise ConfigError(f"unknown task kind '{kind}'; known kinds: {', '.join(KINDS)}") from None

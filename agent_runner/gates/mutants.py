@@ -14,20 +14,18 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
-from agent_runner.core.protocols import GateContext
+from agent_runner.core.protocols import GateContext, Sandbox
 from agent_runner.core.result import GateResult, GateVerdict
 from agent_runner.gates.command import CommandResult, gate_env, run_command, tail
 from agent_runner.gates.coverage import LINKED_DIRS, measured_files
 from agent_runner.gates.mutate import Mutant, apply_mutant, choose_mutants, find_mutants
-from agent_runner.gates.pytest import SuiteRunner, is_pytest, scratch_parent, withheld_env
+from agent_runner.gates.pytest import SuiteRunner, is_pytest, scratch_parent
 from agent_runner.gates.ruff import is_inside, targets_of
 from agent_runner.gates.testfiles import find_test_functions, is_test_module
 from agent_runner.gates.workdiff import WorkDiff, show_file, work_diff
 
 MIN_MUTANTS = 5
-DEFAULT_MAX_MUTANTS = 8
 SCRATCH_IGNORE = shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache")
 
 
@@ -99,7 +97,7 @@ class Trial:
     argv: list[str]
     autoload: bool = True
     timeout_s: float = 600.0
-    sandbox: Any = None
+    sandbox: Sandbox | None = None
     anchor: Path | None = None  # the checkout the scratch copies live in (writes start there)
     withheld: tuple[str, ...] = ()  # variables never given to the agent's code (see command.gate_env)
 
@@ -174,7 +172,7 @@ def clean_trial(
     scratch: Path,
     argv: list[str],
     *,
-    sandbox: Any = None,
+    sandbox: Sandbox | None = None,
     anchor: Path | None = None,
     withheld: tuple[str, ...] = (),
 ) -> Trial | CommandResult:
@@ -219,12 +217,12 @@ class MutationGate:
         covered = None
         if self.runner is not None and (report := self.runner.report(ctx)).coverage is not None:
             covered = {f: c.executed for f, c in report.coverage.items()}
-        limit = max(MIN_MUTANTS, int(ctx.settings.get("max_mutants", DEFAULT_MAX_MUTANTS)))
+        limit = max(MIN_MUTANTS, ctx.settings.max_mutants)
         return choose_mutants(candidates, covered=covered, limit=limit)
 
     def _run_all(self, ctx: GateContext, node_ids: list[str], mutants: list[Mutant]) -> GateResult:
         argv = [*pytest_prefix(ctx.test_command), "-x", "-q", "-p", "no:cacheprovider", *node_ids]
-        n_workers = max(1, min(int(ctx.settings.get("mutant_workers", 2)), len(mutants)))
+        n_workers = max(1, min(ctx.settings.mutant_workers, len(mutants)))
         # The agent's tests run in the same sandbox as the test gate's (so the copies live in the checkout).
         with tempfile.TemporaryDirectory(prefix="mutants-", dir=scratch_parent(ctx)) as tmp:
             scratches = [Path(tmp, f"repo{i}") for i in range(n_workers)]
@@ -233,9 +231,9 @@ class MutationGate:
             trial = clean_trial(
                 scratches[0],
                 argv,
-                sandbox=ctx.settings.get("sandbox"),
+                sandbox=ctx.sandbox,
                 anchor=ctx.checkout,
-                withheld=tuple(withheld_env(ctx)),
+                withheld=ctx.settings.withheld_env,
             )
             if isinstance(trial, CommandResult):
                 details = f"the new tests do not pass on the unmutated code:\n{tail(trial.output)}"

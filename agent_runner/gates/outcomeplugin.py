@@ -17,7 +17,6 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -50,7 +49,7 @@ def junit_id(nodeid: str, prefix: str | None) -> str:
     return f"{'.'.join(classnames)}::{name}" if classnames else name
 
 
-def report_tag(report: Any) -> str | None:
+def report_tag(report: pytest.TestReport) -> str | None:
     """Return what a setup/call/teardown report adds to its test: failed, skipped, "" (present) or None."""
     if report.failed:
         is_xfail_call = report.when == "call" and hasattr(report, "wasxfail")
@@ -77,23 +76,23 @@ class Outcomes:
             test = self.ids[nodeid] = junit_id(nodeid, self.prefix)
         self.tags.setdefault(test, set()).add(tag)
 
-    def pytest_runtest_logreport(self, report: Any) -> None:
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Record a setup, call or teardown report."""
         tag = report_tag(report)
         if tag is not None:
             self.add(report.nodeid, tag)
 
-    def pytest_collectreport(self, report: Any) -> None:
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         """A module or class that fails to collect fails; one skipped at collection is skipped."""
         if not report.passed:
             self.add(report.nodeid, "failed" if report.failed else "skipped")
 
-    def pytest_internalerror(self, excrepr: Any) -> None:
+    def pytest_internalerror(self, excrepr: object) -> None:
         """An internal error fails the run's `pytest::internal` id (as in junit)."""
         self.tags.setdefault("pytest::internal", set()).add("failed")
 
     @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: Any) -> None:
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Write the report (a temporary file renamed into place: never half written)."""
         buckets: dict[str, list[str]] = {"passed": [], "failed": [], "skipped": []}
         for test, tags in sorted(self.tags.items()):
@@ -105,7 +104,7 @@ class Outcomes:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_configure(config: Any) -> None:
+def pytest_configure(config: pytest.Config) -> None:
     """Record outcomes in the controlling process (not in pytest-xdist workers)."""
     path = os.environ.get(REPORT_ENV)
     if not path:

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from agent_runner.core.protocols import GateContext
+import agent_runner.gates.baseline as baseline_cache
+from agent_runner.core.protocols import GateContext, Measurement
 from agent_runner.core.result import GateResult, GateVerdict
-from agent_runner.gates import baseline as baseline_cache
 from agent_runner.gates.command import CommandResult, gate_env, run_command, tail
 from agent_runner.gates.coverage import (
     PLUGIN,
@@ -28,7 +28,6 @@ from agent_runner.gates.ruff import targets_of
 from agent_runner.gates.workdiff import tree_id
 
 NO_TESTS_EXIT = 5
-DEFAULT_TEST_TIMEOUT_S = 1800.0
 MAX_OFFENDING = 40
 NO_PLUGINS = (
     "pytest could not import the runner's plugins from PYTHONPATH (does the test command replace it?)"
@@ -67,6 +66,13 @@ class TestReport:
         return {"passed": len(self.passed), "failed": len(self.failed)}
 
 
+def as_test_report(baseline: Measurement | None) -> TestReport:
+    """Return a test gate's baseline as the TestReport it is (another gate's baseline is a bug: TypeError)."""
+    if not isinstance(baseline, TestReport):
+        raise TypeError(f"a test gate's baseline is a TestReport, not {type(baseline).__name__}")
+    return baseline
+
+
 def is_pytest(command: str) -> bool:
     """Return whether the test command runs pytest (so junit and coverage options can be added)."""
     try:
@@ -81,7 +87,7 @@ def scratch_parent(ctx: GateContext) -> Path | None:
 
     That `.git` is the agent's: it is used only as a real folder, never through a symlink it put there.
     """
-    is_sandboxed = ctx.settings.get("sandbox") is not None
+    is_sandboxed = ctx.sandbox is not None
     dot_git = ctx.checkout / ".git"
     return dot_git if is_sandboxed and dot_git.is_dir() and not dot_git.is_symlink() else None
 
@@ -102,10 +108,10 @@ def run_tests(
     from junit XML with `ids_from=IdSource.JUNIT` or when pytest cannot load the plugin.
     """
     command = ctx.test_command
-    timeout = float(ctx.settings.get("test_timeout_s", DEFAULT_TEST_TIMEOUT_S))
+    timeout = ctx.settings.test_timeout_s
     if not is_pytest(command):
-        sandbox = ctx.settings.get("sandbox")
-        env = gate_env(sandboxed=sandbox is not None, withheld=withheld_env(ctx))
+        sandbox = ctx.sandbox
+        env = gate_env(sandboxed=sandbox is not None, withheld=ctx.settings.withheld_env)
         result = run_command(command, cwd=ctx.checkout, env=env, timeout_s=timeout, sandbox=sandbox)
         return TestReport(command, result.exit_code, output=tail(result.output), duration_s=result.duration_s)
     if base_coverage is not None:
@@ -163,14 +169,9 @@ def _run_pytest(
         env |= plugin_setup(scratch, ctx.checkout, files, only=traced_only)
         extra += ["-p", PLUGIN]
     full = f"{ctx.test_command} {shlex.join(extra)}" + (f" {shlex.join(paths)}" if paths else "")
-    sandbox = ctx.settings.get("sandbox")
-    env = gate_env(env, sandboxed=sandbox is not None, withheld=withheld_env(ctx))
+    sandbox = ctx.sandbox
+    env = gate_env(env, sandboxed=sandbox is not None, withheld=ctx.settings.withheld_env)
     return run_command(full, cwd=ctx.checkout, env=env, timeout_s=timeout, sandbox=sandbox)
-
-
-def withheld_env(ctx: GateContext) -> list[str]:
-    """Return the variables the config names as secrets or model keys: never given to the agent's code."""
-    return [str(name) for name in ctx.settings.get("withheld_env", ())]
 
 
 def report_to_json(report: TestReport) -> dict[str, Any]:
@@ -265,8 +266,8 @@ class TestsGate:
     def baseline(self, ctx: GateContext) -> TestReport:
         return self.runner.report(ctx)
 
-    def check(self, ctx: GateContext, baseline: TestReport) -> GateResult:
-        after = self.runner.report(ctx)
+    def check(self, ctx: GateContext, baseline: Measurement | None) -> GateResult:
+        baseline, after = as_test_report(baseline), self.runner.report(ctx)
         if after.unreadable:
             return self._result(after, baseline, False, after.unreadable, [])
         if not (after.has_ids and baseline.has_ids):

@@ -13,10 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent_runner.core.protocols import GateContext, Sandbox
+from agent_runner.core.protocols import GateContext, Measurement, Sandbox
 from agent_runner.core.result import GateResult, GateVerdict
 from agent_runner.gates.command import DEFAULT_TIMEOUT_S, CommandResult, run_command, tail
 from agent_runner.gates.workdiff import show_files, tree_id, work_diff
+
+try:
+    from ruff import find_ruff_bin  # the ruff wheel beside the runner (~1 ms)
+except ImportError:  # not installed as a package: ruff_argv looks on PATH
+    find_ruff_bin = None
 
 MAX_OFFENDING = 40
 NO_TARGETS = "no path to lint lies inside the checkout (the others are dropped); ruff was not run"
@@ -116,12 +121,12 @@ RUFF_OPTIONS = ("--output-format", "json", "--no-cache")
 def ruff_argv() -> list[str]:
     """Return the command that runs the ruff installed beside the runner."""
     try:
-        from ruff.__main__ import find_ruff_bin
-
-        return [str(find_ruff_bin())]
-    except (ImportError, FileNotFoundError):
-        found = shutil.which("ruff")
-        return [found] if found else [sys.executable, "-m", "ruff"]
+        if find_ruff_bin is not None:
+            return [str(find_ruff_bin())]
+    except FileNotFoundError:
+        pass
+    found = shutil.which("ruff")
+    return [found] if found else [sys.executable, "-m", "ruff"]
 
 
 def run_ruff(
@@ -229,8 +234,15 @@ class LintRunner:
         key = tree_id(ctx.checkout)
         if key not in self._cache:
             paths = [".", *[p for p in targets_of(ctx) if p != "."]]
-            self._cache[key] = run_ruff(ctx.checkout, paths, sandbox=ctx.settings.get("sandbox"))
+            self._cache[key] = run_ruff(ctx.checkout, paths, sandbox=ctx.sandbox)
         return self._cache[key]
+
+
+def as_lint_report(baseline: Measurement | None) -> LintReport:
+    """Return a lint gate's baseline as the LintReport it is (another gate's baseline is a bug: TypeError)."""
+    if not isinstance(baseline, LintReport):
+        raise TypeError(f"a lint gate's baseline is a LintReport, not {type(baseline).__name__}")
+    return baseline
 
 
 def _error(name: str, report: LintReport) -> GateResult:
@@ -254,8 +266,8 @@ class TargetLintGate:
     def baseline(self, ctx: GateContext) -> LintReport:
         return self.runner.report(ctx)
 
-    def check(self, ctx: GateContext, baseline: LintReport) -> GateResult:
-        after = self.runner.report(ctx)
+    def check(self, ctx: GateContext, baseline: Measurement | None) -> GateResult:
+        baseline, after = as_lint_report(baseline), self.runner.report(ctx)
         if after.error or baseline.error:
             return _error(self.name, after if after.error else baseline)
         targets = targets_of(ctx)
@@ -285,8 +297,8 @@ class ElsewhereLintGate:
     def baseline(self, ctx: GateContext) -> LintReport:
         return self.runner.report(ctx)
 
-    def check(self, ctx: GateContext, baseline: LintReport) -> GateResult:
-        after = self.runner.report(ctx)
+    def check(self, ctx: GateContext, baseline: Measurement | None) -> GateResult:
+        baseline, after = as_lint_report(baseline), self.runner.report(ctx)
         if after.error or baseline.error:
             return _error(self.name, after if after.error else baseline)
         targets = targets_of(ctx)
@@ -326,7 +338,7 @@ class TouchedLintGate:
                 name=self.name, verdict=GateVerdict.PASS, before={"violations": 0}, after={"violations": 0},
                 details="0 touched Python file(s); ruff not run",
             )  # fmt: skip
-        after = run_ruff(ctx.checkout, touched, force_exclude=True, sandbox=ctx.settings.get("sandbox"))
+        after = run_ruff(ctx.checkout, touched, force_exclude=True, sandbox=ctx.sandbox)
         before = base_report(ctx, [p for p in touched if diff.files[p].status == "M"])
         if after.error or before.error:
             return _error(self.name, after if after.error else before)
@@ -348,7 +360,7 @@ class TouchedLintGate:
 def base_report(ctx: GateContext, paths: list[str]) -> LintReport:
     """Lint the base commit's versions of `paths` (one ruff run per file, through stdin)."""
     sources = show_files(ctx.checkout, ctx.base_commit, paths)
-    sandbox = ctx.settings.get("sandbox")
+    sandbox = ctx.sandbox
     reports = [
         run_ruff_source(ctx.checkout, p, text, sandbox=sandbox)
         for p, text in sources.items()

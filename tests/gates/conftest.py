@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from agent_runner.config.runner import RunnerConfig
+from agent_runner.config.runner import RunnerConfig, gate_settings
+from agent_runner.core.gate_settings import GatesConfig
 from agent_runner.core.protocols import GateContext
 from agent_runner.core.result import GateResult
 from agent_runner.core.task import Task
-from agent_runner.gates import GatesConfig, gate_settings, get_job_kind
-from agent_runner.gates.kinds import JobKind, PreStep
+from agent_runner.gates.kinds import JobKind, PreStep, get_job_kind
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 # Plugin autoload costs ~0.5 s per pytest start in the shared venv; the gates load their plugin with -p.

@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 from agent_runner.config.runner import RunnerConfig
+from agent_runner.core.gate_settings import GatesConfig
 from agent_runner.core.protocols import GateContext
-from agent_runner.gates import GatesConfig
 from agent_runner.gates.pytest import SuiteRunner, TestReport, TestsGate
 from agent_runner.repo.git import runner_git_dir
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent_runner.core.result import GateVerdict
-from agent_runner.gates.coverage import CoverageGate
+from agent_runner.gates.covgate import CoverageGate
 from agent_runner.gates.pytest import SuiteRunner, run_tests
 
 MEAN_TESTS = """from calc.stats import mean

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -86,7 +87,7 @@ def test_policy_rejects(case: str, calc_repo: Path, make_ctx) -> None:
     """Each gaming edit is rejected and the report names the rule and the offending place."""
     edit, expected = CASES[case]
     ctx = make_ctx(calc_repo, kind="change")
-    ctx.settings["max_file_bytes"] = 1000
+    ctx = replace(ctx, settings=ctx.settings.model_copy(update={"max_file_bytes": 1000}))
     edit(calc_repo)
     result = DiffPolicyGate().check(ctx, None)
     assert result.verdict == GateVerdict.FAIL

@@ -133,7 +133,7 @@ def make_checkout(tmp_path: Path) -> Path:
 
 def context(checkout: Path, command: str = COMMAND) -> GateContext:
     """Return a gate context running `command` in the checkout."""
-    return GateContext(checkout, Task(id="t", kind="change"), "HEAD", command, {})
+    return GateContext(checkout, Task(id="t", kind="change"), "HEAD", command)
 
 
 def expected(prefix: str = "") -> dict[str, set[str]]:

@@ -36,7 +36,7 @@ def test_prompt_names_the_gates(
 
 def test_reflection_prompt_shows_the_report(calc_repo: Path, make_ctx, gate_run) -> None:
     """The reflection prompt carries the gate report with the offending lines."""
-    from agent_runner.gates import render_report
+    from agent_runner.gates.report import render_report
 
     run = gate_run(make_ctx(calc_repo, kind="fix-lint", paths=["calc/geometry.py"]))
     report = render_report(list(run.check().values()))

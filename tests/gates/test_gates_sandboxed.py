@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ def test_coverage_is_measured_inside_the_sandbox(calc_repo: Path, make_ctx) -> N
     ctx = make_ctx(calc_repo, kind="write-tests", paths=["calc/core.py"])
     (calc_repo / ".git").unlink()  # as in an attempt: `.git` is the agent's folder (give_agent_git)
     (calc_repo / ".git").mkdir()
-    ctx.settings["sandbox"] = get_sandbox("bwrap", checkout=calc_repo, network=False)
+    ctx = replace(ctx, sandbox=get_sandbox("bwrap", checkout=calc_repo, network=False))
     report = run_tests(ctx, coverage_of=["calc/core.py"])
     assert report.coverage is not None and report.coverage["calc/core.py"].covered > 0
     assert report.passed and report.ids_from is IdSource.PLUGIN  # the outcome plugin loads there too
@@ -44,7 +45,7 @@ def test_mutation_check_runs_new_tests_in_the_sandbox(calc_repo: Path, make_ctx,
     outside = Path("/var/tmp") / f"agent-runner-escape-{uuid.uuid4().hex}"
     ctx = make_ctx(calc_repo, kind="write-tests", paths=["calc/stats.py"])
     if is_sandboxed:
-        ctx.settings["sandbox"] = get_sandbox("bwrap", checkout=calc_repo, network=False)
+        ctx = replace(ctx, sandbox=get_sandbox("bwrap", checkout=calc_repo, network=False))
     (calc_repo / "tests/test_stats.py").write_text(ESCAPING_TESTS.format(outside=str(outside)))
     try:
         result = MutationGate().check(ctx, None)

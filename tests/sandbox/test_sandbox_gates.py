@@ -38,7 +38,7 @@ def test_gate_runs_agent_tests_sandboxed(tmp_path: Path, is_sandboxed: bool) -> 
     checkout = make_checkout(tmp_path, outside)
     sandbox = get_sandbox("bwrap", checkout=checkout, network=False) if is_sandboxed else None
     command = f"{sys.executable} -m pytest -q"
-    ctx = GateContext(checkout, Task(id="t", kind="write-tests"), "HEAD", command, {"sandbox": sandbox})
+    ctx = GateContext(checkout, Task(id="t", kind="write-tests"), "HEAD", command, sandbox=sandbox)
     try:
         report = run_tests(ctx)
         assert outside.exists() is not is_sandboxed

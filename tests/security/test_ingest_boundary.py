@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from agent_runner.cli import get_app
 from agent_runner.core.protocols import GateContext
 from agent_runner.core.task import Task, TaskKind
-from agent_runner.gates import get_job_kind
+from agent_runner.gates.kinds import get_job_kind
 
 GATES = {  # what a fix-lint attempt records when every gate passed
     "lint-targets": "pass",
@@ -134,5 +134,5 @@ def test_each_kind_names_the_gates_it_builds(kind: str, tmp_path: Path) -> None:
     """A landing checks the records by `gate_names`: they must be exactly the gates the kind runs."""
     task = Task(id="t", kind=TaskKind(kind), paths=["app.py"])
     job_kind = get_job_kind(kind)
-    built = job_kind.build_gates(GateContext(tmp_path, task, "0" * 40, "true", {}))
+    built = job_kind.build_gates(GateContext(tmp_path, task, "0" * 40, "true"))
     assert [gate.name for gate in built] == list(job_kind.gate_names)

@@ -80,7 +80,7 @@ def smuggled(checkout: Path, paths: list[str]) -> GateContext:
     task = Task.model_construct(
         id="t1", kind=TaskKind.FIX_LINT, paths=paths, format=True, allow_partial=False
     )
-    return GateContext(checkout, task, "HEAD", "true", {})
+    return GateContext(checkout, task, "HEAD", "true")
 
 
 def test_worker_drops_targets_outside_the_checkout(layout: tuple[Path, Path]) -> None:

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from agent_runner.config.runner import RunnerConfig
+from agent_runner.config.runner import RunnerConfig, gate_settings
 from agent_runner.core.protocols import GateContext
 from agent_runner.core.redact import SecretValues
 from agent_runner.core.result import GateResult, GateVerdict
 from agent_runner.core.task import Task
-from agent_runner.gates import gate_settings
 from agent_runner.gates.diff import DiffPolicyGate, Offence, blocking, policy_findings
 from agent_runner.gates.workdiff import commit_diff
 from agent_runner.repo.checkouts import make_checkout
@@ -70,8 +69,9 @@ def _task(**fields: object) -> Task:
 
 def _gate(checkout: Path, source: Path, task: Task, config: RunnerConfig | None = None) -> GateResult:
     """Run the diff-policy gate on the checkout's work tree, against the source's base commit."""
-    settings = gate_settings(config or RunnerConfig(), secrets=SecretValues([SECRET, "short"]))
-    return DiffPolicyGate().check(GateContext(checkout, task, _head(source), "true", settings), None)
+    settings, secrets = gate_settings(config or RunnerConfig()), SecretValues([SECRET, "short"])
+    ctx = GateContext(checkout, task, _head(source), "true", settings, secrets=secrets)
+    return DiffPolicyGate().check(ctx, None)
 
 
 def _on_commits(source: Path, task: Task, tmp_path: Path) -> list[Offence]:
