@@ -31,6 +31,7 @@ from agent_runner.core.result import ExitStatus
 from agent_runner.core.task import Limits
 from agent_runner.tools import FINISH, FINISH_SPEC
 from agent_runner.worker.context import ContextConfig, elide_old_outputs, estimate_tokens, max_prompt_tokens
+from agent_runner.worker.limits import limit_hit
 from agent_runner.worker.trajectory import TrajectoryWriter
 
 FINISH_ACK = "Recorded. The runner now checks your work with its gates."
@@ -162,31 +163,15 @@ class Agent:
             return stop
 
     def _check_limits(self, started: float) -> None:
-        limits = self.config.limits
         if self._cancelled.is_set():
             raise _Stop(ExitStatus.CANCELLED, error="cancelled")
-        if limits.steps is not None and self.n_model_calls >= limits.steps:
-            raise _Stop(ExitStatus.STEP_LIMIT, error=f"step limit reached: {self.n_model_calls} model calls")
-        if limits.tokens is not None and self.usage.total >= limits.tokens:
-            raise _Stop(ExitStatus.TOKEN_LIMIT, error=f"token limit reached: {self.usage.total} tokens")
-        if limits.cost_usd is not None and self.cost is not None:
-            self._check_cost(self.cost, limits.cost_usd)
         elapsed = self._seconds + time.monotonic() - started
-        if limits.minutes is not None and elapsed >= limits.minutes * 60:
-            raise _Stop(ExitStatus.TIME_LIMIT, error=f"time limit reached: {elapsed / 60:.1f} minutes")
-
-    def _check_cost(self, spent: float, limit: float) -> None:
-        """Stop unless the next call's worst case fits what is left of the cost limit."""
-        left, bound = limit - spent, self._next_call_bound()
-        what = f"the attempt's ${limit:.4f} cost limit (limits.cost_usd)"
-        if left <= 1e-9:
-            raise _Stop(ExitStatus.COST_LIMIT, error=f"cost limit reached: ${spent:.4f} spent of {what}")
-        if bound is not None and bound > left + 1e-9:
-            error = (
-                f"cost limit: the next model call could cost up to ${bound:.4f}, more than the "
-                f"${left:.4f} left of {what} (${spent:.4f} spent)"
-            )
-            raise _Stop(ExitStatus.COST_LIMIT, error=error)
+        hit = limit_hit(
+            self.config.limits, n_calls=self.n_model_calls, tokens=self.usage.total, cost=self.cost,
+            elapsed_s=elapsed, next_call_bound=self._next_call_bound,
+        )  # fmt: skip
+        if hit is not None:
+            raise _Stop(hit.status, error=hit.error)
 
     def _next_call_bound(self) -> float | None:
         """Return the most the next call can cost: the last call's prompt and reply as the API counted
