@@ -13,7 +13,6 @@ from rich.table import Table
 from rich.text import Text
 
 from agent_runner.cli.app import app, console
-from agent_runner.gates.report import brief
 
 if TYPE_CHECKING:
     from agent_runner.coordinator.events import RunEvent
@@ -59,6 +58,7 @@ def demo(
 
 def _print_event(event: RunEvent) -> None:
     from agent_runner.demo import needs_model  # ~18 ms, as in demo(): loaded by then
+    from agent_runner.gates.report import brief  # ~1.2 ms (gates, report) that --help would pay
 
     if event.kind not in EVENT_STYLES or not event.task:
         return

@@ -14,9 +14,7 @@ from rich.text import Text
 
 from agent_runner.cli.app import app, console, get_config, repo_root
 from agent_runner.core.errors import QueueError, RunnerError
-from agent_runner.core.redact import runner_redactor
 from agent_runner.core.task import TaskStatus
-from agent_runner.github.push import remote_url
 from agent_runner.models import get_model
 from agent_runner.queue.intake import open_queue
 
@@ -37,6 +35,7 @@ def _token() -> str | None:
 
 def _repo() -> Any:
     from agent_runner.github.api import connect  # ~10 ms at every CLI start: only GitHub commands need it
+    from agent_runner.github.push import remote_url  # ~1.2 ms at every CLI start
 
     config, root = get_config(), repo_root()
     return connect(config.github, remote_url=remote_url(root, config.github.remote))
@@ -45,6 +44,7 @@ def _repo() -> Any:
 @app.command()
 def publish(task_id: Annotated[str, typer.Argument(help="A finished or unpublished task.")]) -> None:
     """Push agent/<id> and open or update its pull request (retry after `unpublished`)."""
+    from agent_runner.core.redact import runner_redactor  # ~1.3 ms at every CLI start
     from agent_runner.github.publisher import GitHubPublisher  # ~11 ms at every CLI start
 
     root, config = repo_root(), get_config()
@@ -129,9 +129,10 @@ def review(
     as_json: JsonFlag = False,
 ) -> None:
     """Review pull requests with a model: findings with file, line, severity, and a verdict."""
-    # ~17-30 ms (Actions: landing, planning) and ~28 ms (the reviewer) that every CLI start would pay
+    # ~17-30 ms (Actions: landing, planning), ~28 ms (the reviewer), ~1.3 ms (redact): at every CLI start
+    from agent_runner.core.redact import runner_redactor
     from agent_runner.github.actions import QueueTasks, pull_state
-    from agent_runner.review.post import review_prs
+    from agent_runner.review.post import review_prs  # ~28 ms
 
     root, config = repo_root(), get_config()
     if state_branch:
@@ -211,9 +212,10 @@ def ingest(
     as_json: JsonFlag = False,
 ) -> None:
     """Record downloaded worker results in the queue, fetch their commits, and publish them."""
-    # ~11 ms (publisher) and ~17-30 ms (Actions: landing, planning) that every CLI start would pay
+    # ~11 ms (publisher), ~17-30 ms (Actions: landing, planning), ~1.3 ms (redact): at every CLI start
+    from agent_runner.core.redact import runner_redactor
     from agent_runner.github.actions import ingest as ingest_results
-    from agent_runner.github.actions import pull_state, push_state
+    from agent_runner.github.actions import pull_state, push_state  # ~17-30 ms
     from agent_runner.github.publisher import GitHubPublisher  # ~11 ms
 
     root, config = repo_root(), get_config()

@@ -21,7 +21,6 @@ from agent_runner.cli.app import app, check_model, console, get_config, repo_roo
 from agent_runner.config.runner import RunnerConfig
 from agent_runner.core.errors import ConfigError
 from agent_runner.core.protocols import Executor, Publisher
-from agent_runner.core.redact import runner_redactor
 from agent_runner.executors.local import LocalExecutor
 from agent_runner.queue.intake import open_queue
 from agent_runner.queue.sources import require_repo
@@ -163,6 +162,7 @@ def _publisher(config: RunnerConfig, publish: bool | None) -> Publisher | None:
         publish = bool(os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN"))
     if not publish:
         return None
+    from agent_runner.core.redact import runner_redactor  # ~1.3 ms at every CLI start
     from agent_runner.github.publisher import GitHubPublisher  # ~11 ms at every CLI start
 
     return GitHubPublisher(config.github, redactor=runner_redactor(config, os.environ))

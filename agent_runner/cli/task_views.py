@@ -13,12 +13,10 @@ from rich.text import Text
 
 from agent_runner.config.runner import RunnerConfig
 from agent_runner.core.errors import QueueError
-from agent_runner.core.redact import runner_redactor
 from agent_runner.core.task import TaskStatus
 from agent_runner.queue.intake import SyncReport
 from agent_runner.queue.state import TaskState
 from agent_runner.queue.store import Queue
-from agent_runner.worker.trajectory import is_trajectory_file, printable, render_trajectory
 
 COLUMNS = ("id", "kind", "status", "attempts", "machine", "cost", "PR")
 ENDED_WITH_REASON = ("invalid", "failed", "cancelled", "unpublished")
@@ -70,6 +68,8 @@ def _is_stale_invalid(root: Path, state: TaskState) -> bool:
 def readable(value: Any) -> Any:
     """Return a copy of JSON-like `value` whose strings carry no terminal escape or control character
     (agent text in a result, a reason, an event must not drive the reader's terminal)."""
+    from agent_runner.worker.trajectory import printable  # ~2.5 ms that --help would pay
+
     if isinstance(value, str):
         return printable(value)
     if isinstance(value, dict):
@@ -184,6 +184,8 @@ def _detail(event: dict[str, Any]) -> str:
 def find_trajectory(root: Path, config: RunnerConfig, state: TaskState, events: list[dict[str, Any]]) -> Path:
     """Return the trajectory file of the latest attempt that has one (a result may name any path: only
     a regular file named like a trajectory is read)."""
+    from agent_runner.worker.trajectory import is_trajectory_file  # ~2.5 ms that --help would pay
+
     runs = config.path(root, "state_dir") / "runs" / state.id
     candidates = [runs / str(state.attempt) / "trajectory.jsonl"]
     for event in reversed(events):
@@ -201,5 +203,8 @@ def find_trajectory(root: Path, config: RunnerConfig, state: TaskState, events: 
 
 def trajectory_text(root: Path, config: RunnerConfig, state: TaskState, events: list[dict[str, Any]]) -> str:
     """Return the latest trajectory of a task as text, with every secret the runner knows masked."""
+    from agent_runner.core.redact import runner_redactor  # ~1.3 ms that --help would pay
+    from agent_runner.worker.trajectory import render_trajectory  # ~2.5 ms, likewise
+
     path = find_trajectory(root, config, state, events)
     return render_trajectory(path, redact=runner_redactor(config, os.environ).text)

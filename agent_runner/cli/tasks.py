@@ -10,7 +10,6 @@ import typer
 from rich.markup import escape
 
 from agent_runner.cli.app import app, console, err_console, get_config, repo_root, warn_skipped
-from agent_runner.cli.result_views import change_lines, findings_view, gates_table, limit_line, review_answer
 from agent_runner.cli.task_views import (
     detail_table,
     events_table,
@@ -36,8 +35,6 @@ from agent_runner.queue.intake import (
 )
 from agent_runner.queue.state import TaskState
 from agent_runner.queue.store import Queue
-from agent_runner.report.change import change_diff, find_change
-from agent_runner.worker.trajectory import render_trajectory
 from agent_runner.workflows import install_workflows
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
@@ -147,6 +144,8 @@ def show(task_id: TaskId, as_json: JsonFlag = False, trajectory: TrajectoryFlag 
     if not as_json:  # JSON escapes control characters itself
         state, events = readable_state(state), readable(events)
     if trajectory:
+        from agent_runner.worker.trajectory import render_trajectory  # ~2.5 ms that --help would pay
+
         typer.echo(render_trajectory(find_trajectory(root, config, state, events)))
     elif as_json:
         _echo_json({"task": state.to_json() | {"attempts_used": state.n_attempts_used}, "events": events})
@@ -161,6 +160,16 @@ def show(task_id: TaskId, as_json: JsonFlag = False, trajectory: TrajectoryFlag 
 
 def _print_result(root: Path, state: TaskState) -> None:
     """Print the last result's gates, a review's findings, and where the change is with how to see it."""
+    # ~2.4 ms (result views, report.change) that --help would pay
+    from agent_runner.cli.result_views import (
+        change_lines,
+        findings_view,
+        gates_table,
+        limit_line,
+        review_answer,
+    )
+    from agent_runner.report.change import find_change  # ~1.3 ms of those
+
     if state.result_json and (limit := limit_line(state.result_json)) is not None:
         console.print(limit, highlight=False, soft_wrap=True)
     if state.result_json and (table := gates_table(state.result_json)) is not None:
@@ -198,6 +207,8 @@ def diff(
     ] = False,
 ) -> None:
     """Print a task's change: `git diff base..agent/<id>` in its source repo."""
+    from agent_runner.report.change import change_diff, find_change  # ~2.4 ms with views, as in show
+
     root, _config, queue, _ = _open()
     state = queue.states.get(task_id)
     if state is None:
