@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent_runner.config.runner import RunnerConfig, gate_settings
+from agent_runner.core.gate_settings import GateSettings
 from agent_runner.core.protocols import GateContext
 from agent_runner.core.redact import SecretValues
 from agent_runner.core.result import GateResult, GateVerdict
@@ -202,7 +203,7 @@ def test_policy_findings_on_commits_equal_the_gates(source: Path, checkout: Path
         edit(source)
     task = _task()
     in_checkout = _gate(checkout, source, task).offending
-    on_commits = [str(o) for o in blocking(_on_commits(source, task, tmp_path), task, {})]
+    on_commits = [str(o) for o in blocking(_on_commits(source, task, tmp_path), task, GateSettings())]
     assert on_commits == in_checkout
     rules = {line.split("]")[0][1:] for line in on_commits}
     expected = {"noqa", "delete-tests", "lint-config", "large-files", "secrets", "secret-values", "ci"}
@@ -224,7 +225,7 @@ def test_blocking_keeps_what_no_waiver_covers(source: Path, tmp_path: Path) -> N
     _write("keys.txt", f"{SECRET}\n")(source)
     task = _task(allow=["noqa", "secret-values"])
     found = _on_commits(source, task, tmp_path)
-    left = blocking(found, task, {"allow": ["noqa", "secret-values"]})
+    left = blocking(found, task, GateSettings(allow=("noqa", "secret-values")))
     assert {o.rule for o in found} == {"noqa", "secret-values"}
     assert [o.rule for o in left] == ["secret-values"]
 
