@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from agent_runner.core.errors import ConfigError
 from agent_runner.core.protocols import Gate, GateContext
@@ -32,7 +31,7 @@ MAX_REVIEW_DIFF = 60_000
 class PreStep:
     """Deterministic work done before the agent: variables for its prompt, and whether it is needed at all."""
 
-    prompt_vars: dict[str, Any] = field(default_factory=dict)
+    prompt_vars: dict[str, object] = field(default_factory=dict)
     needs_agent: bool = True
     summary: str = ""
 
@@ -62,7 +61,7 @@ class JobKind:
         """Do the deterministic part of the job and return what the agent needs to know."""
         return PreStep(self.common_vars(ctx))
 
-    def common_vars(self, ctx: GateContext) -> dict[str, Any]:
+    def common_vars(self, ctx: GateContext) -> dict[str, object]:
         """Return prompt variables every kind provides: targets, acceptance rules, waivers in force."""
         return {
             "targets": targets_of(ctx),

@@ -47,7 +47,7 @@ class Violation:
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}: {self.rule} {self.message}"
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, str | int]:
         """Return the violation as plain data for prompts."""
         return {
             "file": self.file,
