@@ -14,9 +14,10 @@ from agent_runner.core.errors import (
     RunnerError,
     SetupError,
 )
-from agent_runner.core.result import ExitStatus, Outcome
+from agent_runner.core.result import LIMIT_OF_EXIT, ExitStatus, Outcome
 from agent_runner.repo.workspace import BaseMissingError, SetupNetworkError
 from agent_runner.worker import deadline
+from agent_runner.worker.agent import AgentOutcome
 
 
 @dataclass(frozen=True)
@@ -72,3 +73,12 @@ def failure_of(exc: BaseException, *, minutes: float, workdir: Path) -> Failure:
         if isinstance(exc, types):
             return Failure(outcome, template.format(exc=exc, name=type(exc).__name__, workdir=workdir))
     raise exc
+
+
+def agent_stopped(outcome: AgentOutcome) -> JobFailed:
+    """Return the failure of an agent that stopped before it finished (a limit, a model error, stuck...)."""
+    detail = f": {outcome.error}" if outcome.error else ""
+    reason = f"agent stopped ({outcome.exit_status}){detail}"
+    return JobFailed(
+        Outcome.REJECTED, reason, outcome.exit_status, limit=LIMIT_OF_EXIT.get(outcome.exit_status)
+    )

@@ -17,14 +17,13 @@ from agent_runner.core.messages import Usage
 from agent_runner.core.protocols import GateContext, Sandbox
 from agent_runner.core.redact import Redactor, SecretValues
 from agent_runner.core.result import (
-    LIMIT_OF_EXIT,
     ExitStatus,
     GateResult,
     Outcome,
     TaskResult,
     WorkRequest,
 )
-from agent_runner.core.task import BRANCH_PREFIX, Limits, TaskKind, model_spec_for
+from agent_runner.core.task import Limits, TaskKind, model_spec_for
 from agent_runner.gates import workdiff
 from agent_runner.gates.kinds import JobKind, get_job_kind
 from agent_runner.repo import bundles, diskspace, git, ownership, pools, workspace
@@ -32,11 +31,10 @@ from agent_runner.repo.layout import AttemptPaths
 from agent_runner.worker import deadline, disk, job_agent, tidy
 from agent_runner.worker.agent import Agent, AgentOutcome
 from agent_runner.worker.attempt import Attempt
-from agent_runner.worker.failure import ENDINGS, Failure, JobFailed, failure_of
+from agent_runner.worker.failure import ENDINGS, Failure, JobFailed, agent_stopped, failure_of
 from agent_runner.worker.gate_round import GateCheck, GateRound, gate_report, is_green
 from agent_runner.worker.phase import shown as shown_phase
 from agent_runner.worker.request import request_config
-from agent_runner.worker.sandbox import get_sandbox
 
 log = logging.getLogger(__name__)
 
@@ -218,19 +216,11 @@ class Job:
         workspace.copy_files(self.request.repo, checkout.path, self.config.copy_files)
         self.home_env = workspace.private_home(self.paths)
         env = workspace.setup_env(workspace.default_env(), self.home_env)
-        workspace.run_setup(self.config.setup, checkout.path, env, sandbox=self._setup_sandbox())
+        workspace.run_setup(
+            self.config.setup, checkout.path, env, sandbox=job_agent.setup_sandbox(self.attempt)
+        )
         if self.config.setup or self.config.copy_files:
             git.exclude_untracked(checkout.path)
-
-    def _setup_sandbox(self) -> Sandbox | None:
-        """The sandbox of setup when its base may hold code an agent wrote (an agent branch, as in a review's
-        fix round): the attempt's sandbox with network (setup installs packages). None on a trusted base."""
-        base = self.request.base or self.task.base or ""
-        if not self.config.setup or not base.startswith(BRANCH_PREFIX):
-            return None
-        mode = self.task.sandbox or self.config.sandbox
-        paths = job_agent.sandbox_paths(self.attempt)
-        return get_sandbox(mode, checkout=self.paths.checkout, network=True, paths=paths)
 
     # -- the agent and its gate rounds ----------------------------------------------------------------
     def _agent_rounds(
@@ -252,8 +242,7 @@ class Job:
         for round_no in range(rounds + 1):
             self._record_outcome(outcome)
             if outcome.exit_status != ExitStatus.FINISHED:
-                limit = LIMIT_OF_EXIT.get(outcome.exit_status)
-                raise JobFailed(Outcome.REJECTED, _stopped_reason(outcome), outcome.exit_status, limit=limit)
+                raise agent_stopped(outcome)
             results = check()
             if is_green(results) or round_no == rounds:
                 self._require_green(results, rounds_used=round_no)
@@ -317,11 +306,6 @@ class Job:
             self.checkout.path, self.attempt, is_ok=is_ok, filled_disk=filled_disk, trash=self.trash
         ):
             self._set(checkout_path=None)
-
-
-def _stopped_reason(outcome: AgentOutcome) -> str:
-    detail = f": {outcome.error}" if outcome.error else ""
-    return f"agent stopped ({outcome.exit_status}){detail}"
 
 
 def _redacted(result: TaskResult, secrets: dict[str, str]) -> TaskResult:

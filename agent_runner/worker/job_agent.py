@@ -9,6 +9,7 @@ from typing import Any
 from agent_runner.config.prompts import render as render_prompt
 from agent_runner.core.protocols import Sandbox
 from agent_runner.core.redact import Redactor
+from agent_runner.core.task import BRANCH_PREFIX
 from agent_runner.models import get_model
 from agent_runner.repo import git
 from agent_runner.tools import make_tools
@@ -55,6 +56,17 @@ def sandbox_for(attempt: Attempt) -> Sandbox:
     mode = task.sandbox or config.sandbox
     network = task.network if task.network is not None else config.network
     return get_sandbox(mode, checkout=attempt.paths.checkout, network=network, paths=sandbox_paths(attempt))
+
+
+def setup_sandbox(attempt: Attempt) -> Sandbox | None:
+    """The sandbox of setup when its base may hold code an agent wrote (an agent branch, as in a review's
+    fix round): the attempt's sandbox with network (setup installs packages). None on a trusted base."""
+    task, config = attempt.task, attempt.config
+    base = attempt.request.base or task.base or ""
+    if not config.setup or not base.startswith(BRANCH_PREFIX):
+        return None
+    mode = task.sandbox or config.sandbox
+    return get_sandbox(mode, checkout=attempt.paths.checkout, network=True, paths=sandbox_paths(attempt))
 
 
 def sandbox_paths(attempt: Attempt) -> SandboxPaths:
