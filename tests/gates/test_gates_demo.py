@@ -54,9 +54,9 @@ def test_demo_runs_every_kind_without_a_key(demo: tuple[Path, Any]) -> None:
 def test_demo_review_keeps_its_answer_as_fields(demo: tuple[Path, Any]) -> None:
     """The review task's result holds its verdict and findings, not only the summary text."""
     folder, _ = demo
-    review = Queue(folder / "tasks" / "queue.jsonl").refresh()["review-legacy"].result or {}
-    assert review["verdict"] == "request_changes"
-    assert [(f["line"], f["severity"]) for f in review["findings"]] == [(4, "major"), (13, "minor")]
+    review = Queue(folder / "tasks" / "queue.jsonl").refresh()["review-legacy"].result
+    assert review is not None and review.verdict == "request_changes"
+    assert [(f.line, f.severity) for f in review.findings] == [(4, "major"), (13, "minor")]
 
 
 def test_demo_report_shows_recorded_spend(demo: tuple[Path, Any]) -> None:
@@ -66,8 +66,9 @@ def test_demo_report_shows_recorded_spend(demo: tuple[Path, Any]) -> None:
 
     folder, _ = demo
     states = Queue(folder / "tasks" / "queue.jsonl").refresh()
-    legacy = states["lint-legacy"].result or {}
-    assert legacy["usage"]["cache_read_tokens"] > 0 and 0 < legacy["cost_usd"] < 0.05
+    legacy = states["lint-legacy"].result
+    assert legacy is not None and legacy.usage.cache_read_tokens > 0
+    assert legacy.cost_usd is not None and 0 < legacy.cost_usd < 0.05
     text = generate_report(folder, load_config(folder, environ={})).read_text(encoding="utf-8")
     assert text.count('class="pygal-chart"') == 3
     assert "recorded:lint-legacy.yaml" in text and "recorded sessions: their cost was recorded" in text
