@@ -42,7 +42,8 @@ def _git(repo: Path, *args: str) -> str:
 def _new_repo(path: Path) -> Path:
     (path / "src").mkdir(parents=True)
     (path / "src" / "names.py").write_text(LINT)
-    (path / "src" / "utils.py").write_text("import os.path\n\n\ndef join(a, b):\n    return os.path.join(a, b)\n")
+    utils = "import os.path\n\n\ndef join(a, b):\n    return os.path.join(a, b)\n"
+    (path / "src" / "utils.py").write_text(utils)
     _git(path, "init", "-q", "-b", "main")
     _git(path, "add", "-A")
     _git(path, "-c", "user.name=new", "-c", "user.email=new@example.com", "commit", "-qm", "start")
@@ -73,7 +74,8 @@ def test_a_newcomer_walk_on_the_installed_tool(tmp_path: Path) -> None:
     rows = {row["id"]: row for row in json.loads(_cli(repo, home, "list", "--json").stdout)}
     lint, held = rows["lint-names"], rows["pathlib-utils"]
     assert lint["status"] == "finished", lint
-    assert (lint["attempts"], held["attempts"], held["max_attempts"]) == (1, 0, 3), (lint, held)  # spent / max
+    spent = (lint["attempts"], held["attempts"], held["max_attempts"])  # spent, against max
+    assert spent == (1, 0, 3), (lint, held)
     assert held["status"] == "queued", held
     checkouts = repo / ".agent-runner" / "checkouts"
     made = sorted(p.name for p in checkouts.iterdir()) if checkouts.is_dir() else []
