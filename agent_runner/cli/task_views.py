@@ -114,11 +114,11 @@ def _cells(row: Row) -> list[str]:
 
 
 def row_reasons(rows: list[Row]) -> list[str]:
-    """Return one line per invalid, failed, cancelled or unpublished task: why."""
+    """Return one line per invalid, failed, cancelled or unpublished task, or held queued one: why."""
     return [
         f"{row['id']} ({row['status']}): {row['reason']}"
         for row in readable(rows)
-        if row["status"] in ENDED_WITH_REASON
+        if row["status"] in ENDED_WITH_REASON or (row["status"] == "queued" and row["reason"])
     ]
 
 

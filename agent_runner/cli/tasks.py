@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -118,8 +120,8 @@ def add(
 @app.command("list")
 def list_tasks(as_json: JsonFlag = False, status: StatusFilter = None) -> None:
     """Show every task: id, kind, status, attempts, machine, cost, PR (new task files are queued first)."""
-    root, _config, queue, report = _open()
-    rows = task_rows(root, queue, report, status)
+    root, config, queue, report = _open()
+    rows = [_with_hold(row, queue, config) for row in task_rows(root, queue, report, status)]
     if as_json:
         _echo_json(rows)
     elif rows:
@@ -141,6 +143,7 @@ def show(task_id: TaskId, as_json: JsonFlag = False, trajectory: TrajectoryFlag 
     if state is None:
         raise QueueError(f"no task '{task_id}' in {queue.path}; `run-agents list` shows the known ids")
     events = list(queue.events(task_id))
+    state = _state_with_hold(state, config)
     if not as_json:  # JSON escapes control characters itself
         state, events = readable_state(state), readable(events)
     if trajectory:
@@ -156,6 +159,26 @@ def show(task_id: TaskId, as_json: JsonFlag = False, trajectory: TrajectoryFlag 
         _print_result(root, state)
         console.print()
         console.print(events_table(events))
+
+
+def _hold_of(state: TaskState | None, config: RunnerConfig) -> str | None:
+    """Return "held here: why" for a queued task a run started here would hold over its model, else None."""
+    from agent_runner.coordinator.holds import held_here  # ~2 ms that --help would pay
+
+    if state is None or state.status != TaskStatus.QUEUED or state.reason:
+        return None
+    problem = held_here(state.task, config, os.environ)
+    return f"held here: {problem}" if problem else None
+
+
+def _with_hold(row: dict[str, Any], queue: Queue, config: RunnerConfig) -> dict[str, Any]:
+    hold = _hold_of(queue.states.get(row["id"]), config)
+    return row | {"reason": hold} if hold else row
+
+
+def _state_with_hold(state: TaskState, config: RunnerConfig) -> TaskState:
+    hold = _hold_of(state, config)
+    return dataclasses.replace(state, reason=hold) if hold else state
 
 
 def _print_result(root: Path, state: TaskState) -> None:

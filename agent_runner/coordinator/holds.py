@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from agent_runner.config.runner import RunnerConfig
-from agent_runner.core.task import Task, TaskKind
+from agent_runner.core.task import Task, TaskKind, model_spec_for
 from agent_runner.models import spec_problem
 from agent_runner.models.keys import missing_key
 
@@ -21,6 +21,13 @@ HELD = "held"  # the event kind, the live table's status and the summary's headi
 def model_problem(spec: str, config: RunnerConfig, environ: Mapping[str, str]) -> str | None:
     """Return why no attempt could call `spec` from here (no such model, key unset), or None."""
     return spec_problem(spec) or missing_key(spec, config, environ)
+
+
+def held_here(task: Task | None, config: RunnerConfig, environ: Mapping[str, str]) -> str | None:
+    """Return why a run started here would hold this queued task over its model (for `list`, `show`)."""
+    if task is None or is_model_free(task):
+        return None
+    return model_problem(model_spec_for(task, override=None, default=config.model), config, environ)
 
 
 def is_model_free(task: Task | None) -> bool:

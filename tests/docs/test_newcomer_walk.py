@@ -76,7 +76,9 @@ def test_a_newcomer_walk_on_the_installed_tool(tmp_path: Path) -> None:
     assert lint["status"] == "finished", lint
     spent = (lint["attempts"], held["attempts"], held["max_attempts"])  # spent, against max
     assert spent == (1, 0, 3), (lint, held)
-    assert held["status"] == "queued", held
+    assert held["status"] == "queued" and "held here" in held["reason"], held
+    assert "ANTHROPIC_API_KEY" in held["reason"], held
+    assert "ANTHROPIC_API_KEY" in _cli(repo, home, "show", "pathlib-utils").stdout
     checkouts = repo / ".agent-runner" / "checkouts"
     made = sorted(p.name for p in checkouts.iterdir()) if checkouts.is_dir() else []
     assert not [name for name in made if name.startswith("pathlib-utils")], made
