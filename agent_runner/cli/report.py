@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent_runner.cli.app import app, console, get_config, repo_root
+from agent_runner.core.cost import unknown_cost_note
 from agent_runner.queue.store import Queue
 from agent_runner.report.fold import RunReport, build_report
 
@@ -52,7 +53,9 @@ def _print_status(data: RunReport) -> None:
     share = data.cache_read_share()
     cached = f"; {share:.0%} of prompt tokens read from cache" if share is not None else ""
     console.print(f"Tasks: {counts}", markup=False)
-    console.print(f"Cost so far: ${data.total_cost:,.4f}{budget}{cached}", markup=False)
+    console.print(f"Cost so far: {data.cost.text()}{budget}{cached}", markup=False)
+    if note := unknown_cost_note(data.cost.n_unknown):
+        console.print(note, markup=False, highlight=False)
     machines = Table("machine", "attempts", "running now", "busy", title="Machines", title_justify="left")
     for name, load in data.machine_load().items():
         cells = (name, str(int(load["attempts"])), str(int(load["running"])), _secs(load["busy_s"]))

@@ -20,6 +20,7 @@ from agent_runner.cli.run_progress import AttemptProgress
 from agent_runner.coordinator.events import RunEvent, RunSummary
 from agent_runner.coordinator.holds import HELD
 from agent_runner.coordinator.planning import PlanRow
+from agent_runner.core.cost import UNKNOWN, unknown_cost_note
 from agent_runner.core.task import TaskStatus
 from agent_runner.queue.state import TaskState
 
@@ -48,6 +49,7 @@ class Row:
     ended: float | None = None
     steps: int = 0
     cost: float | None = None
+    is_cost_unknown: bool = False  # the result says: a model with no price
     note: str = ""
 
 
@@ -103,6 +105,7 @@ class LiveView:
         row.note = _first_line(event.message, 70)
         if event.result is not None:
             row.steps, row.cost = event.result.model_calls, event.result.cost_usd
+            row.is_cost_unknown = event.result.cost_usd is None
 
     def render(self) -> Group:
         """Return the table and the messages as one renderable."""
@@ -120,7 +123,7 @@ class LiveView:
 def _cells(row: Row) -> tuple[Text | str, ...]:
     """Return a row's cells: a running attempt's status is its phase (`agent step 4`)."""
     elapsed = (row.ended or time.monotonic()) - row.started
-    cost = "-" if row.cost is None else f"${row.cost:.3f}"
+    cost = UNKNOWN if row.is_cost_unknown else "-" if row.cost is None else f"${row.cost:.3f}"
     shown = row.phase if row.status == "running" else row.status
     is_claimed = row.attempt > 0  # a held task that never started has no attempt
     return (
@@ -248,10 +251,12 @@ def print_summary(console: Console, summary: RunSummary, *, queued: Mapping[str,
     gave back to the queue (`queued`, as the queue file has them: released by Ctrl-C, or failed to retry)."""
     console.print(
         f"[bold]{len(summary.finished)} finished[/bold], {len(summary.failed)} failed, "
-        f"{len(summary.invalid)} invalid; {summary.n_attempts} attempts, ${summary.cost_usd:.4f}, "
+        f"{len(summary.invalid)} invalid; {summary.n_attempts} attempts, {summary.cost.text()}, "
         f"{summary.tokens:,} tokens, {summary.wall_s:.1f} s"
         + (" (interrupted)" if summary.interrupted else "")
     )
+    if note := unknown_cost_note(summary.n_unknown_cost):
+        console.print(f"  [yellow]{note}[/yellow]", highlight=False)
     for title, items in (
         ("failed", summary.failed),
         ("unpublished", summary.unpublished),

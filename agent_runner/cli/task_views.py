@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent_runner.config.runner import RunnerConfig
+from agent_runner.core.cost import NARROW_LEGEND, NARROW_UNKNOWN, CostTotal
 from agent_runner.core.errors import QueueError
 from agent_runner.core.task import TaskStatus
 from agent_runner.queue.intake import SyncReport
@@ -36,7 +37,9 @@ def task_row(state: TaskState) -> Row:
         "max_attempts": state.max_attempts,
         "attempt": state.attempt,  # the latest attempt's number, re-runs included
         "machine": state.worker or definition.get("machine"),
-        "cost_usd": round(state.cost_usd, 6),
+        "cost_usd": None if state.n_unknown_cost else round(state.cost_usd, 6),  # null: unknown
+        "cost_known_usd": round(state.cost_usd, 6),  # the part with a price
+        "n_unknown_cost": state.n_unknown_cost,  # attempts of unknown cost (a model with no price)
         "pr_url": state.pr_url,
         "reason": state.reason,
         "file": state.file,
@@ -107,10 +110,16 @@ def rows_table(rows: list[Row], *, width: int = 120) -> Table:
 
 
 def _cells(row: Row) -> list[str]:
-    cost = f"${row['cost_usd']:.2f}" if row["cost_usd"] else "-"
+    total = CostTotal(row["cost_known_usd"], row["n_unknown_cost"])
+    cost = total.text(digits=2, unknown=NARROW_UNKNOWN) if row["attempt"] else "-"  # "-": never ran
     attempts = f"{row['attempts']}/{row['max_attempts']}"
     return [row["id"], row["kind"] or "-", row["status"], attempts, row["machine"] or "-", cost,
             row["pr_url"] or "-"]  # fmt: skip
+
+
+def cost_legend(rows: list[Row]) -> str | None:
+    """Return the line under the `list` table that says what `?` in the cost column means (None: no `?`)."""
+    return NARROW_LEGEND if any(row["n_unknown_cost"] for row in rows) else None
 
 
 def row_reasons(rows: list[Row]) -> list[str]:
@@ -133,7 +142,7 @@ def detail_table(state: TaskState) -> Table:
     fields |= {
         "reason": state.reason,
         "file": state.file,
-        "cost_usd": f"{state.cost_usd:.4f}" if state.cost_usd else None,  # not 0.008983999999999999
+        "cost": state.cost.text() if state.attempt else None,  # $0.0090, not 0.008983999999999999
         "branch": landed.get("branch") if landed.get("head_commit") else None,
         "head": landed.get("head_commit"),
         "pr": state.pr_url,
@@ -207,4 +216,5 @@ def trajectory_text(root: Path, config: RunnerConfig, state: TaskState, events: 
     from agent_runner.worker.trajectory import render_trajectory  # ~2.5 ms, likewise
 
     path = find_trajectory(root, config, state, events)
-    return render_trajectory(path, redact=runner_redactor(config, os.environ).text)
+    is_running = state.status == TaskStatus.RUNNING
+    return render_trajectory(path, redact=runner_redactor(config, os.environ).text, is_running=is_running)

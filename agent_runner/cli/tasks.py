@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from agent_runner.cli.app import app, console, err_console, get_config, repo_root, warn_skipped
 from agent_runner.cli.task_views import (
+    cost_legend,
     detail_table,
     events_table,
     find_trajectory,
@@ -126,6 +127,8 @@ def list_tasks(as_json: JsonFlag = False, status: StatusFilter = None) -> None:
         _echo_json(rows)
     elif rows:
         console.print(rows_table(rows, width=console.width))
+        if legend := cost_legend(rows):
+            console.print(legend, markup=False, highlight=False)
         for line in row_reasons(rows):
             console.print(line, markup=False, highlight=False, soft_wrap=True)
     else:
@@ -149,7 +152,8 @@ def show(task_id: TaskId, as_json: JsonFlag = False, trajectory: TrajectoryFlag 
     if trajectory:
         from agent_runner.worker.trajectory import render_trajectory  # ~2.5 ms that --help would pay
 
-        typer.echo(render_trajectory(find_trajectory(root, config, state, events)))
+        path = find_trajectory(root, config, state, events)
+        typer.echo(render_trajectory(path, is_running=state.status == TaskStatus.RUNNING))
     elif as_json:
         _echo_json({"task": state.to_json() | {"attempts_used": state.n_attempts_used}, "events": events})
     else:

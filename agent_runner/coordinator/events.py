@@ -6,6 +6,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from agent_runner.core.cost import CostTotal
 from agent_runner.core.result import TaskResult
 
 
@@ -44,7 +45,8 @@ class RunSummary:
     invalid: dict[str, str] = field(default_factory=dict)
     blocked_models: dict[str, str] = field(default_factory=dict)
     held: dict[str, str] = field(default_factory=dict)  # queued tasks held back by a setup problem
-    cost_usd: float = 0.0
+    known_cost_usd: float = 0.0  # what the attempts with a price spent: what a budget counts
+    n_unknown_cost: int = 0  # attempts of unknown cost (a model with no price): a budget counts them as $0
     tokens: int = 0
     n_attempts: int = 0
     wall_s: float = 0.0
@@ -53,8 +55,21 @@ class RunSummary:
     def add_cost(self, result: TaskResult) -> None:
         """Count one attempt's spend and tokens."""
         self.n_attempts += 1
-        self.cost_usd += result.cost_usd or 0.0
+        if result.cost_usd is None:
+            self.n_unknown_cost += 1
+        else:
+            self.known_cost_usd += result.cost_usd
         self.tokens += result.usage.total
+
+    @property
+    def cost(self) -> CostTotal:
+        """What the run's attempts spent: the known part and how many were of unknown cost."""
+        return CostTotal(self.known_cost_usd, self.n_unknown_cost)
+
+    @property
+    def cost_usd(self) -> float | None:
+        """What the run spent, or None when some attempt's cost is unknown."""
+        return self.cost.usd
 
     @property
     def exit_code(self) -> int:
@@ -65,4 +80,4 @@ class RunSummary:
 
     def to_json(self) -> dict[str, Any]:
         """Return the summary as a JSON-ready mapping."""
-        return {**asdict(self), "exit_code": self.exit_code}
+        return {**asdict(self), "cost_usd": self.cost_usd, "exit_code": self.exit_code}

@@ -246,12 +246,12 @@ class Scheduler:
             if any(r == task.repo and overlaps(task.paths, other) for r, other in running_paths):
                 return False
             runs = [*self.running.values(), *self._landing]  # ended, not yet recorded: their caps count
-            return self.budget.fits(self.summary.cost_usd, [run.task for run in runs], task)
+            return self.budget.fits(self.summary.known_cost_usd, [run.task for run in runs], task)
 
         return accept
 
     def _check_budget(self) -> None:
-        if message := self.budget.exhausted(self.summary.cost_usd, n_running=len(self.running)):
+        if message := self.budget.exhausted(self.summary.known_cost_usd, n_running=len(self.running)):
             self._emit("budget", message=message)
 
     def _start(self, claim: Claim, slot: Slot) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agent_runner.core.messages import Usage
 from agent_runner.core.redact import Redactor
@@ -122,7 +122,7 @@ class TaskResult(BaseModel):
     findings: list[Finding] = Field(default_factory=list)
     verdict: str | None = None
     usage: Usage = Field(default_factory=Usage)
-    cost_usd: float | None = None
+    cost_usd: float | None = None  # None: unknown, some model call had no price (see core/cost.py)
     steps: int = 0
     model_calls: int = 0
     duration_s: float = 0.0
@@ -144,6 +144,13 @@ class TaskResult(BaseModel):
     # Why the machine that ran it should take no more attempts this run (its disk is full); None: it can.
     machine_problem: str | None = None
 
+    @model_validator(mode="after")
+    def _no_call_costs_nothing(self) -> TaskResult:
+        """An attempt that made no model call spent a known $0 (None would read as unknown)."""
+        if self.cost_usd is None and not self.model_calls and not self.steps:
+            self.cost_usd = 0.0
+        return self
+
     def redacted(self, redactor: Redactor) -> TaskResult:
         """Return a copy with secrets masked in every text field (the bundle is git data: kept as it is)."""
         data = redactor.obj(self.model_dump(mode="json", exclude={"bundle_b64"}))
@@ -151,7 +158,8 @@ class TaskResult(BaseModel):
 
     def for_queue(self) -> dict[str, Any]:
         """Return the record as stored in the queue file (without the inline bundle)."""
-        return self.model_dump(mode="json", exclude={"bundle_b64"}, exclude_none=True)
+        record = self.model_dump(mode="json", exclude={"bundle_b64"}, exclude_none=True)
+        return {**record, "cost_usd": self.cost_usd}  # null says unknown; a missing field is an older record
 
 
 def sandbox_note(sandbox: str | None, *, machine: str | None = None) -> str:

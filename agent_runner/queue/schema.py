@@ -38,7 +38,8 @@ _STATE: Fields = {
     "max_attempts": (INT, False), "attempt": (INT, False), "spent": (INT, False), "infra": (INT, False),
     "worker": (STR + NONE, False), "lease_until": (NUM + NONE, False), "not_before": (NUM, False),
     "reason": (STR, False), "result": (DICT + NONE, False), "pr_url": (STR + NONE, False),
-    "cost_usd": (NUM, False), "claimed_at": (NUM + NONE, False), "seq": (INT, False),
+    "cost_usd": (NUM, False), "n_unknown_cost": (INT, False), "claimed_at": (NUM + NONE, False),
+    "seq": (INT, False),
 }  # fmt: skip
 EVENT_FIELDS: dict[str, Fields] = {
     "queued": _DEFINED,

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agent_runner.core.cost import CostTotal, result_cost
 from agent_runner.core.result import TaskResult
 from agent_runner.core.task import Task, TaskStatus
 
@@ -53,7 +54,8 @@ class TaskState:
     reason: str = ""
     result_json: dict[str, Any] | None = None  # the last attempt's result as stored; `result` is it validated
     pr_url: str | None = None
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # the known part of what its attempts spent
+    n_unknown_cost: int = 0  # attempts whose cost is unknown (a model with no price)
     claimed_at: float | None = None
     seq: int = 0
     # Validated lazily, once per definition or result: validating all 10,000 of bench/queue_bench.py would
@@ -105,6 +107,11 @@ class TaskState:
         """
         has_current = self.status in (TaskStatus.RUNNING, TaskStatus.FINISHED, TaskStatus.UNPUBLISHED)
         return self.spent + (1 if has_current and self.attempt else 0)
+
+    @property
+    def cost(self) -> CostTotal:
+        """What its attempts spent: the known part and how many were of unknown cost."""
+        return CostTotal(self.cost_usd, self.n_unknown_cost)
 
     def to_json(self) -> dict[str, Any]:
         """Return the state as a JSON-ready mapping (for `list --json` and snapshots)."""
@@ -249,7 +256,11 @@ def _end_attempt(state: TaskState, event: Event, status: TaskStatus) -> None:
     result = event.get("result")
     if result is not None:
         state.result_json = result
-        state.cost_usd += float(result.get("cost_usd") or 0.0)
+        cost = result_cost(result)
+        if cost is None:
+            state.n_unknown_cost += 1
+        else:
+            state.cost_usd += cost
 
 
 def _cancelled(state: TaskState, event: Event) -> None:

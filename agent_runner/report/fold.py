@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from agent_runner.core.cost import CostTotal, result_cost
 from agent_runner.core.findings import answer_of
 from agent_runner.core.task import TaskStatus
 from agent_runner.queue.state import Event, EventType, TaskState
@@ -41,7 +42,7 @@ class Attempt:
     reason: str = ""
     model: str = ""
     steps: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float | None = 0.0  # None: unknown (a model with no price)
     tokens: dict[str, int] = field(default_factory=dict)
     trajectory: str | None = None
     seen: float = 0.0
@@ -81,7 +82,7 @@ class TaskRow:
     attempts: list[Attempt] = field(default_factory=list)
     gates: list[GateRow] = field(default_factory=list)
     pr_url: str | None = None
-    cost_usd: float = 0.0
+    cost: CostTotal = field(default_factory=CostTotal)
     tokens: dict[str, int] = field(default_factory=dict)
     model: str = ""
     n_attempts_used: int = 0
@@ -107,8 +108,13 @@ class RunReport:
 
     @property
     def total_cost(self) -> float:
-        """Spend of every recorded attempt, in US dollars."""
-        return sum(a.cost_usd for a in self.attempts)
+        """Spend of every recorded attempt of known cost, in US dollars (what a budget counts)."""
+        return self.cost.known_usd
+
+    @property
+    def cost(self) -> CostTotal:
+        """Spend of every recorded attempt: the known part and how many were of unknown cost."""
+        return _cost_of(self.attempts)
 
     @property
     def total_tokens(self) -> int:
@@ -146,7 +152,7 @@ class RunReport:
         )
         for a in self.attempts:
             entry = out[a.model_label or "unknown"]
-            entry["cost_usd"] += a.cost_usd
+            entry["cost_usd"] += a.cost_usd or 0.0
             for key in TOKEN_FIELDS:
                 entry[key] += a.tokens.get(key, 0)
         return dict(sorted(out.items()))
@@ -177,7 +183,9 @@ class RunReport:
         return {
             "queue": self.queue_path,
             "counts": self.counts(),
-            "cost_usd": round(self.total_cost, 6),
+            "cost_usd": None if self.cost.n_unknown else round(self.total_cost, 6),  # null: unknown
+            "known_cost_usd": round(self.total_cost, 6),
+            "n_unknown_cost": self.cost.n_unknown,
             "budget_usd": self.budget_usd,
             "cache_read_share": self.cache_read_share(),
             "machines": self.machine_load(),
@@ -272,7 +280,7 @@ def _apply_result(attempt: Attempt, result: dict[str, Any]) -> None:
     attempt.result = result
     attempt.model = str(result.get("model") or attempt.model)
     attempt.steps = int(result.get("steps") or 0)
-    attempt.cost_usd = float(result.get("cost_usd") or 0.0)
+    attempt.cost_usd = result_cost(result)
     usage = result.get("usage") or {}
     attempt.tokens = {k: int(usage.get(k) or 0) for k in TOKEN_FIELDS}
     attempt.trajectory = result.get("trajectory_path") or attempt.trajectory
@@ -291,9 +299,16 @@ def _task_row(state: TaskState, attempts: list[Attempt]) -> TaskRow:
     if answer is not None:
         row.verdict, row.n_findings = answer.verdict, len(answer.findings)
     row.gates = [_gate_row(g) for g in result.get("gates") or [] if isinstance(g, dict)]
-    row.cost_usd = sum(a.cost_usd for a in attempts)
+    row.cost = _cost_of(attempts)
     row.tokens = {k: sum(a.tokens.get(k, 0) for a in attempts) for k in TOKEN_FIELDS}
     return row
+
+
+def _cost_of(attempts: list[Attempt]) -> CostTotal:
+    total = CostTotal()
+    for attempt in attempts:
+        total.add(attempt.cost_usd)
+    return total
 
 
 def _gate_row(gate: dict[str, Any]) -> GateRow:

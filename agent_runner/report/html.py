@@ -20,6 +20,7 @@ import pygal
 from pygal.style import Style
 
 from agent_runner.config.runner import RunnerConfig
+from agent_runner.core.cost import CostTotal, usd
 from agent_runner.core.redact import runner_redactor
 from agent_runner.queue.store import Queue
 from agent_runner.report.fold import Attempt, RunReport, build_report
@@ -58,7 +59,7 @@ def _env() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["usd"] = lambda v: f"${v:,.4f}" if v is not None else "-"
+    env.filters["usd"] = lambda v: v.text() if isinstance(v, CostTotal) else usd(v)
     env.filters["clock"] = lambda ts: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
     env.filters["secs"] = _secs
     env.filters["num"] = lambda v: f"{v:g}" if isinstance(v, int | float) else str(v)
@@ -90,7 +91,7 @@ def _bar(a: Attempt, t0: float, span: float) -> Bar:
     end = a.last
     title = (
         f"{a.task_id} #{a.attempt} on {a.worker}: {a.outcome}\n{a.model_label or '?'} · {a.steps} steps · "
-        f"${a.cost_usd:.4f} · {_secs(end - a.start)}" + (f"\n{a.reason[:120]}" if a.reason else "")
+        f"{usd(a.cost_usd)} · {_secs(end - a.start)}" + (f"\n{a.reason[:120]}" if a.reason else "")
     )
     left = 100 * (a.start - t0) / span
     width = max(100 * (end - a.start) / span, 0.1)
@@ -119,11 +120,12 @@ def _chart_options() -> dict[str, Any]:
 
 def _cost_charts(report: RunReport) -> dict[str, str]:
     opts = _chart_options()
-    costly = sorted((t for t in report.tasks if t.cost_usd > 0), key=lambda t: t.cost_usd, reverse=True)
+    costly = [t for t in report.tasks if t.cost.known_usd > 0]  # unknown cost has no bar
+    costly = sorted(costly, key=lambda t: t.cost.known_usd, reverse=True)
     costly = costly[:TOP_TASKS]
     per_task = pygal.HorizontalBar(height=max(220, 22 * len(costly) + 80), show_legend=False, **opts)
     per_task.x_labels = [t.id for t in reversed(costly)]
-    per_task.add("cost (USD)", [round(t.cost_usd, 4) for t in reversed(costly)])
+    per_task.add("cost (USD)", [round(t.cost.known_usd, 4) for t in reversed(costly)])
     models = report.by_model()
     per_model = pygal.Bar(height=300, show_legend=False, **opts)
     per_model.x_labels = list(models)

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agent_runner.core.cost import usd
 from agent_runner.core.messages import Usage
 from agent_runner.core.redact import Redactor
 
@@ -129,18 +130,34 @@ def printable(text: str) -> str:
 
 
 def render_trajectory(
-    path: Path, *, max_output_chars: int = RENDERED_OUTPUT_CHARS, redact: Callable[[str], str] | None = None
+    path: Path,
+    *,
+    max_output_chars: int = RENDERED_OUTPUT_CHARS,
+    redact: Callable[[str], str] | None = None,
+    is_running: bool | None = None,
 ) -> str:
     """Return a trajectory as text for a person to read, secrets masked by `redact`, control codes removed.
 
     By default the values of this process's secret-looking variables and token patterns are masked: a
     trajectory still being written holds what the agent printed, masked only with what its worker knew.
+    `is_running` (from the queue) says why a trajectory without an end record has none.
     """
     records = read_trajectory(path)
     lines = [_render(record, max_output_chars) for record in records]
-    if not records or records[-1].get("type") != "end":
-        lines.append("== (no end record: the run is still going or was interrupted)")
+    if closing := _closing(records[-1].get("type") if records else None, is_running):
+        lines.append(closing)
     return printable((redact or Redactor.from_env(os.environ).text)("\n".join(lines)))
+
+
+def _closing(last: str | None, is_running: bool | None) -> str:
+    """Return the line after a trajectory that has no end record: why it has none ("" when it has one)."""
+    if last in ("end", "aborted"):  # an aborted attempt's own record says how it ended
+        return ""
+    if is_running:
+        return "== (no end record yet: the attempt is still running)"
+    if is_running is False:
+        return "== (no end record: the attempt was cut off before it ended; its worker stopped or was killed)"
+    return "== (no end record: the run is still going or was interrupted)"
 
 
 def _render(record: dict[str, Any], max_chars: int) -> str:
@@ -158,6 +175,8 @@ def _render(record: dict[str, Any], max_chars: int) -> str:
         return "\n".join(_render_result(result, max_chars) for result in record.get("results", []))
     if kind == "end":
         return _render_end(record)
+    if kind == "aborted":
+        return f"\n== aborted: {record.get('error', '')}\n(the model call failed; the attempt ended here)"
     if kind == "elided":
         return f"-- context: elided {record.get('n_results', 0)} old tool outputs"
     if kind == "unreadable":
@@ -168,7 +187,7 @@ def _render(record: dict[str, Any], max_chars: int) -> str:
 def _render_model(record: dict[str, Any]) -> str:
     usage = record.get("usage") or {}
     cost = record.get("cost_usd")
-    cost_text = f"${cost:.4f}" if isinstance(cost, int | float) else "cost unknown"
+    cost_text = "cost " + usd(cost if isinstance(cost, int | float) else None)
     head = (
         f"\n-- step {record.get('step')} ({record.get('seconds', 0):.1f} s; "
         f"{usage.get('input_tokens', 0)} in, {usage.get('cache_read_tokens', 0)} cached, "
@@ -201,7 +220,7 @@ def _render_result(result: dict[str, Any], max_chars: int) -> str:
 
 def _render_end(record: dict[str, Any]) -> str:
     cost = record.get("cost_usd")
-    cost_text = f"${cost:.4f}" if isinstance(cost, int | float) else "cost unknown"
+    cost_text = "cost " + usd(cost if isinstance(cost, int | float) else None)
     usage = record.get("usage") or {}
     tokens = sum(int(v) for v in usage.values() if isinstance(v, int))
     error = f"\nerror: {record['error']}" if record.get("error") else ""
