@@ -72,6 +72,8 @@ def steps(record: dict[str, Any]) -> list[Step]:
         meta = f"after {record.get('steps')} steps, {record.get('model_calls')} model calls, "
         text = f"{record.get('error', '')}\n{record.get('summary', '')}".strip()
         return [Step("end", f"Ended: {record.get('exit_status')}", meta + _usd(record.get("cost_usd")), text)]
+    if kind == "aborted":  # the model call failed: the attempt's own last record (kind "end": it did end)
+        return [Step("end", "Aborted", "the model call failed", str(record.get("error", "")), is_error=True)]
     if kind == "elided":
         return [Step("note", meta=f"context: elided {record.get('n_results', 0)} old tool outputs")]
     if kind == "unreadable":

@@ -95,7 +95,8 @@ def test_a_fix_lint_by_ruff_alone_cost_a_known_zero(project: Project) -> None:
 
 
 def test_show_trajectory_of_an_aborted_attempt_says_it_was_aborted(project: Project) -> None:
-    """A model outage ends the attempt with an `aborted` record: the trajectory says so, not 'still going'."""
+    """A model outage ends the attempt with an `aborted` record: `show --trajectory` and the report say so,
+    not 'still going'."""
     project.task("down", project.script("down", [{"error": "unavailable"}]), max_attempts=1)
     pyproject = project.root / "pyproject.toml"
     pyproject.write_text(pyproject.read_text(encoding="utf-8") + "infra_retries = 0\n", encoding="utf-8")
@@ -103,3 +104,6 @@ def test_show_trajectory_of_an_aborted_attempt_says_it_was_aborted(project: Proj
     invoke(project, "run")
     text = invoke(project, "show", "down", "--trajectory").stdout
     assert "== aborted:" in text and "still going" not in text, text
+    report = project.root / invoke(project, "report").stdout.strip()
+    pages = "".join(p.read_text(encoding="utf-8") for p in report.parent.rglob("*.html"))
+    assert "Aborted" in pages and "still going" not in pages
