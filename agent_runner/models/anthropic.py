@@ -19,7 +19,16 @@ from agent_runner.core.errors import (
 )
 from agent_runner.core.messages import Message, ModelTurn, Role, StopReason, ToolCall, ToolSpec, Usage
 from agent_runner.models import pricing
-from agent_runner.models.base import base_url, check_tool_calls, clip, is_context_error, require_key
+from agent_runner.models.base import (
+    base_url,
+    check_tool_calls,
+    clip,
+    is_context_error,
+    is_refusal,
+    refusal_message,
+    require_key,
+)
+from agent_runner.models.deadline import CallDeadline, retry_after
 
 KEY_ENV = "ANTHROPIC_API_KEY"
 BASE_URL_ENV = "ANTHROPIC_BASE_URL"
@@ -46,18 +55,23 @@ class _RetryWaitCap(anthropic.Middleware):
     def handle(self, request: Any, call_next: Any) -> Any:
         response = call_next(request)
         if response.status_code in (408, 409, 429) or response.status_code >= 500:
-            wait = _retry_after(response.headers)
+            wait = retry_after(response.headers)
             if wait > MAX_RETRY_WAIT_S:
                 raise RetryTooLateError(f"HTTP {response.status_code}, retry-after {wait:.0f} s")
         return response
 
 
-def _retry_after(headers: Mapping[str, str]) -> float:
-    """Return the seconds a response asks to wait (0 when absent or not a number, e.g. an HTTP date)."""
-    try:
-        return float(headers.get("retry-after-ms") or 0) / 1000 or float(headers.get("retry-after") or 0)
-    except ValueError:
-        return 0.0
+class _DeadlineCap(anthropic.Middleware):
+    """Give each try, first or retried, at most the time left; start none once it is up (runs per try)."""
+
+    def __init__(self, deadline: CallDeadline, timeout_s: float) -> None:
+        self.deadline, self.timeout_s = deadline, timeout_s
+
+    def handle(self, request: Any, call_next: Any) -> Any:
+        request.options.timeout = self.deadline.timeout(self.timeout_s)
+        response = call_next(request)
+        self.deadline.check_wait(response.status_code, response.headers)
+        return response
 
 
 class AnthropicModel:
@@ -76,12 +90,13 @@ class AnthropicModel:
         self.config = config or ModelsConfig()
         # Thinking blocks must go back unchanged with their turn; keyed by the turn's first tool call id.
         self._thinking: dict[str, list[dict[str, Any]]] = {}
+        self._deadline = CallDeadline(self.spec)
         self._client = anthropic.Anthropic(
             api_key=api_key,
             base_url=base_url,
             timeout=self.config.timeout_s,
             max_retries=self.config.max_retries,
-            middleware=[_RetryWaitCap()],
+            middleware=[_DeadlineCap(self._deadline, self.config.timeout_s), _RetryWaitCap()],
         )
 
     @classmethod
@@ -103,6 +118,10 @@ class AnthropicModel:
         """Close the HTTP connections."""
         self._client.close()
 
+    def set_deadline(self, at: float | None) -> None:
+        """Cut every later call, retries included, off at `at` (time.monotonic())."""
+        self._deadline.at = at
+
     def max_call_cost(self, input_tokens: int) -> float | None:
         """Return the most a call with this prompt size can cost (max_tokens of output; None: unpriced)."""
         return pricing.max_cost(self.name, input_tokens=input_tokens, output_tokens=self.config.max_tokens)
@@ -111,17 +130,16 @@ class AnthropicModel:
         """Send the transcript and return the next assistant turn."""
         request = build_request(system, messages, tools, thinking=self._thinking)
         try:
+            timeout = self._deadline.timeout(self.config.timeout_s)
             reply = self._client.messages.create(
-                model=self.name, max_tokens=self.config.max_tokens, timeout=self.config.timeout_s, **request
+                model=self.name, max_tokens=self.config.max_tokens, timeout=timeout, **request
             )
         except anthropic.AnthropicError as exc:
             raise translate_error(exc, self.spec) from exc
         except RetryTooLateError as exc:
-            raise ModelUnavailableError(f"{self.spec}: the API asked to wait ({exc}); retry later.") from exc
+            raise ModelUnavailableError(f"{self.spec}: the API asked to wait ({exc})") from exc
         except json.JSONDecodeError as exc:
-            raise ModelUnavailableError(
-                f"{self.spec}: the API answered with invalid JSON; retry later."
-            ) from exc
+            raise ModelUnavailableError(f"{self.spec}: the API answered with invalid JSON") from exc
         return self._turn(reply, tools)
 
     def _turn(self, reply: Any, tools: Sequence[ToolSpec]) -> ModelTurn:
@@ -225,14 +243,14 @@ def translate_error(exc: anthropic.AnthropicError, spec: str) -> ModelError:
     """Return the runner error for an SDK error raised after the SDK's own retries."""
     if isinstance(exc, anthropic.APITimeoutError):
         return ModelUnavailableError(
-            f"{spec}: the call timed out after retries; raise models.timeout_s or retry later."
+            f"{spec}: the call timed out, retries included (raise models.timeout_s for a slow server)"
         )
     if isinstance(exc, anthropic.APIConnectionError):
         return ModelUnavailableError(
-            f"{spec}: cannot reach the API ({exc}); check the network or ANTHROPIC_BASE_URL."
+            f"{spec}: cannot reach the API ({exc}); check the network or ANTHROPIC_BASE_URL"
         )
     if not isinstance(exc, anthropic.APIStatusError):
-        return ModelUnavailableError(f"{spec}: unusable reply from the API ({clip(str(exc))}); retry later.")
+        return ModelUnavailableError(f"{spec}: unusable reply from the API ({clip(str(exc))})")
     status, detail = exc.status_code, clip(exc.api_message or exc.message)
     code = exc.error_code or ""
     is_account = exc.type == "billing_error" or code in _ACCOUNT_CODES or "spend_limit" in code
@@ -245,8 +263,8 @@ def translate_error(exc: anthropic.AnthropicError, spec: str) -> ModelError:
         return ContextExceededError(f"{spec}: the transcript no longer fits the context window ({detail}).")
     if status == 404:
         return ModelNotFoundError(f"{spec}: model not found (HTTP 404: {detail}); check the model name.")
-    if status in (408, 409, 429) or status >= 500:
-        return ModelUnavailableError(
-            f"{spec}: HTTP {status} after retries ({detail}); the task will be re-queued."
-        )
-    return ModelFatalError(f"{spec}: the API rejected the request (HTTP {status}: {detail}).")
+    if is_refusal(status, detail):
+        return ModelFatalError(refusal_message(spec, status, detail))
+    return ModelUnavailableError(
+        f"{spec}: HTTP {status}, retries included ({detail}): the API is down or busy"
+    )

@@ -16,6 +16,12 @@ _CONTEXT_PATTERNS = re.compile(
     r"|exceed_context|too many tokens|input is too long|reduce the length",
     re.IGNORECASE,
 )
+# Request-validation failures (pydantic wording: llama-cpp-python, vLLM); some servers send them as 5xx.
+_VALIDATION_PATTERNS = re.compile(
+    r"validation error|input should be|field required|extra inputs are not permitted|invalid request",
+    re.IGNORECASE,
+)
+RETRYABLE_STATUSES = (408, 409, 429)  # and every 5xx that is not a validation error
 
 
 def find_key(env_var: str, secrets: Mapping[str, str] | None) -> str | None:
@@ -48,6 +54,22 @@ def host_of(url: str | None) -> str:
 def is_context_error(message: str) -> bool:
     """Return whether an error message says the prompt does not fit the context window."""
     return bool(_CONTEXT_PATTERNS.search(message))
+
+
+def is_refusal(status: int, detail: str) -> bool:
+    """Return whether an HTTP error refuses the request itself (sending it again gets the same answer):
+    a 4xx other than 408/409/429, or a 5xx whose message is a request-validation error."""
+    if status < 500:
+        return status not in RETRYABLE_STATUSES
+    return bool(_VALIDATION_PATTERNS.search(detail))
+
+
+def refusal_message(spec: str, status: int, detail: str) -> str:
+    """Return the error of a request the server refuses as invalid (the attempt fails as a model error)."""
+    return (
+        f"{spec}: the server refuses the request as invalid (HTTP {status}: {detail}); it answered the "
+        "same each time it was sent, so this is not an outage: see docs/models.md (local servers)"
+    )
 
 
 def check_tool_calls(

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import httpx2
 import openai
 
 from agent_runner.config.runner import ModelsConfig
@@ -27,8 +28,11 @@ from agent_runner.models.base import (
     find_key,
     host_of,
     is_context_error,
+    is_refusal,
+    refusal_message,
     require_key,
 )
+from agent_runner.models.deadline import CallDeadline
 
 KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
@@ -62,11 +66,14 @@ class OpenAIModel:
         host = host_of(base_url)
         self.is_openai = host in ("", OPENAI_HOST)
         self.is_azure = host.endswith(AZURE_HOST_SUFFIX)
+        self._deadline = CallDeadline(self.spec)
+        hooks = {"request": [self._cap_try], "response": [self._check_wait]}
         self._client = openai.OpenAI(
             api_key=api_key,
             base_url=base_url,
             timeout=self.config.timeout_s,
             max_retries=self.config.max_retries,
+            http_client=openai.DefaultHttpx2Client(event_hooks=hooks),
         )
 
     @classmethod
@@ -90,6 +97,18 @@ class OpenAIModel:
         """Close the HTTP connections."""
         self._client.close()
 
+    def set_deadline(self, at: float | None) -> None:
+        """Cut every later call, retries included, off at `at` (time.monotonic())."""
+        self._deadline.at = at
+
+    def _cap_try(self, request: httpx2.Request) -> None:
+        """Give each try, first or retried, at most the time left (the SDK retries inside one call)."""
+        seconds = self._deadline.timeout(self.config.timeout_s)
+        request.extensions["timeout"] = dict.fromkeys(("connect", "read", "write", "pool"), seconds)
+
+    def _check_wait(self, response: httpx2.Response) -> None:
+        self._deadline.check_wait(response.status_code, response.headers)
+
     def max_call_cost(self, input_tokens: int) -> float | None:
         """Return the most a call with this prompt size can cost (max_tokens of output; None: unpriced)."""
         return pricing.max_cost(self.name, input_tokens=input_tokens, output_tokens=self.config.max_tokens)
@@ -97,13 +116,14 @@ class OpenAIModel:
     def query(self, system: str, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> ModelTurn:
         """Send the transcript and return the next assistant turn (bad tool calls set format_error)."""
         try:
-            reply = self._client.chat.completions.create(**self.request(system, messages, tools))
+            timeout = self._deadline.timeout(self.config.timeout_s)
+            reply = self._client.chat.completions.create(
+                **self.request(system, messages, tools), timeout=timeout
+            )
         except openai.OpenAIError as exc:
             raise translate_error(exc, self.spec) from exc
         except json.JSONDecodeError as exc:
-            raise ModelUnavailableError(
-                f"{self.spec}: the server answered with invalid JSON; retry later."
-            ) from exc
+            raise ModelUnavailableError(f"{self.spec}: the server answered with invalid JSON") from exc
         return self._turn(reply, tools)
 
     def request(self, system: str, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> dict[str, Any]:
@@ -200,7 +220,9 @@ def convert_messages(system: str, messages: Sequence[Message]) -> list[dict[str,
 
 
 def _assistant_wire(message: Message) -> dict[str, Any]:
-    entry: dict[str, Any] = {"role": "assistant", "content": message.text or None}
+    # "" and not null when a turn has only tool calls: llama-cpp-python's server answers null with an HTTP 500
+    # (`content: Input should be a valid string`); OpenAI, vLLM and Ollama take "".
+    entry: dict[str, Any] = {"role": "assistant", "content": message.text}
     if message.tool_calls:
         entry["tool_calls"] = [
             {
@@ -210,8 +232,6 @@ def _assistant_wire(message: Message) -> dict[str, Any]:
             }
             for call in message.tool_calls
         ]
-    elif entry["content"] is None:
-        entry["content"] = ""
     return entry
 
 
@@ -233,16 +253,14 @@ def translate_error(exc: openai.OpenAIError, spec: str) -> ModelError:
     """Return the runner error for an SDK error raised after the SDK's own retries."""
     if isinstance(exc, openai.APITimeoutError):
         return ModelUnavailableError(
-            f"{spec}: the call timed out after retries; raise models.timeout_s or retry later."
+            f"{spec}: the call timed out, retries included (raise models.timeout_s for a slow server)"
         )
     if isinstance(exc, openai.APIConnectionError):
         return ModelUnavailableError(
-            f"{spec}: cannot reach the server ({exc}); check the network or OPENAI_BASE_URL."
+            f"{spec}: cannot reach the server ({exc}); check the network or OPENAI_BASE_URL"
         )
     if not isinstance(exc, openai.APIStatusError):
-        return ModelUnavailableError(
-            f"{spec}: unusable reply from the server ({clip(str(exc))}); retry later."
-        )
+        return ModelUnavailableError(f"{spec}: unusable reply from the server ({clip(str(exc))})")
     status = exc.status_code
     body = exc.body if isinstance(exc.body, dict) else {}
     detail = clip(str(body.get("message") or exc.message))
@@ -258,8 +276,8 @@ def translate_error(exc: openai.OpenAIError, spec: str) -> ModelError:
         return ModelNotFoundError(
             f"{spec}: model or endpoint not found (HTTP 404: {detail}); check the name and base URL."
         )
-    if status in (408, 409, 429) or status >= 500:
-        return ModelUnavailableError(
-            f"{spec}: HTTP {status} after retries ({detail}); the task will be re-queued."
-        )
-    return ModelFatalError(f"{spec}: the server rejected the request (HTTP {status}: {detail}).")
+    if is_refusal(status, detail):
+        return ModelFatalError(refusal_message(spec, status, detail))
+    return ModelUnavailableError(
+        f"{spec}: HTTP {status}, retries included ({detail}): the server is down or busy"
+    )

@@ -28,6 +28,7 @@ from agent_runner.testing.fake_llm_wire import (
     context_too_long,
     error,
     hang,
+    llama_cpp_check,
     raw,
     raw_json,
     reset,
@@ -36,6 +37,7 @@ from agent_runner.testing.fake_llm_wire import (
 
 PATHS: dict[str, Protocol] = {"/v1/messages": "anthropic", "/v1/chat/completions": "openai"}
 ReplySource = Reply | Callable[["RecordedRequest"], Reply]
+RequestCheck = Callable[[Any], Reply | None]  # parsed body -> the refusal to send instead, or None
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,13 @@ class RecordedRequest:
 
 
 class FakeLLMServer:
-    """A threaded HTTP server on a free port; a context manager. `default` answers when the queue is empty."""
+    """A threaded HTTP server on a free port; a context manager. `default` answers when the queue is empty;
+    `check` (e.g. `llama_cpp_check`) refuses a request it finds invalid, every time, before the queue."""
 
-    def __init__(self, *, default: ReplySource | None = None) -> None:
+    def __init__(self, *, default: ReplySource | None = None, check: RequestCheck | None = None) -> None:
         self.requests: list[RecordedRequest] = []
         self.default: ReplySource = default or error(500, "fake LLM server: the reply queue is empty")
+        self.check = check
         self._queue: deque[ReplySource] = deque()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -113,10 +117,13 @@ class FakeLLMServer:
         check_invariants(self.requests)
 
     def _next(self, request: RecordedRequest) -> tuple[Reply, int]:
+        refusal = self.check(request.json) if self.check is not None and request.body else None
         with self._lock:
             self.requests.append(request)
-            source = self._queue.popleft() if self._queue else self.default
             n_request = len(self.requests)
+            if refusal is not None:
+                return refusal, n_request
+            source = self._queue.popleft() if self._queue else self.default
         return (source(request) if callable(source) else source), n_request
 
 
@@ -240,6 +247,7 @@ __all__ = [
     "context_too_long",
     "error",
     "hang",
+    "llama_cpp_check",
     "raw",
     "raw_json",
     "reset",

@@ -126,6 +126,18 @@ def reset() -> Reply:
     return Reply(action="reset")
 
 
+LLAMA_CPP_NULL_CONTENT = "ChatCompletionRequestAssistantMessage.content: Input should be a valid string"
+
+
+def llama_cpp_check(body: Any) -> Reply | None:
+    """Answer like llama-cpp-python's server: an assistant message whose content is null gets an HTTP 500
+    naming the validation error (as llama-cpp-python 0.3 does); None lets the request through."""
+    for message in body.get("messages", []) if isinstance(body, dict) else []:
+        if message.get("role") == "assistant" and message.get("content", "") is None:
+            return Reply(status=500, message=LLAMA_CPP_NULL_CONTENT)
+    return None
+
+
 def _anthropic_turn(reply: Reply, usage: dict[str, int], n_reply: int) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     if reply.thinking:

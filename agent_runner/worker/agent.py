@@ -29,9 +29,11 @@ from agent_runner.core.messages import Message, ModelTurn, Role, ToolCall, ToolR
 from agent_runner.core.protocols import Model, PricedModel, Tool
 from agent_runner.core.result import ExitStatus
 from agent_runner.core.task import Limits
+from agent_runner.models.deadline import DeadlineError, DeadlineModel
 from agent_runner.tools import FINISH, FINISH_SPEC
 from agent_runner.worker.context import ContextConfig, elide_old_outputs, estimate_tokens, max_prompt_tokens
-from agent_runner.worker.limits import limit_hit
+from agent_runner.worker.deadline import AttemptTimeout
+from agent_runner.worker.limits import AttemptDeadline, limit_hit, time_cut_off
 from agent_runner.worker.trajectory import TrajectoryWriter
 
 FINISH_ACK = "Recorded. The runner now checks your work with its gates."
@@ -86,15 +88,19 @@ class Agent:
         config: AgentConfig,
         system: str,
         trajectory: TrajectoryWriter | None = None,
+        attempt_deadline: AttemptDeadline | None = None,
     ) -> None:
         self.model, self.tools, self.config, self.system = model, dict(tools), config, system
-        self.trajectory = trajectory
+        self.trajectory, self.attempt_deadline = trajectory, attempt_deadline
         self.specs = [tool.spec for tool in self.tools.values()] + [FINISH_SPEC]
         self.messages: list[Message] = []
         self.usage = Usage()
         self.cost: float | None = 0.0  # None once any call's cost is unknown
         self.n_steps = self.n_model_calls = 0
         self._seconds = 0.0
+        self._started = 0.0  # time.monotonic() when the current run or resume began
+        self._minutes_at: float | None = None  # time.monotonic() when `minutes` runs out
+        self._attempt_at: float | None = None  # ... and `attempt_minutes`
         self._last_context = 0
         self._counted: tuple[int, int] | None = None  # (messages before the last call, its tokens in and out)
         self._n_format_errors = 0
@@ -131,8 +137,8 @@ class Agent:
 
     # -- the loop ---------------------------------------------------------------------------------------
     def _loop(self) -> AgentOutcome:
-        started = time.monotonic()
-        self._set_tool_deadlines(started)
+        started = self._started = time.monotonic()
+        self._set_deadlines(started)
         try:
             stop = self._steps(started)
         except ModelError as exc:
@@ -172,6 +178,8 @@ class Agent:
         )  # fmt: skip
         if hit is not None:
             raise _Stop(hit.status, error=hit.error)
+        if self._attempt_at is not None and self.attempt_deadline and time.monotonic() >= self._attempt_at:
+            raise AttemptTimeout(self.attempt_deadline.minutes)
 
     def _next_call_bound(self) -> float | None:
         """Return the most the next call can cost: the last call's prompt and reply as the API counted
@@ -191,6 +199,8 @@ class Agent:
             turn = self.model.query(self.system, self.messages, self.specs)
         except (ModelAuthError, ModelNotFoundError):
             raise
+        except DeadlineError as exc:
+            raise self._out_of_time() from exc
         except ContextExceededError as exc:
             raise _Stop(ExitStatus.CONTEXT_EXCEEDED, error=str(exc)) from exc
         except ModelFatalError as exc:
@@ -302,13 +312,30 @@ class Agent:
         if n_elided:
             self._record("elided", n_results=n_elided, context_tokens=size)
 
-    def _set_tool_deadlines(self, started: float) -> None:
-        """Let tools that support it (bash) cut their timeouts to the time left under the minutes limit."""
-        minutes = self.config.limits.minutes
-        deadline = None if minutes is None else started + minutes * 60 - self._seconds
+    def _set_deadlines(self, started: float) -> None:
+        """Cut tool timeouts (bash) and model calls, retries included, to the time left under `minutes`
+        and the attempt's `attempt_minutes`."""
+        minutes, attempt = self.config.limits.minutes, self.attempt_deadline
+        self._minutes_at = None if minutes is None else started + minutes * 60 - self._seconds
+        self._attempt_at = None if attempt is None else started + attempt.ends_at - time.time()
+        deadline = min((at for at in (self._minutes_at, self._attempt_at) if at is not None), default=None)
         for tool in self.tools.values():
             if hasattr(tool, "deadline"):
                 tool.deadline = deadline
+        if isinstance(self.model, DeadlineModel):
+            self.model.set_deadline(deadline)
+
+    def _out_of_time(self) -> BaseException:
+        """Return how a model call cut off at the deadline ends the run: the limit that ran out first."""
+        attempt_at, minutes_at = self._attempt_at, self._minutes_at
+        if (
+            self.attempt_deadline
+            and attempt_at is not None
+            and (minutes_at is None or attempt_at < minutes_at)
+        ):
+            return AttemptTimeout(self.attempt_deadline.minutes)
+        hit = time_cut_off(self.config.limits, self._seconds + time.monotonic() - self._started)
+        return _Stop(hit.status, error=hit.error)
 
     def _record(self, record_type: str, **fields: Any) -> None:
         if self.trajectory is not None:

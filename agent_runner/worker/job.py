@@ -229,7 +229,7 @@ class Job:
         self.templates = prompts.project_templates(self.paths.checkout)  # before the agent can change them
         agent = self._agent = job_agent.build_agent(
             self.attempt, sandbox=self.sandbox(), home_env=self.home_env, templates=self.templates,
-            gate_names=gate_names,
+            gate_names=gate_names, started=self.started,
         )  # fmt: skip
         variables = job_agent.prompt_vars(self.attempt, gate_names, prompt_vars)
         template = kind.template or f"{self.task.kind.value}.md.j2"

@@ -16,6 +16,8 @@ from agent_runner.tools import make_tools
 from agent_runner.tools.shell import tool_env
 from agent_runner.worker.agent import Agent, AgentConfig
 from agent_runner.worker.attempt import Attempt
+from agent_runner.worker.deadline import attempt_minutes
+from agent_runner.worker.limits import AttemptDeadline
 from agent_runner.worker.sandbox import SandboxPaths, get_sandbox
 from agent_runner.worker.trajectory import TrajectoryWriter
 
@@ -27,8 +29,10 @@ def build_agent(
     home_env: dict[str, str],
     templates: dict[str, str],
     gate_names: list[str],
+    started: float | None = None,
 ) -> Agent:
-    """Return the Agent of `attempt`: its model, tools (allowlisted env, sandbox) and trajectory writer."""
+    """Return the Agent of `attempt`: its model, tools (allowlisted env, sandbox) and trajectory writer;
+    `started` (time.time()), when the attempt began, bounds its model calls by `attempt_minutes` too."""
     task, config, paths, secrets = attempt.task, attempt.config, attempt.paths, attempt.request.secrets
     model = get_model(attempt.model_spec, config=config.models, cache_key=task.id, secrets=secrets)
     env = tool_env(home_env)
@@ -36,7 +40,11 @@ def build_agent(
     trajectory = TrajectoryWriter(paths.trajectory, redact=_redactor(secrets))
     system = render("system.md.j2", templates, prompt_vars(attempt, gate_names, {}))
     agent_config = AgentConfig(limits=attempt.limits, context_tokens=config.models.context_tokens)
-    return Agent(model, tools, config=agent_config, system=system, trajectory=trajectory)
+    minutes = attempt_minutes(attempt.limits)
+    ends = None if started is None else AttemptDeadline(ends_at=started + minutes * 60, minutes=minutes)
+    return Agent(
+        model, tools, config=agent_config, system=system, trajectory=trajectory, attempt_deadline=ends
+    )
 
 
 def prompt_vars(attempt: Attempt, gate_names: list[str], extra: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,14 @@ from agent_runner.core.task import Limits
 
 
 @dataclass(frozen=True)
+class AttemptDeadline:
+    """When the whole attempt's wall-clock limit runs out: `ends_at` (time.time()), `minutes` long."""
+
+    ends_at: float
+    minutes: float
+
+
+@dataclass(frozen=True)
 class LimitHit:
     """A limit the run reached: how it ends and why."""
 
@@ -39,6 +47,15 @@ def limit_hit(
     if limits.minutes is not None and elapsed_s >= limits.minutes * 60:
         return LimitHit(ExitStatus.TIME_LIMIT, f"time limit reached: {elapsed_s / 60:.1f} minutes")
     return None
+
+
+def time_cut_off(limits: Limits, elapsed_s: float) -> LimitHit:
+    """Return the time limit a model call cut off at the agent's `minutes` reached."""
+    return LimitHit(
+        ExitStatus.TIME_LIMIT,
+        f"time limit reached: {elapsed_s / 60:.1f} minutes (limits.minutes = {limits.minutes:g}); "
+        "the model call in flight was cut off at the limit",
+    )
 
 
 def cost_problem(spent: float, limit: float, bound: float | None) -> str | None:
