@@ -111,7 +111,8 @@ def rows_table(rows: list[Row], *, width: int = 120) -> Table:
 
 def _cells(row: Row) -> list[str]:
     total = CostTotal(row["cost_known_usd"], row["n_unknown_cost"])
-    cost = total.text(digits=2, unknown=NARROW_UNKNOWN) if row["attempt"] else "-"  # "-": never ran
+    has_run = row["attempt"] or total.known_usd or total.n_unknown
+    cost = total.text(digits=2, unknown=NARROW_UNKNOWN) if has_run else "-"  # "-": never ran
     attempts = f"{row['attempts']}/{row['max_attempts']}"
     return [row["id"], row["kind"] or "-", row["status"], attempts, row["machine"] or "-", cost,
             row["pr_url"] or "-"]  # fmt: skip
@@ -142,7 +143,7 @@ def detail_table(state: TaskState) -> Table:
     fields |= {
         "reason": state.reason,
         "file": state.file,
-        "cost": state.cost.text() if state.attempt else None,  # $0.0090, not 0.008983999999999999
+        "cost": state.cost.text() if _has_run(state) else None,  # $0.0090, not 0.008983999999999999
         "branch": landed.get("branch") if landed.get("head_commit") else None,
         "head": landed.get("head_commit"),
         "pr": state.pr_url,
@@ -154,6 +155,10 @@ def detail_table(state: TaskState) -> Table:
     if instructions:
         table.add_row(Text("instructions", style="bold"), Text(instructions))
     return table
+
+
+def _has_run(state: TaskState) -> bool:
+    return bool(state.attempt or state.cost_usd or state.n_unknown_cost)
 
 
 def attempts_text(state: TaskState) -> str:
