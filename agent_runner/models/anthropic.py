@@ -243,7 +243,7 @@ def translate_error(exc: anthropic.AnthropicError, spec: str) -> ModelError:
     """Return the runner error for an SDK error raised after the SDK's own retries."""
     if isinstance(exc, anthropic.APITimeoutError):
         return ModelUnavailableError(
-            f"{spec}: the call timed out, retries included (raise models.timeout_s for a slow server)"
+            f"{spec}: the call timed out after retries (raise models.timeout_s for a slow server)"
         )
     if isinstance(exc, anthropic.APIConnectionError):
         return ModelUnavailableError(
@@ -265,6 +265,4 @@ def translate_error(exc: anthropic.AnthropicError, spec: str) -> ModelError:
         return ModelNotFoundError(f"{spec}: model not found (HTTP 404: {detail}); check the model name.")
     if is_refusal(status, detail):
         return ModelFatalError(refusal_message(spec, status, detail))
-    return ModelUnavailableError(
-        f"{spec}: HTTP {status}, retries included ({detail}): the API is down or busy"
-    )
+    return ModelUnavailableError(f"{spec}: HTTP {status} after retries ({detail}): the API is down or busy")

@@ -18,7 +18,8 @@ _CONTEXT_PATTERNS = re.compile(
 )
 # Request-validation failures (pydantic wording: llama-cpp-python, vLLM); some servers send them as 5xx.
 _VALIDATION_PATTERNS = re.compile(
-    r"validation error|input should be|field required|extra inputs are not permitted|invalid request",
+    r"validation error|input should be|field required|extra inputs are not permitted|invalid request"
+    r"|expected '\w+' to be",  # llama.cpp's llama-server: "Expected 'content' to be a string or an array"
     re.IGNORECASE,
 )
 RETRYABLE_STATUSES = (408, 409, 429)  # and every 5xx that is not a validation error

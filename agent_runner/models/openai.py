@@ -253,7 +253,7 @@ def translate_error(exc: openai.OpenAIError, spec: str) -> ModelError:
     """Return the runner error for an SDK error raised after the SDK's own retries."""
     if isinstance(exc, openai.APITimeoutError):
         return ModelUnavailableError(
-            f"{spec}: the call timed out, retries included (raise models.timeout_s for a slow server)"
+            f"{spec}: the call timed out after retries (raise models.timeout_s for a slow server)"
         )
     if isinstance(exc, openai.APIConnectionError):
         return ModelUnavailableError(
@@ -279,5 +279,5 @@ def translate_error(exc: openai.OpenAIError, spec: str) -> ModelError:
     if is_refusal(status, detail):
         return ModelFatalError(refusal_message(spec, status, detail))
     return ModelUnavailableError(
-        f"{spec}: HTTP {status}, retries included ({detail}): the server is down or busy"
+        f"{spec}: HTTP {status} after retries ({detail}): the server is down or busy"
     )
