@@ -20,7 +20,7 @@ from typing import Any
 
 from agent_runner.queue.state import EventType, TaskState
 from agent_runner.queue.store import Queue
-from agent_runner.repo.checkouts import remove_checkout
+from agent_runner.repo.ownership import remove_dead
 
 KEEPING_EVENTS = (EventType.FAILED, EventType.FINISHED)  # their results name checkouts kept on purpose
 
@@ -61,5 +61,5 @@ def sweep_checkouts(workdir: Path, queue: Queue) -> list[Path]:
     """
     stale = stale_checkouts(workdir, queue.refresh(), kept=kept_checkouts(queue.events()))
     for path in stale:
-        remove_checkout(path)
+        remove_dead(path)
     return stale

@@ -25,8 +25,8 @@ from agent_runner.core.result import TaskResult, WorkRequest
 from agent_runner.executors.fork.client import ForkClient
 from agent_runner.executors.pipe import MAX_OUTPUT_BYTES, communicate_bounded
 from agent_runner.repo import diskspace, git, pools
-from agent_runner.repo.checkouts import remove_checkout
 from agent_runner.repo.layout import AttemptPaths
+from agent_runner.repo.ownership import remove_dead
 from agent_runner.repo.workspace import init_state_dir
 from agent_runner.worker import deadline
 from agent_runner.worker.request import request_config
@@ -139,7 +139,7 @@ class LocalExecutor:
         try:
             result = self._run_worker(request, slot, paths)
         except ExecutorError:
-            remove_checkout(paths.checkout)  # its worker is dead: no attempt owns it any more
+            remove_dead(paths.checkout)  # its worker is dead: no attempt owns it any more
             if key in self._overdue:
                 return deadline.overdue_result(request, minutes, self.backstop_grace_s)
             raise

@@ -267,5 +267,6 @@ def remove_checkout(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
     shutil.rmtree(runner_git_dir(path), ignore_errors=True)
     trusted_index(path).unlink(missing_ok=True)
-    for suffix in (".lock", ".kept"):  # sweep.py's lock and kept marker (attempt numbers are never reused)
-        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    # The kept marker goes with it (attempt numbers are never reused); the owner's lock does not: an attempt
+    # that clears a leftover at its own path holds it (ownership.remove_dead removes a dead attempt's).
+    path.with_name(path.name + ".kept").unlink(missing_ok=True)

@@ -72,7 +72,13 @@ def _remove_if_unowned(checkout: Path) -> bool:
     try:
         if kept_marker(checkout).exists() or not lock_path(checkout).exists():
             return False  # its attempt ended (kept it, or tidied up) while this looked
-        remove_checkout(checkout)
+        remove_dead(checkout)
     finally:
         os.close(fd)
     return True
+
+
+def remove_dead(checkout: Path) -> None:
+    """Delete the checkout of an attempt that no longer runs, with its lock file."""
+    remove_checkout(checkout)
+    lock_path(checkout).unlink(missing_ok=True)

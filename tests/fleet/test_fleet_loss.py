@@ -147,7 +147,8 @@ def attempt_groups(project: FleetProject, task_id: str, attempt: int) -> list[in
 
 
 def test_cancel_and_retry_kill_the_old_attempts_process_group(project: FleetProject) -> None:
-    """Killing the ssh client leaves the remote attempt running; a retry kills it there; so does cancel."""
+    """Killing the ssh client leaves the remote attempt running; a retry kills it there; so does cancel. The
+    next attempt's worker sweeps the checkouts of the killed ones (their locks are held by none)."""
     project.configure({"m1": {}})
     executor = SshExecutor.from_config(load_config(project.root), root=project.root)
     slot = executor.slots()[0]
@@ -161,8 +162,17 @@ def test_cancel_and_retry_kill_the_old_attempts_process_group(project: FleetProj
         second = _run_in_thread(executor, _request(project, "slow", 2, 30), slot)
         groups2 = attempt_groups(project, "slow", 2)
         assert not any(map(group_alive, groups))
+        checkouts = project.fleet.machines["m1"].home / ".agent-runner-worker" / "checkouts"
+        wait_for(lambda: (checkouts / "slow-2.lock").exists(), 20, "the live attempt's lock by its checkout")
         executor.cancel("slow", 2)
         wait_for(lambda: bool(second), 10, "the cancelled run to return")
         assert isinstance(second[0], ExecutorError) and not any(map(group_alive, groups2))
     finally:
         executor.close()
+    fresh = SshExecutor.from_config(load_config(project.root), root=project.root)  # the old one lost m1
+    try:
+        assert isinstance(fresh.run(_request(project, "slow", 3, 0), fresh.slots()[0]), TaskResult)
+    finally:
+        fresh.close()
+    left = sorted(p.name for p in checkouts.iterdir())
+    assert not [name for name in left if name.startswith(("slow-1", "slow-2"))], left  # its worker swept them
