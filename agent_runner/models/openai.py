@@ -32,7 +32,7 @@ from agent_runner.models.base import (
     refusal_message,
     require_key,
 )
-from agent_runner.models.deadline import CallDeadline
+from agent_runner.models.deadline import CallDeadline, DeadlineError
 
 KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
@@ -107,7 +107,11 @@ class OpenAIModel:
         request.extensions["timeout"] = dict.fromkeys(("connect", "read", "write", "pool"), seconds)
 
     def _check_wait(self, response: httpx2.Response) -> None:
-        self._deadline.check_wait(response.status_code, response.headers)
+        try:
+            self._deadline.check_wait(response.status_code, response.headers)
+        except DeadlineError:
+            response.close()  # the SDK never sees this response: free its connection
+            raise
 
     def max_call_cost(self, input_tokens: int) -> float | None:
         """Return the most a call with this prompt size can cost (max_tokens of output; None: unpriced)."""

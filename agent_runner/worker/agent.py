@@ -3,7 +3,9 @@
 Every limit is hard and ends the run with its own ExitStatus (result.py); the loop never decides that a task
 is done, it only reports how the agent stopped. Model errors: ContextExceededError -> CONTEXT_EXCEEDED, any
 other ModelFatalError -> MODEL_ERROR, except ModelAuthError and ModelNotFoundError (no attempt on that model
-can do better), which propagate, as ModelUnavailableError does.
+can do better), which propagate, as ModelUnavailableError does. A call cut off at its deadline
+(models/deadline.py: the time left under `minutes` and the attempt's `attempt_minutes`) ends the run as
+TIME_LIMIT, or raises AttemptTimeout when `attempt_minutes` ran out first.
 """
 
 from __future__ import annotations
