@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from agent_runner.cli.run_progress import AttemptProgress
+from agent_runner.cli.run_progress import AttemptProgress, PhaseWatch
 from agent_runner.coordinator.events import RunEvent, RunSummary
 from agent_runner.coordinator.holds import HELD
 from agent_runner.coordinator.planning import PlanRow
@@ -199,15 +199,29 @@ class JsonView:
 class LineView(JsonView):
     """Without a terminal (a log, a pipe, CI): one plain line per event instead of a redrawn table."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, state_dir: Path) -> None:
         super().__init__()
         self.console = console
+        self.phases = PhaseWatch(state_dir, self._phase_line)  # a long attempt is not a silence
 
     def handle(self, event: RunEvent) -> None:
         """Print `HH:MM:SS kind task#attempt on worker: message` (the first line of the message)."""
         self._track(event)
         who = f"{event.task}#{event.attempt}" if event.attempt else (event.task or "")
         self._line(event.kind, who, event.worker, event.message)
+        if event.task and event.attempt:
+            key = (event.task, event.attempt)
+            self.phases.add(key) if event.kind == "started" else self.phases.remove(key)
+
+    def _phase_line(self, key: Key, label: str) -> None:
+        self._line("phase", f"{key[0]}#{key[1]}", None, label)
+
+    def __enter__(self) -> LineView:
+        self.phases.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.phases.stop()
 
     def _line(self, kind: str, who: str, worker: str | None, message: str) -> None:
         where = f" on {worker}" if worker else ""
@@ -227,7 +241,7 @@ def make_view(console: Console, state_dir: Path, *, json_out: bool) -> JsonView 
     """Return the view of a run: JSON lines, the live table on a terminal, plain lines elsewhere."""
     if json_out:
         return JsonView()
-    return LiveView(console, state_dir) if console.is_terminal else LineView(console)
+    return LiveView(console, state_dir) if console.is_terminal else LineView(console, state_dir)
 
 
 def interrupt_notice(presses: int, running: list[Key]) -> str:

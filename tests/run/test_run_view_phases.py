@@ -279,8 +279,9 @@ def test_ctrl_c_is_acknowledged_at_once_and_the_last_frame_agrees_with_the_queue
 
 
 def test_without_a_terminal_ctrl_c_is_acknowledged_and_the_queue_state_printed(project: Project) -> None:
-    """Piped, `run` acknowledges each Ctrl-C on stderr, then prints the released attempt's state in the queue
-    file (`queued`) as a line of its own and names it in the summary."""
+    """Piped, `run` prints where a running attempt is when that changes (no silence until its end),
+    acknowledges each Ctrl-C on stderr, then prints the released attempt's state in the queue file
+    (`queued`) as a line of its own and names it in the summary."""
     never = project.root.parent / "never"
     project.task("slow", project.script("slow", [bash_turn(_await_file(never)), finish_turn()]))
     phases = phase_path(project.root / ".agent-runner" / "runs" / "slow" / "1")
@@ -296,6 +297,8 @@ def test_without_a_terminal_ctrl_c_is_acknowledged_and_the_queue_state_printed(p
         reader.start()
     try:
         _wait_for("the agent phase", lambda: (read_phase(phases) or PhaseState()).current == "agent")
+        phase_line = re.compile(r"^\d\d:\d\d:\d\d phase +slow#1: agent step 1$")
+        _wait_for("a line saying where the attempt is", lambda: any(phase_line.match(line) for line in lines))
         proc.send_signal(signal.SIGINT)
         _wait_for("the acknowledgement", lambda: any("Ctrl-C" in line for line in errors))
         proc.send_signal(signal.SIGINT)
