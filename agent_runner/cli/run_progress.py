@@ -21,6 +21,7 @@ class TrajectoryProgress:
 
     def __init__(self, path: Path) -> None:
         self.path, self.offset, self.steps, self.cost = path, 0, 0, 0.0
+        self.is_cost_unknown = False  # a model call had no price: the attempt's cost is unknown
         self.is_acting = False  # the last record is a model turn: its tools run now, in the same step
 
     @property
@@ -56,7 +57,9 @@ class TrajectoryProgress:
             return
         if record.get("type") == "model":
             self.steps += 1
-            self.cost += float(record.get("cost_usd") or 0.0)
+            price = record.get("cost_usd")
+            self.is_cost_unknown |= price is None
+            self.cost += float(price or 0.0)
 
 
 class AttemptProgress:

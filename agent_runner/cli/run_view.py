@@ -115,6 +115,7 @@ class LiveView:
         for key, row in list(self.rows.items()):  # the scheduler's thread adds rows while we draw
             if row.status == "running":
                 row.phase, row.steps, row.cost = self.progress[key].poll()
+                row.is_cost_unknown = self.progress[key].trajectory.is_cost_unknown
             table.add_row(*_cells(row))
         messages = self.messages[-10:]
         return Group(table, *messages, Text("")) if messages else Group(table)  # "" ends the last message

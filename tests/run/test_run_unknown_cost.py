@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from run_helpers import Project, git
 
+from agent_runner.cli.run_progress import TrajectoryProgress
 from agent_runner.testing.scripts import finish_turn
 
 WIDE = {"COLUMNS": "200"}
@@ -107,3 +109,14 @@ def test_show_trajectory_of_an_aborted_attempt_says_it_was_aborted(project: Proj
     report = project.root / invoke(project, "report").stdout.strip()
     pages = "".join(p.read_text(encoding="utf-8") for p in report.parent.rglob("*.html"))
     assert "Aborted" in pages and "still going" not in pages
+
+
+def test_the_live_table_reads_a_running_attempts_unpriced_call_as_unknown(tmp_path: Path) -> None:
+    """While an attempt runs, a model call with no price makes its cost unknown, not $0 (the live table)."""
+    path = tmp_path / "trajectory.jsonl"
+    path.write_text(json.dumps({"type": "model", "cost_usd": 0.01}) + "\n")
+    progress = TrajectoryProgress(path)
+    assert progress.poll() == (1, 0.01) and not progress.is_cost_unknown
+    with path.open("a") as fh:
+        fh.write(json.dumps({"type": "model", "cost_usd": None}) + "\n")
+    assert progress.poll()[0] == 2 and progress.is_cost_unknown
