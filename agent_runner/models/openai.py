@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx2
 import openai
 
 from agent_runner.config.runner import ModelsConfig
@@ -33,6 +32,9 @@ from agent_runner.models.base import (
     require_key,
 )
 from agent_runner.models.deadline import CallDeadline, DeadlineError
+
+if TYPE_CHECKING:  # the SDK's HTTP client (openai's own dependency): named only in the hooks' types
+    import httpx2
 
 KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
