@@ -158,6 +158,12 @@ FLOW = [
     Step("run-agents init --github", ".github/workflows/run-agents.yml"),
     Step("run-agents machines", "Connection refused", code=1, env=lambda ctx: MACHINES),
     Step("run-agents machines check --json", '"is_reachable": false', code=1, env=lambda ctx: MACHINES),
+    Step(
+        "run-agents models check anthropic:claude-sonnet-5-5 --json",
+        '"message": "no key: set ANTHROPIC_API_KEY"',
+        code=1,
+        env=lambda ctx: {"ANTHROPIC_API_KEY": ""},  # keyless: the check names the variable, sends nothing
+    ),
     Step("run-agents --debug show no-such-task", "QueueError", code=1),
     Step("run-agents review 2 --fix", "pathlib-utils-fix1", env=lambda ctx: TOKEN),
     Step("git merge agent/pathlib-utils", "", verify=_merged),  # last: main then holds the change
