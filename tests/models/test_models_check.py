@@ -94,3 +94,26 @@ def test_the_command_json_and_exit_1_on_a_failure(repo: Path, server: FakeLLMSer
     assert bad.exit_code == 1
     (row,) = json.loads(bad.stdout)["models"]
     assert (row["spec"], row["model"], row["verdict"]) == ("openai:gpt-nope", "failed", "failed")
+
+
+def test_a_server_that_is_down_is_unreachable(fast: ModelsConfig) -> None:
+    """Connection refused: not reachable, nothing else known."""
+    with FakeLLMServer() as gone:
+        url = gone.openai_base_url
+    models = fast.model_copy(update={"openai_base_url": url, "max_retries": 0})
+    result = check_model("openai:gpt-test", RunnerConfig(models=models), {})
+    assert result.verdict is Verdict.FAILED and result.reachable is Status.FAILED
+    assert result.key is Status.UNKNOWN and result.message.startswith("unreachable")
+
+
+def test_the_command_checks_the_models_of_queued_tasks(repo: Path, server: FakeLLMServer) -> None:
+    """Without SPEC: the default model, then each queued task's model, each once."""
+    app = get_app()
+    added = CliRunner().invoke(app, ["--root", str(repo), "init"])
+    assert added.exit_code == 0, added.output
+    args = ["--root", str(repo), "add", "fix-lint", "--id", "t1", "--model", "openai:gpt-other"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    server.enqueue(PING_CALL, PING_CALL)
+    result = CliRunner().invoke(app, ["--root", str(repo), "models", "check", "--json"])
+    specs = [row["spec"] for row in json.loads(result.stdout)["models"]]
+    assert specs == ["openai:gpt-test", "openai:gpt-other"] and result.exit_code == 0
