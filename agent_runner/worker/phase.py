@@ -21,6 +21,9 @@ from stat import S_ISREG
 
 PHASE_FILE = "phase.json"
 MAX_BYTES = 4096  # the file holds a handful of names; anything larger is not one the worker wrote
+# The job's phases. The file is display only, but an agent without a sandbox could write it: a name outside
+# these is not the worker's, and is shown as plain `running`.
+PHASES = frozenset({"checkout", "setup", "baseline", "agent", "gates", "commit"})
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class PhaseState:
             return f"agent step {max(step, 1)}"
         if name == "gates":
             return f"gates round {self.counts.get('gates', 1)}"
-        return name
+        return name if name in PHASES else "running"
 
 
 def phase_path(run_dir: Path) -> Path:

@@ -137,6 +137,7 @@ def test_a_phase_file_older_than_the_attempt_is_not_shown(tmp_path: Path) -> Non
         (["agent", "gates", "-", "gates"], "gates round 2"),
         (["agent", "gates", "-", "-"], "ending"),
         (["agent", "-", "commit", "-"], "landing"),
+        (["\x1b[2J owned by the agent"], "running"),  # a name the worker has no phase for is not shown
     ],
 )
 def test_phase_labels(tmp_path: Path, phases: list[str], label: str) -> None:
