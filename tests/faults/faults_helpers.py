@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from agent_runner.testing.scripts import ScriptedTasks, finish_turn
 
@@ -143,3 +146,17 @@ def json_events(stdout: str) -> list[dict[str, Any]]:
 def task_types(events: list[dict[str, Any]], task_id: str) -> list[str]:
     """Return the queue event types of one task, in order."""
     return [e["type"] for e in events if e.get("task") == task_id]
+
+
+@contextlib.contextmanager
+def small_tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """Mount a tmpfs of `size` ("8m") at `mount`, a disk to fill; skip where mounting is not permitted."""
+    mount.mkdir(exist_ok=True)
+    argv = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)]
+    done = subprocess.run(argv, capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -13,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from faults_helpers import Project, Scenario, finish_call, task_types, wait_for
+from faults_helpers import Project, Scenario, finish_call, small_tmpfs, task_types, wait_for
 
 from agent_runner.core.protocols import Slot
 from agent_runner.core.result import Outcome, WorkRequest
@@ -128,15 +127,8 @@ def test_machine_without_free_space_pauses_and_loses_nothing(project: Project, s
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """An 8 MiB tmpfs (skips where mounting is not permitted)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "small", "8m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_task_that_fills_the_disk_fails_and_innocent_tasks_run(

@@ -6,13 +6,12 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from faults_helpers import Project, Scenario, finish_call, json_events, task_types, wait_for
+from faults_helpers import Project, Scenario, finish_call, json_events, small_tmpfs, task_types, wait_for
 
 from agent_runner.queue.store import Queue
 from agent_runner.testing.scripts import bash_turn, write_command
@@ -95,17 +94,8 @@ def test_checkout_deleted_under_the_worker_fails_clearly_then_retries(
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 256 KiB tmpfs (skips where mounting is not permitted)."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "tiny", "256k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _fill(folder: Path) -> Path:
