@@ -22,7 +22,7 @@ from agent_runner.core.errors import (
     GitHubError,
     StaleAttemptError,
 )
-from agent_runner.core.protocols import Publisher
+from agent_runner.core.protocols import LOCAL_MACHINE, Publisher
 from agent_runner.core.redact import Redactor, redact_file, runner_redactor
 from agent_runner.core.result import Outcome, TaskResult
 from agent_runner.core.task import Task, TaskStatus
@@ -86,18 +86,30 @@ class Recorder:
         self.safely(*key, lambda: handler(run, result))
 
     def lost_spend(self, run: Running, reason: str) -> TaskResult | None:
-        """Count what an attempt that left no result spent (as its trajectory here recorded it); return it."""
+        """Count what an attempt that left no result spent (as its trajectory here recorded it); return it.
+
+        A remote worker's trajectory is on its machine: what a model task's dead remote attempt spent is
+        unknown, and says so (never a silent $0).
+        """
         task_id, attempt = run.claim.task_id, run.claim.attempt
-        spend = recorded_spend(trajectory_path(self.state_dir, task_id, attempt))
-        if not spend.model_calls:
+        path = trajectory_path(self.state_dir, task_id, attempt)
+        spend = recorded_spend(path)
+        unknown = not spend.model_calls and self._spend_elsewhere(run, path)
+        if not spend.model_calls and not unknown:
             return None
         result = TaskResult(
             task_id=task_id, attempt=attempt, outcome=Outcome.INFRA, reason=reason, model=run.model,
-            model_calls=spend.model_calls, usage=spend.usage, cost_usd=spend.cost_usd,
-            machine=run.slot.machine,
+            model_calls=spend.model_calls, usage=spend.usage,
+            cost_usd=None if unknown else spend.cost_usd, machine=run.slot.machine, spend_unknown=unknown,
         )  # fmt: skip
         self.summary.add_cost(result)
         return result
+
+    @staticmethod
+    def _spend_elsewhere(run: Running, trajectory: Path) -> bool:
+        """Whether a model task's attempt ran where its trajectory is not readable here (a remote machine)."""
+        remote = run.slot.machine != LOCAL_MACHINE and not trajectory.exists()
+        return remote and not is_model_free(run.task)
 
     def scrub(self, task_id: str, attempt: int) -> None:
         """Mask secrets in the files the attempt's worker left here (it knew only the values sent to it)."""

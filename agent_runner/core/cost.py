@@ -13,16 +13,20 @@ from typing import Any
 
 UNKNOWN = "unknown"
 NARROW_UNKNOWN = "?"  # in narrow table cells, with a legend under the table
-NARROW_LEGEND = "? = cost unknown: the model has no price (a local server, or a name not in the price table)"
+NARROW_LEGEND = (
+    "? = cost unknown: the model has no price (a local server, or a name not in the price table), "
+    "or a remote worker died with its record"
+)
 
 
 def result_cost(record: Mapping[str, Any]) -> float | None:
     """Return the cost a stored result record carries (None: unknown); a record without the field (older
-    queue files) spent $0 if it made no model call, else an unknown amount."""
+    queue files) spent $0 if it made no model call, else an unknown amount, as did one whose spend could not
+    be read back (a remote worker died)."""
     value = record.get("cost_usd")
     if value is not None:
         return float(value)
-    return None if record.get("model_calls") or record.get("steps") else 0.0
+    return None if record.get("model_calls") or record.get("steps") or record.get("spend_unknown") else 0.0
 
 
 def usd(cost: float | None, *, digits: int = 4, unknown: str = UNKNOWN) -> str:
@@ -37,7 +41,8 @@ def unknown_cost_note(n_unknown: int) -> str:
     attempts = "attempt" if n_unknown == 1 else "attempts"
     return (
         f"cost unknown for {n_unknown} {attempts}: the model has no price (a local server or a model name "
-        "not in the price table); a budget (budget_usd) counts them as $0"
+        "not in the price table) or a remote worker died with its record; a budget (budget_usd) counts "
+        "them as $0"
     )
 
 

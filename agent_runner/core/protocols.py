@@ -44,12 +44,15 @@ class Tool(Protocol):
         ...
 
 
+LOCAL_MACHINE = "local"  # the machine name of this machine's own workers
+
+
 @dataclass(frozen=True)
 class Slot:
     """One place a task can run: a worker on a machine."""
 
     name: str
-    machine: str = "local"
+    machine: str = LOCAL_MACHINE
     tags: frozenset[str] = field(default_factory=frozenset)
 
     def accepts(self, pin: str | None) -> bool:

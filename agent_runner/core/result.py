@@ -143,11 +143,13 @@ class TaskResult(BaseModel):
     limit: str | None = None
     # Why the machine that ran it should take no more attempts this run (its disk is full); None: it can.
     machine_problem: str | None = None
+    # The attempt's spend could not be read back (a remote worker died with its trajectory): cost unknown.
+    spend_unknown: bool = False
 
     @model_validator(mode="after")
     def _no_call_costs_nothing(self) -> TaskResult:
         """An attempt that made no model call spent a known $0 (None would read as unknown)."""
-        if self.cost_usd is None and not self.model_calls and not self.steps:
+        if self.cost_usd is None and not (self.model_calls or self.steps or self.spend_unknown):
             self.cost_usd = 0.0
         return self
 

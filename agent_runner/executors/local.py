@@ -20,7 +20,7 @@ from typing import IO
 from pydantic import ValidationError
 
 from agent_runner.core.errors import ExecutorError, GitError
-from agent_runner.core.protocols import Slot
+from agent_runner.core.protocols import LOCAL_MACHINE, Slot
 from agent_runner.core.result import TaskResult, WorkRequest
 from agent_runner.executors.fork.client import ForkClient
 from agent_runner.executors.pipe import MAX_OUTPUT_BYTES, communicate_bounded
@@ -119,7 +119,7 @@ class LocalExecutor:
         """Return one slot per local worker (none once the machine is paused: its disk is full)."""
         if self.paused is not None:
             return []
-        return [Slot(f"local-{i + 1}", machine="local") for i in range(self.n_workers)]
+        return [Slot(f"local-{i + 1}", machine=LOCAL_MACHINE) for i in range(self.n_workers)]
 
     def run(self, request: WorkRequest, slot: Slot) -> TaskResult:
         """Run one attempt in a subprocess; its stderr goes to runs/<task>/<attempt>/worker.log.

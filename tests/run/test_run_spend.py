@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from run_helpers import Project
@@ -12,6 +13,7 @@ from agent_runner.cli import get_app
 from agent_runner.config.runner import load_config
 from agent_runner.coordinator.events import RunEvent, RunSummary
 from agent_runner.coordinator.scheduler import Scheduler
+from agent_runner.core.protocols import Slot
 from agent_runner.executors.local import LocalExecutor
 from agent_runner.queue.intake import open_queue
 from agent_runner.testing.scripts import bash_turn
@@ -78,3 +80,30 @@ def test_spend_of_an_outage_counts_against_the_run_budget(project: Project) -> N
     summary, events = scheduled(project, infra_retries=0, budget_usd=0.02, workers=1)
     assert [e.task for e in events if e.kind == "started"] == ["outage"]
     assert any(e.kind == "budget" for e in events) and "next" not in summary.finished
+
+
+class FarExecutor(LocalExecutor):
+    """Local workers posing as another machine's: their trajectories are not in the runner's state folder."""
+
+    def slots(self) -> list[Slot]:
+        return [Slot(f"far/{i + 1}", machine="far") for i in range(self.n_workers)]
+
+
+def test_spend_of_a_remote_worker_that_died_reads_unknown(project: Project, tmp_path: Path) -> None:
+    """A remote worker killed after a billed call takes its trajectory along: the cost reads unknown in the
+    queue state, `list` and the run summary, never a silent $0; the attempt is not spent."""
+    turns = [billed(bash_turn("kill -9 $PPID"))]
+    project.task("far-killed", project.script("far-killed", turns))
+    config = load_config(project.root, overrides={"infra_retries": 0})
+    executor = FarExecutor(workdir=tmp_path / "far", workers=1, cwd=project.root)
+    queue = open_queue(project.root, config)
+    try:
+        summary = Scheduler(queue, executor, config=config, root=project.root).run()
+    finally:
+        executor.close()
+    assert "far-killed" in summary.failed
+    assert summary.cost.n_unknown == 1 and summary.cost.text() == "unknown"
+    state = open_queue(project.root, load_config(project.root)).refresh()["far-killed"]
+    assert state.cost.usd is None and state.n_unknown_cost == 1 and state.n_attempts_used == 0
+    out = CliRunner().invoke(get_app(), ["--root", str(project.root), "list", "--json"]).stdout
+    assert next(row for row in json.loads(out) if row["id"] == "far-killed")["cost_usd"] is None
