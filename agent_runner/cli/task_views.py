@@ -18,6 +18,7 @@ from agent_runner.core.task import TaskStatus
 from agent_runner.queue.intake import SyncReport
 from agent_runner.queue.state import TaskState
 from agent_runner.queue.store import Queue
+from agent_runner.report.labels import model_label
 
 COLUMNS = ("id", "kind", "status", "attempts", "machine", "cost", "PR")
 ENDED_WITH_REASON = ("invalid", "failed", "cancelled", "unpublished")
@@ -138,6 +139,8 @@ def detail_table(state: TaskState) -> Table:
     fields = {**state.task_json, "status": state.status.value}
     fields |= {"attempts": attempts_text(state), "worker": state.worker}
     fields.pop("max_attempts", None)  # part of "attempts"
+    if isinstance(fields.get("model"), str):  # a script's file name, as the report shows it, not its path
+        fields["model"] = model_label(fields["model"])
     is_landed = state.status in (TaskStatus.FINISHED, TaskStatus.UNPUBLISHED)
     landed = (state.result_json or {}) if is_landed else {}  # where the work is, to review
     fields |= {

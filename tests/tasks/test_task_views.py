@@ -182,3 +182,18 @@ def test_show_prints_the_cost_as_money_not_a_float() -> None:
     )
     text = console.export_text()
     assert "0.0090" in text and "0.00898399" not in text
+
+
+def test_show_names_a_script_by_its_file_as_the_report_does() -> None:
+    """The demo's model field is a long scripted path: `show` prints its label, not the path."""
+    from rich.console import Console
+
+    from agent_runner.cli.task_views import detail_table
+    from agent_runner.queue.state import TaskState
+    from agent_runner.report.labels import RECORDED_SCRIPTS
+
+    spec = f"scripted:{RECORDED_SCRIPTS / 'lint-legacy.yaml'}"
+    console = Console(record=True, width=300)
+    console.print(detail_table(TaskState(id="t", task_json={"id": "t", "kind": "change", "model": spec})))
+    text = console.export_text()
+    assert "recorded:lint-legacy.yaml" in text and str(RECORDED_SCRIPTS) not in text
