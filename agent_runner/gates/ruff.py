@@ -136,16 +136,18 @@ def run_ruff(
     fix: bool = False,
     force_exclude: bool = False,
     sandbox: Sandbox | None = None,
+    extra: Sequence[str] = (),
 ) -> LintReport:
     """Run `ruff check --output-format json` (optionally with --fix) and return the remaining violations.
 
     With `force_exclude`, files the repo's ruff config excludes are skipped even when named explicitly.
     After the agent ran, ruff reads the config it may have written: the gates pass the agent's `sandbox`.
+    `extra` options go before the paths (a sweep's `--extend-select`).
     """
     paths = inside_only(checkout, paths)
     if not paths:
         return LintReport("ruff check", -1, error=NO_TARGETS)
-    options = [*(["--fix"] if fix else []), *(["--force-exclude"] if force_exclude else [])]
+    options = [*(["--fix"] if fix else []), *(["--force-exclude"] if force_exclude else []), *extra]
     argv = [*ruff_argv(), "check", *RUFF_OPTIONS, *options, "--", *paths]
     result = run_command(argv, cwd=checkout, sandbox=sandbox)
     shown = "ruff check " + ("--fix " if fix else "") + " ".join(paths)

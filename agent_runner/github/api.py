@@ -6,6 +6,7 @@ translated once, in `_api`, into GitHubError with what happened and what to do n
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -18,6 +19,7 @@ from agent_runner.core.task import BRANCH_PREFIX
 from agent_runner.github.records import (
     CommentInfo,
     FileDiff,
+    IssueInfo,
     PullInfo,
     PullStatus,
     ReviewInfo,
@@ -25,6 +27,7 @@ from agent_runner.github.records import (
 )
 
 TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
+MAX_ISSUES = 1_000  # issues one listing reads at most (10 pages)
 PUBLIC_API = "https://api.github.com"
 
 
@@ -126,6 +129,19 @@ class GitHubRepo:
             issues = list(self._repo.get_issues(state=state, labels=[label]))
         numbers = sorted((i.number for i in issues if i.pull_request is not None), reverse=True)
         return [self.pull(number) for number in numbers]
+
+    def labeled_issues(self, label: str) -> list[IssueInfo]:
+        """Return the open issues (not pull requests) carrying `label`, oldest first, MAX_ISSUES at most."""
+        with _api(f"list the issues labelled {label!r}"):
+            found = itertools.islice(self._repo.get_issues(state="open", labels=[label]), MAX_ISSUES)
+            issues = [
+                IssueInfo(
+                    i.number, i.html_url or "", i.title or "", i.body or "", tuple(x.name for x in i.labels)
+                )
+                for i in found
+                if i.pull_request is None
+            ]
+        return sorted(issues, key=lambda issue: issue.number)
 
     def pull_by_marker(self, task_id: str, *, label: str) -> PullInfo | None:
         """Return the PR whose body ends with the task's hidden marker (open ones first), or None.

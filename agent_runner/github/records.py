@@ -55,6 +55,17 @@ class PullInfo:
 
 
 @dataclass(frozen=True)
+class IssueInfo:
+    """An issue (not a pull request) as a sweep needs it; title and body are anyone's text."""
+
+    number: int
+    url: str
+    title: str
+    body: str
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class FileDiff:
     """One changed file of a pull request; `patch` is None when GitHub shows no text diff."""
 

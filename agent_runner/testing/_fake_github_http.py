@@ -47,7 +47,7 @@ def _update_pull(fake: Any, m: re.Match[str], q: dict[str, str], body: Any) -> A
 
 def _list_issues(fake: Any, m: re.Match[str], q: dict[str, str], body: Any) -> Any:
     state, labels = q.get("state", "open"), [x for x in q.get("labels", "").split(",") if x]
-    issues = [fake.issue_json(n) for n in sorted(fake.store.pulls)]
+    issues = [fake.issue_json(n) for n in sorted({*fake.store.pulls, *fake.store.issues})]
     names = lambda issue: {label["name"] for label in issue["labels"]}  # noqa: E731
     return [i for i in issues if state in ("all", i["state"]) and set(labels) <= names(i)]
 

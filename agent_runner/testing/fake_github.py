@@ -1,7 +1,8 @@
 """A fake GitHub REST API on 127.0.0.1, spoken to by the real PyGithub through `base_url`.
 
-It serves one repository: pull requests (create, list, get, update, files), reviews (create, list,
-edit, dismiss), review comments, issue comments, labels, commit statuses and check runs. With `origin=`
+It serves one repository: pull requests (create, list, get, update, files), plain issues (list, get),
+reviews (create, list, edit, dismiss), review comments, issue comments, labels, commit statuses and check
+runs. With `origin=`
 (a bare git repo) it checks that a PR's head branch was pushed and computes the PR's files from the
 real diff. Every request is recorded.
 """
@@ -31,6 +32,7 @@ class _Store:
     statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     check_runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     files: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    issues: dict[int, dict[str, Any]] = field(default_factory=dict)  # plain issues; numbers shared with pulls
     next_id: int = 1000
 
 
@@ -103,6 +105,23 @@ class FakeGitHub:
         """Create a pull request directly (as if a person opened it)."""
         return self.create_pull({"head": head, "base": base, "title": title, "body": body}, user="someone")
 
+    def add_issue(
+        self, *, title: str, body: str = "", labels: tuple[str, ...] = (), state: str = "open"
+    ) -> dict[str, Any]:
+        """Create a plain issue (as if a person filed it), numbered after the pulls and issues before it."""
+        number = self._next_number()
+        tags = [{"name": name, "id": self._new_id(), "url": self.url(f"/labels/{name}")} for name in labels]
+        self.store.issues[number] = {
+            "id": self._new_id(), "number": number, "state": state, "title": title, "body": body,
+            "labels": tags,
+            "user": self.user("someone"), "html_url": self.html(f"/issues/{number}"),
+            "url": self.url(f"/issues/{number}"), "created_at": NOW, "updated_at": NOW,
+        }  # fmt: skip
+        return self.store.issues[number]
+
+    def _next_number(self) -> int:
+        return len(self.store.pulls) + len(self.store.issues) + 1
+
     # -- resources ------------------------------------------------------------------------------------
     def url(self, path: str) -> str:
         return f"{self.base_url}/repos/{self.full_name}{path}"
@@ -143,7 +162,7 @@ class FakeGitHub:
             raise ApiError(422, f"Validation Failed: head '{head}' does not exist")
         if any(p["head"]["ref"] == head and p["state"] == "open" for p in self.store.pulls.values()):
             raise ApiError(422, f"Validation Failed: A pull request already exists for {self.owner}:{head}.")
-        number = len(self.store.pulls) + 1
+        number = self._next_number()
         pull = {
             "id": self._new_id(),
             "number": number,
@@ -180,6 +199,8 @@ class FakeGitHub:
         return dict(pull)
 
     def issue_json(self, number: int) -> dict[str, Any]:
+        if number in self.store.issues:
+            return dict(self.store.issues[number])
         pull = self.pull(number)
         keys = (
             "id",

@@ -19,7 +19,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "agent_runner"
 FOLDERS = (  # lowest first
     "core", "workflows", "config", "testing", "models", "tools", "repo", "queue", "gates", "worker",
-    "coordinator", "executors", "github", "review", "report", "demo", "cli",
+    "coordinator", "executors", "github", "sweeps", "review", "report", "demo", "cli",
 )  # fmt: skip
 RANK = {name: rank for rank, name in enumerate(FOLDERS)}
 ROOT_MODULES = {"agent_runner"}  # the package itself; everything else lives in a folder

@@ -1,0 +1,47 @@
+"""`sweep issues --label L`: one change task per open issue carrying the label; the issue number is its id.
+
+The issue's title and body are anyone's text: they are cut to size and freed of control characters before
+they become a task file, and the body is the agent's instructions, as the label asked. The task's first
+line links the issue back ("Closes #N"), and the pull request body quotes the task, so it links back too.
+"""
+
+from __future__ import annotations
+
+import re
+
+from agent_runner.core.task import Task, TaskKind
+from agent_runner.github.records import IssueInfo
+from agent_runner.sweeps.plan import PlannedTask, SweepKind, SweepPlan, by_gain
+
+MAX_TITLE = 120
+MAX_BODY = 20_000
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # keeps tab and newline
+
+
+def plan_issues(issues: list[IssueInfo], *, label: str) -> SweepPlan:
+    """Return one change task per issue (the caller lists the open issues with `label`)."""
+    planned = [_issue_task(issue) for issue in issues]
+    notes = (
+        ("issue tasks name no paths: the scheduler runs them side by side, and their pull requests may meet",)
+        if planned
+        else ()
+    )
+    return SweepPlan(SweepKind.ISSUES, by_gain(planned), notes, (f"label:{label}",), {"issues": len(issues)})
+
+
+def _issue_task(issue: IssueInfo) -> PlannedTask:
+    title = _clean(issue.title).replace("\n", " ").strip()[:MAX_TITLE] or f"Issue #{issue.number}"
+    body = _clean(issue.body).strip()
+    if len(body) > MAX_BODY:
+        body = body[:MAX_BODY] + "\n\n(the issue's text is cut here; read the rest on GitHub)"
+    link = f"Closes #{issue.number} ({issue.url})" if issue.url else f"Closes #{issue.number}"
+    instructions = "\n".join([link, "", f"# {title}", "", body or "(the issue has no description)"])
+    task = Task(
+        id=f"issue-{issue.number}", kind=TaskKind.CHANGE, title=f"#{issue.number}: {title}",
+        instructions=instructions, labels=[SweepKind.ISSUES.label],
+    )  # fmt: skip
+    return PlannedTask(task, covers=f"#{issue.number}", gain=0, summary=title)
+
+
+def _clean(text: str) -> str:
+    return CONTROL.sub("", text.replace("\r\n", "\n"))
