@@ -87,7 +87,8 @@ def issues(
     from agent_runner.sweeps.issues import plan_issues  # ~10 ms (core.task, github records): sweeps only
 
     started, root, config = time.perf_counter(), repo_root(), get_config()
-    repo = connect(config.github, remote_url=remote_url(root, config.github.remote))
+    remote = None if config.github.repository else remote_url(root, config.github.remote)
+    repo = connect(config.github, remote_url=remote)
     _finish(plan_issues(repo.labeled_issues(label), label=label), started, dry_run=dry_run, as_json=as_json)
 
 
