@@ -121,8 +121,8 @@ def _print(report: SweepReport) -> None:
     counts = ", ".join(f"{n} {outcome}" for outcome, n in report.counts().items()) or "nothing found"
     verb = "would write (dry run, nothing written)" if report.dry_run else "wrote"
     console.print(
-        f"sweep {report.plan.kind.value} {verb}: {len(report.plan.tasks)} task(s): {counts}; "
-        f"{report.n_parallel} can run in parallel; {report.n_model_free} need no model; "
+        f"sweep {report.plan.kind.value} {verb}: {len(report.plan.tasks)} task(s) ({counts}); "
+        f"{report.n_parallel} can run in parallel; {report.n_model_free} without a model; "
         f"{report.seconds:.1f} s",
         markup=False, highlight=False, soft_wrap=True,
     )  # fmt: skip

@@ -131,7 +131,7 @@ def _fixable_task(files: list[str], before: dict[str, tuple[Violation, ...]]) ->
         "", "| file | violations |", "|---|---|", *rows, *more,
         "", f"Per rule: {_rule_counts(v for name in files for v in before[name])}.",
     ])  # fmt: skip
-    title = f"ruff --fix: {n_total} violations in {len(files)} files"
+    title = f"ruff --fix: {_n(n_total, 'violation')} in {_n(len(files), 'file')}"
     task = _task(FIXABLE_ID, title, files, body, n_total)
     return PlannedTask(task, covers="ruff --fix", gain=n_total, needs_model=False, summary=title)
 
@@ -184,7 +184,7 @@ def _group_task(task_id: str, key: str, files: list[str], findings: LintFindings
         "", f"Left per rule: {_rule_counts(v for name in files for v in left[name])}.",
     ])  # fmt: skip
     where = files[0] if len(files) == 1 else f"{len(files)} files of {PurePosixPath(files[0]).parent}/"
-    title = f"Fix {n_left} lint violations in {where}"
+    title = f"Fix {_n(n_left, 'lint violation')} in {where}"
     task = _task(task_id, title, files, body, max(n_total, n_left))
     return PlannedTask(task, covers=key, gain=max(n_total, n_left), summary=title)
 
@@ -226,3 +226,7 @@ def _task(task_id: str, title: str, paths: list[str], body: str, gain: int, *, p
 def _rule_counts(violations: Iterable[Violation]) -> str:
     counts = Counter(v.rule for v in violations)
     return ", ".join(f"{rule} x{n}" for rule, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"

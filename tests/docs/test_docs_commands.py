@@ -88,6 +88,11 @@ FLOW = [
     Step("run-agents list", "pathlib-utils"),
     Step("run-agents list --json", '"id": "pathlib-utils"'),
     Step("run-agents run --dry-run", "would start now"),
+    Step("run-agents sweep lint --dry-run", "1 without a model"),  # legacy.py's unused import
+    Step("run-agents sweep tests --below 90 --dry-run", "tests-src-widgets-legacy"),
+    Step(
+        "run-agents sweep issues --label agent --dry-run", "sweep issues would write", env=lambda ctx: TOKEN
+    ),
     Step("AGENT_RUNNER_WORKERS=4 AGENT_RUNNER_MODEL=openai:gpt-5 run-agents run --dry-run", "openai:gpt-5"),
     Step("run-agents plan", "clean-lint-in-src  tasks/clean-lint-in-src.md"),
     Step("run-agents plan --matrix", '"id":"clean-lint-in-src"'),
