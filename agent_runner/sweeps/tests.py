@@ -78,17 +78,20 @@ def measure_coverage(
 
 def plan_tests(coverage: dict[str, FileCoverage], options: TestsOptions, *, n_failed: int = 0) -> SweepPlan:
     """Return one write-tests task per measured module under `options.below` percent."""
+    kept = {
+        name: cov for name, cov in coverage.items() if cov.statements and not _skipped(name, options.paths)
+    }
     planned = [
         _tests_task(name, cov, options.below)
-        for name, cov in sorted(coverage.items())
-        if cov.statements and not _skipped(name, options.paths) and percent({name: cov}) < options.below
+        for name, cov in sorted(kept.items())
+        if percent({name: cov}) < options.below
     ]
     notes = [
         "the tests ran on this machine outside any sandbox: the repo's own code at its base commit",
         *([f"{n_failed} test(s) fail on the base commit; write-tests reports them, it does not hold them "
            "against the agent"] if n_failed else []),
     ]  # fmt: skip
-    figures = {"modules": len(coverage), "coverage": round(percent(coverage), 1)}
+    figures = {"modules": len(kept), "coverage": round(percent(kept), 1)}
     return SweepPlan(SweepKind.TESTS, by_gain(distinct_ids(planned)), tuple(notes), options.paths, figures)
 
 

@@ -64,14 +64,17 @@ def write_plan(
     states = queue.refresh()
     found = load_task_dir(folder, known={i for i, s in states.items() if s.has_definition})
     plan = adopt_ids(plan, _waiting_ours(plan, found, states), taken={*found.tasks, *states})
-    rows = [_one(root, folder, queue, states, found, planned, dry_run=dry_run) for planned in plan.tasks]
+    rows = [
+        _one(root, folder, queue, states, found, planned, label=plan.kind.label, dry_run=dry_run)
+        for planned in plan.tasks
+    ]
     rows += _stale(plan, found, states)
     return SweepReport(plan, rows, time.perf_counter() - started, dry_run=dry_run)
 
 
 def _one(
     root: Path, folder: Path, queue: Queue, states: dict[str, TaskState], found: TaskSet,
-    planned: PlannedTask, *, dry_run: bool,
+    planned: PlannedTask, *, label: str, dry_run: bool,
 ) -> WriteRow:  # fmt: skip
     task, state = planned.task, states.get(planned.task.id)
     if state is not None and state.has_definition and state.status not in WAITING:
@@ -80,7 +83,7 @@ def _one(
         )
     status = state.status.value if state is not None else "new"
     file = Path(found.files.get(task.id) or folder / f"{task.id}.md")
-    if (kept := _kept(found, task, file, planned.task.labels[0])) is not None:
+    if (kept := _kept(found, task, file, label)) is not None:
         return _row(planned, Outcome.KEPT, status, kept)
     text = render_task_file(task)
     existing = found.tasks.get(task.id)
