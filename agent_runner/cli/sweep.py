@@ -24,7 +24,8 @@ sweep_app = typer.Typer(
 app.add_typer(sweep_app, name="sweep")
 
 Paths = Annotated[
-    list[str] | None, typer.Argument(help="Files or folders to sweep (default: the whole repo).")
+    list[str] | None,
+    typer.Argument(metavar="PATHS", help="Files or folders to sweep (default: the whole repo)."),
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the tasks it would write; write nothing.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
