@@ -11,7 +11,18 @@ from rich.markup import escape
 from agent_runner.cli.app import app, err_console, state
 from agent_runner.core.errors import RunnerError
 
-COMMAND_MODULES = ("tasks", "exec_cmd", "run", "github", "machines", "models", "report", "demo", "sweep")
+COMMAND_MODULES = (
+    "tasks",
+    "exec_cmd",
+    "run",
+    "github",
+    "machines",
+    "models",
+    "report",
+    "stats",
+    "demo",
+    "sweep",
+)
 
 
 def _register() -> None:

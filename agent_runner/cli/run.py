@@ -241,7 +241,7 @@ def _dry_run(config: RunnerConfig, *, only: list[str] | None, model: str | None,
     slots = make_executor(config, root=root).slots()
     ids = frozenset(only or ())
     problem = functools.partial(model_problem, config=config, environ=os.environ)
-    rows = plan(states, slots, config=config, only=ids, model=model, model_problem=problem)
+    rows = plan(states, slots, config=config, only=ids, model=model, model_problem=problem, root=root)
     rows += invalid_rows(invalid, only=ids)
     if json_out:
         sys.stdout.write(json.dumps(plan_json(rows)) + "\n")

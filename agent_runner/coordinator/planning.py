@@ -12,7 +12,7 @@ from typing import Any
 from agent_runner.config.runner import RunnerConfig
 from agent_runner.coordinator.holds import is_model_free
 from agent_runner.coordinator.options import model_for
-from agent_runner.coordinator.readiness import DONE, overlaps
+from agent_runner.coordinator.readiness import DONE, Footprints, Overlap
 from agent_runner.core.protocols import Slot
 from agent_runner.core.task import InvalidTask, Limits, TaskKind, TaskStatus, load_task_dir
 from agent_runner.queue.intake import check_branches, check_models, not_started
@@ -45,9 +45,14 @@ def plan(
     model: str | None = None,
     now: float | None = None,
     model_problem: HoldCheck | None = None,
+    root: Path | None = None,
 ) -> list[PlanRow]:
-    """Simulate one dispatch round without changing anything; `model_problem` holds tasks as `run` does."""
+    """Simulate one dispatch round without changing anything; `model_problem` holds tasks as `run` does.
+
+    With `root`, overlaps also count the files each task's landed commit changed (see readiness.py).
+    """
     now = time.time() if now is None else now
+    footprints = Footprints(root)
     running = [s for s in states.values() if s.status == TaskStatus.RUNNING]
     busy = {s.worker for s in running}
     free = [slot for slot in slots if slot.name not in busy]
@@ -60,7 +65,7 @@ def plan(
         if only and state.id not in only:
             continue
         problem = model_problem(model_for(state.task, model, config)) if model_problem else None
-        note = _held(state, problem) or _waits(state, states, taken, now)
+        note = _held(state, problem) or _waits(state, states, taken, now, footprints)
         pin = state.task.machine if state.task is not None else None
         slot = None if note else next((sl for sl in free if sl.accepts(pin)), None)
         if not note and slot is None:
@@ -84,22 +89,22 @@ def _order(state: TaskState) -> tuple[int, int]:
     return (-state.priority, state.seq)
 
 
-def _waits(state: TaskState, states: dict[str, TaskState], taken: list[TaskState], now: float) -> str:
+def _waits(
+    state: TaskState, states: dict[str, TaskState], taken: list[TaskState], now: float, footprints: Footprints
+) -> str:
     deps = [d for d in state.depends_on if states.get(d) is None or states[d].status not in DONE]
     if deps:
         return f"waits for {', '.join(deps)}"
     if state.not_before > now:
         return f"backing off for {state.not_before - now:.0f} s"
-    repo, paths = _where(state)
+    mine = footprints.of_state(state)
     for other in taken:
-        if _where(other)[0] == repo and overlaps(paths, _where(other)[1]):
-            return f"waits: paths overlap with {other.id}"
+        theirs = footprints.of_state(other)
+        if mine is None or theirs is None:
+            continue  # a definition that is no valid Task: the scheduler fails it when it comes up
+        if (overlap := mine.overlap(theirs)) is not Overlap.NONE:
+            return f"waits: {overlap} with {other.id}"
     return ""
-
-
-def _where(state: TaskState) -> tuple[str | None, list[str]]:
-    """The task's source repo and target paths (none known for a definition that is no valid Task)."""
-    return (state.task.repo, state.task.paths) if state.task is not None else (None, [])
 
 
 def _row(state: TaskState, config: RunnerConfig, model: str | None, worker: str | None, note: str) -> PlanRow:

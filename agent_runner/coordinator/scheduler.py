@@ -25,7 +25,7 @@ from agent_runner.coordinator.events import RunEvent, RunSummary
 from agent_runner.coordinator.holds import is_model_free
 from agent_runner.coordinator.landing import LandingRules, source_repo
 from agent_runner.coordinator.options import SchedulerOptions, model_for
-from agent_runner.coordinator.readiness import is_pending, overlaps, queued_by_base
+from agent_runner.coordinator.readiness import Footprints, Writers, is_pending, queued_by_base
 from agent_runner.coordinator.recording import Recorder
 from agent_runner.coordinator.sweep import sweep_checkouts
 from agent_runner.core.errors import GitError, QueueError, RunnerError, StaleAttemptError
@@ -84,6 +84,7 @@ class Scheduler:
         self.budget = Budget(config)
         self._synced_at = 0.0
         self._bases = BaseCommits(BASE_TTL_S)
+        self.footprints = Footprints(self.root)
         self._secrets = {k: os.environ[k] for k in config.forward_env if os.environ.get(k)}
         self._config_json = config.model_dump(mode="json", by_alias=True)
 
@@ -235,7 +236,9 @@ class Scheduler:
             self._start(claim, slot)
 
     def _acceptor(self, slot: Slot) -> Callable[[TaskState], bool]:
-        running_paths = [(run.task.repo, run.task.paths) for run in self.running.values()]
+        writers = Writers(
+            self.footprints.of(r.task, n_ended=r.claim.attempt - 1) for r in self.running.values()
+        )
 
         def accept(state: TaskState) -> bool:
             task = state.task
@@ -243,7 +246,7 @@ class Scheduler:
                 return self._in_scope(state)
             if not self._in_scope(state) or not slot.accepts(task.machine):
                 return False
-            if any(r == task.repo and overlaps(task.paths, other) for r, other in running_paths):
+            if writers.overlap(self.footprints.of(task, n_ended=state.attempt)):
                 return False
             runs = [*self.running.values(), *self._landing]  # ended, not yet recorded: their caps count
             return self.budget.fits(self.summary.known_cost_usd, [run.task for run in runs], task)

@@ -36,7 +36,7 @@ def plan_matrix(
     """Return `{"include": [{id, file, attempt}]}`: tasks that may start now (overlapping paths wait)."""
     states, _invalid = preview_states(root, config, open_queue(root, config))
     slots = [Slot(name=f"actions-{i}", machine="actions") for i in range(limit)]
-    rows = plan(states, slots, config=config, only=only)
+    rows = plan(states, slots, config=config, only=only, root=root)
     files = load_task_dir(config.path(root, "tasks_dir")).files
     include = []
     for row in rows:

@@ -89,6 +89,7 @@ class TaskRow:
     max_attempts: int = 3
     verdict: str | None = None
     n_findings: int = 0
+    repo: str = "."  # the task's `repo` field; "." is the repo holding tasks/
 
     @property
     def total_tokens(self) -> int:
@@ -292,6 +293,7 @@ def _task_row(state: TaskState, attempts: list[Attempt]) -> TaskRow:
         id=state.id, kind=task.kind.value if task else "?", title=task.title if task else "",
         status=state.status.value, reason=state.reason, attempts=attempts, pr_url=state.pr_url,
         n_attempts_used=state.n_attempts_used, max_attempts=state.max_attempts,
+        repo=(task.repo or ".") if task else "?",
     )  # fmt: skip
     planned = (task.model if task else None) or (attempts[-1].model if attempts else "")
     row.model = model_used(state.result_json, kind=row.kind, planned=planned)

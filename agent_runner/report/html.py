@@ -25,6 +25,7 @@ from agent_runner.core.redact import runner_redactor
 from agent_runner.queue.store import Queue
 from agent_runner.report.fold import Attempt, RunReport, build_report
 from agent_runner.report.pages import TrajectoryPages
+from agent_runner.report.stats import FIGURE_COLUMNS, HEADERS, league
 
 TEMPLATES = Path(__file__).parent / "templates"
 REPORT_FILE = "report.html"
@@ -160,6 +161,7 @@ def render_report(
         report=report, lanes=lanes, ticks=ticks, charts=charts(report), colours=OUTCOME_COLOURS,
         trajectories=trajectories, kinds=sorted({t.kind for t in report.tasks}),
         statuses=[s for s, n in report.counts().items() if n], share=report.cache_read_share(),
+        league=league(report), league_headers=HEADERS, figure_columns=FIGURE_COLUMNS,
     ))  # fmt: skip
 
 

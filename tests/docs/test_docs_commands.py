@@ -148,6 +148,8 @@ FLOW = [
     ),
     Step("run-agents status", "finished"),
     Step("run-agents status --json", '"finished"'),
+    Step("run-agents stats", "League table"),
+    Step("run-agents stats --json", '"rows"'),
     Step("run-agents report", "report.html"),
     Step("run-agents report --open", "report.html"),
     Step(
