@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from agent_runner.cli.app import app, console, get_config, repo_root
+from agent_runner.core.task import RULE_PATTERN
 from agent_runner.queue.intake import open_queue
 
 if TYPE_CHECKING:  # imported where used: a sweep's modules are not needed by other commands
@@ -32,8 +33,11 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts i
 
 
 def _split(values: list[str] | None) -> tuple[str, ...]:
-    """Accept `--select A --select B` and `--select A,B` alike."""
-    return tuple(item for value in values or [] for item in value.replace(",", " ").split())
+    """Accept `--select A --select B` and `--select A,B` alike; refuse what is not a rule code or prefix."""
+    rules = tuple(item for value in values or [] for item in value.replace(",", " ").split())
+    if bad := [rule for rule in rules if not RULE_PATTERN.match(rule)]:
+        raise typer.BadParameter(f"{bad[0]!r} is not a ruff rule code or prefix (like E501, UP or PLR2004)")
+    return rules
 
 
 @sweep_app.command("lint")

@@ -17,6 +17,7 @@ from agent_runner.core.refnames import branch_problem
 from agent_runner.core.task_io import read_task_bytes
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+RULE_PATTERN = re.compile(r"^[A-Z]{1,8}[0-9]{0,6}$")  # a ruff rule code or prefix: E501, UP, PLR2004, ALL
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 TASK_SUFFIXES = (".md", ".yaml", ".yml")
 MAX_TASK_FILE_BYTES = 256 * 1024
@@ -91,6 +92,10 @@ class Task(BaseModel):
     allow: list[str] = Field(default_factory=list, description="Anti-gaming exceptions, e.g. noqa.")
     allow_partial: bool = Field(default=False, description="fix-lint: accept strictly fewer violations.")
     format: bool = Field(default=False, description="fix-lint: also run ruff format.")
+    lint_select: list[str] = Field(
+        default_factory=list, max_length=50,
+        description="fix-lint: ruff rules beside the repo's config (--extend-select), e.g. from a sweep.",
+    )  # fmt: skip
     min_coverage_gain: float = Field(default=5.0, ge=0, description="write-tests: points of coverage.")
     target_coverage: float | None = Field(
         default=None, ge=0, le=100, description="write-tests: or reach this coverage, in percent."
@@ -112,6 +117,14 @@ class Task(BaseModel):
     def _check_deps(cls, value: list[str]) -> list[str]:
         for dep in value:
             cls._check_id(dep)
+        return value
+
+    @field_validator("lint_select")
+    @classmethod
+    def _check_rules(cls, value: list[str]) -> list[str]:
+        for rule in value:
+            if not RULE_PATTERN.match(rule):
+                raise ValueError(f"{rule!r} is not a ruff rule code or prefix (like E501, UP or PLR2004)")
         return value
 
     @field_validator("paths")

@@ -17,6 +17,7 @@ from agent_runner.gates.ruff import (
     LintRunner,
     TargetLintGate,
     TouchedLintGate,
+    extend_select,
     inside_only,
     ruff_argv,
     run_ruff,
@@ -89,13 +90,13 @@ class FixLintKind(JobKind):
 
     def prestep(self, ctx: GateContext) -> PreStep:
         # ruff reads the checkout's config (and a fix round's base is the agent's own branch): sandboxed.
-        targets, sandbox = targets_of(ctx), ctx.sandbox
-        before = run_ruff(ctx.checkout, targets, sandbox=sandbox)
-        run_ruff(ctx.checkout, targets, fix=True, sandbox=sandbox)
+        targets, sandbox, extra = targets_of(ctx), ctx.sandbox, extend_select(ctx.task)
+        before = run_ruff(ctx.checkout, targets, sandbox=sandbox, extra=extra)
+        run_ruff(ctx.checkout, targets, fix=True, sandbox=sandbox, extra=extra)
         is_formatted = bool(ctx.task.format or ctx.settings.format)
         if is_formatted and (inside := inside_only(ctx.checkout, targets)):
             run_command([*ruff_argv(), "format", "--", *inside], cwd=ctx.checkout, sandbox=sandbox)
-        left = run_ruff(ctx.checkout, targets, sandbox=sandbox)
+        left = run_ruff(ctx.checkout, targets, sandbox=sandbox, extra=extra)
         n_fixed = max(0, len(before.violations) - len(left.violations))
         rows = [v.as_dict() for v in left.violations]
         summary = f"ruff --fix{' and ruff format' if is_formatted else ''} fixed {n_fixed}; {len(rows)} left"

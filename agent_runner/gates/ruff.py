@@ -15,6 +15,7 @@ from typing import Any
 
 from agent_runner.core.protocols import GateContext, Measurement, Sandbox
 from agent_runner.core.result import GateResult, GateVerdict
+from agent_runner.core.task import Task
 from agent_runner.gates.command import DEFAULT_TIMEOUT_S, CommandResult, run_command, tail
 from agent_runner.gates.workdiff import show_files, tree_id, work_diff
 
@@ -142,7 +143,7 @@ def run_ruff(
 
     With `force_exclude`, files the repo's ruff config excludes are skipped even when named explicitly.
     After the agent ran, ruff reads the config it may have written: the gates pass the agent's `sandbox`.
-    `extra` options go before the paths (a sweep's `--extend-select`).
+    `extra` options go before the paths (a sweep's or a task's `--extend-select`).
     """
     paths = inside_only(checkout, paths)
     if not paths:
@@ -220,6 +221,11 @@ def rule_counts(before: Iterable[Violation], after: Iterable[Violation]) -> str:
     return ", ".join(f"{r} {n_before[r]}->{n_after[r]}" for r in rules[:12])
 
 
+def extend_select(task: Task) -> list[str]:
+    """Return the ruff options for a task's own rules beside the repo's config (`lint_select`), or none."""
+    return ["--extend-select", ",".join(task.lint_select)] if task.lint_select else []
+
+
 def targets_of(ctx: GateContext) -> list[str]:
     """Return the task's target paths inside the checkout ('.' when it names none, [] when none is inside)."""
     return inside_only(ctx.checkout, ctx.task.paths) if ctx.task.paths else ["."]
@@ -236,7 +242,9 @@ class LintRunner:
         key = tree_id(ctx.checkout)
         if key not in self._cache:
             paths = [".", *[p for p in targets_of(ctx) if p != "."]]
-            self._cache[key] = run_ruff(ctx.checkout, paths, sandbox=ctx.sandbox)
+            self._cache[key] = run_ruff(
+                ctx.checkout, paths, sandbox=ctx.sandbox, extra=extend_select(ctx.task)
+            )
         return self._cache[key]
 
 

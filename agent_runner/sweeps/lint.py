@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from agent_runner.config.runner import RunnerConfig
@@ -32,6 +32,7 @@ class LintFindings:
     after: dict[str, tuple[Violation, ...]]
     beyond_config: tuple[Violation, ...] = ()
     scope: tuple[str, ...] = (".",)
+    select: tuple[str, ...] = ()  # rules added to the repo's config: the tasks carry them (lint_select)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,9 @@ def measure_lint(checkout: Path, paths: Sequence[str], *, select: Sequence[str] 
     run_ruff(checkout, paths, fix=True, force_exclude=True, extra=extra)
     after = _checked(run_ruff(checkout, paths, force_exclude=True, extra=extra))
     beyond = () if plain is None else tuple(sorted(set(before.violations) - set(plain.violations), key=str))
-    return LintFindings(_per_file(before.violations), _per_file(after.violations), beyond, tuple(paths))
+    return LintFindings(
+        _per_file(before.violations), _per_file(after.violations), beyond, tuple(paths), tuple(select)
+    )
 
 
 def _require_paths(checkout: Path, paths: Sequence[str]) -> None:
@@ -106,6 +109,9 @@ def plan_lint(findings: LintFindings, *, per_task: int) -> SweepPlan:
         "left_after_fix": sum(map(len, left.values())),
         "files": len(findings.before),
     }
+    if findings.select:  # the tasks' gates and ruff --fix check the rules the sweep found violated
+        rules = {"lint_select": list(findings.select)}
+        planned = [replace(p, task=p.task.model_copy(update=rules)) for p in planned]
     return SweepPlan(
         SweepKind.LINT, by_gain(distinct_ids(planned)), _notes(findings), findings.scope, figures
     )
@@ -117,8 +123,7 @@ def _notes(findings: LintFindings) -> tuple[str, ...]:
     rules = ", ".join(sorted({v.rule for v in findings.beyond_config}))
     return (
         f"{len(findings.beyond_config)} violation(s) come from rules the repo's ruff config does not enable "
-        f"({rules}); the tasks' gates check the repo's config: add them to `extend-select` in "
-        "[tool.ruff.lint] and commit that before `run`, or ruff --fix leaves them and no gate checks them",
+        f"({rules}); the tasks carry them (lint_select), so ruff --fix and their gates check them too",
     )
 
 

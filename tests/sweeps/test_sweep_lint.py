@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import commit, git
+from sweep_helpers import commit, git
 from typer.testing import CliRunner
 
 from agent_runner.cli import get_app
@@ -59,11 +59,30 @@ def test_dry_run_prints_the_plan_and_writes_nothing(repo: Path) -> None:
     assert not (repo / "tasks").exists()
 
 
-def test_select_adds_rules_and_says_the_gates_will_not_check_them(repo: Path) -> None:
-    """Rules the repo's config lacks find more, and the sweep says to add them to the config first."""
+def test_select_adds_rules_and_the_tasks_carry_them(repo: Path) -> None:
+    """Rules the repo's config lacks find more; the tasks carry them (lint_select) and the sweep says so."""
     report = sweep(repo, "lint", "pkg/big.py", "--select", "T20", "--dry-run")
     assert report["figures"]["violations"] == 12  # 6 x F821 + 6 x T201 (print)
-    assert any("T201" in note and "extend-select" in note for note in report["notes"])
+    assert any("T201" in note and "lint_select" in note for note in report["notes"])
+
+
+def test_a_selected_rule_ruff_fixes_lands_keyless(repo: Path) -> None:
+    """A rule outside the repo's config that ruff --fix clears (UP039, `class A():`) makes a model-free task
+    whose run fixes it with no key: the task's ruff runs with the rule, not the repo's config alone."""
+    commit(repo, {"pkg/old.py": "class A():\n    pass\n"}, "old style")
+    sweep(repo, "lint", "pkg/old.py", "--select", "UP")
+    task = load_task_file(repo / "tasks" / "lint-ruff-fix.md")
+    assert task.paths == ["pkg/old.py"] and task.lint_select == ["UP"]
+    ran = CliRunner().invoke(get_app(), ["--root", str(repo), "run", "--only", "lint-ruff-fix"])
+    assert ran.exit_code == 0, ran.output
+    assert git(repo, "show", "agent/lint-ruff-fix:pkg/old.py").startswith("class A:\n")
+
+
+def test_select_refuses_what_is_not_a_rule(repo: Path) -> None:
+    """An option smuggled in as a rule is a usage error; nothing is written."""
+    result = CliRunner().invoke(get_app(), ["--root", str(repo), "sweep", "lint", "--select", "--config=x"])
+    assert result.exit_code == 2 and "not a ruff rule" in result.output
+    assert not (repo / "tasks").exists()
 
 
 def test_second_sweep_after_a_keyless_run_changes_nothing_it_should_not(repo: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import git
+from sweep_helpers import git
 from test_sweep_lint import rows, sweep
 
 from agent_runner.core.task import TaskKind, load_task_file
