@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from agent_runner.cli.app import app, check_model, console, get_config, repo_root, warn_skipped
+from agent_runner.cli.run_budget import BudgetOpt, ForOpt, UntilOpt, budget_overrides
 from agent_runner.config.runner import RunnerConfig
 from agent_runner.core.errors import ConfigError
 from agent_runner.core.protocols import Executor, Publisher
@@ -73,11 +74,15 @@ def run(
     executor: ExecutorOpt = None,
     ray_address: RayAddressOpt = None,
     publish: PublishOpt = None,
+    budget: BudgetOpt = None,
+    run_for: ForOpt = None,
+    run_until: UntilOpt = None,
 ) -> None:
     """Run every runnable task of the queue, then print a summary (exit 0 all finished, 1 any failed)."""
     config = get_config(
-        workers=workers, executor=executor, ray={"address": ray_address} if ray_address else None
-    )
+        workers=workers, executor=executor, ray={"address": ray_address} if ray_address else None,
+        **budget_overrides(budget, run_for, run_until),
+    )  # fmt: skip
     if dry_run:
         _dry_run(config, only=only, model=model, json_out=json_out)
         return
@@ -93,11 +98,15 @@ def watch(
     executor: ExecutorOpt = None,
     ray_address: RayAddressOpt = None,
     publish: PublishOpt = None,
+    budget: BudgetOpt = None,
+    run_for: ForOpt = None,
+    run_until: UntilOpt = None,
 ) -> None:
     """Keep running: task files dropped into tasks/ are validated, queued and dispatched at once."""
     config = get_config(
-        workers=workers, executor=executor, ray={"address": ray_address} if ray_address else None
-    )
+        workers=workers, executor=executor, ray={"address": ray_address} if ray_address else None,
+        **budget_overrides(budget, run_for, run_until),
+    )  # fmt: skip
     raise typer.Exit(_run(config, only=only, model=model, json_out=json_out, publish=publish, watch=True))
 
 

@@ -2,64 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from agent_runner.worker.phase import phase_path, read_phase
+from agent_runner.worker.progress import TrajectoryProgress
 from agent_runner.worker.trajectory import TRAJECTORY_FILE
 
 Key = tuple[str, int]  # (task id, attempt number)
 CLOCK_SLACK_S = 1.0  # a phase file written this long before the attempt started is an older run's
-TYPE_PREFIX = b'{"type": "'  # how every trajectory record starts (json.dumps with its default separators)
-
-
-class TrajectoryProgress:
-    """Reads steps and cost of a running attempt from its trajectory file, incrementally."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.offset, self.steps, self.cost = path, 0, 0, 0.0
-        self.is_cost_unknown = False  # a model call had no price: the attempt's cost is unknown
-        self.is_acting = False  # the last record is a model turn: its tools run now, in the same step
-
-    @property
-    def step(self) -> int:
-        """Return the step under way: the last model turn's while its tools run, else the next one."""
-        return self.steps if self.is_acting else self.steps + 1
-
-    def poll(self) -> tuple[int, float]:
-        """Return (model calls so far, cost so far)."""
-        try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self.offset)
-                data = fh.read()
-        except OSError:
-            return self.steps, self.cost
-        end = data.rfind(b"\n") + 1
-        self.offset += end
-        for line in data[:end].splitlines():
-            self._see(line)
-        return self.steps, self.cost
-
-    def _see(self, line: bytes) -> None:
-        if line.startswith(TYPE_PREFIX):
-            record_type = line[len(TYPE_PREFIX) : line.find(b'"', len(TYPE_PREFIX))]
-            self.is_acting = record_type == b"model"
-        if b'"model"' in line:
-            self._count(line)
-
-    def _count(self, line: bytes) -> None:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            return
-        if record.get("type") == "model":
-            self.steps += 1
-            price = record.get("cost_usd")
-            self.is_cost_unknown |= price is None
-            self.cost += float(price or 0.0)
 
 
 class AttemptProgress:

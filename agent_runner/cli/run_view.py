@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from agent_runner.cli.run_budget import print_budget_stop
 from agent_runner.cli.run_progress import AttemptProgress, PhaseWatch
 from agent_runner.coordinator.events import RunEvent, RunSummary
 from agent_runner.coordinator.holds import HELD
@@ -81,7 +82,15 @@ class LiveView:
             self.progress[key] = AttemptProgress(self.state_dir / "runs" / key[0] / str(key[1]))
         elif key in self.rows:
             self._end(self.rows[key], event)
-        if event.kind in ("invalid", "unknown", "model_blocked", "budget", "unpublished", "discarded"):
+        if event.kind in (
+            "invalid",
+            "unknown",
+            "model_blocked",
+            "budget",
+            "pausing",
+            "unpublished",
+            "discarded",
+        ):
             self.messages.append(
                 Text(f"{event.kind}: {event.task or ''} {event.message}".strip(), style="yellow")
             )
@@ -282,6 +291,7 @@ def print_summary(console: Console, summary: RunSummary, *, queued: Mapping[str,
     ):
         for name, reason in items.items():
             console.print(f"  [red]{title}[/red] {escape(name)}: {escape(reason)}", highlight=False)
+    print_budget_stop(console, summary.budget_stop)
 
 
 def plan_table(rows: list[PlanRow]) -> Table:

@@ -170,7 +170,8 @@ def attempts_text(state: TaskState) -> str:
     n_reruns = state.attempt - state.n_attempts_used
     if n_reruns > 0:
         runs = "re-run" if n_reruns == 1 else "re-runs"
-        text += f" (latest #{state.attempt}; {n_reruns} {runs} after infrastructure failures not counted)"
+        why = "infrastructure failures, interruptions or budget pauses"
+        text += f" (latest #{state.attempt}; {n_reruns} {runs} after {why} not counted)"
     return text
 
 

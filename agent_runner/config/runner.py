@@ -9,15 +9,18 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agent_runner.config.github import GitHubConfig
 from agent_runner.config.machines import MachineConfig, RayConfig, SshConfig
+from agent_runner.config.timebudget import parse_clock, parse_duration
 from agent_runner.core.errors import ConfigError, validation_text
 from agent_runner.core.gate_settings import GatesConfig, GateSettings
 from agent_runner.core.task import Limits, TaskKind
 
 ENV_PREFIX = "AGENT_RUNNER_"
+COORDINATOR_ONLY = frozenset({"run_for", "run_until"})  # not sent to workers: a worker one release older
+# refuses keys it does not know, and no worker reads these
 DEFAULT_LIMITS: dict[str, Limits] = {
     TaskKind.FIX_LINT: Limits(steps=30, cost_usd=0.5, minutes=15),
     TaskKind.WRITE_TESTS: Limits(steps=50, cost_usd=1.0, minutes=25),
@@ -70,7 +73,19 @@ class RunnerConfig(BaseModel):
     network: bool = Field(default=False, description="Let the agent's shell use the network.")
     allow: list[str] = Field(default_factory=list, description="Anti-gaming exceptions tasks may request.")
     allow_gate_override: bool = Field(default=False, description="Let task files relax gates.")
-    budget_usd: float | None = Field(default=None, gt=0, description="Total spend of a run at most.")
+    budget_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="A run's spend: reached, running attempts pause at their next model call.",
+    )
+    run_for: str | None = Field(
+        default=None,
+        description="A run's time budget (8h, 90m, 1h30m): no attempt starts that cannot end by then.",
+    )
+    run_until: str | None = Field(
+        default=None,
+        description="A run's end as a local time (07:00, the next one); with run_for, the earlier.",
+    )
     forward_env: list[str] = Field(
         default_factory=lambda: ["ANTHROPIC_API_KEY", "OPENAI_API_KEY"],
         description="Environment variables passed to workers as secrets (model keys only).",
@@ -93,6 +108,20 @@ class RunnerConfig(BaseModel):
         default_factory=GitHubConfig, description="Publishing, reviews, Actions state."
     )
     gates: GatesConfig = Field(default_factory=GatesConfig, description="Gate limits and thresholds.")
+
+    @field_validator("run_for")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @field_validator("run_until")
+    @classmethod
+    def _clock(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_clock(value)
+        return value
 
     def limits_for(self, kind: TaskKind, task_limits: Limits | None = None) -> Limits:
         """Return the effective limits: kind defaults < config < task file."""

@@ -6,6 +6,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from agent_runner.coordinator.budget import BudgetStop
 from agent_runner.core.cost import CostTotal
 from agent_runner.core.result import TaskResult
 
@@ -51,6 +52,7 @@ class RunSummary:
     n_attempts: int = 0
     wall_s: float = 0.0
     interrupted: bool = False
+    budget_stop: BudgetStop | None = None  # the budget that stopped the run, what is left, how to go on
 
     def add_cost(self, result: TaskResult) -> None:
         """Count one attempt's spend and tokens."""
@@ -73,10 +75,13 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 when everything it ran finished, 1 when anything failed, was blocked or held, 130 on Ctrl-C."""
+        """0 when everything it ran finished, 1 when anything failed, was blocked or held, 3 when a budget
+        stopped it with work left, 130 on Ctrl-C."""
         if self.interrupted:
             return 130
-        return 1 if self.failed or self.unpublished or self.blocked_models or self.held else 0
+        if self.failed or self.unpublished or self.blocked_models or self.held:
+            return 1
+        return 3 if self.budget_stop is not None and self.budget_stop.n_queued else 0
 
     def to_json(self) -> dict[str, Any]:
         """Return the summary as a JSON-ready mapping."""

@@ -15,6 +15,7 @@ from agent_runner.coordinator.attempts import Done, Running
 from agent_runner.coordinator.events import RunSummary
 from agent_runner.coordinator.holds import Holds, is_model_free
 from agent_runner.coordinator.landing import Landing, land, landing_repo
+from agent_runner.coordinator.pause import PauseLedger
 from agent_runner.core.errors import (
     BundleRejectedError,
     ExecutorError,
@@ -57,6 +58,7 @@ class Recorder:
         self.summary, self.emit = summary, emit
         self.blocked_models: dict[str, str] = {}
         self.holds = Holds(emit)
+        self.pauses = PauseLedger()
         self._usable_models: set[str] = set()
         self._unmaintained: Counter[Path] = Counter()
         self.redactor: Redactor = runner_redactor(config, os.environ)
@@ -82,6 +84,7 @@ class Recorder:
                 self._machine_full(r, res) if res.machine_problem else self._infra(r, res.reason, res)
             ),
             Outcome.MODEL_AUTH: self._model_auth,
+            Outcome.PAUSED: self._paused,
         }[result.outcome]
         self.safely(*key, lambda: handler(run, result))
 
@@ -227,6 +230,18 @@ class Recorder:
         reason = self.redactor.text(result.reason)
         self.queue.release(run.task.id, run.claim.attempt, reason, infra=False, result=result.for_queue())
         self.emit("requeued", run.task.id, run.claim.attempt, message=reason, result=result, final=False)
+
+    def _paused(self, run: Running, result: TaskResult) -> None:
+        """Queue a paused attempt again, unspent, with what it spent; a pause nobody asked for is a failure
+        (an agent without a sandbox could have written the pause file)."""
+        key = (run.task.id, run.claim.attempt)
+        if key not in self.pauses.asked:
+            self.fail(run.claim, "the attempt stopped for a pause the coordinator did not ask for", result)
+            return
+        reason = f"paused at a model call, no attempt spent: {self.pauses.asked[key]}"
+        self.queue.release(run.task.id, run.claim.attempt, reason, infra=False, result=result.for_queue())
+        self.pauses.paused.add(run.task.id)
+        self.emit("paused", run.task.id, run.claim.attempt, run.slot.name, message=reason, result=result)
 
     def _model_auth(self, run: Running, result: TaskResult) -> None:
         self.queue.release(

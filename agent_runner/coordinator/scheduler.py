@@ -18,13 +18,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from agent_runner.config.runner import RunnerConfig
+from agent_runner.config.runner import COORDINATOR_ONLY, RunnerConfig
 from agent_runner.coordinator.attempts import Done, Running, run_attempt, take_done
 from agent_runner.coordinator.budget import Budget
 from agent_runner.coordinator.events import RunEvent, RunSummary
 from agent_runner.coordinator.holds import is_model_free
 from agent_runner.coordinator.landing import LandingRules, source_repo
 from agent_runner.coordinator.options import SchedulerOptions, model_for
+from agent_runner.coordinator.pause import BudgetWatch
 from agent_runner.coordinator.readiness import Footprints, Writers, is_pending, queued_by_base
 from agent_runner.coordinator.recording import Recorder
 from agent_runner.coordinator.sweep import sweep_checkouts
@@ -82,11 +83,14 @@ class Scheduler:
         self._resync = threading.Event()
         self._reported_invalid: set[tuple[str, str]] = set()
         self.budget = Budget(config)
+        self.budget_watch = BudgetWatch(
+            self.budget, executor, state_dir=self.state_dir, emit=self._emit, ledger=self.recorder.pauses
+        )
         self._synced_at = 0.0
         self._bases = BaseCommits(BASE_TTL_S)
         self.footprints = Footprints(self.root)
         self._secrets = {k: os.environ[k] for k in config.forward_env if os.environ.get(k)}
-        self._config_json = config.model_dump(mode="json", by_alias=True)
+        self._config_json = config.model_dump(mode="json", by_alias=True, exclude=set(COORDINATOR_ONLY))
 
     # -- control (any thread) -------------------------------------------------------------------------
     def stop(self) -> None:
@@ -110,14 +114,17 @@ class Scheduler:
         self.summary.interrupted = False
         try:
             with self.queue.coordinator():
+                self.budget.start()
                 self._begin()
                 while self._step():
                     self._drain(timeout=POLL_S)
                 self.recorder.maintain()
+                self.budget_watch.finish(self.queue, self.queue.refresh(), self._scope())
         finally:
             self.summary.wall_s = time.time() - started
             self.summary.interrupted = self._stop.is_set()
             self.summary.blocked_models = dict(self.blocked_models)
+            self.summary.budget_stop = self.budget_watch.stop
             states = self.queue.states
             self.summary.held = {
                 task_id: reason
@@ -157,7 +164,8 @@ class Scheduler:
             self._dispatch()
             self._check_budget()
         is_idle = not self.running
-        return not (is_idle and (self._stop.is_set() or (not watch and not self._has_pending())))
+        is_over = self._stop.is_set() or self.budget.hit  # a budget ends `watch` too
+        return not (is_idle and (is_over or (not watch and not self._has_pending())))
 
     def _sync(self) -> None:
         self._synced_at = time.monotonic()
@@ -187,6 +195,13 @@ class Scheduler:
             is_pending(s, states, in_scope=self._in_scope, slots=slots) or self._leased_elsewhere(s)
             for s in states.values()
         )
+
+    def _scope(self) -> list[str]:
+        """Return the ids this run may run (its `--only`, else every task) that no setup problem holds."""
+        ids = self.options.only or self.queue.states.keys()
+        return [
+            task_id for task_id in ids if task_id in self.queue.states and task_id not in self.holds.reasons
+        ]
 
     def _leased_elsewhere(self, state: TaskState) -> bool:
         """A task running under another (maybe killed) coordinator's lease: wait until it ends or expires."""
@@ -221,7 +236,7 @@ class Scheduler:
 
     # -- dispatch ---------------------------------------------------------------------------------------
     def _dispatch(self) -> None:
-        self.budget.blocked = False
+        self.budget.blocked = None
         if self.budget.hit:
             return
         busy = {run.slot.name for run in self.running.values()}
@@ -239,6 +254,10 @@ class Scheduler:
         writers = Writers(
             self.footprints.of(r.task, n_ended=r.claim.attempt - 1) for r in self.running.values()
         )
+        runs = [
+            ((r.claim.task_id, r.claim.attempt), r.task) for r in [*self.running.values(), *self._landing]
+        ]
+        spent = self.budget_watch.committed(self.summary.known_cost_usd, runs)  # ended, unrecorded: too
 
         def accept(state: TaskState) -> bool:
             task = state.task
@@ -248,14 +267,12 @@ class Scheduler:
                 return False
             if writers.overlap(self.footprints.of(task, n_ended=state.attempt)):
                 return False
-            runs = [*self.running.values(), *self._landing]  # ended, not yet recorded: their caps count
-            return self.budget.fits(self.summary.known_cost_usd, [run.task for run in runs], task)
+            return self.budget.fits(spent, task)
 
         return accept
 
     def _check_budget(self) -> None:
-        if message := self.budget.exhausted(self.summary.known_cost_usd, n_running=len(self.running)):
-            self._emit("budget", message=message)
+        self.budget_watch.check(self.summary.known_cost_usd, list(self.running))
 
     def _start(self, claim: Claim, slot: Slot) -> None:
         task = claim.state.task

@@ -25,6 +25,7 @@ class ExitStatus(StrEnum):
     CONTEXT_EXCEEDED = "context_exceeded"
     MODEL_ERROR = "model_error"
     CANCELLED = "cancelled"
+    PAUSED = "paused"  # the coordinator asked it to stop before its next model call (a run's budget)
 
 
 class Outcome(StrEnum):
@@ -34,6 +35,7 @@ class Outcome(StrEnum):
     REJECTED = "rejected"  # task failure: spends an attempt
     INFRA = "infra"  # infrastructure failure: re-queue, no attempt spent
     MODEL_AUTH = "model_auth"  # the model cannot be used (bad key, unusable spec): stop dispatching to it
+    PAUSED = "paused"  # stopped at a model call as the coordinator asked: re-queue, no attempt spent
 
 
 LIMIT_OF_EXIT = {

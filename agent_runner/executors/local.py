@@ -29,6 +29,7 @@ from agent_runner.repo.layout import AttemptPaths
 from agent_runner.repo.ownership import remove_dead
 from agent_runner.repo.workspace import init_state_dir
 from agent_runner.worker import deadline
+from agent_runner.worker.pause import request_pause
 from agent_runner.worker.request import request_config
 
 KILL_GRACE_S = 5.0
@@ -67,6 +68,8 @@ def parse_result(stdout: str, request: WorkRequest) -> TaskResult:
 
 class LocalExecutor:
     """Runs the worker command as a subprocess per attempt, `workers` at a time."""
+
+    is_spend_seen = True  # its workers' trajectories are where the coordinator reads them (a run's budget)
 
     def __init__(
         self,
@@ -237,6 +240,10 @@ class LocalExecutor:
         with self._lock:
             self._procs[key] = proc
         return proc
+
+    def pause(self, task_id: str, attempt: int, reason: str) -> None:
+        """Ask an attempt's worker to stop before its next model call (its pause file, on this machine)."""
+        request_pause(AttemptPaths.under(self.workdir, task_id, attempt).run_dir, reason)
 
     def cancel(self, task_id: str, attempt: int) -> None:
         """Stop an attempt's worker and everything it started (SIGTERM, then SIGKILL)."""

@@ -26,6 +26,8 @@ from agent_runner.core.result import TaskResult, WorkRequest
 from agent_runner.executors.local import parse_result
 from agent_runner.executors.pipe import communicate_bounded
 from agent_runner.executors.source import RepoSource, forwarded_secrets
+from agent_runner.repo.layout import AttemptPaths
+from agent_runner.worker.pause import request_pause
 
 if TYPE_CHECKING:
     from agent_runner.config.runner import RunnerConfig
@@ -33,6 +35,20 @@ if TYPE_CHECKING:
 INSTALL_HINT = "the Ray executor needs Ray: pip install 'agent-runner[ray]'"
 PIN_AMOUNT = 0.001  # a sliver of the machine's custom resource: pins without limiting how many run there
 POLL_S = 0.5
+PAUSE_POLL_S = 1.0  # how often a Ray task asks the pause board whether its attempt is to pause
+
+
+class PauseBoard:
+    """A Ray actor: the attempts the coordinator asked to pause, and why (the Ray tasks ask it)."""
+
+    def __init__(self) -> None:
+        self.asked: dict[tuple[str, int], str] = {}
+
+    def ask(self, task_id: str, attempt: int, reason: str) -> None:
+        self.asked[(task_id, attempt)] = reason
+
+    def reason(self, task_id: str, attempt: int) -> str | None:
+        return self.asked.get((task_id, attempt))
 
 
 def import_ray() -> Any:
@@ -49,8 +65,11 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def run_attempt(payload: bytes, workdir: str, extra_env: dict[str, str]) -> tuple[int, bytes, bytes]:
-    """Run the worker command on this node (inside a Ray task) and return its exit code, stdout, stderr."""
+def run_attempt(
+    payload: bytes, workdir: str, extra_env: dict[str, str], board: Any = None, key: tuple[str, int] = ("", 0)
+) -> tuple[int, bytes, bytes]:
+    """Run the worker command on this node (inside a Ray task) and return its exit code, stdout, stderr;
+    while it runs, a pause the `board` holds for attempt `key` becomes its pause file on this node."""
     folder = str(Path(workdir).expanduser())
     argv = [sys.executable, "-m", "agent_runner.cli", "exec", "-", "--inline-bundle", "--workdir", folder]
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | extra_env
@@ -58,8 +77,28 @@ def run_attempt(payload: bytes, workdir: str, extra_env: dict[str, str]) -> tupl
         argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
         preexec_fn=_die_with_parent,
     )  # fmt: skip
-    stdout, stderr = communicate_bounded(proc, payload, err_limit=4000)
+    done = threading.Event()
+    if board is not None:
+        run_dir = AttemptPaths.under(Path(folder), *key).run_dir
+        threading.Thread(target=_relay_pause, args=(board, key, run_dir, done), daemon=True).start()
+    try:
+        stdout, stderr = communicate_bounded(proc, payload, err_limit=4000)
+    finally:
+        done.set()
     return proc.returncode, stdout, stderr
+
+
+def _relay_pause(board: Any, key: tuple[str, int], run_dir: Path, done: threading.Event) -> None:
+    """Write the attempt's pause file here once the coordinator asked the board to pause it."""
+    ray = import_ray()
+    while not done.wait(PAUSE_POLL_S):
+        try:
+            reason = ray.get(board.reason.remote(*key))
+        except ray.exceptions.RayError:  # the board is gone with its coordinator: nothing more to relay
+            return
+        if reason:
+            request_pause(run_dir, reason)
+            return
 
 
 @dataclass(frozen=True)
@@ -84,6 +123,7 @@ class RayExecutor:
         self._source = RepoSource()
         self._refs: dict[tuple[str, int], Any] = {}
         self._lock = threading.Lock()
+        self._board: Any = None  # the PauseBoard actor, made with the first attempt
 
     @classmethod
     def from_config(cls, config: RunnerConfig, *, root: Path | None = None) -> RayExecutor:
@@ -104,7 +144,8 @@ class RayExecutor:
         options = {"resources": {pin: PIN_AMOUNT}} if pin else {}
         payload = self._prepare(request, slot).model_dump_json().encode()
         key = (request.task.id, request.attempt)
-        ref = self._remote.options(**options).remote(payload, self.config.workdir, self.config.env)
+        remote = self._remote.options(**options)
+        ref = remote.remote(payload, self.config.workdir, self.config.env, self._pause_board(), key)
         with self._lock:
             self._refs[key] = ref
         try:
@@ -149,6 +190,16 @@ class RayExecutor:
         update.update(self._source.update(request, mode=c.source, url=c.repo_url, where="the Ray executor"))
         return request.model_copy(update=update)
 
+    def _pause_board(self) -> Any:
+        with self._lock:
+            if self._board is None:
+                self._board = self.ray.remote(num_cpus=0)(PauseBoard).remote()
+            return self._board
+
+    def pause(self, task_id: str, attempt: int, reason: str) -> None:
+        """Ask an attempt to stop before its next model call: its Ray task writes the pause file there."""
+        self._pause_board().ask.remote(task_id, attempt, reason)
+
     def cancel(self, task_id: str, attempt: int) -> None:
         """Cancel the attempt's Ray task (its worker process and the worker command die)."""
         with self._lock:
@@ -162,5 +213,7 @@ class RayExecutor:
             refs = list(self._refs.values())
         for ref in refs:
             self.ray.cancel(ref, force=True)
+        if self._board is not None:
+            self.ray.kill(self._board)
         if self._is_owner:
             self.ray.shutdown()

@@ -39,6 +39,7 @@ from agent_runner.executors.ssh_transport import (
     describe_failure,
     harvest_script,
     kill_script,
+    pause_script,
     stderr_tail,
     version_or_unknown,
 )
@@ -267,6 +268,15 @@ class SshExecutor:
         where = f"machine {config.name}"
         update.update(self._source.update(request, mode=config.source, url=config.repo_url, where=where))
         return request.model_copy(update=update)
+
+    def pause(self, task_id: str, attempt: int, reason: str) -> None:
+        """Ask an attempt to stop before its next model call: its pause file, written on its machine."""
+        with self._lock:
+            entry = self._running.get((task_id, attempt))
+        machine = self._machines[entry[0]] if entry is not None else None
+        if machine is not None and machine.status.is_reachable:
+            script = pause_script(machine.config, task_id, attempt, reason)
+            machine.client.run(script, timeout_s=CHECK_TIMEOUT_S)
 
     def cancel(self, task_id: str, attempt: int) -> None:
         """Kill the attempt's process group on its machine, then the local ssh client."""

@@ -159,6 +159,14 @@ def kill_script(machine: MachineConfig, task_id: str, attempt: int | None = None
     return _prelude(machine.workdir) + f"for f in {pattern}; do\n{_kill_group(_EACH)}done\n"
 
 
+def pause_script(machine: MachineConfig, task_id: str, attempt: int, reason: str) -> str:
+    """The script that writes an attempt's pause file there (worker/pause.py), whole: temp file, rename."""
+    run_dir = f"runs/{shlex.quote(task_id)}/{attempt}"
+    text = shlex.quote(reason.splitlines()[0] if reason else "paused")
+    write = f"mkdir -p {run_dir} && printf '%s\\n' {text} > {run_dir}/.pause.tmp"
+    return _prelude(machine.workdir) + f"{write} && mv -f {run_dir}/.pause.tmp {run_dir}/pause\n"
+
+
 def harvest_script(machine: MachineConfig, task_id: str, attempt: int) -> str:
     """The script that kills a lost attempt if it still runs, else prints (and removes) its late result."""
     me = f"attempts/{task_id}.{attempt}"

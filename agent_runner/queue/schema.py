@@ -59,6 +59,7 @@ EVENT_FIELDS: dict[str, Fields] = {
     "requeued": {**_DEFINED, "def": (DICT + NONE, False)},
     "published": {"pr_url": (STR + NONE, False)},
     "unpublished": {"reason": (STR, False)},
+    "waiting": {"reason": (STR, True)},
     "snapshot": {"state": (DICT, True)},
 }
 _STATUSES = tuple(status.value for status in TaskStatus)

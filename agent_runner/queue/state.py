@@ -28,6 +28,7 @@ class EventType(StrEnum):
     REQUEUED = "requeued"
     PUBLISHED = "published"
     UNPUBLISHED = "unpublished"
+    WAITING = "waiting"  # why a queued task did not start (a run's budget ran out): a note, nothing else
     SNAPSHOT = "snapshot"
 
 
@@ -294,6 +295,11 @@ def _unpublished(state: TaskState, event: Event) -> None:
         state.reason = event.get("reason", "")
 
 
+def _waiting(state: TaskState, event: Event) -> None:
+    if state.status == TaskStatus.QUEUED:
+        state.reason = event.get("reason", "")
+
+
 _HANDLERS: dict[str, Callable[[TaskState, Event], None]] = {
     EventType.QUEUED: _queued,
     EventType.INVALID: _invalid,
@@ -306,13 +312,14 @@ _HANDLERS: dict[str, Callable[[TaskState, Event], None]] = {
     EventType.REQUEUED: _requeued,
     EventType.PUBLISHED: _published,
     EventType.UNPUBLISHED: _unpublished,
+    EventType.WAITING: _waiting,
 }
 
 
 _CREATING = frozenset({EventType.QUEUED, EventType.INVALID})  # what a task's first event may be
 # The attempt's lifecycle moves only as queue.py's guarded writers move it; a line that moves it otherwise (a
 # stale claim, a second `finished`, a bad merge) is refused. Bookkeeping events (queued, invalid, published,
-# unpublished) are never refused: their handlers already ignore what does not apply.
+# unpublished, waiting) are never refused: their handlers already ignore what does not apply.
 _GUARDS: dict[str, Callable[[TaskState, Event], str | None]] = {
     EventType.CLAIMED: _claimable,
     EventType.HEARTBEAT: _live_attempt,

@@ -202,6 +202,13 @@ class Queue(QueueLog):
             self._append(event)
             return states[task_id]
 
+    def note_waiting(self, task_ids: list[str], reason: str) -> None:
+        """Record why these queued tasks did not start (a run's budget ran out); others are left alone."""
+        with self.locked() as states:
+            for task_id in task_ids:
+                if task_id in states and states[task_id].status == TaskStatus.QUEUED:
+                    self._append(_event(EventType.WAITING, task_id, reason=reason))
+
     def publish_event(self, task_id: str, *, pr_url: str | None = None, error: str | None = None) -> None:
         """Record the outcome of publishing a finished task."""
         with self.locked():

@@ -273,6 +273,8 @@ def _outcome(event: Event) -> str:
     if kind == EventType.FAILED:
         return str(result.get("outcome") or "rejected") if isinstance(result, dict) else "rejected"
     if kind == EventType.RELEASED:
+        if isinstance(result, dict) and result.get("outcome") == "paused":  # a budget paused it
+            return "paused"
         return "infra" if event.get("infra", True) else "released"
     return "cancelled"
 

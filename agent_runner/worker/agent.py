@@ -14,7 +14,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -91,9 +91,11 @@ class Agent:
         system: str,
         trajectory: TrajectoryWriter | None = None,
         attempt_deadline: AttemptDeadline | None = None,
+        pause_check: Callable[[], str | None] | None = None,
     ) -> None:
         self.model, self.tools, self.config, self.system = model, dict(tools), config, system
         self.trajectory, self.attempt_deadline = trajectory, attempt_deadline
+        self.pause_check = pause_check  # why the coordinator asks it to stop now (worker/pause.py), or None
         self.specs = [tool.spec for tool in self.tools.values()] + [FINISH_SPEC]
         self.messages: list[Message] = []
         self.usage = Usage()
@@ -173,6 +175,8 @@ class Agent:
     def _check_limits(self, started: float) -> None:
         if self._cancelled.is_set():
             raise _Stop(ExitStatus.CANCELLED, error="cancelled")
+        if self.pause_check is not None and (reason := self.pause_check()):
+            raise _Stop(ExitStatus.PAUSED, error=reason)
         elapsed = self._seconds + time.monotonic() - started
         hit = limit_hit(
             self.config.limits, n_calls=self.n_model_calls, tokens=self.usage.total, cost=self.cost,

@@ -77,6 +77,8 @@ def failure_of(exc: BaseException, *, minutes: float, workdir: Path) -> Failure:
 
 def agent_stopped(outcome: AgentOutcome) -> JobFailed:
     """Return the failure of an agent that stopped before it finished (a limit, a model error, stuck...)."""
+    if outcome.exit_status == ExitStatus.PAUSED:  # asked by the coordinator: no attempt spent
+        return JobFailed(Outcome.PAUSED, f"paused: {outcome.error}", ExitStatus.PAUSED)
     detail = f": {outcome.error}" if outcome.error else ""
     reason = f"agent stopped ({outcome.exit_status}){detail}"
     return JobFailed(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from agent_runner.worker.agent import Agent, AgentConfig
 from agent_runner.worker.attempt import Attempt
 from agent_runner.worker.deadline import attempt_minutes
 from agent_runner.worker.limits import AttemptDeadline
+from agent_runner.worker.pause import pause_reason
 from agent_runner.worker.sandbox import SandboxPaths, get_sandbox
 from agent_runner.worker.trajectory import TrajectoryWriter
 
@@ -42,9 +44,11 @@ def build_agent(
     agent_config = AgentConfig(limits=attempt.limits, context_tokens=config.models.context_tokens)
     minutes = attempt_minutes(attempt.limits)
     ends = None if started is None else AttemptDeadline(ends_at=started + minutes * 60, minutes=minutes)
+    pause = functools.partial(pause_reason, paths.run_dir)  # the coordinator's stop channel
     return Agent(
-        model, tools, config=agent_config, system=system, trajectory=trajectory, attempt_deadline=ends
-    )
+        model, tools, config=agent_config, system=system, trajectory=trajectory, attempt_deadline=ends,
+        pause_check=pause,
+    )  # fmt: skip
 
 
 def prompt_vars(attempt: Attempt, gate_names: list[str], extra: dict[str, Any]) -> dict[str, Any]:

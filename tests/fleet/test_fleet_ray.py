@@ -178,6 +178,36 @@ def test_killed_ray_worker_requeues_the_task(ray_cluster: Any, repo: Path, tmp_p
     assert git(repo, "show", "agent/k:k.txt") == "k"
 
 
+def test_a_paused_ray_attempt_stops_at_its_next_model_call(
+    ray_cluster: Any, repo: Path, tmp_path: Path
+) -> None:
+    """A pause reaches the node through the pause board: the attempt stops before its next model call and
+    comes back PAUSED (its first call's work recorded), not killed."""
+    started, pause = tmp_path / "started", tmp_path / "node" / "runs" / "p" / "1" / "pause"
+    wait = {
+        "name": "bash",
+        "arguments": {"command": f"touch {started}; until [ -e {pause} ]; do sleep 0.05; done"},
+    }
+    path = tmp_path / "p.yaml"
+    turns = [{"text": "wait", "tool_calls": [wait]}, {"text": "ok", "tool_calls": [FINISH]}]
+    path.write_text(yaml.safe_dump({"turns": turns}), encoding="utf-8")
+    executor = RayExecutor(node_config(tmp_path))
+    task = Task(id="p", kind="change", model=f"scripted:{path}")
+    results = []
+    runner = threading.Thread(
+        target=lambda: results.append(executor.run(request(repo, task), executor.slots()[0]))
+    )
+    runner.start()
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline:  # waits on the file the agent writes
+        time.sleep(0.05)
+    executor.pause("p", 1, "the cost budget is reached")
+    runner.join(timeout=120)
+    executor.close()
+    assert results and results[0].outcome == Outcome.PAUSED, results
+    assert results[0].reason == "paused: the cost budget is reached" and results[0].model_calls == 1
+
+
 def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without Ray installed, choosing the Ray executor says which extra to install."""
     monkeypatch.setitem(sys.modules, "ray", None)

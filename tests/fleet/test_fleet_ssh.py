@@ -10,11 +10,15 @@ from pathlib import Path
 import pytest
 from fleet_helpers import FleetProject, git
 
+import agent_runner
 from agent_runner.config.runner import load_config
+from agent_runner.coordinator.events import RunEvent
+from agent_runner.coordinator.scheduler import Scheduler
 from agent_runner.core.result import WorkRequest
 from agent_runner.core.task import Task
 from agent_runner.executors.ssh import MachineConfig, SshConfig, SshExecutor
-from agent_runner.testing.scripts import probe_model_package
+from agent_runner.queue.intake import open_queue
+from agent_runner.testing.scripts import bash_turn, finish_turn, probe_model_package
 
 
 def test_six_tasks_spread_over_two_machines_with_a_pin(project: FleetProject) -> None:
@@ -126,3 +130,30 @@ def test_a_machines_fork_server_imports_the_model_module_once(project: FleetProj
     finally:
         executor.close()
     assert len(imports.read_text().split()) == 1  # by the server, not by each attempt
+
+
+def test_a_budget_pauses_an_attempt_on_a_fleet_machine(project: FleetProject, tmp_path: Path) -> None:
+    """The time budget ends while an attempt runs on m1: the pause file written there stops it before its
+    next model call, and it comes back queued with no attempt spent."""
+    code = str(Path(agent_runner.__file__).parents[1])  # the machine runs the code under test
+    project.configure({"m1": {"env": {"PYTHONPATH": code}}}, run_for="1h")
+    passed = tmp_path / "passed"  # the agent's first call is made: from then on the clock reads 2 h later
+    wait = f"touch {passed}; until [ -e ../../runs/t/1/pause ]; do sleep 0.05; done"
+    limits = {"minutes": 5, "attempt_minutes": 20}  # ends within the hour
+    project.task("t", project.script("t", [bash_turn(wait), finish_turn()]), limits=limits)
+    config = load_config(project.root)
+    executor = SshExecutor.from_config(config)
+    events: list[RunEvent] = []
+    queue = open_queue(project.root, config)
+    scheduler = Scheduler(queue, executor, config=config, root=project.root, on_event=events.append)
+    scheduler.budget.clock = lambda: 1_900_000_000.0 + (7200 if passed.exists() else 0)
+    try:
+        summary = scheduler.run()
+    finally:
+        executor.close()
+    paused = [e for e in events if e.kind == "paused"]
+    assert [e.task for e in paused] == ["t"] and paused[0].result is not None
+    assert paused[0].result.machine == "m1" and paused[0].result.model_calls == 1
+    assert summary.budget_stop is not None and summary.budget_stop.n_paused == 1
+    state = queue.refresh()["t"]
+    assert state.status == "queued" and state.n_attempts_used == 0
