@@ -16,7 +16,9 @@ from agent_runner.core.task import TaskStatus, model_spec_for
 from agent_runner.models.check import ModelCheck, Status, check_models, is_ok
 from agent_runner.queue.intake import open_queue
 
-models_app = typer.Typer(help="The configured models: key, name, tool calls.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="The configured models: key, name, tool calls, context window.", no_args_is_help=True
+)
 app.add_typer(models_app, name="models")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 _LABELS = {Status.OK: "ok", Status.FAILED: "no", Status.UNKNOWN: "-"}  # -: an earlier part failed
@@ -37,13 +39,16 @@ def specs_to_check(config: RunnerConfig) -> list[str]:
 def _table(checks: list[ModelCheck]) -> Table:
     table = Table()
     table.add_column("model", no_wrap=True)
-    for column in ("reach", "key", "name", "tools", "verdict"):
+    for column in ("reach", "key", "name", "tools", "context", "verdict"):
         table.add_column(column)
     table.add_column("message", overflow="fold")
     for c in checks:
         cells = [Text(_LABELS[s], style=_STYLES[s]) for s in (c.reachable, c.key, c.model, c.tool_calls)]
+        context = Text(
+            "-" if c.context is None else f"{c.context:,}", style="dim" if c.context is None else ""
+        )
         verdict = Text(str(c.verdict), style="green" if c.verdict == "ok" else "red")
-        table.add_row(Text(c.spec), *cells, verdict, Text(c.message))
+        table.add_row(Text(c.spec), *cells, context, verdict, Text(c.message))
     return table
 
 

@@ -2,12 +2,16 @@
 
 A check sends one short prompt with a single `ping` tool the model is told to call: the reply shows the
 server is reachable, the key accepted, the model name known and tool calls supported. A spec whose key is
-unset gets no request: its record names the variable to set.
+unset gets no request: its record names the variable to set. When the reply calls no tool, a second request
+without the tool tells a server that drops `tools` (the same prompt tokens with and without them, as
+llama-cpp-python does with some chat formats) from a model that ignores them. A local server's context
+window is read from what it says about itself (`server_info`), and set against `models.max_tokens`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -21,9 +25,12 @@ from agent_runner.core.errors import (
     ModelSpecError,
     ModelUnavailableError,
 )
-from agent_runner.core.messages import Message, ModelTurn, ToolSpec
+from agent_runner.core.messages import Message, ModelTurn, ToolSpec, Usage
+from agent_runner.core.protocols import Model
 from agent_runner.models import get_model
-from agent_runner.models.keys import key_env
+from agent_runner.models.base import clip, host_of
+from agent_runner.models.keys import OPENAI_HOST, key_env
+from agent_runner.models.server_info import context_window
 
 PING = ToolSpec(
     name="ping",
@@ -33,6 +40,14 @@ PING = ToolSpec(
 SYSTEM = "You are a connectivity check. Call the `ping` tool with ok=true and write nothing else."
 PROMPT = "Call ping now."
 CHECK_MAX_TOKENS = 256  # ModelsConfig's least: the reply is one short tool call
+TOOLS_IGNORED = "the server ignored the tools"
+TOOL_AS_TEXT = "the reply wrote the tool call as text instead of making one"
+# A call written out as text: JSON naming the tool, `ping(...)`, `functions.ping`, a <tool_call> tag.
+_CALL_AS_TEXT = re.compile(r'"name"\s*:\s*"ping"|\bping\s*\(|functions\.ping|<tool_call>', re.IGNORECASE)
+FORMAT_HINT = (
+    "check the server's chat format or tool-call parser (llama-cpp-python: --chat_format; llama-server: "
+    "--jinja; vLLM: --enable-auto-tool-choice --tool-call-parser NAME), see docs/models.md"
+)
 
 
 class Status(StrEnum):
@@ -62,6 +77,8 @@ class ModelCheck:
     context: int | None = None  # the context window in tokens, when the server says
     verdict: Verdict = Verdict.FAILED
     message: str = ""
+    prompt_tokens: int | None = None  # of the check's request, with the ping tool (None: not reported)
+    prompt_tokens_without_tools: int | None = None  # of the second request, sent when no tool was called
 
 
 def check_models(
@@ -85,21 +102,75 @@ def check_model(spec: str, config: RunnerConfig, environ: Mapping[str, str]) -> 
     except ModelError as exc:
         return _failed(spec, exc)
     try:
-        return _judge(spec, model.query(SYSTEM, [Message.user(PROMPT)], [PING]))
+        checked = _judge(spec, model.query(SYSTEM, [Message.user(PROMPT)], [PING]), model)
     except ModelError as exc:
         return _failed(spec, exc)
     finally:
         close = getattr(model, "close", None)
         if callable(close):
             close()
+    return _with_context(checked, config, environ)
 
 
-def _judge(spec: str, turn: ModelTurn) -> ModelCheck:
-    reached = ModelCheck(spec, reachable=Status.OK, key=Status.OK, model=Status.OK)
+def _judge(spec: str, turn: ModelTurn, model: Model) -> ModelCheck:
+    reached = ModelCheck(
+        spec, reachable=Status.OK, key=Status.OK, model=Status.OK, prompt_tokens=_prompt_tokens(turn.usage)
+    )
     if turn.format_error is None and any(c.name == PING.name for c in turn.message.tool_calls):
         return replace(reached, tool_calls=Status.OK, verdict=Verdict.OK, message="ready")
+    failed = replace(reached, tool_calls=Status.FAILED)
+    if _CALL_AS_TEXT.search(turn.message.text):
+        return replace(failed, message=f"{TOOL_AS_TEXT} ({clip(turn.message.text, 80)!r}); {FORMAT_HINT}")
     why = turn.format_error or "the reply called no tool"
-    return replace(reached, tool_calls=Status.FAILED, message=f"tool calls unsupported: {why}")
+    return _diagnose(replace(failed, message=f"tool calls unsupported: {why}"), model)
+
+
+def _diagnose(checked: ModelCheck, model: Model) -> ModelCheck:
+    """Send the prompt again without the tool: identical prompt tokens mean the server dropped `tools`."""
+    try:
+        bare = model.query(SYSTEM, [Message.user(PROMPT)], [])
+    except ModelError:
+        return checked  # the first answer stands; a second one is only a diagnosis
+    with_tools, without = checked.prompt_tokens, _prompt_tokens(bare.usage)
+    checked = replace(checked, prompt_tokens_without_tools=without)
+    if not with_tools or not without:
+        return checked  # the server reports no usage: nothing to compare
+    if with_tools == without:
+        tokens = f"{with_tools} prompt tokens with the tools and without them"
+        return replace(checked, message=f"{TOOLS_IGNORED} ({tokens}); {FORMAT_HINT}")
+    tokens = f"{with_tools} prompt tokens with the tools, {without} without"
+    return replace(checked, message=f"{checked.message} (the server passed the tools: {tokens})")
+
+
+def _prompt_tokens(usage: Usage) -> int | None:
+    total = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
+    return total or None
+
+
+def _with_context(checked: ModelCheck, config: RunnerConfig, environ: Mapping[str, str]) -> ModelCheck:
+    """Add the context window a local OpenAI-compatible server reports; fail when max_tokens cannot fit."""
+    provider, _, name = checked.spec.partition(":")
+    url = config.models.openai_base_url or environ.get("OPENAI_BASE_URL")
+    if provider != "openai" or not url or host_of(url) == OPENAI_HOST or checked.reachable is not Status.OK:
+        return checked
+    window = context_window(url, name, api_key=(environ.get("OPENAI_API_KEY") or "").strip() or None)
+    if window is None:
+        return replace(checked, message=f"{checked.message}; context window not reported by the server")
+    checked = replace(checked, context=window)
+    max_tokens, elide_at = config.models.max_tokens, config.models.context_tokens
+    if max_tokens >= window:
+        return replace(checked, verdict=Verdict.FAILED, message=_no_room(max_tokens, window))
+    if elide_at + max_tokens > window:
+        note = f"models.context_tokens ({elide_at}) + max_tokens pass the window: set it to at most"
+        return replace(checked, message=f"{checked.message}; {note} {window - max_tokens}")
+    return checked
+
+
+def _no_room(max_tokens: int, window: int) -> str:
+    return (
+        f"models.max_tokens ({max_tokens}) leaves no room for a prompt in the server's context window "
+        f"({window} tokens): lower models.max_tokens or start the server with a larger context"
+    )
 
 
 def _failed(spec: str, exc: ModelError) -> ModelCheck:

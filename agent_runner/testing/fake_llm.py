@@ -57,12 +57,14 @@ class RecordedRequest:
 
 class FakeLLMServer:
     """A threaded HTTP server on a free port; a context manager. `default` answers when the queue is empty;
-    `check` (e.g. `llama_cpp_check`) refuses a request it finds invalid, every time, before the queue."""
+    `check` (e.g. `llama_cpp_check`) refuses a request it finds invalid, every time, before the queue;
+    `gets` maps a GET path (e.g. `/v1/models`, `/props`) to its answer, any other GET gets a 404."""
 
     def __init__(self, *, default: ReplySource | None = None, check: RequestCheck | None = None) -> None:
         self.requests: list[RecordedRequest] = []
         self.default: ReplySource = default or error(500, "fake LLM server: the reply queue is empty")
         self.check = check
+        self.gets: dict[str, Reply] = {}
         self._queue: deque[ReplySource] = deque()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -130,6 +132,13 @@ class FakeLLMServer:
 def _handler_for(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            reply = server.gets.get(self.path.split("?")[0])
+            if reply is None:
+                self._send(404, b'{"error": {"message": "unknown path"}}', {})
+                return
+            self._send(reply.status, reply.render("openai", b"", 0), reply.headers)
 
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)

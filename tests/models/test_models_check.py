@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 from agent_runner.cli import get_app
 from agent_runner.config.runner import ModelsConfig, RunnerConfig
 from agent_runner.models.check import ModelCheck, Status, Verdict, check_model
-from agent_runner.testing.fake_llm import FakeLLMServer, error, turn
+from agent_runner.models.server_info import MAX_BODY_BYTES
+from agent_runner.testing.fake_llm import FakeLLMServer, error, raw, raw_json, turn
+from agent_runner.testing.fake_llm_wire import Reply
 
 PING_CALL = turn("", [("ping", {"ok": True})])
 
@@ -53,10 +55,88 @@ def test_an_unknown_model_name_says_so(server: FakeLLMServer, fast: ModelsConfig
 
 def test_a_text_reply_means_tool_calls_unsupported(server: FakeLLMServer, fast: ModelsConfig) -> None:
     """A server that answers the forced tool call with text does not support tool calls."""
-    server.enqueue(turn("pong"))
+    server.enqueue(turn("pong"), turn("pong"))
     result = check(server, fast)
     assert result.verdict is Verdict.FAILED and result.tool_calls is Status.FAILED
     assert result.model is Status.OK and "tool calls unsupported" in result.message
+
+
+def test_a_server_that_drops_the_tools_is_named(server: FakeLLMServer, fast: ModelsConfig) -> None:
+    """No tool call and the same prompt tokens without the tool: the server ignored the tools."""
+    same = {"input": 40, "output": 3}  # what llama-cpp-python reports when its chat format drops `tools`
+    server.enqueue(turn("pong", usage=same), turn("pong", usage=same))
+    result = check(server, fast)
+    assert result.verdict is Verdict.FAILED and result.tool_calls is Status.FAILED
+    assert result.message.startswith("the server ignored the tools (40 prompt tokens"), result.message
+    assert "--chat_format" in result.message
+    assert (result.prompt_tokens, result.prompt_tokens_without_tools) == (40, 40)
+    assert "tools" in server.requests[0].json and "tools" not in server.requests[1].json
+
+
+def test_a_model_that_ignores_passed_tools_is_not_blamed_on_the_server(
+    server: FakeLLMServer, fast: ModelsConfig
+) -> None:
+    """More prompt tokens with the tool than without: the server passed it, the model wrote text."""
+    server.enqueue(turn("pong", usage={"input": 90}), turn("pong", usage={"input": 40}))
+    result = check(server, fast)
+    assert result.tool_calls is Status.FAILED and "ignored the tools" not in result.message
+    assert "the server passed the tools: 90 prompt tokens with the tools, 40 without" in result.message
+
+
+def test_a_tool_call_written_as_text_is_named(server: FakeLLMServer, fast: ModelsConfig) -> None:
+    """A reply whose text is the call itself: the server does not parse tool calls; no second request."""
+    server.enqueue(turn('{"name": "ping", "arguments": {"ok": true}}'))
+    result = check(server, fast)
+    assert result.tool_calls is Status.FAILED and "wrote the tool call as text" in result.message
+    assert len(server.requests) == 1
+
+
+def test_vllm_context_window_is_read(server: FakeLLMServer, fast: ModelsConfig) -> None:
+    """vLLM's /v1/models `max_model_len` of the named model is the context; a late elision is noted."""
+    cards = [{"id": "other", "max_model_len": 999_999}, {"id": "gpt-test", "max_model_len": 32768}]
+    server.gets["/v1/models"] = raw_json({"object": "list", "data": cards})
+    server.enqueue(PING_CALL)
+    result = check(server, fast)
+    assert result.verdict is Verdict.OK and result.context == 32768, result
+    assert (
+        f"models.context_tokens (150000) + max_tokens pass the window: set it to at most {32768 - 1024}"
+        in (result.message)
+    )
+
+
+def test_llama_server_props_context_too_small_for_max_tokens_fails(
+    server: FakeLLMServer, fast: ModelsConfig
+) -> None:
+    """llama-server's per-slot n_ctx from /props; max_tokens at or past it fails the check."""
+    props = {"n_ctx": 8192, "total_slots": 4, "default_generation_settings": {"n_ctx": 2048}}
+    server.gets["/props"] = raw_json(props)
+    server.enqueue(PING_CALL)
+    result = check(server, fast.model_copy(update={"max_tokens": 4096}))
+    assert result.context == 2048 and result.verdict is Verdict.FAILED
+    assert "models.max_tokens (4096) leaves no room" in result.message
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        raw(b"<html>not json</html>", content_type="text/html"),
+        raw_json({"data": [{"id": "gpt-test", "max_model_len": True}]}),
+        raw_json({"data": [{"id": "gpt-test", "max_model_len": -5}]}),
+        raw_json({"data": [{"id": "a", "max_model_len": 4096}, {"id": "b", "max_model_len": 8192}]}),
+        raw(b'{"data": [' + b" " * MAX_BODY_BYTES + b"]}"),
+        error(500, "boom"),
+    ],
+    ids=["html", "bool", "negative", "not-listed", "too-large", "error"],
+)
+def test_an_unusable_model_list_leaves_the_context_unknown(
+    server: FakeLLMServer, fast: ModelsConfig, answer: Reply
+) -> None:
+    """Junk, an implausible number, another model's card, a huge body, an error: unknown, not guessed."""
+    server.gets["/v1/models"] = answer
+    server.enqueue(PING_CALL)
+    result = check(server, fast)
+    assert result.verdict is Verdict.OK and result.context is None
+    assert result.message == "ready; context window not reported by the server"
 
 
 def test_an_unset_key_names_the_variable_without_a_request(server: FakeLLMServer, fast: ModelsConfig) -> None:
@@ -117,3 +197,13 @@ def test_the_command_checks_the_models_of_queued_tasks(repo: Path, server: FakeL
     result = CliRunner().invoke(app, ["--root", str(repo), "models", "check", "--json"])
     specs = [row["spec"] for row in json.loads(result.stdout)["models"]]
     assert specs == ["openai:gpt-test", "openai:gpt-other"] and result.exit_code == 0
+
+
+def test_the_command_shows_the_context_window(repo: Path, server: FakeLLMServer) -> None:
+    """The table's context column and the JSON record carry what the server reported."""
+    server.gets["/v1/models"] = raw_json({"data": [{"id": "gpt-test", "max_model_len": 32768}]})
+    server.enqueue(PING_CALL, PING_CALL)
+    table = CliRunner().invoke(get_app(), ["--root", str(repo), "models", "check"])
+    data = CliRunner().invoke(get_app(), ["--root", str(repo), "models", "check", "--json"])
+    assert table.exit_code == 0 and "32,768" in table.stdout, table.output
+    assert json.loads(data.stdout)["models"][0]["context"] == 32768
