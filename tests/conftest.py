@@ -11,15 +11,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--run-live", action="store_true", help="run tests that need real API keys or the internet"
     )
+    parser.addoption(
+        "--run-real-server",
+        action="store_true",
+        help="run tests against a real llama-cpp-python server (see tests/real_server/conftest.py)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--run-live"):
-        return
-    skip = pytest.mark.skip(reason="live test: pass --run-live (needs real keys or the internet)")
-    for item in items:
-        if "live" in item.keywords:
-            item.add_marker(skip)
+    opt_ins = {
+        "live": ("--run-live", "live test: pass --run-live (needs real keys or the internet)"),
+        "real_server": ("--run-real-server", "real-server test: pass --run-real-server (see its conftest)"),
+    }
+    for marker, (option, reason) in opt_ins.items():
+        if config.getoption(option):
+            continue
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(autouse=True)

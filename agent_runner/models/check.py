@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from agent_runner.config.runner import RunnerConfig
+from agent_runner.config.runner import ModelsConfig, RunnerConfig
 from agent_runner.core.errors import (
     ContextExceededError,
     ModelAuthError,
@@ -26,7 +26,6 @@ from agent_runner.core.errors import (
     ModelUnavailableError,
 )
 from agent_runner.core.messages import Message, ModelTurn, ToolSpec, Usage
-from agent_runner.core.protocols import Model
 from agent_runner.models import get_model
 from agent_runner.models.base import clip, host_of
 from agent_runner.models.keys import OPENAI_HOST, key_env
@@ -40,6 +39,7 @@ PING = ToolSpec(
 SYSTEM = "You are a connectivity check. Call the `ping` tool with ok=true and write nothing else."
 PROMPT = "Call ping now."
 CHECK_MAX_TOKENS = 256  # ModelsConfig's least: the reply is one short tool call
+PROBE_MAX_TOKENS = 16  # the request without tools is sent for its prompt token count only
 TOOLS_IGNORED = "the server ignored the tools"
 TOOL_AS_TEXT = "the reply wrote the tool call as text instead of making one"
 # A call written out as text: JSON naming the tool, `ping(...)`, `functions.ping`, a <tool_call> tag.
@@ -96,23 +96,30 @@ def check_model(spec: str, config: RunnerConfig, environ: Mapping[str, str]) -> 
         return ModelCheck(spec, key=Status.FAILED, message=f"no key: set {var}")
     settings = config.models.model_copy(update={"max_tokens": CHECK_MAX_TOKENS})
     try:
-        model = get_model(spec, config=settings, secrets=dict(environ))
+        turn = _ask(spec, settings, environ, [PING])
     except ModelSpecError as exc:
         return ModelCheck(spec, message=str(exc))
     except ModelError as exc:
         return _failed(spec, exc)
+    checked = _judge(spec, turn)
+    if checked.tool_calls is Status.FAILED and not checked.message.startswith(TOOL_AS_TEXT):
+        # Only the prompt's size matters now: a few output tokens keep a slow CPU server quick.
+        checked = _diagnose(checked, settings.model_copy(update={"max_tokens": PROBE_MAX_TOKENS}), environ)
+    return _with_context(checked, config, environ)
+
+
+def _ask(spec: str, settings: ModelsConfig, environ: Mapping[str, str], tools: list[ToolSpec]) -> ModelTurn:
+    """Send the check's prompt with `tools` through a model built for this one request."""
+    model = get_model(spec, config=settings, secrets=dict(environ))
     try:
-        checked = _judge(spec, model.query(SYSTEM, [Message.user(PROMPT)], [PING]), model)
-    except ModelError as exc:
-        return _failed(spec, exc)
+        return model.query(SYSTEM, [Message.user(PROMPT)], tools)
     finally:
         close = getattr(model, "close", None)
         if callable(close):
             close()
-    return _with_context(checked, config, environ)
 
 
-def _judge(spec: str, turn: ModelTurn, model: Model) -> ModelCheck:
+def _judge(spec: str, turn: ModelTurn) -> ModelCheck:
     reached = ModelCheck(
         spec, reachable=Status.OK, key=Status.OK, model=Status.OK, prompt_tokens=_prompt_tokens(turn.usage)
     )
@@ -121,14 +128,15 @@ def _judge(spec: str, turn: ModelTurn, model: Model) -> ModelCheck:
     failed = replace(reached, tool_calls=Status.FAILED)
     if _CALL_AS_TEXT.search(turn.message.text):
         return replace(failed, message=f"{TOOL_AS_TEXT} ({clip(turn.message.text, 80)!r}); {FORMAT_HINT}")
-    why = turn.format_error or "the reply called no tool"
-    return _diagnose(replace(failed, message=f"tool calls unsupported: {why}"), model)
+    return replace(
+        failed, message=f"tool calls unsupported: {turn.format_error or 'the reply called no tool'}"
+    )
 
 
-def _diagnose(checked: ModelCheck, model: Model) -> ModelCheck:
+def _diagnose(checked: ModelCheck, settings: ModelsConfig, environ: Mapping[str, str]) -> ModelCheck:
     """Send the prompt again without the tool: identical prompt tokens mean the server dropped `tools`."""
     try:
-        bare = model.query(SYSTEM, [Message.user(PROMPT)], [])
+        bare = _ask(checked.spec, settings, environ, [])
     except ModelError:
         return checked  # the first answer stands; a second one is only a diagnosis
     with_tools, without = checked.prompt_tokens, _prompt_tokens(bare.usage)

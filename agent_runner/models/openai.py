@@ -137,6 +137,9 @@ class OpenAIModel:
         request: dict[str, Any] = {"model": self.name, "messages": convert_messages(system, messages)}
         if tools:
             request["tools"] = convert_tools(tools)
+            # OpenAI's and vLLM's default when tools are sent, but llama-cpp-python's tool-calling chat
+            # formats (chatml-function-calling, functionary) drop the tools without it.
+            request["tool_choice"] = "auto"
         # Newer OpenAI models refuse max_tokens; many compatible servers know only max_tokens.
         tokens_field = "max_completion_tokens" if self.is_openai or self.is_azure else "max_tokens"
         request[tokens_field] = self.config.max_tokens

@@ -4,8 +4,9 @@ Every limit is hard and ends the run with its own ExitStatus (result.py); the lo
 is done, it only reports how the agent stopped. Model errors: ContextExceededError -> CONTEXT_EXCEEDED, any
 other ModelFatalError -> MODEL_ERROR, except ModelAuthError and ModelNotFoundError (no attempt on that model
 can do better), which propagate, as ModelUnavailableError does. A call cut off at its deadline
-(models/deadline.py: the time left under `minutes` and the attempt's `attempt_minutes`) ends the run as
-TIME_LIMIT, or raises AttemptTimeout when `attempt_minutes` ran out first.
+(models/deadline.py: the time left under `minutes` and the attempt's `attempt_minutes`), or whose last try
+timed out as that time ran out, ends the run as TIME_LIMIT, or raises AttemptTimeout when `attempt_minutes`
+ran out first.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from agent_runner.core.errors import (
     ModelError,
     ModelFatalError,
     ModelNotFoundError,
+    ModelUnavailableError,
     ToolError,
 )
 from agent_runner.core.messages import Message, ModelTurn, Role, ToolCall, ToolResult, Usage
 from agent_runner.core.protocols import Model, PricedModel, Tool
 from agent_runner.core.result import ExitStatus
 from agent_runner.core.task import Limits
-from agent_runner.models.deadline import DeadlineError, DeadlineModel
+from agent_runner.models.deadline import MIN_TIMEOUT_S, DeadlineError, DeadlineModel
 from agent_runner.tools import FINISH, FINISH_SPEC
 from agent_runner.worker.context import ContextConfig, elide_old_outputs, estimate_tokens, max_prompt_tokens
 from agent_runner.worker.deadline import AttemptTimeout
@@ -211,6 +213,10 @@ class Agent:
             raise _Stop(ExitStatus.CONTEXT_EXCEEDED, error=str(exc)) from exc
         except ModelFatalError as exc:
             raise _Stop(ExitStatus.MODEL_ERROR, error=str(exc)) from exc
+        except ModelUnavailableError as exc:
+            if self._is_time_up():  # the last try timed out at the deadline (no retry left): not an outage
+                raise self._out_of_time() from exc
+            raise
         self.n_model_calls += 1
         self._counted = (len(self.messages), turn.usage.total)
         self.usage += turn.usage
@@ -330,6 +336,11 @@ class Agent:
                 tool.deadline = deadline
         if isinstance(self.model, DeadlineModel):
             self.model.set_deadline(deadline)
+
+    def _is_time_up(self) -> bool:
+        """Return whether `minutes` or `attempt_minutes` has run out."""
+        deadlines = [at for at in (self._minutes_at, self._attempt_at) if at is not None]
+        return bool(deadlines) and time.monotonic() >= min(deadlines) - MIN_TIMEOUT_S
 
     def _out_of_time(self) -> BaseException:
         """Return how a model call cut off at the deadline ends the run: the limit that ran out first."""

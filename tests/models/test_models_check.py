@@ -71,6 +71,7 @@ def test_a_server_that_drops_the_tools_is_named(server: FakeLLMServer, fast: Mod
     assert "--chat_format" in result.message
     assert (result.prompt_tokens, result.prompt_tokens_without_tools) == (40, 40)
     assert "tools" in server.requests[0].json and "tools" not in server.requests[1].json
+    assert server.requests[1].json["max_tokens"] == 16  # only its prompt size matters
 
 
 def test_a_model_that_ignores_passed_tools_is_not_blamed_on_the_server(

@@ -198,3 +198,28 @@ def test_job_ends_a_hung_call_at_its_minutes_limit(server: FakeLLMServer, tmp_pa
     assert result.outcome == Outcome.REJECTED and result.exit_status == ExitStatus.TIME_LIMIT, result.reason
     assert result.limit == "minutes" and "time limit reached" in result.reason
     assert elapsed < HANG_S / 2, f"the attempt took {elapsed:.0f} s"
+
+
+def test_tools_go_out_with_tool_choice_auto(
+    server: FakeLLMServer, fast: ModelsConfig, tools: list[ToolSpec]
+) -> None:
+    """`tool_choice: auto` with tools (llama-cpp-python's tool formats drop them without it)."""
+    server.enqueue(turn("a"), turn("b"))
+    model = _model("openai", server, fast)
+    model.query("s", [Message.user("t")], tools)
+    model.query("s", [Message.user("t")], [])
+    model.close()
+    assert server.requests[0].json["tool_choice"] == "auto" and "tool_choice" not in server.requests[1].json
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+def test_a_try_timed_out_at_the_limit_without_retries_is_a_time_limit(
+    server: FakeLLMServer, tmp_path: Path, provider: str
+) -> None:
+    """max_retries = 0: the one try times out at `minutes`; that is the limit, not an outage to re-queue."""
+    server.default = hang(HANG_S)
+    model = _model(provider, server, ModelsConfig(timeout_s=HANG_S, max_retries=0))
+    outcome = _agent(model, tmp_path, Limits(minutes=0.02)).run("task")
+    model.close()
+    assert outcome.exit_status is ExitStatus.TIME_LIMIT, outcome.error
+    assert "time limit reached" in outcome.error
