@@ -44,10 +44,7 @@ TOOLS_IGNORED = "the server ignored the tools"
 TOOL_AS_TEXT = "the reply wrote the tool call as text instead of making one"
 # A call written out as text: JSON naming the tool, `ping(...)`, `functions.ping`, a <tool_call> tag.
 _CALL_AS_TEXT = re.compile(r'"name"\s*:\s*"ping"|\bping\s*\(|functions\.ping|<tool_call>', re.IGNORECASE)
-FORMAT_HINT = (
-    "check the server's chat format or tool-call parser (llama-cpp-python: --chat_format; llama-server: "
-    "--jinja; vLLM: --enable-auto-tool-choice --tool-call-parser NAME), see docs/models.md"
-)
+FORMAT_HINT = "check the server's chat format or tool-call parser (docs/models.md: Servers tried)"
 
 
 class Status(StrEnum):
@@ -163,7 +160,7 @@ def _with_context(checked: ModelCheck, config: RunnerConfig, environ: Mapping[st
         return checked
     window = context_window(url, name, api_key=(environ.get("OPENAI_API_KEY") or "").strip() or None)
     if window is None:
-        return replace(checked, message=f"{checked.message}; context window not reported by the server")
+        return checked  # llama-cpp-python, Ollama and LM Studio do not say on /v1: the column reads "-"
     checked = replace(checked, context=window)
     max_tokens, elide_at = config.models.max_tokens, config.models.context_tokens
     if max_tokens >= window:
