@@ -71,6 +71,13 @@ def _prompt_tokens(base_url: str, request: dict[str, Any]) -> int:
         return int(json.loads(answer.read())["usage"]["prompt_tokens"])
 
 
+def _calls(message: dict[str, Any]) -> list[str]:
+    """Return an assistant turn's calls as `name(arguments)`, cut short."""
+    return [
+        f"{c['function']['name']}({c['function']['arguments'][:60]})" for c in message.get("tool_calls", [])
+    ]
+
+
 def _figures(label: str, **values: Any) -> None:
     print(f"\n[figures] {label}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
 
@@ -94,6 +101,7 @@ def test_task_gets_past_its_first_tool_call(llama: Servers, tmp_path: Path) -> N
         duration_s=round(result["duration_s"], 1), wall_s=round(wall, 1),
         latencies_s=[round(c.latency_s, 1) for c in chats], statuses=[c.status for c in chats],
         prompt_tokens=[c.prompt_tokens for c in chats], reason=result.get("reason", "")[:200],
+        calls=[_calls(m) for m in chats[-1].request["messages"] if m["role"] == "assistant"],
     )  # fmt: skip
     assert len(chats) >= 2 and chats[0].replaced, chats
     results = [m for m in chats[1].request["messages"] if m.get("role") == "tool"]
