@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from agent_runner.core.messages import Usage
 from agent_runner.core.redact import Redactor
 from agent_runner.core.task import Task, model_spec_for
+from agent_runner.core.verify import VerifySpec
 
 
 class ExitStatus(StrEnum):
@@ -103,6 +104,9 @@ class WorkRequest(BaseModel):
         default_factory=dict, repr=False, description="Model keys, never put in env."
     )
     worker: str = Field(default="local", description="Name of the worker slot or machine.")
+    verify: VerifySpec | None = Field(
+        default=None, description="A verify-only job (no agent): check these commits' gates (core/verify.py)."
+    )
 
     @property
     def model_spec(self) -> str:

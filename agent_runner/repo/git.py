@@ -364,3 +364,17 @@ def check_branch(branch: str) -> None:
         raise GitError(
             f"refusing to write branch '{branch}': the runner only writes branches under {BRANCH_PREFIX}"
         )
+
+
+def merge_trees(repo: Path, ours: str, theirs: str) -> tuple[str, list[str]]:
+    """Merge two commits of the trusted `repo` by git alone (no work tree, nothing run from either side).
+
+    Return the merged tree and the paths in conflict (none: a clean merge, and the tree is its result).
+    """
+    args = ("merge-tree", "--write-tree", "--name-only", "--no-messages", ours, theirs)
+    proc = _spawn(repo, args, {**os.environ, **_LOCALE, **AUTHOR_ENV})
+    if proc.returncode not in (0, 1):  # 1: conflicts, reported in the output
+        _check(proc, repo, args)
+    lines = _text(proc.stdout or b"").splitlines()
+    conflicts = dict.fromkeys(line for line in lines[1:] if line) if proc.returncode == 1 else {}
+    return lines[0], list(conflicts)

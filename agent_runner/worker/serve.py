@@ -16,6 +16,7 @@ from pathlib import Path
 
 from agent_runner.core.result import TaskResult, WorkRequest
 from agent_runner.worker.job import run_job
+from agent_runner.worker.verify import run_verify
 
 LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
 
@@ -31,6 +32,8 @@ def serve_request(
     """Run the WorkRequest JSON `data` with stdout kept clean, and return its result."""
     request = WorkRequest.model_validate_json(data)
     with stdout_to_stderr(), last_words():
+        if request.verify is not None:  # a verify-only job (the integration train): no agent
+            return run_verify(request, workdir=workdir, trash=trash)
         return run_job(request, workdir=workdir, inline_bundle=inline_bundle, trash=trash, ahead=ahead)
 
 
