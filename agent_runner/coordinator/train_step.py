@@ -130,24 +130,21 @@ def _picked_tree(repo: Path, head: str, pick: Pick) -> tuple[str, list[str]]:
 
 
 def verify(ctx: VerifyContext, prepared: Prepared) -> TaskResult:
-    """Run the verify job of `prepared` on the context's worker and return its (untrusted) result."""
-    last = prepared.applied[-1].pick
+    """Run the verify job of `prepared` on the context's worker and return its (untrusted) result.
+
+    The request carries no secrets (a verify job calls no model), and its task is named for the job, so
+    its run folder and checkout are its own, never an attempt's.
+    """
     key = "verify-" + hashlib.sha256(f"{prepared.onto}{prepared.head}".encode()).hexdigest()[:12]
     with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
         bundle = _bundle(ctx.repo, prepared.onto, prepared.head, Path(tmp) / "verify.bundle")
-        spec = VerifySpec(
-            head=prepared.head, n_commits=len(prepared.applied), bundle_b64=bundles.read_b64(bundle), key=key
-        )
+        data = bundles.read_b64(bundle)
+    spec = VerifySpec(head=prepared.head, n_commits=len(prepared.applied), bundle_b64=data)
+    task = prepared.applied[-1].pick.task.model_copy(update={"id": key, "branch": None})
     request = WorkRequest(
-        task=last.task,
-        attempt=1,
-        repo=str(ctx.repo),
-        base=ctx.base_name,
-        base_commit=prepared.onto,
-        config=ctx.config.model_dump(mode="json", by_alias=True),
-        worker=ctx.slot.name,
-        verify=spec,
-    )  # fmt: skip  -- no secrets: a verify job calls no model
+        task=task, attempt=1, repo=str(ctx.repo), base=ctx.base_name, base_commit=prepared.onto,
+        config=ctx.config.model_dump(mode="json", by_alias=True), worker=ctx.slot.name, verify=spec,
+    )  # fmt: skip
     return ctx.executor.run(request, ctx.slot)
 
 

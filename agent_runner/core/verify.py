@@ -1,7 +1,8 @@
 """A verify-only job: no agent; the gates of a combination of results, run by a worker like any attempt.
 
 The coordinator makes the commits (results applied onto the integration head, by git alone) and sends
-them in a bundle; the worker checks out the head, measures the gates' baseline there, moves the work
+them in a bundle, in a request whose task is named for the job (its run folder and checkout are its
+own, never an attempt's); the worker checks out the head, measures the gates' baseline there, moves the work
 tree to the last of the commits and runs the gates. It runs code agents wrote (the tests), so it runs
 where attempts run: in a worker, in the attempt's sandbox, never on the coordinator's host.
 """
@@ -23,4 +24,3 @@ class VerifySpec(BaseModel):
     bundle_b64: str | None = Field(
         default=None, repr=False, description="The commits base..head as a bundle (ref agent/verify)."
     )
-    key: str = Field(default="verify", pattern="^[a-z0-9-]{1,64}$", description="Names the job's folders.")

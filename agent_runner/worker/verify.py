@@ -51,7 +51,7 @@ class VerifyJob:
         self.request, self.spec, self.trash = request, request.verify, trash
         self.config = request_config(request)
         self.workdir = Path(workdir).resolve()
-        self.paths = AttemptPaths.under(self.workdir, self.spec.key, request.attempt)
+        self.paths = AttemptPaths.under(self.workdir, request.task.id, request.attempt)
         task = request.task
         limits = self.config.limits_for(task.kind, task.limits)
         self.attempt = Attempt(request, self.config, self.workdir, self.paths, "", limits)
