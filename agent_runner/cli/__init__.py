@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "tasks",
     "exec_cmd",
     "run",
+    "land",
     "github",
     "machines",
     "models",

@@ -56,6 +56,13 @@ ExecutorOpt = Annotated[str | None, typer.Option("--executor", help="local | ssh
 RayAddressOpt = Annotated[
     str | None, typer.Option("--ray-address", help="Ray cluster for --executor ray: auto, ray://host:10001.")
 ]
+LandOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--land/--no-land",
+        help="Land the accepted results on the integration branch at the end (default: [train] at_end).",
+    ),
+]
 PublishOpt = Annotated[
     bool | None,
     typer.Option("--publish/--no-publish", help="Push and open PRs (default: when a GitHub token is set)."),
@@ -77,6 +84,7 @@ def run(
     budget: BudgetOpt = None,
     run_for: ForOpt = None,
     run_until: UntilOpt = None,
+    land: LandOpt = None,
 ) -> None:
     """Run every runnable task of the queue, then print a summary (exit 0 all finished, 1 any failed)."""
     config = get_config(
@@ -86,7 +94,8 @@ def run(
     if dry_run:
         _dry_run(config, only=only, model=model, json_out=json_out)
         return
-    raise typer.Exit(_run(config, only=only, model=model, json_out=json_out, publish=publish, watch=False))
+    code = _run(config, only=only, model=model, json_out=json_out, publish=publish, watch=False, land=land)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -118,6 +127,7 @@ def _run(
     json_out: bool,
     publish: bool | None,
     watch: bool,
+    land: bool | None = None,
 ) -> int:
     # ~20-35 ms (the live view) and ~20-40 ms (the scheduler) that every other command would pay at start
     from agent_runner.cli.run_view import make_view, print_summary
@@ -132,10 +142,15 @@ def _run(
         pass
     executor = make_executor(config, root=root)
     view = make_view(console, config.path(root, "state_dir"), json_out=json_out)
+    publisher = _publisher(config, publish)
     scheduler = Scheduler(
-        queue, executor, config=config, root=root, publisher=_publisher(config, publish),
-        only=only or (), model=model, on_event=view.handle,
+        queue, executor, config=config, root=root, publisher=publisher, only=only or (), model=model,
+        on_event=view.handle,
     )  # fmt: skip
+
+    def rerun() -> object:  # `run --land`: the tasks the train queued again, run without the live table
+        return Scheduler(queue, executor, config=config, root=root, publisher=publisher, model=model).run()
+
     try:
         with (
             _interrupts(scheduler, view),
@@ -144,12 +159,21 @@ def _run(
         ):
             summary = scheduler.run(watch=watch)
             queued = view.settle(queue.refresh())  # the last frame agrees with the queue file
+        trains = None
+        if config.train.at_end if land is None else land:
+            from agent_runner.cli.land import land_after_run  # ~5 ms, only when landing
+
+            trains = land_after_run(queue, executor, config=config, root=root, rerun=rerun, json_out=json_out)
     finally:
         executor.close()
     if json_out:
         sys.stdout.write(json.dumps({"event": "summary", **summary.to_json()}) + "\n")
     else:
         print_summary(console, summary, queued=queued)
+    if trains is not None:
+        from agent_runner.cli.land import print_result  # loaded above
+
+        print_result(trains, json_out=json_out)
     return summary.exit_code
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from agent_runner.config.github import GitHubConfig
 from agent_runner.config.machines import MachineConfig, RayConfig, SshConfig
 from agent_runner.config.timebudget import parse_clock, parse_duration
+from agent_runner.config.train import TrainConfig
 from agent_runner.core.errors import ConfigError, validation_text
 from agent_runner.core.gate_settings import GatesConfig, GateSettings
 from agent_runner.core.task import Limits, TaskKind
@@ -108,6 +109,7 @@ class RunnerConfig(BaseModel):
         default_factory=GitHubConfig, description="Publishing, reviews, Actions state."
     )
     gates: GatesConfig = Field(default_factory=GatesConfig, description="Gate limits and thresholds.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="The integration train (`land`).")
 
     @field_validator("run_for")
     @classmethod

@@ -39,7 +39,7 @@ _STATE: Fields = {
     "worker": (STR + NONE, False), "lease_until": (NUM + NONE, False), "not_before": (NUM, False),
     "reason": (STR, False), "result": (DICT + NONE, False), "pr_url": (STR + NONE, False),
     "cost_usd": (NUM, False), "n_unknown_cost": (INT, False), "claimed_at": (NUM + NONE, False),
-    "seq": (INT, False),
+    "seq": (INT, False), "train": (STR + NONE, False), "train_commit": (STR + NONE, False),
 }  # fmt: skip
 EVENT_FIELDS: dict[str, Fields] = {
     "queued": _DEFINED,
@@ -61,6 +61,25 @@ EVENT_FIELDS: dict[str, Fields] = {
     "unpublished": {"reason": (STR, False)},
     "waiting": {"reason": (STR, True)},
     "snapshot": {"state": (DICT, True)},
+    # the integration train (coordinator/train.py): a result landed on the integration branch, or taken
+    # out of the train and queued again (a new attempt on the integration head, no attempt spent)
+    "train_landed": {
+        "attempt": (INT, True),
+        "train": (STR, True),
+        "commit": (STR, True),
+        "onto": (STR, False),
+        "gates": (LIST, False),
+    },
+    "train_requeued": {
+        "attempt": (INT, True),
+        "train": (STR, True),
+        "outcome": (STR, True),
+        "reason": (STR, False),
+        "def": (DICT + NONE, False),
+        "file": (STR + NONE, False),
+        "digest": (STR + NONE, False),
+        "onto": (STR, False),
+    },
 }
 _STATUSES = tuple(status.value for status in TaskStatus)
 Spec = tuple[tuple[str, Types, bool], ...]
@@ -74,7 +93,7 @@ def _spec(fields: Fields) -> Spec:
 # the tables as tuples, `ts` included: the check runs on every line of a cold fold (50,000 in the benchmark)
 _SPECS = {kind: (*_spec(fields), ("ts", NUM, False)) for kind, fields in EVENT_FIELDS.items()}
 _DEF_SPEC, _RESULT_SPEC, _STATE_SPEC = _spec(_DEF), _spec(_RESULT), _spec(_STATE)
-_NESTED = frozenset({"queued", "requeued", "released", "finished", "failed", "snapshot"})
+_NESTED = frozenset({"queued", "requeued", "released", "finished", "failed", "snapshot", "train_requeued"})
 
 
 def event_problem(event: Any) -> str | None:

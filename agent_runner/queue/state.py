@@ -30,6 +30,8 @@ class EventType(StrEnum):
     UNPUBLISHED = "unpublished"
     WAITING = "waiting"  # why a queued task did not start (a run's budget ran out): a note, nothing else
     SNAPSHOT = "snapshot"
+    TRAIN_LANDED = "train_landed"
+    TRAIN_REQUEUED = "train_requeued"
 
 
 @dataclass
@@ -59,6 +61,8 @@ class TaskState:
     n_unknown_cost: int = 0  # attempts whose cost is unknown (a model with no price)
     claimed_at: float | None = None
     seq: int = 0
+    train: str | None = None  # the integration train its result landed in (coordinator/train.py)
+    train_commit: str | None = None  # the result's commit on that train's integration branch
     # Validated lazily, once per definition or result: validating all 10,000 of bench/queue_bench.py would
     # add 45 ms (15%) to a cold fold, and most readers look at few. `_checked_*`: the JSON last validated.
     _checked_task: object = field(default=None, init=False, repr=False, compare=False)
@@ -188,6 +192,19 @@ def _live_attempt(state: TaskState, event: Event) -> str | None:
     return None
 
 
+def in_train_problem(state: TaskState, event: Event) -> str | None:
+    """A train acts on the accepted result of the task's last attempt, once per train."""
+    kind = event["type"]
+    if state.status not in (TaskStatus.FINISHED, TaskStatus.UNPUBLISHED):
+        return f"{kind} event for '{state.id}', which is {state.status}"
+    if event["attempt"] != state.attempt:
+        attempt = event["attempt"]
+        return f"{kind} event for attempt {attempt} of '{state.id}', whose last result is of {state.attempt}"
+    if state.train == event["train"]:
+        return f"{kind} event for '{state.id}', already landed in {event['train']}"
+    return None
+
+
 def _cancellable(state: TaskState, event: Event) -> str | None:
     if state.status in (TaskStatus.FINISHED, TaskStatus.CANCELLED):
         return f"cancelled event for '{state.id}', which is {state.status}"
@@ -242,6 +259,7 @@ def _released(state: TaskState, event: Event) -> None:
 
 def _finished(state: TaskState, event: Event) -> None:
     _end_attempt(state, event, TaskStatus.FINISHED)
+    state.train = state.train_commit = None
     state.pr_url = (event.get("result") or {}).get("pr_url") or state.pr_url
 
 
@@ -280,6 +298,22 @@ def _requeued(state: TaskState, event: Event) -> None:
     state.reason = ""
     state.result_json = None
     state.pr_url = None
+    state.train = state.train_commit = None
+
+
+def _train_landed(state: TaskState, event: Event) -> None:
+    state.train, state.train_commit = event["train"], event["commit"]
+
+
+def _train_requeued(state: TaskState, event: Event) -> None:
+    """The one move from finished back to queued: the task did its part (no attempt spent, counters kept);
+    its next attempt starts on the integration head, told why (the new definition says both)."""
+    if event.get("def"):
+        _queued(state, event)
+    state.status = TaskStatus.QUEUED
+    state.reason = event.get("reason", "")
+    state.lease_until = None
+    state.train = state.train_commit = None
 
 
 def _published(state: TaskState, event: Event) -> None:
@@ -313,6 +347,8 @@ _HANDLERS: dict[str, Callable[[TaskState, Event], None]] = {
     EventType.PUBLISHED: _published,
     EventType.UNPUBLISHED: _unpublished,
     EventType.WAITING: _waiting,
+    EventType.TRAIN_LANDED: _train_landed,
+    EventType.TRAIN_REQUEUED: _train_requeued,
 }
 
 
@@ -328,6 +364,8 @@ _GUARDS: dict[str, Callable[[TaskState, Event], str | None]] = {
     EventType.FAILED: _live_attempt,
     EventType.CANCELLED: _cancellable,
     EventType.REQUEUED: _requeueable,
+    EventType.TRAIN_LANDED: in_train_problem,
+    EventType.TRAIN_REQUEUED: in_train_problem,
 }
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from agent_runner.core.errors import QueueError, StaleAttemptError
 from agent_runner.core.task import Task, TaskStatus
 from agent_runner.queue.log import CorruptLine, QueueLog
-from agent_runner.queue.state import Event, EventType, TaskState, is_expired, is_runnable
+from agent_runner.queue.state import Event, EventType, TaskState, in_train_problem, is_expired, is_runnable
 
 Accept = Callable[[TaskState], bool]
 __all__ = ["Accept", "Claim", "CorruptLine", "Queue"]
@@ -216,6 +216,16 @@ class Queue(QueueLog):
                 self._append(_event(EventType.PUBLISHED, task_id, pr_url=pr_url))
             else:
                 self._append(_event(EventType.UNPUBLISHED, task_id, reason=error))
+
+    def train_step(self, event: Event) -> TaskState:
+        """Append a train step (train_landed or train_requeued); StaleAttemptError when the fold would refuse
+        it (the task moved meanwhile, or this train already took it). Return the task's new state."""
+        with self.locked() as states:
+            problem = in_train_problem(self._known(states, event["task"]), event)
+            if problem is not None:
+                raise StaleAttemptError(problem)
+            self._append(event)
+            return states[event["task"]]
 
     def _known(self, states: dict[str, TaskState], task_id: str) -> TaskState:
         if task_id not in states:
