@@ -2,36 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 
-from train_helpers import TrainProject, git
+from train_helpers import Runner, TrainProject, git, sed_command
 
-from agent_runner.config.runner import RunnerConfig, load_config
-from agent_runner.coordinator.scheduler import Scheduler
-from agent_runner.coordinator.train import land
 from agent_runner.core.task import TaskStatus
 from agent_runner.core.train import StepOutcome, TrainRun
-from agent_runner.executors.local import LocalExecutor
-from agent_runner.queue.intake import open_queue
-from agent_runner.queue.store import Queue
-
-
-class Runner:
-    """Runs the queue and the train of a project in this process, on one local executor."""
-
-    def __init__(self, project: TrainProject) -> None:
-        self.root = project.root
-        self.config: RunnerConfig = load_config(self.root)
-        self.queue: Queue = open_queue(self.root, self.config)
-        state = self.config.path(self.root, "state_dir")
-        self.executor = LocalExecutor(workdir=state, workers=2, cwd=self.root)
-
-    def run(self) -> None:
-        Scheduler(self.queue, self.executor, config=self.config, root=self.root).run()
-
-    def land(self) -> TrainRun:
-        (train,) = land(self.queue, self.executor, config=self.config, root=self.root)
-        return train
 
 
 def _outcomes(train: TrainRun) -> list[tuple[str, StepOutcome]]:
@@ -74,13 +50,15 @@ def test_train_lands_compatible_results_and_requeues_the_others_until_all_are_in
     assert git(project.root, "rev-parse", "agent/integration") == second.head
 
 
-def test_land_is_a_no_op_without_accepted_results(project: TrainProject) -> None:
-    """With nothing accepted, the integration branch sits on the base and no event is written."""
-    runner = Runner(project)
-    try:
-        train = runner.land()
-    finally:
-        runner.executor.close()
-    main = git(project.root, "rev-parse", "main")
-    assert train.steps == [] and train.head == main == git(project.root, "rev-parse", "agent/integration")
-    assert not Path(project.root / "tasks" / "queue.jsonl").exists() or not project.queue_events()
+def test_run_land_runs_a_requeued_task_again_and_lands_it(project: TrainProject) -> None:
+    """`run --land`: the conflicting task runs again on the integration branch and lands in the same run."""
+    project.shell_task("t1", sed_command('s/"start"/"begin"/', "calc.py"), priority=50)
+    project.shell_task("t3", sed_command('s/"(start|begin)"/"first"/', "calc.py"), priority=30)
+    done = project.cli("run", "--land", "--json")
+    assert done.returncode == 0, done.stderr
+    trains = json.loads(done.stdout.splitlines()[-1])["trains"]
+    steps = [(s["task_id"], s["outcome"]) for s in trains[0]["steps"]]
+    assert steps == [("t1", "landed"), ("t3", "conflict"), ("t3", "landed")]
+    assert '"first"' in git(project.root, "show", "agent/integration:calc.py")
+    shown = project.cli("land")
+    assert shown.returncode == 0 and "agent/integration: 2 verified result(s) on main" in shown.stdout

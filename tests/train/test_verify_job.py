@@ -57,24 +57,3 @@ def test_compatible_results_verify_green_and_a_conflict_is_found_by_git(project:
     text = git(project.root, "show", f"{prepared.head}:calc.py")
     assert '"begin"' in text and '"finish"' in text
     assert {g.name for g in verdict.gates} == {"lint-touched", "tests"}
-
-
-def test_results_red_only_together_get_a_red_verdict_naming_the_check(project: TrainProject) -> None:
-    """Each edit alone passes the checks; together the worker's gates fail, naming the failing check."""
-    limit = _result(project, "limit", "limits.py", "LIMIT = 10", "LIMIT = 20")
-    (project.root / "checks" / "limit_check.py").write_text("")
-    git(project.root, "add", "-A")
-    git(project.root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "empty check")
-    check = _result(
-        project,
-        "check",
-        "checks/limit_check.py",
-        "",
-        'from limits import LIMIT\n\nassert LIMIT < 15, "LIMIT too big"\n',
-    )
-    ctx = _context(project)
-    base = git(project.root, "rev-parse", "main")
-    _, verdict = apply_and_verify(ctx, base, [limit, check])
-    ctx.executor.close()
-    assert verdict is not None and not verdict.is_green
-    assert "LIMIT too big" in verdict.reason and "limit_check.py" in verdict.reason

@@ -7,6 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agent_runner.config.runner import RunnerConfig, load_config
+from agent_runner.coordinator.scheduler import Scheduler
+from agent_runner.coordinator.train import land
+from agent_runner.core.train import TrainRun
+from agent_runner.executors.local import LocalExecutor
+from agent_runner.queue.intake import open_queue
+from agent_runner.queue.store import Queue
 from agent_runner.testing.scripts import ScriptedTasks, bash_turn, finish_turn
 
 PYPROJECT = """\
@@ -110,3 +117,23 @@ class TrainProject(ScriptedTasks):
         """Run `run-agents --root <repo> args...` as a real subprocess."""
         argv = [sys.executable, "-m", "agent_runner.cli", "--root", str(self.root), *args]
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=self.root, **kwargs)
+
+
+class Runner:
+    """Runs the queue and the train of a project in this process, on one local executor."""
+
+    def __init__(self, project: TrainProject) -> None:
+        self.root = project.root
+        self.config: RunnerConfig = load_config(self.root)
+        self.queue: Queue = open_queue(self.root, self.config)
+        state = self.config.path(self.root, "state_dir")
+        self.executor = LocalExecutor(workdir=state, workers=2, cwd=self.root)
+
+    def run(self) -> None:
+        """Run the queue until nothing is runnable."""
+        Scheduler(self.queue, self.executor, config=self.config, root=self.root).run()
+
+    def land(self) -> TrainRun:
+        """Run the train once and return it."""
+        (train,) = land(self.queue, self.executor, config=self.config, root=self.root)
+        return train
