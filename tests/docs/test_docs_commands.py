@@ -105,6 +105,9 @@ FLOW = [
     Step("run-agents ingest results", "unpublished: no GitHub token"),
     Step("run-agents publish clean-lint-in-src", "published clean-lint-in-src", env=lambda ctx: TOKEN),
     Step("run-agents run", "1 finished", env=lambda ctx: TOKEN, verify=_two_prs),
+    Step("run-agents land", "agent/integration: 2 verified result(s) on main"),
+    Step("run-agents run --land", "agent/integration: 2 verified result(s) on main"),  # nothing new lands
+    Step("git diff main agent/integration", "+from pathlib import Path"),
     Step("run-agents show pathlib-utils", "utils.py uses pathlib"),
     Step("git diff main agent/pathlib-utils", "+from pathlib import Path"),
     Step("run-agents show pathlib-utils --trajectory", "run started"),
