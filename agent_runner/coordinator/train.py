@@ -120,17 +120,21 @@ class Train:
         base_name = self.settings.base or default
         tip = git.resolve_base(repo, base_name)
         state = TrainState(repo, base_name, tip, self.settings.branch, tip, default)
-        state.head = self._last_head(state.train_id) or tip
-        bundles.move_branch(repo, state.branch, state.head)  # where its events say it is
+        state.head = self._last_head(repo, tip, state.train_id) or tip
+        bundles.move_branch(repo, state.branch, state.head)  # where its recorded steps say it is
         return state
 
-    def _last_head(self, train_id: str) -> str | None:
-        """The integration head the train's events name last (None: nothing landed yet)."""
-        head = None
-        for event in self.queue.events():
-            if event.get("type") == EventType.TRAIN_LANDED and event.get("train") == train_id:
-                head = str(event["commit"])
-        return head
+    def _last_head(self, repo: Path, tip: str, train_id: str) -> str | None:
+        """The train's latest landed commit, as the queue's state has it (None: nothing landed yet).
+
+        Its commits are one line of history on the base tip: the latest has the most commits since the tip.
+        """
+        commits = [
+            s.train_commit for s in self.queue.refresh().values() if s.train == train_id and s.train_commit
+        ]
+        return max(
+            commits, key=lambda c: int(git.run_git(repo, "rev-list", "--count", f"{tip}..{c}")), default=None
+        )
 
     # -- which results ------------------------------------------------------------------------------------
     def _candidates(self, states: dict[str, TaskState]) -> list[Pick]:
@@ -240,7 +244,24 @@ class Train:
 
 
 def train_steps(queue: Queue, train_id: str) -> list[TrainStep]:
-    """Return the steps of train `train_id` in the order they were taken, read from the queue's events."""
+    """Return the steps of train `train_id` in the order they were taken, read from the queue's events.
+
+    After `compact` (no events left), the landed ones come from the tasks' states, without gate records.
+    """
+    steps = _event_steps(queue, train_id)
+    seen = {step.task_id for step in steps if step.outcome is StepOutcome.LANDED}
+    for state in queue.states.values():
+        if state.train == train_id and state.id not in seen:
+            branch = _branch_of(queue, state.id)
+            landed = TrainStep(
+                task_id=state.id, attempt=state.attempt, branch=branch, outcome=StepOutcome.LANDED,
+                commit=state.train_commit,
+            )  # fmt: skip
+            steps.append(landed)
+    return steps
+
+
+def _event_steps(queue: Queue, train_id: str) -> list[TrainStep]:
     steps = []
     for event in queue.events():
         kind = event.get("type")
