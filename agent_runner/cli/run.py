@@ -19,6 +19,7 @@ import typer
 
 from agent_runner.cli.app import app, check_model, console, get_config, repo_root, warn_skipped
 from agent_runner.cli.run_budget import BudgetOpt, ForOpt, UntilOpt, budget_overrides
+from agent_runner.cli.train_view import land_after_run, print_result
 from agent_runner.config.runner import RunnerConfig
 from agent_runner.core.errors import ConfigError
 from agent_runner.core.protocols import Executor, Publisher
@@ -161,8 +162,6 @@ def _run(
             queued = view.settle(queue.refresh())  # the last frame agrees with the queue file
         trains = None
         if config.train.at_end if land is None else land:
-            from agent_runner.cli.land import land_after_run  # ~5 ms, only when landing
-
             trains = land_after_run(queue, executor, config=config, root=root, rerun=rerun, json_out=json_out)
     finally:
         executor.close()
@@ -171,8 +170,6 @@ def _run(
     else:
         print_summary(console, summary, queued=queued)
     if trains is not None:
-        from agent_runner.cli.land import print_result  # loaded above
-
         print_result(trains, json_out=json_out)
     return summary.exit_code
 
