@@ -23,6 +23,7 @@ from typing import Any
 
 from agent_runner.config.runner import RunnerConfig
 from agent_runner.coordinator.landing import LandingRules, landing_repo
+from agent_runner.coordinator.train_log import train_steps
 from agent_runner.coordinator.train_step import Pick, Prepared, Verdict, VerifyContext, apply_and_verify
 from agent_runner.core.errors import ExecutorError, GitError, StaleAttemptError
 from agent_runner.core.protocols import Executor
@@ -151,6 +152,9 @@ class Train:
             return None
         if landing_repo(self.root, task) != self.state.repo or not self._is_on_base(task):
             return None
+        if task.branch_name == self.state.branch:  # a task named like the integration branch: never mixed
+            log.warning("train: %s works on %s itself; it is not landed", task.id, task.branch_name)
+            return None
         merged = [c for c in (head, state.train_commit) if c and self._in_base(c)]
         if merged or not git.has_commit(self.state.repo, head):
             return None
@@ -241,48 +245,6 @@ class Train:
             train_id=state.train_id, branch=state.branch, base=state.base_name, base_commit=state.base_tip,
             head=state.head, steps=train_steps(self.queue, state.train_id),
         )  # fmt: skip
-
-
-def train_steps(queue: Queue, train_id: str) -> list[TrainStep]:
-    """Return the steps of train `train_id` in the order they were taken, read from the queue's events.
-
-    After `compact` (no events left), the landed ones come from the tasks' states, without gate records.
-    """
-    steps = _event_steps(queue, train_id)
-    seen = {step.task_id for step in steps if step.outcome is StepOutcome.LANDED}
-    for state in queue.states.values():
-        if state.train == train_id and state.id not in seen:
-            branch = _branch_of(queue, state.id)
-            landed = TrainStep(
-                task_id=state.id, attempt=state.attempt, branch=branch, outcome=StepOutcome.LANDED,
-                commit=state.train_commit,
-            )  # fmt: skip
-            steps.append(landed)
-    return steps
-
-
-def _event_steps(queue: Queue, train_id: str) -> list[TrainStep]:
-    steps = []
-    for event in queue.events():
-        kind = event.get("type")
-        if kind not in (EventType.TRAIN_LANDED, EventType.TRAIN_REQUEUED) or event.get("train") != train_id:
-            continue
-        landed = kind == EventType.TRAIN_LANDED
-        outcome = StepOutcome.LANDED if landed else StepOutcome(str(event.get("outcome")))
-        gates = [GateResult.model_validate(g) for g in event.get("gates") or [] if isinstance(g, dict)]
-        commit, reason = event.get("commit"), str(event.get("reason", ""))
-        branch = _branch_of(queue, event["task"])
-        step = TrainStep(
-            task_id=event["task"], attempt=event["attempt"], branch=branch, outcome=outcome, commit=commit,
-            reason=reason, gates=gates,
-        )  # fmt: skip
-        steps.append(step)
-    return steps
-
-
-def _branch_of(queue: Queue, task_id: str) -> str:
-    task = queue.states[task_id].task
-    return task.branch_name if task is not None else f"agent/{task_id}"
 
 
 def requeued_definition(task: Task, branch: str, reason: str) -> dict[str, Any]:
