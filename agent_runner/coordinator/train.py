@@ -176,6 +176,7 @@ class Train:
         if not picks:
             return
         prepared, verdict = apply_and_verify(self.ctx, self.state.head, picks)
+        verdict = self._masked(verdict)
         for conflict in prepared.conflicts:
             self._take_out(conflict.pick, StepOutcome.CONFLICT, conflict.reason, [])
         applied = [a.pick for a in prepared.applied]
@@ -189,6 +190,15 @@ class Train:
             middle = len(applied) // 2
             self._land_batch(applied[:middle])
             self._land_batch(applied[middle:])
+
+    def _masked(self, verdict: Verdict | None) -> Verdict | None:
+        """Mask known secrets in a worker's verdict (its gate records hold test output) before it is kept."""
+        if verdict is None:
+            return None
+        gates = [
+            GateResult.model_validate(self.redactor.obj(g.model_dump(mode="json"))) for g in verdict.gates
+        ]
+        return Verdict(verdict.is_green, gates, self.redactor.text(verdict.reason))
 
     def _land(self, prepared: Prepared, verdict: Verdict) -> None:
         """Record each applied result as landed (in order), then move the integration branch."""

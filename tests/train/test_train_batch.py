@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from train_helpers import Runner, TrainProject, git
 
 from agent_runner.core.protocols import Slot
@@ -59,12 +60,17 @@ def _accepted(project: TrainProject, runner: Runner) -> None:
         runner.queue.finish(task_id, 1, result.for_queue())
 
 
-def test_a_red_batch_is_bisected_and_only_the_culprit_goes_back(project: TrainProject) -> None:
-    """Batch 5: t3 conflicts (found by git, no job); t1 t2 t4 t5 are red together; halving finds t5."""
+def test_a_red_batch_is_bisected_and_only_the_culprit_goes_back(
+    project: TrainProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batch 5: t3 conflicts (found by git, no job); t1 t2 t4 t5 are red together; halving finds t5.
+
+    The failing check prints a secret's value: the worker was sent none, the coordinator masks it.
+    """
+    monkeypatch.setenv("TRAIN_SECRET", "LIMIT too big")
     runner = Runner(project)
-    runner.config = runner.config.model_copy(
-        update={"train": runner.config.train.model_copy(update={"batch": 5})}
-    )
+    train_settings = runner.config.train.model_copy(update={"batch": 5})
+    runner.config = runner.config.model_copy(update={"train": train_settings, "secret_env": ["TRAIN_SECRET"]})
     runner.executor.close()
     runner.executor = executor = CountingExecutor(
         workdir=project.root / ".agent-runner", workers=1, cwd=project.root
@@ -80,4 +86,7 @@ def test_a_red_batch_is_bisected_and_only_the_culprit_goes_back(project: TrainPr
         ("t4", StepOutcome.LANDED), ("t5", StepOutcome.RED),
     ]  # fmt: skip
     assert executor.n_jobs == 5  # [t1 t2 t4 t5] red, [t1 t2] green, [t4 t5] red, [t4] green, [t5] red
-    assert "LIMIT too big" in train.steps[-1].reason and "lint-touched" not in train.steps[-1].reason
+    reason = train.steps[-1].reason
+    assert "FAILED checks/limit_check.py: [REDACTED]" in reason and "lint-touched" not in reason
+    assert "LIMIT too big" not in (project.tasks / "queue.jsonl").read_text()
+    assert "LIMIT too big" not in train.model_dump_json()  # the red step's gate records (for --json)
