@@ -201,7 +201,11 @@ def _as_landing(ctx: VerifyContext, applied: Applied, gates: list[GateResult]) -
 
 
 def apply_and_verify(ctx: VerifyContext, onto: str, picks: list[Pick]) -> tuple[Prepared, Verdict | None]:
-    """Apply `picks` onto `onto` and verify the combination on a worker; None: nothing applied."""
+    """Apply `picks` onto `onto` and verify the combination on a worker; None: nothing applied.
+
+    `onto` must be on a branch of `ctx.repo` (workers fetch it from there): the train moves the integration
+    branch to it first; a refresh passes the tip of the new base.
+    """
     prepared = apply_picks(ctx.repo, onto, picks)
     if not prepared.applied:
         return prepared, None

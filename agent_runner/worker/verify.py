@@ -13,13 +13,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent_runner.config.runner import gate_settings
+from agent_runner.config.runner import RunnerConfig, gate_settings
 from agent_runner.core.errors import GitError
+from agent_runner.core.gate_settings import GateSettings
 from agent_runner.core.protocols import Gate, GateContext
 from agent_runner.core.redact import SecretValues
 from agent_runner.core.result import GateResult, Outcome, TaskResult, WorkRequest
 from agent_runner.core.verify import VERIFY_BRANCH, VerifySpec
-from agent_runner.gates.pytest import SuiteRunner, TestsGate
+from agent_runner.gates import baseline as baseline_cache
+from agent_runner.gates import workdiff
+from agent_runner.gates.pytest import SuiteRunner, TestsGate, report_to_json
 from agent_runner.gates.ruff import LintRunner, TouchedLintGate
 from agent_runner.repo import bundles, git, ownership, workspace
 from agent_runner.repo.layout import AttemptPaths
@@ -33,9 +36,9 @@ TRAIN_GATES = ("lint-touched", "tests")  # what a combination is held to: the te
 log = logging.getLogger(__name__)
 
 
-def train_gates() -> list[Gate]:
+def train_gates(suite: SuiteRunner) -> list[Gate]:
     """Return the gates a combination of results must pass (named as TRAIN_GATES)."""
-    return [TouchedLintGate(LintRunner()), TestsGate(SuiteRunner())]
+    return [TouchedLintGate(LintRunner()), TestsGate(suite)]
 
 
 def run_verify(request: WorkRequest, *, workdir: Path, trash: list[Path] | None = None) -> TaskResult:
@@ -84,7 +87,8 @@ class VerifyJob:
         self._set(base_commit=checkout.base_commit, checkout_path=str(checkout.path))
         self._setup(checkout)
         ctx = self._context(checkout)
-        gates = train_gates()
+        suite = SuiteRunner()
+        gates = train_gates(suite)
         baselines = {gate.name: gate.baseline(ctx) for gate in gates}
         self._move_to_head(checkout)
         gate_round = GateRound(gates, baselines, ctx)
@@ -101,6 +105,7 @@ class VerifyJob:
                 "the tests changed tracked files: the tree the gates passed is not the one verified",
             )
         self._set(outcome=Outcome.ACCEPTED)
+        hand_over_baseline(ctx, suite, tree)
 
     def _require_green(self, results: list[GateResult]) -> None:
         self._set(gates=results)
@@ -119,9 +124,10 @@ class VerifyJob:
     def _context(self, checkout: git.Checkout) -> GateContext:
         sandbox = job_agent.sandbox_for(self.attempt)
         self._set(sandbox=sandbox.name)
+        secrets = SecretValues(self.request.secrets.values())
         return GateContext(
             checkout.path, self.request.task, checkout.base_commit, self.config.test,
-            gate_settings(self.config), sandbox=sandbox, secrets=SecretValues(self.request.secrets.values()),
+            verify_settings(self.config), sandbox=sandbox, secrets=secrets,
         )  # fmt: skip
 
     def _move_to_head(self, checkout: git.Checkout) -> None:
@@ -144,6 +150,25 @@ class VerifyJob:
             self.checkout.path, self.attempt, is_ok=is_ok, filled_disk=False, trash=self.trash
         ):
             self._set(checkout_path=None)
+
+
+def verify_settings(config: RunnerConfig) -> GateSettings:
+    """The gate settings of a verify job: the baseline cache on (in the runner's home unless set), so the
+    next job of a train, whose baseline is this job's head, takes this job's test run as it."""
+    settings = gate_settings(config)
+    folder = settings.baseline_cache_dir or str(git.home_dir() / "baselines")
+    return settings.model_copy(update={"baseline_cache": True, "baseline_cache_dir": folder})
+
+
+def hand_over_baseline(ctx: GateContext, suite: SuiteRunner, tree: str) -> None:
+    """Keep the green test run of `tree` (the verified head) as the baseline of a job starting there."""
+    folder = baseline_cache.cache_dir(ctx)
+    with workdiff.snapshot(ctx.checkout, tree=tree):  # the tree the suite ran on: its report, no new run
+        report = suite.report(ctx)
+    if folder is not None and report.has_ids and not report.is_cached:
+        baseline_cache.store(
+            folder, baseline_cache.cache_key(ctx, tree, coverage_of=None), report_to_json(report)
+        )
 
 
 def _import(checkout: git.Checkout, spec: VerifySpec, dest: Path) -> str:
