@@ -165,12 +165,13 @@ def _has_run(state: TaskState) -> bool:
 
 
 def attempts_text(state: TaskState) -> str:
-    """Return "used of max" for a person, naming re-runs that did not count (infrastructure, interrupted)."""
+    """Return "used of max" for a person, naming re-runs that did not count (infrastructure, interrupted,
+    the train's)."""
     text = f"{state.n_attempts_used} of {state.max_attempts}"
     n_reruns = state.attempt - state.n_attempts_used
     if n_reruns > 0:
         runs = "re-run" if n_reruns == 1 else "re-runs"
-        why = "infrastructure failures, interruptions or budget pauses"
+        why = "infrastructure failures, interruptions, budget pauses or the train's re-queues"
         text += f" (latest #{state.attempt}; {n_reruns} {runs} after {why} not counted)"
     return text
 

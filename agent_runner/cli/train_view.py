@@ -91,6 +91,9 @@ def land_after_run(
         if not queued_again(trains):
             break
         before = {s.task_id for t in trains for s in t.landed}
+        if not json_out:
+            names = ", ".join(sorted(queued_again(trains)))
+            console.print(f"running again on the integration branch: {escape(names)}", highlight=False)
         rerun()
         trains = run_train(queue, executor, config=config, root=root, on_step=on_step)
         if {s.task_id for t in trains for s in t.landed} == before:

@@ -267,10 +267,20 @@ def requeued_definition(task: Task, branch: str, reason: str) -> dict[str, Any]:
 
 
 def _red_reason(verdict: Verdict) -> str:
+    """Say which gates the result turned red, with the first telling line, then their full report."""
     failed = [gate for gate in verdict.gates if gate.verdict not in ("pass", "skip")]
     if not failed:
         return f"it turned the gates red with the earlier results in: {verdict.reason}"
-    return f"it turned the gates red with the earlier results in:\n{render_report(failed)!s}"
+    names = ", ".join(gate.name for gate in failed)
+    return (
+        f"it turns {names} red with the earlier results in: {_telling(failed[0])}\n{render_report(failed)!s}"
+    )
+
+
+def _telling(gate: GateResult) -> str:
+    """The first offending item of a failed gate, else the last line of its details (a test's failure)."""
+    lines = [line.strip() for line in gate.details.splitlines() if line.strip()]
+    return (gate.offending or lines[-1:] or ["(no detail)"])[0][:300]
 
 
 def _is_finished(state: TaskState) -> bool:
