@@ -75,7 +75,7 @@ class RateLimits:
     clock: Callable[[], float] = time.monotonic
     pools: dict[str, Pool] = field(default_factory=dict)
     _attempts: dict[AttemptKey, str] = field(default_factory=dict)  # running attempt -> its pool
-    _limited: dict[AttemptKey, tuple[str, float]] = field(default_factory=dict)  # attempt -> pool, wait
+    _limited: dict[AttemptKey, str] = field(default_factory=dict)  # attempt -> pool, once it got a 429
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- the scheduler's side ----------------------------------------------------------------------
@@ -121,10 +121,9 @@ class RateLimits:
         if not RATE_LIMITED.search(reason):
             return None
         with self._lock:
-            name, wait = self._limited.pop(key, ("", 0.0))
-            pool = self.pools.get(name)
+            pool = self.pools.get(self._limited.pop(key, "") or self._attempts.get(key, ""))
             left = pool.paused_until - self.clock() if pool is not None else 0.0
-        return max(wait, left, MIN_REQUEUE_WAIT_S)
+        return max(left, MIN_REQUEUE_WAIT_S)
 
     def summary(self) -> dict[str, str]:
         """Return, per pool that was throttled in this run, one line: how often, how long, why last."""
@@ -159,7 +158,7 @@ class RateLimits:
         pool.calm_since = now
         if signal.is_limited:
             wait = min(signal.retry_after_s, self.config.max_wait_s)
-            self._limited[key] = (pool.name, wait)
+            self._limited[key] = pool.name
             self._pause(pool, now + wait)
             if now - pool.lowered_at >= self.config.lower_every_s:
                 base = _min(pool.limit, pool.n_in_flight) or pool.n_in_flight or 1
