@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from agent_runner.config.ratelimit import RateLimitConfig
 from agent_runner.models.keys import KEY_ENVS
-from agent_runner.models.ratelimit import AttemptKey, RateSignal, fingerprint
+from agent_runner.models.ratelimit import AttemptKey, RateSignal, fingerprint, seconds_text
 
 THROTTLE_EVENTS = ("throttled", "unthrottled")  # the kinds of event a pool's throttling makes
 RATE_LIMITED = re.compile(r"\bHTTP (429|529)\b")  # the worker's reason when a call failed on its rate
@@ -196,7 +196,7 @@ class RateLimits:
 
     def _throttled(self, pool: Pool, signal: RateSignal, now: float) -> str:
         wait = max(pool.paused_until - now, 0.0)
-        pause = f"no new attempt for {wait:.0f} s" if wait >= 0.5 else "dispatch goes on"
+        pause = f"no new attempt for {seconds_text(wait)}" if wait > 0 else "dispatch goes on"
         return (
             f"{pool.name}: {signal.reason()}; {pause}, at most {_limit_text(pool.limit)} in flight "
             f"({pool.n_in_flight} now)"

@@ -63,7 +63,7 @@ class RateSignal(BaseModel):
     def reason(self) -> str:
         """Return what a person reads: `429, retry after 12 s` or `requests quota 0 of 50 left`."""
         if self.is_limited:
-            wait = f", retry after {self.retry_after_s:.0f} s" if self.retry_after_s else ""
+            wait = f", retry after {seconds_text(self.retry_after_s)}" if self.retry_after_s else ""
             return f"{self.status}{wait}"
         for name, left, limit in (
             ("requests", self.requests_remaining, self.requests_limit),
@@ -72,6 +72,11 @@ class RateSignal(BaseModel):
             if left is not None and _is_low(left, limit):
                 return f"{name} quota {left} of {limit if limit is not None else '?'} left"
         return f"{self.status}"
+
+
+def seconds_text(seconds: float) -> str:
+    """Return `0.3 s` below ten seconds, `12 s` from there."""
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
 
 
 def fingerprint(key: str | None) -> str:
