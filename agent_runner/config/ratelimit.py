@@ -17,15 +17,15 @@ class RateLimitConfig(BaseModel):
     minimum: int = Field(default=1, ge=1, description="The limit is never lowered below this.")
     maximum: int | None = Field(default=None, ge=1, description="Never more attempts in flight than this.")
     decrease: float = Field(
-        default=0.5, gt=0, lt=1, description="On a rate-limit answer the limit becomes this share of the "
-        "attempts in flight.",
+        default=0.7, gt=0, lt=1, description="On a rate-limit answer the limit becomes this share of the "
+        "attempts in flight (rounded, and at least one less).",
     )  # fmt: skip
     lower_every_s: float = Field(
         default=5.0, ge=0, description="Lower the limit at most once in this many seconds: one burst of "
         "answers counts once.",
     )  # fmt: skip
     raise_every_s: float = Field(
-        default=10.0, gt=0, description="Allow one more attempt in flight after this many seconds without "
+        default=5.0, gt=0, description="Allow one more attempt in flight after this many seconds without "
         "a rate-limit answer (while the limit is in use).",
     )  # fmt: skip
     max_wait_s: float = Field(

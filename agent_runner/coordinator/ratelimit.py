@@ -4,8 +4,9 @@ Workers report the rate-limit answers their model calls get (models/ratelimit.py
 each checked `RateSignal` to `RateLimits.observe` with the attempt that sent it. For that attempt's pool
 (its provider and the fingerprint of the key the coordinator forwards):
 
-- a rate-limit answer (429, 529) lowers the limit to `decrease` x the attempts in flight (at most once per
-  `lower_every_s`: a burst counts once) and pauses all new dispatch to the pool for its `retry-after`;
+- a rate-limit answer (429, 529) lowers the limit to `decrease` x the attempts in flight (rounded, and by
+  one at least; at most once per `lower_every_s`: a burst counts once) and pauses all new dispatch to the
+  pool for its `retry-after`;
 - a success whose quota headers say nothing is left pauses dispatch until the quota's reset; a low quota
   holds the limit where it is;
 - `raise_every_s` without a rate-limit answer, while the limit is in use, allows one attempt more.
@@ -162,7 +163,8 @@ class RateLimits:
             self._pause(pool, now + wait)
             if now - pool.lowered_at >= self.config.lower_every_s:
                 base = _min(pool.limit, pool.n_in_flight) or pool.n_in_flight or 1
-                pool.limit = max(self.config.minimum, math.floor(base * self.config.decrease))
+                lowered = min(base - 1, round(base * self.config.decrease))
+                pool.limit = max(self.config.minimum, lowered)
                 pool.lowered_at = now
         elif signal.is_exhausted:
             self._pause(pool, now + min(signal.reset_s or MIN_REQUEUE_WAIT_S, self.config.max_wait_s))

@@ -22,7 +22,7 @@ class Clock:
 
 
 def limits(clock: Clock, **settings: float) -> RateLimits:
-    config = RateLimitConfig(lower_every_s=5, raise_every_s=10, **settings)  # type: ignore[arg-type]
+    config = RateLimitConfig(lower_every_s=5, raise_every_s=10, decrease=0.5, **settings)  # type: ignore[arg-type]
     return RateLimits(config, clock=clock)
 
 
