@@ -27,6 +27,7 @@ class Throttle:
     ) -> None:
         self.limits = RateLimits(config.rate_limits)
         self.secrets, self.emit = secrets, emit
+        self._pools: dict[str | None, str | None] = {}  # model spec -> pool: asked per queued task
         self._started: stdqueue.SimpleQueue[Transition] = stdqueue.SimpleQueue()
 
     def listen(self, executor: Any) -> None:
@@ -56,7 +57,9 @@ class Throttle:
 
     def pool(self, model: str | None) -> str | None:
         """Return the pool of a model spec (None: not limited)."""
-        return pool_of(model, self.secrets)
+        if model not in self._pools:
+            self._pools[model] = pool_of(model, self.secrets)
+        return self._pools[model]
 
     def _say(self, transition: Transition) -> None:
         self.emit(transition.kind, message=transition.message)
