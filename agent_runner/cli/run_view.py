@@ -95,7 +95,10 @@ class LiveView:
         ):
             when = f"{time.strftime('%H:%M:%S')} " if event.kind in THROTTLE_EVENTS else ""
             self.messages.append(
-                Text(f"{when}{event.kind}: {event.task or ''} {event.message}".strip(), style="yellow")
+                Text(
+                    f"{when}{event.kind}: {' '.join(filter(None, (event.task, event.message)))}",
+                    style="yellow",
+                )
             )
 
     def notice(self, text: str) -> None:
