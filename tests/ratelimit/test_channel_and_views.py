@@ -63,7 +63,7 @@ def test_the_live_table_and_the_summary_say_why_dispatch_was_throttled(tmp_path:
     summary = RunSummary(
         throttled={"anthropic key 3f9a1c2e": "throttled 2 times, dispatch paused 31 s in all"}
     )
-    print_summary(console, summary)
-    assert (
-        "throttled anthropic key 3f9a1c2e: throttled 2 times, dispatch paused 31 s in all" in out.getvalue()
-    )
+    plain = io.StringIO()
+    print_summary(Console(file=plain, width=300), summary)
+    expected = "  throttled anthropic key 3f9a1c2e: throttled 2 times, dispatch paused 31 s in all"
+    assert expected in plain.getvalue()
