@@ -52,6 +52,7 @@ class Pool:
     paused_until: float = 0.0
     lowered_at: float = -math.inf
     calm_since: float = 0.0  # the last rate-limit answer, low quota or raise
+    signalled_at: float = -math.inf  # the last answer that throttled it
     reason: str = ""  # the last answer that throttled it
     is_throttled: bool = False  # a `throttled` event was emitted and no `unthrottled` since
     n_throttled: int = 0
@@ -106,12 +107,14 @@ class RateLimits:
             return cap is None or n_in_flight < cap
 
     def transitions(self) -> list[Transition]:
-        """Return the pools whose throttling ended since the last call (their pause is over)."""
+        """Return the pools whose throttling ended since the last call: their pause is over, and no answer
+        throttled them for `lower_every_s` (a burst of answers is one throttling, not many)."""
         ended = []
         with self._lock:
             now = self.clock()
             for pool in self.pools.values():
-                if pool.is_throttled and now >= pool.paused_until:
+                is_quiet = now - pool.signalled_at >= self.config.lower_every_s
+                if pool.is_throttled and now >= pool.paused_until and is_quiet:
                     pool.is_throttled = False
                     ended.append(Transition("unthrottled", pool.name, self._resumed(pool)))
         return ended
@@ -170,7 +173,7 @@ class RateLimits:
             self._pause(pool, now + min(signal.reset_s or MIN_REQUEUE_WAIT_S, self.config.max_wait_s))
         else:
             return False  # a low quota: the limit holds
-        pool.reason = signal.reason()
+        pool.reason, pool.signalled_at = signal.reason(), now
         if pool.is_throttled:
             return False
         pool.is_throttled = True

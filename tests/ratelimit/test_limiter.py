@@ -75,6 +75,21 @@ def test_retry_after_holds_every_new_attempt_until_it_passes() -> None:
     assert rl.transitions() == []  # said once
 
 
+def test_a_burst_of_short_waits_is_one_throttling() -> None:
+    """429s without a long retry-after, 1 s apart: one `throttled`, one `unthrottled` lower_every_s after."""
+    clock, seen = Clock(), []
+    rl = limits(clock)
+    keys = run(rl, 4)
+    for _ in range(4):
+        rl.observe(keys[0], limited(retry_after_s=0.5), seen.append)
+        clock.now += 1
+        assert rl.transitions() == []
+    clock.now += 3.9  # 4.9 s after the last one
+    assert rl.transitions() == []
+    clock.now += 0.1
+    assert [t.kind for t in seen + rl.transitions()] == ["throttled", "unthrottled"]
+
+
 def test_the_limit_rises_by_one_per_calm_period_while_in_use() -> None:
     """After a 429 set it to 2, each raise_every_s without one allows one more, only while it is used."""
     clock = Clock()
