@@ -32,6 +32,7 @@ from agent_runner.models.ratelimit import AttemptKey, RateSignal, fingerprint, s
 THROTTLE_EVENTS = ("throttled", "unthrottled")  # the kinds of event a pool's throttling makes
 RATE_LIMITED = re.compile(r"\bHTTP (429|529)\b")  # the worker's reason when a call failed on its rate
 MIN_REQUEUE_WAIT_S = 1.0  # a re-queued rate-limited task waits at least this long
+QUIET_S = 2.0  # throttling ends once its pause is over and no answer throttled it for this long
 
 
 def pool_of(spec: str | None, secrets: Mapping[str, str]) -> str | None:
@@ -108,12 +109,12 @@ class RateLimits:
 
     def transitions(self) -> list[Transition]:
         """Return the pools whose throttling ended since the last call: their pause is over, and no answer
-        throttled them for `lower_every_s` (a burst of answers is one throttling, not many)."""
+        throttled them for QUIET_S (a burst of answers is one throttling, not many)."""
         ended = []
         with self._lock:
             now = self.clock()
             for pool in self.pools.values():
-                is_quiet = now - pool.signalled_at >= self.config.lower_every_s
+                is_quiet = now - pool.signalled_at >= QUIET_S
                 if pool.is_throttled and now >= pool.paused_until and is_quiet:
                     pool.is_throttled = False
                     ended.append(Transition("unthrottled", pool.name, self._resumed(pool)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent_runner.config.ratelimit import RateLimitConfig
-from agent_runner.coordinator.ratelimit import RateLimits, Transition, pool_of
+from agent_runner.coordinator.ratelimit import QUIET_S, RateLimits, Transition, pool_of
 from agent_runner.models.ratelimit import RateSignal
 
 POOL = "anthropic"
@@ -76,7 +76,7 @@ def test_retry_after_holds_every_new_attempt_until_it_passes() -> None:
 
 
 def test_a_burst_of_short_waits_is_one_throttling() -> None:
-    """429s without a long retry-after, 1 s apart: one `throttled`, one `unthrottled` lower_every_s after."""
+    """429s with short waits, 1 s apart: one `throttled`, one `unthrottled` QUIET_S after the last."""
     clock, seen = Clock(), []
     rl = limits(clock)
     keys = run(rl, 4)
@@ -84,7 +84,7 @@ def test_a_burst_of_short_waits_is_one_throttling() -> None:
         rl.observe(keys[0], limited(retry_after_s=0.5), seen.append)
         clock.now += 1
         assert rl.transitions() == []
-    clock.now += 3.9  # 4.9 s after the last one
+    clock.now += QUIET_S - 1.1  # just before QUIET_S after the last one
     assert rl.transitions() == []
     clock.now += 0.1
     assert [t.kind for t in seen + rl.transitions()] == ["throttled", "unthrottled"]
