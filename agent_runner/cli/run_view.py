@@ -21,6 +21,7 @@ from agent_runner.cli.run_progress import AttemptProgress, PhaseWatch
 from agent_runner.coordinator.events import RunEvent, RunSummary
 from agent_runner.coordinator.holds import HELD
 from agent_runner.coordinator.planning import PlanRow
+from agent_runner.coordinator.ratelimit import THROTTLE_EVENTS
 from agent_runner.core.cost import UNKNOWN, unknown_cost_note
 from agent_runner.core.task import TaskStatus
 from agent_runner.queue.state import TaskState
@@ -90,9 +91,14 @@ class LiveView:
             "pausing",
             "unpublished",
             "discarded",
+            *THROTTLE_EVENTS,
         ):
+            when = f"{time.strftime('%H:%M:%S')} " if event.kind in THROTTLE_EVENTS else ""
             self.messages.append(
-                Text(f"{event.kind}: {event.task or ''} {event.message}".strip(), style="yellow")
+                Text(
+                    f"{when}{event.kind}: {' '.join(filter(None, (event.task, event.message)))}",
+                    style="yellow",
+                )
             )
 
     def notice(self, text: str) -> None:
@@ -236,7 +242,8 @@ class LineView(JsonView):
     def _line(self, kind: str, who: str, worker: str | None, message: str) -> None:
         where = f" on {worker}" if worker else ""
         note = _first_line(message, 200)
-        line = f"{time.strftime('%H:%M:%S')} {kind:<9} {who}{where}" + (f": {note}" if note else "")
+        head = f"{time.strftime('%H:%M:%S')} {kind:<9} {who}{where}".rstrip()
+        line = head + (f": {note}" if note else "")
         self.console.print(Text(line.rstrip()), soft_wrap=True)
 
     def settle(self, states: Mapping[str, TaskState]) -> dict[str, str]:
@@ -281,6 +288,8 @@ def print_summary(console: Console, summary: RunSummary, *, queued: Mapping[str,
     )
     if note := unknown_cost_note(summary.n_unknown_cost):
         console.print(f"  [yellow]{note}[/yellow]", highlight=False)
+    for pool, note in summary.throttled.items():
+        console.print(f"  [yellow]throttled[/yellow] {escape(pool)}: {escape(note)}", highlight=False)
     for title, items in (
         ("failed", summary.failed),
         ("unpublished", summary.unpublished),

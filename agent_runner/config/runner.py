@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agent_runner.config.github import GitHubConfig
 from agent_runner.config.machines import MachineConfig, RayConfig, SshConfig
+from agent_runner.config.ratelimit import RateLimitConfig
 from agent_runner.config.timebudget import parse_clock, parse_duration
 from agent_runner.config.train import TrainConfig
 from agent_runner.core.errors import ConfigError, validation_text
@@ -20,7 +21,9 @@ from agent_runner.core.gate_settings import GatesConfig, GateSettings
 from agent_runner.core.task import Limits, TaskKind
 
 ENV_PREFIX = "AGENT_RUNNER_"
-COORDINATOR_ONLY = frozenset({"run_for", "run_until"})  # not sent to workers: a worker one release older
+COORDINATOR_ONLY = frozenset(
+    {"run_for", "run_until", "rate_limits"}
+)  # not sent to workers: a worker one release older
 # refuses keys it does not know, and no worker reads these
 DEFAULT_LIMITS: dict[str, Limits] = {
     TaskKind.FIX_LINT: Limits(steps=30, cost_usd=0.5, minutes=15),
@@ -102,6 +105,9 @@ class RunnerConfig(BaseModel):
         "machine takes no more attempts this run and the task stays queued.",
     )  # fmt: skip
     models: ModelsConfig = Field(default_factory=ModelsConfig)
+    rate_limits: RateLimitConfig = Field(
+        default_factory=RateLimitConfig, description="Dispatch that adapts to rate limits."
+    )
     machines: list[MachineConfig] = Field(default_factory=list, description="The SSH fleet.")
     ssh: SshConfig = Field(default_factory=SshConfig, description="The ssh client of the SSH executor.")
     ray: RayConfig = Field(default_factory=RayConfig, description="The Ray executor.")

@@ -46,6 +46,7 @@ class RunSummary:
     invalid: dict[str, str] = field(default_factory=dict)
     blocked_models: dict[str, str] = field(default_factory=dict)
     held: dict[str, str] = field(default_factory=dict)  # queued tasks held back by a setup problem
+    throttled: dict[str, str] = field(default_factory=dict)  # provider (and key) -> when and why, in short
     known_cost_usd: float = 0.0  # what the attempts with a price spent: what a budget counts
     n_unknown_cost: int = 0  # attempts of unknown cost (a model with no price): a budget counts them as $0
     tokens: int = 0

@@ -61,6 +61,8 @@ class Recorder:
         self.pauses = PauseLedger()
         self._usable_models: set[str] = set()
         self._unmaintained: Counter[Path] = Counter()
+        # the seconds a task whose model call failed on a rate limit waits, or None (throttle.py sets it)
+        self.rate_wait: Callable[[tuple[str, int], str], float | None] = lambda key, reason: None
         self.redactor: Redactor = runner_redactor(config, os.environ)
 
     def record(self, run: Running, done: Done) -> None:
@@ -213,6 +215,10 @@ class Recorder:
 
     def _infra(self, run: Running, reason: str, result: TaskResult | None = None) -> None:
         reason = self.redactor.text(reason)
+        key = (run.claim.task_id, run.claim.attempt)
+        if result is not None and (wait := self.rate_wait(key, reason)) is not None:
+            self._rate_limited(run, reason, wait, result)
+            return
         state = self.queue.refresh()[run.claim.task_id]
         backoff = min(BACKOFF_CAP_S, self.config.backoff_seconds * 2**state.infra)
         record = result.for_queue() if result else None
@@ -223,6 +229,15 @@ class Recorder:
             self.summary.failed[run.claim.task_id] = self.queue.states[run.claim.task_id].reason
         event = "failed" if final else "requeued"
         self.emit(event, run.task.id, run.claim.attempt, message=reason, result=result, final=final)
+
+    def _rate_limited(self, run: Running, reason: str, wait: float, result: TaskResult) -> None:
+        """Give back an attempt whose model call failed on a rate limit: no attempt spent, not counted as
+        an infrastructure retry; the task waits out the provider's retry-after before it runs again."""
+        reason = f"{reason}; rate limited: runs again in {wait:.0f} s, no attempt spent"
+        self.queue.release(
+            run.task.id, run.claim.attempt, reason, infra=False, backoff_s=wait, result=result.for_queue()
+        )
+        self.emit("requeued", run.task.id, run.claim.attempt, message=reason, result=result, final=False)
 
     def _machine_full(self, run: Running, result: TaskResult) -> None:
         """Give back an attempt its machine had no disk for: not the task's doing, so not even counted

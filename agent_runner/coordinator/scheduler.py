@@ -29,6 +29,7 @@ from agent_runner.coordinator.pause import BudgetWatch
 from agent_runner.coordinator.readiness import Footprints, Writers, is_pending, queued_by_base
 from agent_runner.coordinator.recording import Recorder
 from agent_runner.coordinator.sweep import sweep_checkouts
+from agent_runner.coordinator.throttle import Throttle
 from agent_runner.core.errors import GitError, QueueError, RunnerError, StaleAttemptError
 from agent_runner.core.protocols import Executor, Publisher, Slot
 from agent_runner.core.result import Outcome, WorkRequest
@@ -91,6 +92,9 @@ class Scheduler:
         self.footprints = Footprints(self.root)
         self._secrets = {k: os.environ[k] for k in config.forward_env if os.environ.get(k)}
         self._config_json = config.model_dump(mode="json", by_alias=True, exclude=set(COORDINATOR_ONLY))
+        self.throttle = Throttle(config, secrets=self._secrets, emit=self._emit)
+        self.throttle.listen(executor)
+        self.recorder.rate_wait = self.throttle.limits.requeue_wait
 
     # -- control (any thread) -------------------------------------------------------------------------
     def stop(self) -> None:
@@ -125,6 +129,7 @@ class Scheduler:
             self.summary.interrupted = self._stop.is_set()
             self.summary.blocked_models = dict(self.blocked_models)
             self.summary.budget_stop = self.budget_watch.stop
+            self.summary.throttled = self.throttle.limits.summary()
             states = self.queue.states
             self.summary.held = {
                 task_id: reason
@@ -160,6 +165,7 @@ class Scheduler:
         if self._resync.is_set() or (watch and time.monotonic() - self._synced_at > WATCH_RESYNC_S):
             self._resync.clear()
             self._sync()
+        self.throttle.tick(self.running)
         if not self._stop.is_set():
             self._dispatch()
             self._check_budget()
@@ -266,6 +272,8 @@ class Scheduler:
             if not self._in_scope(state) or not slot.accepts(task.machine):
                 return False
             if writers.overlap(self.footprints.of(task, n_ended=state.attempt)):
+                return False
+            if not self.throttle.admits(task, self._model_of(state), self.running):
                 return False
             return self.budget.fits(spent, task)
 

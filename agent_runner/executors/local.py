@@ -24,6 +24,7 @@ from agent_runner.core.protocols import LOCAL_MACHINE, Slot
 from agent_runner.core.result import TaskResult, WorkRequest
 from agent_runner.executors.fork.client import ForkClient
 from agent_runner.executors.pipe import MAX_OUTPUT_BYTES, communicate_bounded
+from agent_runner.models.ratelimit import ReportTap
 from agent_runner.repo import diskspace, git, pools
 from agent_runner.repo.layout import AttemptPaths
 from agent_runner.repo.ownership import remove_dead
@@ -95,6 +96,7 @@ class LocalExecutor:
         self.backstop_grace_s = backstop_grace_s
         self.paused: str | None = None  # why this machine takes no more attempts this run (a full disk)
         self._overdue: set[tuple[str, int]] = set()  # attempts whose worker the backstop killed
+        self.reports = ReportTap()  # the workers' rate-limit reports, for the coordinator
 
     def prepare(self) -> None:
         """Start the fork server now, so its imports overlap the coordinator's own start-up."""
@@ -160,7 +162,9 @@ class LocalExecutor:
         with open(paths.run_dir / "worker.log", "ab") as log:
             proc = self._start(argv, log, key)
             try:
-                stdout, _ = communicate_bounded(proc, request.model_dump_json().encode())
+                stdout, _ = communicate_bounded(
+                    proc, request.model_dump_json().encode(), on_line=self.reports.listener(key)
+                )
             finally:
                 with self._lock:
                     self._procs.pop(key, None)
@@ -183,7 +187,7 @@ class LocalExecutor:
         with self._lock:
             self._pids[key] = pid
         try:
-            code = client.wait(pid)
+            code = client.wait(pid, on_report=self.reports.listener(key))
         finally:
             with self._lock:
                 self._pids.pop(key, None)

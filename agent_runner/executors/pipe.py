@@ -26,14 +26,19 @@ def communicate_bounded(
     timeout_s: float | None = None,
     limit: int = MAX_OUTPUT_BYTES,
     err_limit: int = MAX_STDERR_BYTES,
+    on_line: Callable[[bytes], None] | None = None,
 ) -> tuple[bytes, bytes]:
     """Like `proc.communicate(stdin)`, but stdout is refused past `limit` bytes and stderr keeps its end.
+
+    With `on_line`, each stdout line of at most LINE_BYTES is also handed to it as it arrives (the
+    worker's report lines, before its result line).
 
     A stream the process was not given a pipe for (stderr to a log file) is left alone. Raises
     ExecutorError when stdout passes the limit, subprocess.TimeoutExpired after `timeout_s`; in both
     cases the process is killed first.
     """
     out, err = _Drain(limit, on_full=proc.kill), _Drain(err_limit)
+    out.lines = _Lines(on_line) if on_line is not None else None
     jobs: list[tuple[Callable[..., None], IO[bytes] | None]] = [
         (lambda stream: _feed(stream, stdin), proc.stdin), (out.run, proc.stdout), (err.run, proc.stderr)
     ]  # fmt: skip
@@ -69,11 +74,14 @@ class _Drain:
         self.chunks: deque[bytes] = deque()
         self.size = 0
         self.is_full = False
+        self.lines: _Lines | None = None
 
     def run(self, stream: IO[bytes]) -> None:
         with stream:
             while not self.is_full and (chunk := os.read(stream.fileno(), 65536)):
                 self._keep(chunk)
+                if self.lines is not None:
+                    self.lines.feed(chunk)
 
     def _keep(self, chunk: bytes) -> None:
         self.chunks.append(chunk)
@@ -89,3 +97,29 @@ class _Drain:
 
     def data(self) -> bytes:
         return b"".join(self.chunks)[-self.limit :]
+
+
+LINE_BYTES = 4096  # a line longer than this (a result line with its bundle) is not passed to `on_line`
+
+
+class _Lines:
+    """Splits a stream into its short lines as chunks arrive, handing each to `on_line`."""
+
+    def __init__(self, on_line: Callable[[bytes], None]) -> None:
+        self.on_line = on_line
+        self.part = b""
+        self.is_skipping = False  # the current line is longer than LINE_BYTES
+
+    def feed(self, chunk: bytes) -> None:
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            line = self.part + chunk[start:end]
+            if not self.is_skipping and len(line) <= LINE_BYTES:
+                self.on_line(line)
+            self.part, self.is_skipping = b"", False
+            start = end + 1
+        rest = chunk[start:]
+        if self.is_skipping or len(self.part) + len(rest) > LINE_BYTES:
+            self.part, self.is_skipping = b"", True
+        else:
+            self.part += rest

@@ -26,12 +26,14 @@ from agent_runner.core.result import TaskResult, WorkRequest
 from agent_runner.executors.local import parse_result
 from agent_runner.executors.pipe import communicate_bounded
 from agent_runner.executors.source import RepoSource, forwarded_secrets
+from agent_runner.models.ratelimit import ReportTap
 from agent_runner.repo.layout import AttemptPaths
 from agent_runner.worker.pause import request_pause
 
 if TYPE_CHECKING:
     from agent_runner.config.runner import RunnerConfig
 
+MAX_REPORTS = 1000  # report lines read from a worker's output
 INSTALL_HINT = "the Ray executor needs Ray: pip install 'agent-runner[ray]'"
 PIN_AMOUNT = 0.001  # a sliver of the machine's custom resource: pins without limiting how many run there
 POLL_S = 0.5
@@ -124,6 +126,7 @@ class RayExecutor:
         self._refs: dict[tuple[str, int], Any] = {}
         self._lock = threading.Lock()
         self._board: Any = None  # the PauseBoard actor, made with the first attempt
+        self.reports = ReportTap()  # the workers' rate-limit reports (they come with the result here)
 
     @classmethod
     def from_config(cls, config: RunnerConfig, *, root: Path | None = None) -> RayExecutor:
@@ -154,6 +157,9 @@ class RayExecutor:
         finally:
             with self._lock:
                 self._refs.pop(key, None)
+        take = self.reports.listener(key)
+        for line in stdout.split(b"\n", MAX_REPORTS)[:-1]:  # its rate-limit reports: here, at its end
+            take(line)
         text = stdout.decode("utf-8", "replace")
         if rc != 0 and not text.strip():
             raise ExecutorError(f"worker exited with {rc} on Ray: {stderr.decode('utf-8', 'replace')[-400:]}")

@@ -44,6 +44,7 @@ from agent_runner.executors.ssh_transport import (
     version_or_unknown,
 )
 from agent_runner.models import module_of
+from agent_runner.models.ratelimit import ReportTap
 from agent_runner.worker import deadline
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ class SshExecutor:
         self._lock = threading.Lock()
         self._checked_once = False
         self.paused: dict[str, str] = {}  # machines taking no more attempts this run (a full disk), and why
+        self.reports = ReportTap()  # the workers' rate-limit reports (they come with the result here)
 
     @classmethod
     def from_config(cls, config: RunnerConfig, *, root: Path | None = None) -> SshExecutor:
@@ -215,7 +217,9 @@ class SshExecutor:
             self._running[key] = (machine.config.name, proc)
             machine.n_busy += 1
         try:
-            stdout, stderr = communicate_bounded(proc, payload, timeout_s=deadline.backstop_s(request))
+            stdout, stderr = communicate_bounded(
+                proc, payload, timeout_s=deadline.backstop_s(request), on_line=self.reports.listener(key)
+            )
         except subprocess.TimeoutExpired:  # the worker outlived its own deadline: kill it there too
             self.cancel(*key)
             minutes = deadline.request_minutes(request)

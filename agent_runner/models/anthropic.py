@@ -29,6 +29,7 @@ from agent_runner.models.base import (
     require_key,
 )
 from agent_runner.models.deadline import CallDeadline, retry_after
+from agent_runner.models.ratelimit import RateWatch
 
 KEY_ENV = "ANTHROPIC_API_KEY"
 BASE_URL_ENV = "ANTHROPIC_BASE_URL"
@@ -74,6 +75,18 @@ class _DeadlineCap(anthropic.Middleware):
         return response
 
 
+class _RateReport(anthropic.Middleware):
+    """Report each try's rate-limit answer or low quota to the coordinator (models/ratelimit.py)."""
+
+    def __init__(self, watch: RateWatch) -> None:
+        self.watch = watch
+
+    def handle(self, request: Any, call_next: Any) -> Any:
+        response = call_next(request)
+        self.watch.seen(response.status_code, response.headers)
+        return response
+
+
 class AnthropicModel:
     """A Claude model; tools and system stay byte-stable so every step re-reads the cached prefix."""
 
@@ -96,7 +109,11 @@ class AnthropicModel:
             base_url=base_url,
             timeout=self.config.timeout_s,
             max_retries=self.config.max_retries,
-            middleware=[_DeadlineCap(self._deadline, self.config.timeout_s), _RetryWaitCap()],
+            middleware=[
+                _DeadlineCap(self._deadline, self.config.timeout_s),
+                _RetryWaitCap(),
+                _RateReport(RateWatch("anthropic", api_key)),
+            ],
         )
 
     @classmethod

@@ -32,6 +32,7 @@ from agent_runner.models.base import (
     require_key,
 )
 from agent_runner.models.deadline import CallDeadline, DeadlineError
+from agent_runner.models.ratelimit import RateWatch
 
 if TYPE_CHECKING:  # the SDK's HTTP client (openai's own dependency): named only in the hooks' types
     import httpx2
@@ -69,7 +70,8 @@ class OpenAIModel:
         self.is_openai = host in ("", OPENAI_HOST)
         self.is_azure = host.endswith(AZURE_HOST_SUFFIX)
         self._deadline = CallDeadline(self.spec)
-        hooks = {"request": [self._cap_try], "response": [self._check_wait]}
+        self._rates = RateWatch("openai", api_key)
+        hooks = {"request": [self._cap_try], "response": [self._see_rates, self._check_wait]}
         self._client = openai.OpenAI(
             api_key=api_key,
             base_url=base_url,
@@ -107,6 +109,9 @@ class OpenAIModel:
         """Give each try, first or retried, at most the time left (the SDK retries inside one call)."""
         seconds = self._deadline.timeout(self.config.timeout_s)
         request.extensions["timeout"] = dict.fromkeys(("connect", "read", "write", "pool"), seconds)
+
+    def _see_rates(self, response: httpx2.Response) -> None:
+        self._rates.seen(response.status_code, response.headers)
 
     def _check_wait(self, response: httpx2.Response) -> None:
         try:

@@ -22,6 +22,7 @@ from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from agent_runner.testing.fake_llm_limit import InFlightLimit, InFlightStats
 from agent_runner.testing.fake_llm_wire import (
     Protocol,
     Reply,
@@ -58,10 +59,18 @@ class RecordedRequest:
 class FakeLLMServer:
     """A threaded HTTP server on a free port; a context manager. `default` answers when the queue is empty;
     `check` (e.g. `llama_cpp_check`) refuses a request it finds invalid, every time, before the queue;
-    `gets` maps a GET path (e.g. `/v1/models`, `/props`) to its answer, any other GET gets a 404."""
+    `gets` maps a GET path (e.g. `/v1/models`, `/props`) to its answer, any other GET gets a 404;
+    `in_flight_limit` answers 429 whenever more requests would be in flight (fake_llm_limit.py)."""
 
-    def __init__(self, *, default: ReplySource | None = None, check: RequestCheck | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        default: ReplySource | None = None,
+        check: RequestCheck | None = None,
+        in_flight_limit: InFlightLimit | None = None,
+    ) -> None:
         self.requests: list[RecordedRequest] = []
+        self.in_flight_limit = in_flight_limit
         self.default: ReplySource = default or error(500, "fake LLM server: the reply queue is empty")
         self.check = check
         self.gets: dict[str, Reply] = {}
@@ -150,12 +159,26 @@ def _handler_for(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
             request = RecordedRequest(
                 protocol, self.path, {k.lower(): v for k, v in self.headers.items()}, body
             )
+            limit = server.in_flight_limit
+            refusal = limit.enter() if limit is not None else None
+            if refusal is not None:
+                self._send(refusal.status, refusal.render(protocol, body, 0), refusal.headers)
+                return
+            try:
+                self._answer(protocol, request, body)
+            finally:
+                if limit is not None:
+                    limit.leave()
+
+        def _answer(self, protocol: Protocol, request: RecordedRequest, body: bytes) -> None:
             reply, n_request = server._next(request)
             if reply.action == "reset":
                 self._reset()
                 return
             if reply.action == "hang" and server._stop.wait(reply.delay_s):
                 return
+            if reply.action == "respond" and reply.delay_s and server._stop.wait(reply.delay_s):
+                return  # a slow answer (a turn's `delay_s`), cut short when the server stops
             self._send(reply.status, reply.render(protocol, body, n_request), reply.headers)
 
         def _send(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
@@ -250,6 +273,8 @@ def _check_pairs(pairs: list[tuple[str, list[str]]], where: str) -> None:
 
 __all__ = [
     "FakeLLMServer",
+    "InFlightLimit",
+    "InFlightStats",
     "RecordedRequest",
     "Reply",
     "check_invariants",

@@ -79,9 +79,13 @@ def turn(
     *,
     usage: dict[str, int] | None = None,
     thinking: str = "",
+    delay_s: float = 0.0,
 ) -> Reply:
-    """Return a model turn; usage keys input, output, cache_read, cache_write (default: from request size)."""
-    return Reply(text=text, tool_calls=list(tool_calls or []), usage=usage, thinking=thinking)
+    """Return a model turn, answered after `delay_s`; usage keys input, output, cache_read, cache_write
+    (default: from request size)."""
+    return Reply(
+        text=text, tool_calls=list(tool_calls or []), usage=usage, thinking=thinking, delay_s=delay_s
+    )
 
 
 def error(

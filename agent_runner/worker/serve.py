@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from agent_runner.core.result import TaskResult, WorkRequest
+from agent_runner.models import ratelimit
 from agent_runner.worker.job import run_job
 from agent_runner.worker.verify import run_verify
 
@@ -28,13 +29,36 @@ def serve_request(
     inline_bundle: bool = False,
     trash: list[Path] | None = None,
     ahead: bool = False,
+    report: ratelimit.Sink | None = None,
 ) -> TaskResult:
-    """Run the WorkRequest JSON `data` with stdout kept clean, and return its result."""
+    """Run the WorkRequest JSON `data` with stdout kept clean, and return its result.
+
+    Rate-limit reports go to `report`, by default as lines on the real stdout before the result line
+    (the agent's commands never hold that descriptor: it is not inherited).
+    """
     request = WorkRequest.model_validate_json(data)
-    with stdout_to_stderr(), last_words():
+    with stdout_to_stderr() as stdout, last_words(), reporting(report or _line_writer(stdout)):
         if request.verify is not None:  # a verify-only job (the integration train): no agent
             return run_verify(request, workdir=workdir, trash=trash)
         return run_job(request, workdir=workdir, inline_bundle=inline_bundle, trash=trash, ahead=ahead)
+
+
+@contextmanager
+def reporting(sink: ratelimit.Sink) -> Iterator[None]:
+    """Send the models' rate-limit report lines to `sink` while the block runs."""
+    ratelimit.set_sink(sink)
+    try:
+        yield
+    finally:
+        ratelimit.set_sink(None)
+
+
+def _line_writer(fd: int) -> ratelimit.Sink:
+    def write(line: str) -> None:
+        with contextlib.suppress(OSError):  # a hint only: a closed pipe costs the hint, not the attempt
+            os.write(fd, line.encode("utf-8", "replace"))  # one short write: whole on a pipe
+
+    return write
 
 
 @contextmanager
@@ -77,13 +101,14 @@ def log_to_stderr() -> None:
 
 
 @contextmanager
-def stdout_to_stderr() -> Iterator[None]:
-    """Keep stdout for the one result line: anything else written to fd 1 goes to stderr."""
+def stdout_to_stderr() -> Iterator[int]:
+    """Keep stdout for the one result line (and report lines): anything else written to fd 1 goes to
+    stderr. Yields the real stdout's descriptor (not inherited by the commands the worker starts)."""
     sys.stdout.flush()
     saved = os.dup(1)
     os.dup2(2, 1)
     try:
-        yield
+        yield saved
     finally:
         sys.stdout.flush()
         os.dup2(saved, 1)

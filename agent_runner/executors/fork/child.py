@@ -113,10 +113,17 @@ def run_child(command: dict[str, Any], done_fd: int | None = None) -> int:
         if done_fd is not None:
             os.write(done_fd, f"{os.getpid()}\n".encode())  # one short write: atomic on a pipe
 
+    def report(line: str) -> None:  # to the executor, through the server, on the pipe "done" takes
+        with contextlib.suppress(OSError):
+            os.write(done_fd or 0, f"{os.getpid()} {line}".encode("utf-8", "replace"))  # < PIPE_BUF: whole
+
     inline = bool(command.get("inline_bundle", False))
     # Nobody waits for this process's exit (the "done" above), so it can make checkouts ahead then.
     ahead = int(command.get("ahead", 0))
-    return serve_child(lambda: command["request"], Path(command["workdir"]), inline, emit, ahead=ahead)
+    return serve_child(
+        lambda: command["request"], Path(command["workdir"]), inline, emit, ahead=ahead,
+        report=report if done_fd is not None else None,
+    )  # fmt: skip
 
 
 def serve_child(
@@ -126,6 +133,7 @@ def serve_child(
     emit: Callable[[str], None],
     *,
     ahead: int = 0,
+    report: Callable[[str], None] | None = None,
 ) -> int:
     """In a forked child: serve one work request as `exec -` does and hand its result line to `emit`.
 
@@ -137,8 +145,9 @@ def serve_child(
     worker.log_to_stderr()
     trash: list[Path] = []
     result = worker.serve_request(
-        read_request(), workdir=workdir, inline_bundle=inline_bundle, trash=trash, ahead=ahead > 0
-    )
+        read_request(), workdir=workdir, inline_bundle=inline_bundle, trash=trash, ahead=ahead > 0,
+        report=report,
+    )  # fmt: skip
     emit(worker.result_line(result))
     # What is left (deleting the checkout, this process's exit) waits for any CPU other attempts need.
     lower_priority(LATE_NICE)

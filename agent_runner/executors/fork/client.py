@@ -8,6 +8,7 @@ import logging
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ class ForkClient:
         self._exits: dict[int, int] = {}
         self._done: set[int] = set()  # children that wrote their result and are exiting
         self._n_sent = 0
+        self._listeners: dict[int, Callable[[str], None]] = {}  # pid -> who takes its report lines
         self.is_alive = True
         threading.Thread(target=self._read, daemon=True, name="forkserver-reader").start()
 
@@ -57,10 +59,18 @@ class ForkClient:
                 raise ExecutorError("the fork server died")
             return self._pids.pop(command_id)
 
-    def wait(self, pid: int) -> int:
-        """Block until child `pid` has written its result (0) or exited (its code; negative: a signal)."""
+    def wait(self, pid: int, *, on_report: Callable[[str], None] | None = None) -> int:
+        """Block until child `pid` has written its result (0) or exited (its code; negative: a signal).
+
+        Meanwhile each report line the child sends (a rate limit its model hit) goes to `on_report`.
+        """
         with self._lock:
-            self._changed.wait_for(lambda: pid in self._exits or not self.is_alive)
+            if on_report is not None:
+                self._listeners[pid] = on_report
+            try:
+                self._changed.wait_for(lambda: pid in self._exits or not self.is_alive)
+            finally:
+                self._listeners.pop(pid, None)
             if pid not in self._exits:
                 raise ExecutorError("the fork server died while the worker ran")
             return self._exits.pop(pid)
@@ -86,12 +96,21 @@ class ForkClient:
             if "pid" not in message:  # a command it refused: this client sends none, so say so
                 log.warning("the fork server says: %s", message.get("error", message))
                 continue
+            if "report" in message:
+                self._pass_report(message["pid"], str(message["report"]))
+                continue
             with self._lock:
                 self._take(message)
                 self._changed.notify_all()
         with self._lock:  # its end, or a line over the limit: a server that says that is of no use
             self.is_alive = False
             self._changed.notify_all()
+
+    def _pass_report(self, pid: int, line: str) -> None:
+        with self._lock:
+            listener = self._listeners.get(pid)
+        if listener is not None:
+            listener(line)  # outside the lock: the listener takes its own
 
     def _take(self, message: dict[str, Any]) -> None:
         pid: int = message["pid"]

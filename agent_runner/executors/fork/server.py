@@ -6,7 +6,8 @@ own session, with stdout and stderr in the attempt's worker.log and the result J
 
 Protocol (one JSON object per line): the executor writes `{"id", "request", "workdir", "log", "result",
 "inline_bundle"}`; the server answers `{"id", "pid"}` at once, `{"pid", "done"}` when the child has written
-its result (it still has to exit) and `{"pid", "exit"}` when the child ends. A line that is not such a
+its result (it still has to exit), `{"pid", "report"}` for a child's report line (a rate limit its model
+hit) and `{"pid", "exit"}` when the child ends. A line that is not such a
 command, or is over MAX_COMMAND_BYTES (executors/forkclient.py), is answered `{"error"}` and skipped.
 When its stdin closes (the coordinator is gone) it kills every child's process group and exits.
 """
@@ -45,6 +46,7 @@ PRELOAD = (
     "agent_runner.core.redact",
 )
 POLL_S = 1.0
+REPORT_LINE_BYTES = 2048  # a child's "<pid> <report>" line (models/ratelimit.py: at most 1 KiB)
 SPARE_IDLE_S = 0.05  # quiet time after which the server forks its spare children
 COMMAND_KEYS = frozenset({"id", "request", "workdir", "log", "result"})
 
@@ -79,7 +81,8 @@ def serve(read_fd: int = 0, write_fd: int = 1, *, spares: int = 0) -> None:
     reader = forkchild.LineReader(MAX_COMMAND_BYTES)
     wake = _wake_on_child_exit()
     done_read, done_write = os.pipe()  # children write their pid here once their result is written
-    os.set_blocking(done_read, False)
+    os.set_blocking(done_read, False)  # ... and "<pid> <report line>" while they run (a rate limit)
+    done_lines = forkchild.LineReader(REPORT_LINE_BYTES)
     while True:
         wants_spares = len(idle) < spares
         timeout = SPARE_IDLE_S if wants_spares else POLL_S
@@ -98,7 +101,9 @@ def serve(read_fd: int = 0, write_fd: int = 1, *, spares: int = 0) -> None:
                 _send(write_fd, {"id": command["id"], "pid": pid})
         if not ready and wants_spares:  # quiet: prepare the next children now
             idle.extend(Spare.fork(done_write) for _ in range(spares - len(idle)))
-        _forward_done(done_read, write_fd)  # before reaping: a child's "done" always comes before its exit
+        _forward_done(
+            done_read, write_fd, done_lines
+        )  # before reaping: a child's "done" always comes before its exit
         _reap(children, write_fd, idle)
     for pid in [*children, *(spare.pid for spare in idle)]:
         _kill_group(pid)
@@ -214,13 +219,19 @@ def _wake_on_child_exit() -> int:
     return read_end
 
 
-def _forward_done(done_read: int, write_fd: int) -> None:
+def _forward_done(done_read: int, write_fd: int, lines: forkchild.LineReader) -> None:
     try:
         data = os.read(done_read, 65536)
     except BlockingIOError:
         return
-    for pid in data.split():
-        _send(write_fd, {"pid": int(pid), "done": True})
+    for line in lines.feed(data):
+        if isinstance(line, forkchild.LineTooLong):
+            continue
+        pid, _, report = line.decode("utf-8", "replace").partition(" ")
+        if not pid.isdigit():
+            continue
+        message: dict[str, Any] = {"pid": int(pid), "report": report} if report else {"pid": int(pid)}
+        _send(write_fd, message if report else {**message, "done": True})
 
 
 def exited_children() -> Iterator[tuple[int, int]]:
