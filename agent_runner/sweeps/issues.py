@@ -16,6 +16,9 @@ from agent_runner.sweeps.plan import PlannedTask, SweepKind, SweepPlan, by_gain
 MAX_TITLE = 120
 MAX_BODY = 20_000
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # keeps tab and newline
+# Bidi overrides and isolates (text that reads otherwise than it is), lone surrogates (no file can hold them)
+HIDDEN = re.compile(r"[\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+LINE_BREAKS = re.compile(r"[\n\u2028\u2029]")  # a title is one line
 
 
 def plan_issues(issues: list[IssueInfo], *, label: str) -> SweepPlan:
@@ -30,11 +33,12 @@ def plan_issues(issues: list[IssueInfo], *, label: str) -> SweepPlan:
 
 
 def _issue_task(issue: IssueInfo) -> PlannedTask:
-    title = _clean(issue.title).replace("\n", " ").strip()[:MAX_TITLE] or f"Issue #{issue.number}"
+    title = LINE_BREAKS.sub(" ", _clean(issue.title)).strip()[:MAX_TITLE] or f"Issue #{issue.number}"
     body = _clean(issue.body).strip()
     if len(body) > MAX_BODY:
         body = body[:MAX_BODY] + "\n\n(the issue's text is cut here; read the rest on GitHub)"
-    link = f"Closes #{issue.number} ({issue.url})" if issue.url else f"Closes #{issue.number}"
+    url = LINE_BREAKS.sub("", _clean(issue.url))
+    link = f"Closes #{issue.number} ({url})" if url else f"Closes #{issue.number}"
     instructions = "\n".join([link, "", f"# {title}", "", body or "(the issue has no description)"])
     task = Task(
         id=f"issue-{issue.number}", kind=TaskKind.CHANGE, title=f"#{issue.number}: {title}",
@@ -44,4 +48,4 @@ def _issue_task(issue: IssueInfo) -> PlannedTask:
 
 
 def _clean(text: str) -> str:
-    return CONTROL.sub("", text.replace("\r\n", "\n"))
+    return HIDDEN.sub("", CONTROL.sub("", text.replace("\r\n", "\n")))
