@@ -14,6 +14,8 @@ from agent_runner.cli import get_app
 from agent_runner.core.errors import ConfigError, GitHubError
 from agent_runner.core.task import load_task_file
 from agent_runner.github.records import IssueInfo
+from agent_runner.queue.store import Queue
+from agent_runner.sweeps import write as write_module
 from agent_runner.sweeps.issues import plan_issues
 from agent_runner.testing.fake_github import FakeGitHub
 
@@ -122,3 +124,28 @@ def test_a_malformed_github_answer_is_an_error_not_a_traceback(
     assert isinstance(result.exception, GitHubError)  # main() prints it as one line, no traceback
     assert "GitHub answered a malformed record" in str(result.exception)
     assert not (repo / "tasks").exists()
+
+
+def test_a_task_a_run_starts_while_the_sweep_writes_it_is_left_alone(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run claims a waiting task between the sweep's look at the queue and its write: the sweep puts the
+    file the run started from back and says `left alone`, so file, queue and report agree."""
+    sweep(repo, "lint", "--per-task", "4")
+    file = repo / "tasks" / "lint-pkg-judgment.md"
+    before = file.read_text(encoding="utf-8")
+    commit(repo, {"pkg/judgment.py": "import os\n\n\ndef two():\n    return undefined_name, other\n"}, "more")
+    real_write = write_module._write
+
+    def claim_first(path: Path, text: str, *, replace: bool) -> None:
+        if path == file and text != before:  # the run's claim lands just before the sweep's write
+            queue = Queue(repo / "tasks" / "queue.jsonl")
+            assert queue.claim("w1", lease_s=60, accept=lambda s: s.id == "lint-pkg-judgment") is not None
+        real_write(path, text, replace=replace)
+
+    monkeypatch.setattr(write_module, "_write", claim_first)
+    row = rows(sweep(repo, "lint", "--per-task", "4"))["lint-pkg-judgment"]
+    assert (row["outcome"], row["status"]) == ("left alone", "running")
+    assert file.read_text(encoding="utf-8") == before
+    state = Queue(repo / "tasks" / "queue.jsonl").refresh()["lint-pkg-judgment"]
+    assert state.task is not None and "| pkg/judgment.py | 2 | 1 | 1 |" in state.task.instructions
