@@ -24,6 +24,7 @@ from agent_runner.sweeps.plan import (
     distinct_ids,
     left_out_note,
     nameable,
+    require_paths,
     shown,
     stable_id,
 )
@@ -72,7 +73,7 @@ def per_task_limit(limits: Limits) -> int:
 
 def measure_lint(checkout: Path, paths: Sequence[str], *, select: Sequence[str] = ()) -> LintFindings:
     """Run ruff (the repo's config plus `select`), then `ruff check --fix`, then ruff again, in `checkout`."""
-    _require_paths(checkout, paths)
+    require_paths(checkout, paths)
     extra = ["--extend-select", ",".join(select)] if select else []
     plain = _checked(run_ruff(checkout, paths, force_exclude=True)) if select else None
     before = _checked(run_ruff(checkout, paths, force_exclude=True, extra=extra))
@@ -85,13 +86,6 @@ def measure_lint(checkout: Path, paths: Sequence[str], *, select: Sequence[str] 
         tuple(v for v in beyond if v.file not in out), tuple(paths), tuple(select),
         tuple(sorted(shown(checkout, name) for name in out)),
     )  # fmt: skip
-
-
-def _require_paths(checkout: Path, paths: Sequence[str]) -> None:
-    missing = [p for p in paths if not (checkout / p).exists()]
-    if missing:
-        names = ", ".join(repr(p) for p in missing)
-        raise ConfigError(f"{names} not found in the base commit; sweep paths are committed files or folders")
 
 
 def _checked(report: LintReport) -> LintReport:

@@ -11,6 +11,7 @@ from enum import StrEnum
 from pathlib import Path, PurePosixPath
 
 from agent_runner.coordinator.readiness import overlaps
+from agent_runner.core.errors import ConfigError
 from agent_runner.core.task import Task, path_problem
 from agent_runner.gates.ruff import is_inside
 
@@ -129,3 +130,14 @@ def left_out_note(names: tuple[str, ...], *, what: str) -> str:
         f"{len(names)} file(s) with {what} left out: no task can name them (a symlink out of the repo, "
         f"a control character in the name): {listed}"
     )
+
+
+def require_paths(checkout: Path, paths: Iterable[str]) -> None:
+    """Refuse sweep PATHS that are not committed files or folders inside the repo (ConfigError)."""
+    bad = [p for p in paths if path_problem(p) or not is_inside(checkout, p) or not (checkout / p).exists()]
+    if bad:
+        names = ", ".join(repr(p) for p in bad)
+        raise ConfigError(
+            f"{names} not found in the base commit (or leads out of the repo); sweep paths are committed "
+            "files or folders inside it"
+        )

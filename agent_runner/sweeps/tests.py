@@ -30,6 +30,7 @@ from agent_runner.sweeps.plan import (
     left_out_note,
     line_ranges,
     nameable,
+    require_paths,
     shown,
     stable_id,
 )
@@ -70,6 +71,7 @@ def measure_coverage(
     """Run setup, then the tests with the coverage plugin over `paths`; ConfigError without coverage."""
     if not is_pytest(config.test):
         raise ConfigError(f"`sweep tests` measures coverage with pytest; the test command is {config.test!r}")
+    require_paths(checkout.path, paths)
     copy_files(str(root), checkout.path, list(config.copy_files))
     run_setup(list(config.setup), checkout.path, gate_env())
     task = Task(id="sweep-tests", kind=TaskKind.WRITE_TESTS, paths=list(paths))

@@ -149,3 +149,12 @@ def test_a_task_a_run_starts_while_the_sweep_writes_it_is_left_alone(
     assert file.read_text(encoding="utf-8") == before
     state = Queue(repo / "tasks" / "queue.jsonl").refresh()["lint-pkg-judgment"]
     assert state.task is not None and "| pkg/judgment.py | 2 | 1 | 1 |" in state.task.instructions
+
+
+@pytest.mark.parametrize("where", ["/tmp", "../outside", "pkg/l.py"])
+def test_sweep_paths_outside_the_repo_are_a_usage_error(odd: Path, where: str) -> None:
+    """An absolute path, `..` or a symlink out of the repo as PATHS: a ConfigError, no traceback, no run."""
+    for kind in ("lint", "tests"):
+        result = CliRunner().invoke(get_app(), ["--root", str(odd), "sweep", kind, where, "--dry-run"])
+        assert isinstance(result.exception, ConfigError), (kind, result.exception)
+        assert "leads out of the repo" in str(result.exception)
