@@ -288,7 +288,8 @@ def _apply_result(attempt: Attempt, result: dict[str, Any]) -> None:
     usage = result.get("usage")
     usage = usage if isinstance(usage, dict) else {}
     attempt.tokens = {k: _count(usage.get(k)) for k in TOKEN_FIELDS}
-    attempt.trajectory = result.get("trajectory_path") or attempt.trajectory
+    path = result.get("trajectory_path")
+    attempt.trajectory = path if isinstance(path, str) and path else attempt.trajectory
 
 
 def _count(value: object) -> int:
@@ -331,7 +332,12 @@ def _cost_of(attempts: list[Attempt]) -> CostTotal:
 
 def _gate_row(gate: dict[str, Any]) -> GateRow:
     return GateRow(str(gate.get("name", "?")), str(gate.get("verdict", "?")),
-                   dict(gate.get("before") or {}), dict(gate.get("after") or {}))  # fmt: skip
+                   _figures(gate.get("before")), _figures(gate.get("after")))  # fmt: skip
+
+
+def _figures(value: object) -> dict[str, float]:
+    """A gate's measurement from a stored result (read back, not trusted): an object, else none."""
+    return dict(value) if isinstance(value, dict) else {}
 
 
 def build_report(

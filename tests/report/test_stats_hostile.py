@@ -44,6 +44,16 @@ def _hostile_queue(root: Path) -> Path:
         *_attempt("inf", float("inf"), {"model": "m-inf", "cost_usd": float("inf"), "steps": "many"}),
         *_attempt("neg", 120.0, {"model": "m-neg", "cost_usd": -5.0, "usage": ["not", "a", "dict"]}),
         *_attempt("big", 120.0, {"model": "m-big", "cost_usd": 1.0, "usage": {"input_tokens": 10**30}}),
+        *_attempt(
+            "odd",
+            120.0,
+            {
+                "model": "m-odd",
+                "cost_usd": 0.0,
+                "trajectory_path": {"not": "a path"},
+                "gates": [{"name": {"n": 1}, "verdict": "fail", "before": [1, 2], "after": "x"}, "no gate"],
+            },
+        ),
     ]
     path = root / "tasks" / "queue.jsonl"
     path.parent.mkdir(parents=True)
