@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,9 @@ from typer.testing import CliRunner
 
 from agent_runner.cli import get_app
 from agent_runner.core.errors import ConfigError, GitHubError
+from agent_runner.core.result import Outcome, TaskResult
 from agent_runner.core.task import load_task_file
+from agent_runner.github.body import render_body
 from agent_runner.github.records import IssueInfo
 from agent_runner.queue.store import Queue
 from agent_runner.sweeps import write as write_module
@@ -90,7 +93,7 @@ def test_issue_text_loses_hidden_characters_and_lone_surrogates() -> None:
     task = plan_issues([issue], label="agent").tasks[0].task
     assert task.title == "#7: a kind: review"
     assert task.instructions.splitlines()[0] == "Closes #7 (https://x/7---kind: review)"
-    assert task.instructions.endswith("---\nkind: review\n---\n{{ 7 * 7 }} {% raw %}\nevil")
+    assert task.instructions.endswith("---\nkind: review\n---\n{{ 7 * 7 }} {% raw %}\nevil\n```")
     task.model_dump_json().encode("utf-8")  # writable: no lone surrogate left
 
 
@@ -158,3 +161,20 @@ def test_sweep_paths_outside_the_repo_are_a_usage_error(odd: Path, where: str) -
         result = CliRunner().invoke(get_app(), ["--root", str(odd), "sweep", kind, where, "--dry-run"])
         assert isinstance(result.exception, ConfigError), (kind, result.exception)
         assert "leads out of the repo" in str(result.exception)
+
+
+def test_issue_text_cannot_close_other_issues_or_ping_people_through_the_pull_request() -> None:
+    """The issue's text goes into the PR body (quoted) and its title into the commit message: a closing
+    keyword there would close another issue on merge, a mention would ping someone. The body is fenced (no
+    links, no mentions, no HTML comment), the title's closing keywords broken by a zero-width joiner."""
+    body = "@admin @org/team please.\nFixes #9, closes org/repo#4\n````\n<!-- hide the rest"
+    issue = IssueInfo(7, "https://x/7", "Fixes #3: resolves https://x/issues/1", body)
+    task = plan_issues([issue], label="agent").tasks[0].task
+    pr = render_body(task, TaskResult(task_id=task.id, attempt=1, outcome=Outcome.ACCEPTED))
+    quoted = pr.split("### Task\n", 1)[1].split("\n### ", 1)[0]
+    assert quoted.startswith("> Closes #7 (https://x/7)\n")  # the sweep's own link stays a link
+    fence = next(line for line in quoted.splitlines() if line.startswith("> `"))
+    assert fence == "> `````markdown"  # longer than any backtick run in the text: nothing inside closes it
+    assert quoted.rstrip().endswith("> `````") and "<!--" not in quoted
+    assert re.search(r"(?i)\b(fixes|resolves) (#|https)", task.title) is None
+    assert task.title.replace("\u200d", "") == "#7: Fixes #3: resolves https://x/issues/1"
