@@ -24,7 +24,7 @@ LINE_BREAKS = re.compile(r"[\n\u2028\u2029]")  # a title is one line
 CLOSING = re.compile(
     r"(?i)\b(close[sd]?|fix(?:e[sd])?|resolve[sd]?)\b(?=\s*:?\s*(?:[\w.-]+/[\w.-]+)?#\d|\s*:?\s*https?://)"
 )
-QUOTED = "The issue as filed, quoted as written (mentions and issue references in it are no links):"
+QUOTED = "The issue as filed (quoted: its mentions and references are no links):"
 
 
 def plan_issues(issues: list[IssueInfo], *, label: str) -> SweepPlan:
