@@ -7,6 +7,7 @@ unknown part says so ("$0.42 + unknown"); a budget counts an unknown part as $0.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +25,9 @@ def result_cost(record: Mapping[str, Any]) -> float | None:
     queue files) spent $0 if it made no model call, else an unknown amount, as did one whose spend could not
     be read back (a remote worker died)."""
     value = record.get("cost_usd")
-    if value is not None:
-        return float(value)
+    if value is not None:  # a stored record is read back, not trusted: NaN, infinite or negative is unknown
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        return float(value) if is_number and math.isfinite(value) and value >= 0 else None
     return None if record.get("model_calls") or record.get("steps") or record.get("spend_unknown") else 0.0
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import subprocess
-import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent_runner.core.protocols import Sandbox
+from agent_runner.gates.capture import run_bounded
 from agent_runner.tools.shell import PASSED_ENV, PASSED_PREFIXES
 from agent_runner.tools.shell import SECRET_NAME as SHELL_SECRET_NAME
 
@@ -87,29 +86,22 @@ def run_command(
     sandbox: Sandbox | None = None,
     stdin_text: str | None = None,
 ) -> CommandResult:
-    """Run a command to completion and return its result; a timeout is a result, not an error."""
+    """Run a command to completion and return its result; a timeout is a result, not an error.
+
+    Each stream keeps its first and last MAX_OUTPUT_BYTES / 2 (gates/capture.py): a command printing gigabytes
+    costs the runner no more memory than that."""
     argv = to_argv(command)
     shown = command if isinstance(command, str) else shlex.join(argv)
     if sandbox is not None:
         argv = sandbox.wrap(argv)
-    start = time.monotonic()
+    env = dict(env) if env is not None else gate_env(sandboxed=sandbox is not None)
     try:
-        proc = subprocess.run(
-            argv,
-            cwd=cwd,
-            env=dict(env) if env is not None else gate_env(sandboxed=sandbox is not None),
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout_s,
-            **({"input": stdin_text} if stdin_text is not None else {"stdin": subprocess.DEVNULL}),
-        )
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
-        return CommandResult(shown, -1, out, f"timed out after {timeout_s:.0f} s", timeout_s, timed_out=True)
+        ended = run_bounded(argv, cwd=cwd, env=env, timeout_s=timeout_s, stdin_text=stdin_text)
     except OSError as exc:
         return CommandResult(shown, 127, "", f"cannot run {argv[0]}: {exc.strerror}", 0.0)
-    return CommandResult(shown, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
+    return CommandResult(
+        shown, ended.exit_code, ended.stdout, ended.stderr, ended.duration_s, ended.timed_out
+    )
 
 
 def tail(text: str, n_lines: int = 30) -> str:

@@ -65,6 +65,11 @@ def _api(action: str) -> Iterator[None]:
         yield
     except github.BadCredentialsException as exc:
         raise GitHubError(f"{action}: the token was rejected (401); check GITHUB_TOKEN / GH_TOKEN") from exc
+    except github.BadAttributeException as exc:  # a field of the wrong JSON type (a proxy, a broken server)
+        raise GitHubError(
+            f"{action}: GitHub answered a malformed record ({exc.actual_value!r:.60} where "
+            f"{getattr(exc.expected_type, '__name__', exc.expected_type)} was expected); check api_url"
+        ) from exc
     except github.GithubException as exc:
         message = (exc.data or {}).get("message", "") if isinstance(exc.data, dict) else str(exc.data)
         raise GitHubError(f"{action}: GitHub answered {exc.status}: {message}".rstrip(": ")) from exc

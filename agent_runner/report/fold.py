@@ -6,6 +6,7 @@ renders it and `status` summarises it for the terminal.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field, fields
@@ -219,11 +220,11 @@ class _Folder:
         kind, task_id = event.get("type"), event.get("task")
         if not isinstance(task_id, str):
             return
-        self.last_ts = max(self.last_ts, float(event.get("ts") or 0.0))
+        self.last_ts = max(self.last_ts, _ts(event.get("ts")))
         if kind == EventType.CLAIMED:
             self._close(task_id, event, "lost", "claimed again before this attempt ended")
             attempt = Attempt(task_id, int(event.get("attempt") or 1), str(event.get("worker") or "unknown"),
-                              machine_of(event, None), float(event.get("ts") or 0.0))  # fmt: skip
+                              machine_of(event, None), _ts(event.get("ts")))  # fmt: skip
             self.open[task_id] = (attempt, event)
             self.attempts.append(attempt)
         elif kind in END_TYPES:
@@ -237,7 +238,7 @@ class _Folder:
             return
         attempt, claim = opened
         attempt.end, attempt.outcome, attempt.reason = (
-            float(event.get("ts") or attempt.start),
+            _ts(event.get("ts"), attempt.start),
             outcome,
             reason,
         )
@@ -251,10 +252,10 @@ class _Folder:
         state = event.get("state") or {}
         if not state.get("claimed_at") or not state.get("worker"):
             return  # a compacted file keeps only the last attempt of each task
-        ts = float(event.get("ts") or 0.0)
+        ts = _ts(event.get("ts"))
         claim = {"worker": state["worker"], "ts": state["claimed_at"], "attempt": state.get("attempt", 1)}
         attempt = Attempt(state["id"], int(claim["attempt"]), str(state["worker"]), machine_of(claim, None),
-                          float(state["claimed_at"]))  # fmt: skip
+                          _ts(state["claimed_at"]))  # fmt: skip
         if isinstance(state.get("result"), dict):
             _apply_result(attempt, state["result"])
         if state.get("status") == "running":
@@ -282,11 +283,25 @@ def _outcome(event: Event) -> str:
 def _apply_result(attempt: Attempt, result: dict[str, Any]) -> None:
     attempt.result = result
     attempt.model = str(result.get("model") or attempt.model)
-    attempt.steps = int(result.get("steps") or 0)
+    attempt.steps = _count(result.get("steps"))
     attempt.cost_usd = result_cost(result)
-    usage = result.get("usage") or {}
-    attempt.tokens = {k: int(usage.get(k) or 0) for k in TOKEN_FIELDS}
-    attempt.trajectory = result.get("trajectory_path") or attempt.trajectory
+    usage = result.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    attempt.tokens = {k: _count(usage.get(k)) for k in TOKEN_FIELDS}
+    path = result.get("trajectory_path")
+    attempt.trajectory = path if isinstance(path, str) and path else attempt.trajectory
+
+
+def _count(value: object) -> int:
+    """A count from a stored result (read back, not trusted): anything but a non-negative int counts 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _ts(value: object, default: float = 0.0) -> float:
+    """A time from a queue line: a finite number, else `default` (NaN and Infinity parse as JSON numbers)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    return float(value) if math.isfinite(value) else default
 
 
 def _task_row(state: TaskState, attempts: list[Attempt]) -> TaskRow:
@@ -317,7 +332,12 @@ def _cost_of(attempts: list[Attempt]) -> CostTotal:
 
 def _gate_row(gate: dict[str, Any]) -> GateRow:
     return GateRow(str(gate.get("name", "?")), str(gate.get("verdict", "?")),
-                   dict(gate.get("before") or {}), dict(gate.get("after") or {}))  # fmt: skip
+                   _figures(gate.get("before")), _figures(gate.get("after")))  # fmt: skip
+
+
+def _figures(value: object) -> dict[str, float]:
+    """A gate's measurement from a stored result (read back, not trusted): an object, else none."""
+    return dict(value) if isinstance(value, dict) else {}
 
 
 def build_report(

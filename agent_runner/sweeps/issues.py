@@ -10,12 +10,21 @@ from __future__ import annotations
 import re
 
 from agent_runner.core.task import Task, TaskKind
+from agent_runner.github.body import fenced
 from agent_runner.github.records import IssueInfo
 from agent_runner.sweeps.plan import PlannedTask, SweepKind, SweepPlan, by_gain
 
 MAX_TITLE = 120
 MAX_BODY = 20_000
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # keeps tab and newline
+# Bidi overrides and isolates (text that reads otherwise than it is), lone surrogates (no file can hold them)
+HIDDEN = re.compile(r"[\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+LINE_BREAKS = re.compile(r"[\n\u2028\u2029]")  # a title is one line
+# "Fixes #3" in a title would close issue 3 once the commit lands: a zero-width joiner breaks the keyword
+CLOSING = re.compile(
+    r"(?i)\b(close[sd]?|fix(?:e[sd])?|resolve[sd]?)\b(?=\s*:?\s*(?:[\w.-]+/[\w.-]+)?#\d|\s*:?\s*https?://)"
+)
+QUOTED = "The issue as filed (quoted: its mentions and references are no links):"
 
 
 def plan_issues(issues: list[IssueInfo], *, label: str) -> SweepPlan:
@@ -30,12 +39,15 @@ def plan_issues(issues: list[IssueInfo], *, label: str) -> SweepPlan:
 
 
 def _issue_task(issue: IssueInfo) -> PlannedTask:
-    title = _clean(issue.title).replace("\n", " ").strip()[:MAX_TITLE] or f"Issue #{issue.number}"
+    title = LINE_BREAKS.sub(" ", _clean(issue.title)).strip()[:MAX_TITLE] or f"Issue #{issue.number}"
+    title = CLOSING.sub(lambda m: f"{m[1][0]}\u200d{m[1][1:]}", title)  # the commit message holds it
     body = _clean(issue.body).strip()
     if len(body) > MAX_BODY:
         body = body[:MAX_BODY] + "\n\n(the issue's text is cut here; read the rest on GitHub)"
-    link = f"Closes #{issue.number} ({issue.url})" if issue.url else f"Closes #{issue.number}"
-    instructions = "\n".join([link, "", f"# {title}", "", body or "(the issue has no description)"])
+    url = LINE_BREAKS.sub("", _clean(issue.url))
+    link = f"Closes #{issue.number} ({url})" if url else f"Closes #{issue.number}"
+    filed = fenced(f"# {title}\n\n{body or '(the issue has no description)'}", info="markdown")
+    instructions = "\n".join([link, "", QUOTED, "", filed])
     task = Task(
         id=f"issue-{issue.number}", kind=TaskKind.CHANGE, title=f"#{issue.number}: {title}",
         instructions=instructions, labels=[SweepKind.ISSUES.label],
@@ -44,4 +56,4 @@ def _issue_task(issue: IssueInfo) -> PlannedTask:
 
 
 def _clean(text: str) -> str:
-    return CONTROL.sub("", text.replace("\r\n", "\n"))
+    return HIDDEN.sub("", CONTROL.sub("", text.replace("\r\n", "\n")))

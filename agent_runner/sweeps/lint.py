@@ -16,7 +16,18 @@ from agent_runner.config.runner import RunnerConfig
 from agent_runner.core.errors import ConfigError
 from agent_runner.core.task import Limits, Task, TaskKind
 from agent_runner.gates.ruff import LintReport, Violation, run_ruff
-from agent_runner.sweeps.plan import PlannedTask, SweepKind, SweepPlan, by_gain, distinct_ids, stable_id
+from agent_runner.sweeps.plan import (
+    PlannedTask,
+    SweepKind,
+    SweepPlan,
+    by_gain,
+    distinct_ids,
+    left_out_note,
+    nameable,
+    require_paths,
+    shown,
+    stable_id,
+)
 from agent_runner.sweeps.scratch import scratch_checkout
 
 FIXABLE_ID = "lint-ruff-fix"
@@ -33,6 +44,7 @@ class LintFindings:
     beyond_config: tuple[Violation, ...] = ()
     scope: tuple[str, ...] = (".",)
     select: tuple[str, ...] = ()  # rules added to the repo's config: the tasks carry them (lint_select)
+    left_out: tuple[str, ...] = ()  # files no task can name (outside the checkout, a control character)
 
 
 @dataclass(frozen=True)
@@ -61,23 +73,19 @@ def per_task_limit(limits: Limits) -> int:
 
 def measure_lint(checkout: Path, paths: Sequence[str], *, select: Sequence[str] = ()) -> LintFindings:
     """Run ruff (the repo's config plus `select`), then `ruff check --fix`, then ruff again, in `checkout`."""
-    _require_paths(checkout, paths)
+    require_paths(checkout, paths)
     extra = ["--extend-select", ",".join(select)] if select else []
     plain = _checked(run_ruff(checkout, paths, force_exclude=True)) if select else None
     before = _checked(run_ruff(checkout, paths, force_exclude=True, extra=extra))
     run_ruff(checkout, paths, fix=True, force_exclude=True, extra=extra)
     after = _checked(run_ruff(checkout, paths, force_exclude=True, extra=extra))
     beyond = () if plain is None else tuple(sorted(set(before.violations) - set(plain.violations), key=str))
+    out = {v.file for v in before.violations + after.violations if not nameable(checkout, v.file)}
     return LintFindings(
-        _per_file(before.violations), _per_file(after.violations), beyond, tuple(paths), tuple(select)
-    )
-
-
-def _require_paths(checkout: Path, paths: Sequence[str]) -> None:
-    missing = [p for p in paths if not (checkout / p).exists()]
-    if missing:
-        names = ", ".join(repr(p) for p in missing)
-        raise ConfigError(f"{names} not found in the base commit; sweep paths are committed files or folders")
+        _per_file(before.violations, out), _per_file(after.violations, out),
+        tuple(v for v in beyond if v.file not in out), tuple(paths), tuple(select),
+        tuple(sorted(shown(checkout, name) for name in out)),
+    )  # fmt: skip
 
 
 def _checked(report: LintReport) -> LintReport:
@@ -89,9 +97,9 @@ def _checked(report: LintReport) -> LintReport:
     return report
 
 
-def _per_file(violations: Iterable[Violation]) -> dict[str, tuple[Violation, ...]]:
+def _per_file(violations: Iterable[Violation], left_out: set[str]) -> dict[str, tuple[Violation, ...]]:
     files: dict[str, list[Violation]] = {}
-    for violation in violations:
+    for violation in (v for v in violations if v.file not in left_out):
         files.setdefault(violation.file, []).append(violation)
     return {name: tuple(found) for name, found in sorted(files.items())}
 
@@ -118,13 +126,17 @@ def plan_lint(findings: LintFindings, *, per_task: int) -> SweepPlan:
 
 
 def _notes(findings: LintFindings) -> tuple[str, ...]:
-    if not findings.beyond_config:
-        return ()
-    rules = ", ".join(sorted({v.rule for v in findings.beyond_config}))
-    return (
-        f"{len(findings.beyond_config)} violation(s) come from rules the repo's ruff config does not enable "
-        f"({rules}); the tasks carry them (lint_select), so ruff --fix and their gates check them too",
-    )
+    notes = []
+    if findings.beyond_config:
+        rules = ", ".join(sorted({v.rule for v in findings.beyond_config}))
+        notes.append(
+            f"{len(findings.beyond_config)} violation(s) come from rules the repo's ruff config does not "
+            f"enable ({rules}); the tasks carry them (lint_select), so ruff --fix and their gates check "
+            "them too"
+        )
+    if findings.left_out:
+        notes.append(left_out_note(findings.left_out, what="lint"))
+    return tuple(notes)
 
 
 def _fixable_task(files: list[str], before: dict[str, tuple[Violation, ...]]) -> PlannedTask:

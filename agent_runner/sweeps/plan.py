@@ -8,9 +8,12 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from pathlib import Path, PurePosixPath
 
 from agent_runner.coordinator.readiness import overlaps
-from agent_runner.core.task import Task
+from agent_runner.core.errors import ConfigError
+from agent_runner.core.task import Task, path_problem
+from agent_runner.gates.ruff import is_inside
 
 MAX_ID = 80  # core.task's limit on ids
 DIGEST_CHARS = 8
@@ -103,3 +106,38 @@ def line_ranges(lines: Iterable[int]) -> str:
         else:
             spans.append([line, line])
     return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in spans)
+
+
+def nameable(checkout: Path, file: str) -> bool:
+    """Whether a task can name `file`: a valid target path that stays inside the checkout (no symlink out)."""
+    return path_problem(file) is None and is_inside(checkout, file)
+
+
+def shown(checkout: Path, name: str) -> str:
+    """Return `name` relative to the checkout when a tool gave it absolute (a symlink out of the repo)."""
+    for root in (checkout, checkout.resolve()):
+        if PurePosixPath(name).is_relative_to(root.as_posix()):
+            return PurePosixPath(name).relative_to(root.as_posix()).as_posix()
+    return name
+
+
+def left_out_note(names: tuple[str, ...], *, what: str) -> str:
+    """Return the note on files with work that no task can name (a symlink out, a control character)."""
+    listed = ", ".join(repr(name) for name in names[:5]) + (
+        f" and {len(names) - 5} more" if len(names) > 5 else ""
+    )
+    return (
+        f"{len(names)} file(s) with {what} left out: no task can name them (a symlink out of the repo, "
+        f"a control character in the name): {listed}"
+    )
+
+
+def require_paths(checkout: Path, paths: Iterable[str]) -> None:
+    """Refuse sweep PATHS that are not committed files or folders inside the repo (ConfigError)."""
+    bad = [p for p in paths if path_problem(p) or not is_inside(checkout, p) or not (checkout / p).exists()]
+    if bad:
+        names = ", ".join(repr(p) for p in bad)
+        raise ConfigError(
+            f"{names} not found in the base commit (or leads out of the repo); sweep paths are committed "
+            "files or folders inside it"
+        )

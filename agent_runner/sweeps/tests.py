@@ -27,7 +27,11 @@ from agent_runner.sweeps.plan import (
     SweepPlan,
     by_gain,
     distinct_ids,
+    left_out_note,
     line_ranges,
+    nameable,
+    require_paths,
+    shown,
     stable_id,
 )
 from agent_runner.sweeps.scratch import scratch_checkout
@@ -54,7 +58,11 @@ def sweep_tests(
     """Run the repo's tests with coverage on its base commit (a scratch checkout) and return the plan."""
     with scratch_checkout(root, base=base) as checkout:
         report = measure_coverage(root, checkout, config, options.paths)
-    return plan_tests(report.coverage or {}, options, n_failed=len(report.failed))
+        coverage = report.coverage or {}
+        out = {name for name in coverage if not nameable(checkout.path, name)}
+        left_out = tuple(sorted(shown(checkout.path, name) for name in out))
+    kept = {name: cov for name, cov in coverage.items() if name not in out}
+    return plan_tests(kept, options, n_failed=len(report.failed), left_out=left_out)
 
 
 def measure_coverage(
@@ -63,11 +71,17 @@ def measure_coverage(
     """Run setup, then the tests with the coverage plugin over `paths`; ConfigError without coverage."""
     if not is_pytest(config.test):
         raise ConfigError(f"`sweep tests` measures coverage with pytest; the test command is {config.test!r}")
+    require_paths(checkout.path, paths)
     copy_files(str(root), checkout.path, list(config.copy_files))
     run_setup(list(config.setup), checkout.path, gate_env())
     task = Task(id="sweep-tests", kind=TaskKind.WRITE_TESTS, paths=list(paths))
     ctx = GateContext(checkout.path, task, checkout.base_commit, config.test, gate_settings(config))
     report = run_tests(ctx, coverage_of=list(paths))
+    if report.coverage is None and report.duration_s >= ctx.settings.test_timeout_s:
+        raise ConfigError(
+            f"the test run timed out after {ctx.settings.test_timeout_s:g} s (gates.test_timeout_s); raise "
+            f"it, or sweep fewer PATHS, or fix the test that hangs. Output:\n{tail(report.output)}"
+        )
     if report.coverage is None:
         raise ConfigError(
             f"the test run measured no coverage ({report.coverage_error or 'no report'}); "
@@ -76,7 +90,13 @@ def measure_coverage(
     return report
 
 
-def plan_tests(coverage: dict[str, FileCoverage], options: TestsOptions, *, n_failed: int = 0) -> SweepPlan:
+def plan_tests(
+    coverage: dict[str, FileCoverage],
+    options: TestsOptions,
+    *,
+    n_failed: int = 0,
+    left_out: tuple[str, ...] = (),
+) -> SweepPlan:
     """Return one write-tests task per measured module under `options.below` percent."""
     kept = {
         name: cov for name, cov in coverage.items() if cov.statements and not _skipped(name, options.paths)
@@ -90,6 +110,7 @@ def plan_tests(coverage: dict[str, FileCoverage], options: TestsOptions, *, n_fa
         "the tests ran on this machine outside any sandbox: the repo's own code at its base commit",
         *([f"{n_failed} test(s) fail on the base commit; write-tests reports them, it does not hold them "
            "against the agent"] if n_failed else []),
+        *([left_out_note(left_out, what="coverage")] if left_out else []),
     ]  # fmt: skip
     figures = {"modules": len(kept), "coverage": round(percent(kept), 1)}
     return SweepPlan(SweepKind.TESTS, by_gain(distinct_ids(planned)), tuple(notes), options.paths, figures)

@@ -91,11 +91,28 @@ def _one(
         outcome = Outcome.UNCHANGED
     else:
         outcome = Outcome.UPDATED if existing is not None else Outcome.NEW
-    if not dry_run:
-        if outcome is not Outcome.UNCHANGED:
-            _write(file, text, replace=existing is not None)
-        queue.add(task, file=relative(root, file), digest=file_digest(file))
+    if not dry_run and (raced := _write_and_queue(root, queue, task, file, text, outcome)) is not None:
+        return _row(planned, Outcome.LEFT_ALONE, raced.status, "started while the sweep wrote it")
     return _row(planned, outcome, status)
+
+
+def _write_and_queue(
+    root: Path, queue: Queue, task: Task, file: Path, text: str, outcome: Outcome
+) -> TaskState | None:
+    """Write the task file (unless unchanged) and queue it; when a run started the task meanwhile, put the
+    file it started from back and return the task's state (else None)."""
+    old = file.read_text(encoding="utf-8") if outcome is Outcome.UPDATED else None
+    if outcome is not Outcome.UNCHANGED:
+        _write(file, text, replace=outcome is Outcome.UPDATED)
+    digest = file_digest(file)
+    if queue.add(task, file=relative(root, file), digest=digest):
+        return None
+    now = queue.refresh().get(task.id)
+    if now is None or now.digest == digest:  # already queued as written (by a run's intake, or unchanged)
+        return None
+    if old is not None:
+        _write(file, old, replace=True)
+    return now
 
 
 def _kept(found: TaskSet, task: Task, file: Path, label: str) -> str | None:
