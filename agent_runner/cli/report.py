@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from agent_runner.cli.app import app, console, get_config, repo_root
+from agent_runner.cli.app import app, console, get_config, repo_root, warn_skipped
 from agent_runner.core.cost import unknown_cost_note
 from agent_runner.queue.store import Queue
 from agent_runner.report.fold import RunReport, build_report
@@ -38,9 +38,9 @@ def report(open_: OpenFlag = False, out: OutPath = None) -> None:
 def status(as_json: JsonFlag = False) -> None:
     """Summarise the run: counts by status, cost so far, per-machine load and the slowest attempts."""
     config = get_config()
-    data = build_report(
-        Queue(config.path(repo_root(), "queue")), budget_usd=config.budget_usd, default_model=config.model
-    )
+    queue = Queue(config.path(repo_root(), "queue"))
+    data = build_report(queue, budget_usd=config.budget_usd, default_model=config.model)
+    warn_skipped(queue)  # on stderr: --json stays parseable
     if as_json:
         typer.echo(json.dumps(data.to_json(), indent=2, default=str))
         return

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from agent_runner.cli.app import app, console, get_config, repo_root
+from agent_runner.cli.app import app, console, get_config, repo_root, warn_skipped
 from agent_runner.queue.store import Queue
 from agent_runner.report.fold import build_report
 from agent_runner.report.stats import FIGURE_COLUMNS, HEADERS, LeagueRow, league
@@ -23,6 +23,7 @@ def stats(as_json: JsonFlag = False) -> None:
     config = get_config()
     queue = Queue(config.path(repo_root(), "queue"))
     rows = league(build_report(queue, default_model=config.model))
+    warn_skipped(queue)  # on stderr: --json stays parseable
     if as_json:
         typer.echo(json.dumps({"queue": str(queue.path), "rows": [row.to_json() for row in rows]}, indent=2))
     elif rows:

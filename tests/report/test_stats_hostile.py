@@ -89,3 +89,16 @@ def test_the_html_report_survives_the_same_queue(tmp_path: Path) -> None:
 def test_result_cost_refuses_what_is_no_price() -> None:
     assert [result_cost({"cost_usd": v}) for v in (float("nan"), float("inf"), -1.0, True, "1")] == [None] * 5
     assert result_cost({"cost_usd": 0.25}) == 0.25 and result_cost({"cost_usd": 0}) == 0.0
+
+
+def test_stats_and_status_name_the_lines_they_skipped(tmp_path: Path) -> None:
+    """A line that is no event is skipped, and said so on stderr with file:line; `--json` stays JSON."""
+    path = _hostile_queue(tmp_path)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write('{"type": "finished", "task": ["not", "an", "id"]}\n')
+    lineno = len(path.read_text(encoding="utf-8").splitlines())
+    for command in ("stats", "status"):
+        out = CliRunner().invoke(get_app(), ["--root", str(tmp_path), command, "--json"])
+        assert out.exit_code == 0, out.output
+        assert f"queue.jsonl:{lineno}" in out.stderr and "skipped" in out.stderr, (command, out.stderr)
+        _strict(out.stdout)
