@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -14,6 +15,7 @@ from agent_runner.queue.store import Queue
 from agent_runner.report.fold import build_report
 from agent_runner.report.stats import FIGURE_COLUMNS, HEADERS, LeagueRow, league
 
+WIDE = 120  # columns a terminal needs for the table
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 
 
@@ -26,21 +28,29 @@ def stats(as_json: JsonFlag = False) -> None:
     warn_skipped(queue)  # on stderr: --json stays parseable
     if as_json:
         typer.echo(json.dumps({"queue": str(queue.path), "rows": [row.to_json() for row in rows]}, indent=2))
-    elif rows:
+    elif rows and console.width >= WIDE:
         console.print(_table(rows))
+    elif rows:  # a narrow terminal: one block per row, not eleven folded columns
+        console.print(_blocks(rows))
     else:
         console.print("No attempt has ended yet: nothing to compare.", markup=False)
 
 
 def _table(rows: list[LeagueRow]) -> Table:
-    table = Table(title="League table", title_justify="left")
+    table = Table(title="League table", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for n, header in enumerate(HEADERS):
-        table.add_column(
-            header,
-            justify="right" if n in FIGURE_COLUMNS else "left",
-            overflow="fold",
-            ratio=2 if n == 1 else 1,
-        )
+        justify: Literal["left", "right"] = "right" if n in FIGURE_COLUMNS else "left"
+        table.add_column(header, justify=justify, overflow="fold")
     for row in rows:
         table.add_row(*(Text(cell) for cell in row.cells()))  # Text: task fields are never read as markup
     return table
+
+
+def _blocks(rows: list[LeagueRow]) -> Text:
+    text = Text("League table\n", style="bold")
+    for row in rows:
+        cells = row.cells()
+        text.append(f"\n{' · '.join(cells[:3])}\n", style="bold")  # kind · model · repo
+        figures = [f"{HEADERS[n]} {cells[n]}" for n in range(3, len(HEADERS))]
+        text.append("  " + ", ".join(figures) + "\n")
+    return text

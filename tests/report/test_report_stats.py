@@ -138,12 +138,13 @@ def _project(tmp_path: Path) -> Path:
     return root
 
 
-def _stats(root: Path, *args: str) -> Any:
+def _stats(root: Path, *args: str, columns: int = 200) -> Any:
     from typer.testing import CliRunner
 
     from agent_runner.cli import get_app
 
-    return CliRunner().invoke(get_app(), ["--root", str(root), "stats", *args], env={"COLUMNS": "200"})
+    env = {"COLUMNS": str(columns)}
+    return CliRunner().invoke(get_app(), ["--root", str(root), "stats", *args], env=env)
 
 
 def test_stats_json_shape(tmp_path: Path) -> None:
@@ -183,6 +184,14 @@ def test_stats_table_escapes_task_text(tmp_path: Path) -> None:
     assert out.exit_code == 0, out.output
     assert "League table" in out.output and "lint-touched (2)" in out.output
     assert "openai:[bold red]x[/]" in out.output
+
+
+def test_a_narrow_terminal_gets_one_block_per_row(tmp_path: Path) -> None:
+    """At 80 columns eleven columns would fold every word: each row is a block with its figures whole."""
+    out = _stats(_project(tmp_path), columns=80)
+    assert out.exit_code == 0, out.output
+    assert "tries/acc 2.5" in out.output and "top reject lint-touched (2)" in out.output
+    assert all(len(line) <= 80 for line in out.output.splitlines())
 
 
 def test_the_html_report_has_the_league_section(queue: Queue, tmp_path: Path) -> None:
