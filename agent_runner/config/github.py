@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class PrMode(StrEnum):
+    """How an integration train's results reach GitHub."""
+
+    PER_TASK = "per-task"  # one PR per task, each marked with its merge order
+    INTEGRATION = "integration"  # one PR for the integration branch: "N verified changes"
 
 
 class GitHubConfig(BaseModel):
@@ -22,6 +31,10 @@ class GitHubConfig(BaseModel):
     )
     labels: list[str] = Field(
         default_factory=lambda: ["agent-runner"], description="Labels on every agent PR."
+    )
+    pr_mode: PrMode = Field(
+        default=PrMode.PER_TASK,
+        description="After a train: per-task PRs marked with their merge order, or one integration PR.",
     )
     review_rounds: int = Field(default=2, ge=0, le=10, description="Review/fix rounds per PR at most.")
     review_chunk_chars: int = Field(
