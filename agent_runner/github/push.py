@@ -73,16 +73,24 @@ def resolve(repo: Path, ref: str) -> str | None:
         return None
 
 
-def push_branch(repo: Path, *, remote: str, branch: str, commit: str, token: str | None) -> None:
-    """Force-push `commit` to the agent branch `branch` on `remote` (the runner owns that branch)."""
+def push_branch(
+    repo: Path, *, remote: str, branch: str, commit: str, token: str | None, lease: str | None = None
+) -> None:
+    """Force-push `commit` to the agent branch `branch` on `remote` (the runner owns that branch).
+
+    With `lease` (the commit the branch must still be at on the remote) the push is refused when someone
+    pushed to the branch since (`--force-with-lease`).
+    """
     check_agent_branch(branch)
     url = remote_url(repo, remote)
-    refspec = f"+{commit}:refs/heads/{branch}"
+    refspec = f"{'' if lease else '+'}{commit}:refs/heads/{branch}"
+    leased = [f"--force-with-lease=refs/heads/{branch}:{lease}"] if lease else []
     try:
         git(
             repo,
             "push",
             "--no-verify",
+            *leased,
             remote,
             refspec,
             env=auth_env(url, token),

@@ -132,6 +132,9 @@ ROUTES: list[tuple[str, str, Route]] = [
     ("POST", "/pulls", lambda f, m, q, b: f.create_pull(b)),
     ("GET", "/pulls/(?P<n>\\d+)", lambda f, m, q, b: f.pull_json(int(m["n"]))),
     ("PATCH", "/pulls/(?P<n>\\d+)", _update_pull),
+    ("PUT", "/pulls/(?P<n>\\d+)/merge", lambda f, m, q, b: {
+        "sha": f.merge_pull(int(m["n"]), message=str(b.get("commit_title") or "")), "merged": True,
+        "message": "Pull Request successfully merged"}),
     ("GET", "/pulls/(?P<n>\\d+)/files", lambda f, m, q, b: f.pull_files(int(m["n"]))),
     ("GET", "/pulls/(?P<n>\\d+)/reviews", _reviews),
     ("POST", "/pulls/(?P<n>\\d+)/reviews", lambda f, m, q, b: f.add_review(int(m["n"]), b)),

@@ -1,10 +1,9 @@
 """A fake GitHub REST API on 127.0.0.1, spoken to by the real PyGithub through `base_url`.
 
-It serves one repository: pull requests (create, list, get, update, files), plain issues (list, get),
-reviews (create, list, edit, dismiss), review comments, issue comments, labels, commit statuses and check
-runs. With `origin=`
-(a bare git repo) it checks that a PR's head branch was pushed and computes the PR's files from the
-real diff. Every request is recorded.
+It serves one repository: pull requests (create, list, get, update, files, merge), plain issues (list,
+get), reviews (create, list, edit, dismiss), review comments, issue comments, labels, commit statuses and
+check runs. With `origin=` (a bare git repo) it checks that a PR's head branch was pushed, computes the PR's
+files from the real diff and merges for real. Every request is recorded.
 """
 
 from __future__ import annotations
@@ -121,6 +120,27 @@ class FakeGitHub:
 
     def _next_number(self) -> int:
         return len(self.store.pulls) + len(self.store.issues) + 1
+
+    def merge_pull(self, number: int, *, message: str = "") -> str:
+        """Merge a pull request into its base in `origin`, as a person clicking "Merge" would; return it."""
+        pull = self.pull(number)
+        if self.origin is None or pull["state"] != "open":
+            raise ApiError(405, "Pull Request is not mergeable")
+        base, head = pull["base"]["ref"], pull["head"]["ref"]
+        proc = subprocess.run(
+            ["git", "-C", str(self.origin), "merge-tree", "--write-tree", f"refs/heads/{base}",
+             f"refs/heads/{head}"], capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise ApiError(405, f"Pull Request is not mergeable: {proc.stdout.strip()}")
+        old = self.head_sha(base)
+        title = message or f"Merge pull request #{number} from {self.owner}/{head}"
+        identity = ["-c", "user.name=someone", "-c", "user.email=someone@example.com"]
+        commit = _git(self.origin, *identity, "commit-tree", proc.stdout.split()[0], "-p", old, "-p",
+                      self.head_sha(head), "-m", title).strip()  # fmt: skip
+        _git(self.origin, "update-ref", f"refs/heads/{base}", commit, old)
+        pull.update(state="closed", merged=True, merge_commit_sha=commit)
+        return commit
 
     # -- resources ------------------------------------------------------------------------------------
     def url(self, path: str) -> str:
