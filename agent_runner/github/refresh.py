@@ -22,6 +22,7 @@ from agent_runner.config.runner import RunnerConfig
 from agent_runner.coordinator.landing import landing_repo
 from agent_runner.core.errors import GitHubError, RunnerError
 from agent_runner.core.redact import Redactor, runner_redactor
+from agent_runner.core.result import TaskResult
 from agent_runner.core.task import BRANCH_PREFIX, Task, TaskStatus
 from agent_runner.core.train import StepOutcome, TrainStep
 from agent_runner.github.api import GitHubRepo, connect
@@ -39,8 +40,11 @@ FETCH_NS = "refs/agent-runner/refresh"
 class Verifier(Protocol):
     """Applies a task's commits onto a new base and re-runs its gates, in the sandbox (never on the host)."""
 
-    def verify(self, repo: Path, task: Task, *, head: str, onto: str, attempt: int) -> TrainStep:
-        """Return LANDED with the rebased commit (now in `repo`), or CONFLICT / RED with the reason."""
+    def verify(self, repo: Path, task: Task, result: TaskResult, *, head: str, onto: str) -> TrainStep:
+        """Apply the accepted `result` (now at `head`) onto `onto` and run its gates there.
+
+        Return LANDED with the new commit (now in `repo`), or CONFLICT / RED with the reason.
+        """
         ...
 
 
@@ -82,7 +86,7 @@ class OpenPull:
     """An accepted task with its open pull request, as the queue and GitHub both say."""
 
     task: Task
-    attempt: int
+    result: TaskResult
     pull: PullInfo
 
 
@@ -115,7 +119,7 @@ class Refresher:
         if is_ancestor(self.repo, base, head):
             return self._row(item, RefreshOutcome.UNCHANGED, base=base, head=head)
         try:
-            step = self.verifier.verify(self.repo, task, head=head, onto=base, attempt=item.attempt)
+            step = self.verifier.verify(self.repo, task, item.result, head=head, onto=base)
         except (
             RunnerError
         ) as exc:  # the verify job could not run (a machine, the sandbox): not the task's fault
@@ -182,11 +186,11 @@ class Refresher:
 
 
 def open_pulls(
-    candidates: Iterable[tuple[Task, int, str]], read_pull: Callable[[int], PullInfo]
+    candidates: Iterable[tuple[Task, TaskResult, str]], read_pull: Callable[[int], PullInfo]
 ) -> tuple[list[OpenPull], list[RefreshRow]]:
-    """Split (task, attempt, PR URL) of accepted tasks into open agent PRs to refresh and skipped rows."""
+    """Split (task, result, PR URL) of accepted tasks into open agent PRs to refresh and skipped rows."""
     found, skipped = [], []
-    for task, attempt, url in candidates:
+    for task, result, url in candidates:
         number = pr_number(url)
         try:
             pull = read_pull(number) if number is not None else None
@@ -197,7 +201,7 @@ def open_pulls(
             continue
         problem = _not_refreshable(task, pull)
         if pull is not None and problem is None:
-            found.append(OpenPull(task, attempt, pull))
+            found.append(OpenPull(task, result, pull))
         elif problem:
             skipped.append(
                 RefreshRow(task.id, task.branch_name, RefreshOutcome.SKIPPED, number, reason=problem)
@@ -249,7 +253,7 @@ def refresh_all(
 ) -> list[RefreshRow]:
     """Refresh the open PR of every accepted task in the queue, repository by repository."""
     env = dict(os.environ if environ is None else environ)
-    by_repo: dict[Path, list[tuple[Task, int, str]]] = {}
+    by_repo: dict[Path, list[tuple[Task, TaskResult, str]]] = {}
     for candidate in accepted_with_pr(open_queue(root, config).refresh().values()):
         by_repo.setdefault(landing_repo(root, candidate[0]), []).append(candidate)
     rows: list[RefreshRow] = []
@@ -263,12 +267,12 @@ def refresh_all(
     return rows
 
 
-def accepted_with_pr(states: Iterable[TaskState]) -> list[tuple[Task, int, str]]:
-    """Return (task, attempt, PR URL) of each accepted task with a PR, in queue order."""
+def accepted_with_pr(states: Iterable[TaskState]) -> list[tuple[Task, TaskResult, str]]:
+    """Return (task, accepted result, PR URL) of each finished task with a PR, in queue order."""
     return [
-        (state.task, state.attempt, state.pr_url)
+        (state.task, state.result, state.pr_url)
         for state in sorted(states, key=lambda s: s.seq)
-        if state.status is TaskStatus.FINISHED and state.pr_url and state.task is not None
+        if state.status is TaskStatus.FINISHED and state.pr_url and state.task and state.result
     ]
 
 

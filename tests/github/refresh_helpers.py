@@ -9,7 +9,7 @@ from pathlib import Path
 from github_helpers import agent_commit, git, make_result, make_task
 
 from agent_runner.config.runner import RunnerConfig
-from agent_runner.core.result import GateResult, GateVerdict
+from agent_runner.core.result import GateResult, GateVerdict, TaskResult
 from agent_runner.core.task import Task
 from agent_runner.core.train import StepOutcome, TrainStep
 from agent_runner.github.publisher import GitHubPublisher
@@ -27,10 +27,10 @@ class GitVerifier:
         self.red = red or {}
         self.calls: list[tuple[str, str, str]] = []
 
-    def verify(self, repo: Path, task: Task, *, head: str, onto: str, attempt: int) -> TrainStep:
+    def verify(self, repo: Path, task: Task, result: TaskResult, *, head: str, onto: str) -> TrainStep:
         """Return the rebased commit, or the conflict, or the red verdict."""
         self.calls.append((task.id, head, onto))
-        step = {"task_id": task.id, "attempt": attempt, "branch": task.branch_name}
+        step = {"task_id": task.id, "attempt": result.attempt, "branch": task.branch_name}
         with tempfile.TemporaryDirectory() as tmp:
             tree = Path(tmp) / "wt"
             git(repo, "worktree", "add", "-q", "--detach", str(tree), head)
