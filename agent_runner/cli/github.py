@@ -235,3 +235,42 @@ def ingest(
             highlight=False,
             markup=False,
         )
+
+
+@app.command()
+def refresh(state_branch: StateFlag = False, as_json: JsonFlag = False) -> None:
+    """Rebase open agent PRs onto their moved base, re-run their gates, update them; re-queue what broke."""
+    from agent_runner.cli.run import make_executor  # ~1 ms: loaded with the app
+    from agent_runner.coordinator.landing import LandingRules  # ~80 ms with github.refresh, only here
+    from agent_runner.github.actions import pull_state, push_state
+    from agent_runner.github.refresh import QueueRequeuer, refresh_all
+    from agent_runner.github.train_verify import TrainVerifier  # ~40 ms (the verify job's gates)
+
+    root, config = repo_root(), get_config()
+    if state_branch:
+        pull_state(root, config, token=_token())
+    executor = make_executor(config, root=root)
+    try:
+        verifier = TrainVerifier(executor, config, LandingRules.of(config))
+        rows = refresh_all(root, config, verifier=verifier, requeuer=QueueRequeuer(open_queue(root, config)))
+    finally:
+        executor.close()
+    if state_branch and any(row.outcome == "requeued" for row in rows):
+        push_state(root, config, token=_token(), message="agent-runner: refresh re-queued tasks")
+    if as_json:
+        _echo_json([row.to_json() for row in rows])
+        return
+    _print_refresh(rows)
+
+
+def _print_refresh(rows: list[Any]) -> None:
+    moved = [row for row in rows if row.outcome != "unchanged"]
+    if not moved:
+        shown = f"{len(rows)} open agent PR(s) already on their base's head" if rows else "no open agent PR"
+        console.print(f"Nothing to refresh: {shown}.", highlight=False, markup=False)
+        return
+    table = Table("task", "PR", "outcome", "head", "reason")
+    for row in rows:
+        cells = (row.task, f"#{row.pr}" if row.pr else "-", row.outcome, row.head[:12], row.reason)
+        table.add_row(*(Text(str(cell)) for cell in cells))
+    console.print(table)

@@ -32,9 +32,13 @@ from agent_runner.github.records import PullInfo
 from agent_runner.github.sections import set_section
 from agent_runner.queue.intake import open_queue
 from agent_runner.queue.state import TaskState
+from agent_runner.queue.store import Queue
 
 REFRESH_SECTION = "refresh"
 FETCH_NS = "refs/agent-runner/refresh"
+# The fetched base is kept as a local branch: workers fetch a repo's branches only, and the verify job
+# checks out the new base. Under agent/, the one namespace the runner writes branches in.
+BASE_BRANCH = f"{BRANCH_PREFIX}refresh-base/{{base}}"
 
 
 class Verifier(Protocol):
@@ -131,7 +135,8 @@ class Refresher:
 
     def _fetch(self, pull: PullInfo) -> tuple[str, str]:
         """Fetch the PR's base branch and head branch into private refs; return their commits."""
-        base_ref, head_ref = f"{FETCH_NS}/base/{pull.base_ref}", f"{FETCH_NS}/head/{pull.head_ref}"
+        base_ref = "refs/heads/" + BASE_BRANCH.format(base=pull.base_ref)
+        head_ref = f"{FETCH_NS}/head/{pull.head_ref}"
         specs = [f"+refs/heads/{pull.base_ref}:{base_ref}", f"+refs/heads/{pull.head_ref}:{head_ref}"]
         env = auth_env(remote_url(self.repo, self.remote), self.token)
         git(self.repo, "fetch", "--no-tags", self.remote, *specs, env=env, action="git fetch")
@@ -241,6 +246,17 @@ def _move_local(repo: Path, branch: str, commit: str, old: str) -> None:
     """Move the local agent branch to the pushed commit when it was at the old one (else leave it)."""
     if resolve(repo, f"refs/heads/{branch}") == old:
         git(repo, "update-ref", f"refs/heads/{branch}", commit, old, action=f"move {branch}")
+
+
+class QueueRequeuer:
+    """Implements Requeuer on the queue file: the task is queued again with fresh attempt counters."""
+
+    def __init__(self, queue: Queue) -> None:
+        self.queue = queue
+
+    def requeue(self, task_id: str, reason: str) -> None:
+        """Queue `task_id` again (its PR's refresh section says why)."""
+        self.queue.requeue(task_id)
 
 
 def refresh_all(
