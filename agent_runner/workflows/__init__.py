@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import metadata, resources
 from pathlib import Path
 
-WORKFLOWS = ("run-agents.yml", "agent-review.yml", "agent-issue.yml")
+WORKFLOWS = ("run-agents.yml", "agent-review.yml", "agent-issue.yml", "agent-refresh.yml")
 PIP_LINE = "  AGENT_RUNNER_PIP: agent-runner\n"
 
 

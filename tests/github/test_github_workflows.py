@@ -29,9 +29,9 @@ def tool(name: str) -> str:
 
 
 def test_there_are_workflows_to_check() -> None:
-    """The repo's CI and the three agent workflows exist, as templates and as this repo's copies."""
+    """The repo's CI and the four agent workflows exist, as templates and as this repo's copies."""
     names = {p.name for p in ALL_FILES}
-    assert {"ci.yml", *WORKFLOWS} <= names and len(ALL_FILES) == 7
+    assert {"ci.yml", *WORKFLOWS} <= names and len(ALL_FILES) == 9
 
 
 def test_actionlint_passes() -> None:
@@ -73,7 +73,7 @@ def test_publish_never_targets_main() -> None:
     assert not any("git push" in c for c in commands)
 
 
-def test_init_github_writes_the_three_workflows(tmp_path: Path) -> None:
+def test_init_github_writes_the_agent_workflows(tmp_path: Path) -> None:
     """`run-agents init --github` installs the workflows and keeps a file the user changed."""
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     folder = tmp_path / ".github" / "workflows"
