@@ -117,6 +117,8 @@ FLOW = [
     ),
     Step("run-agents prs", "pathlib-utils", env=lambda ctx: TOKEN),
     Step("run-agents prs --json", '"task": "pathlib-utils"', env=lambda ctx: TOKEN),
+    Step("run-agents refresh", "Nothing to refresh", env=lambda ctx: TOKEN),
+    Step("run-agents refresh --json", '"outcome": "unchanged"', env=lambda ctx: TOKEN),
     Step("run-agents review 2", "request_changes", env=lambda ctx: TOKEN),
     Step(
         "run-agents review https://github.com/acme/widgets/pull/2 --json",
