@@ -243,8 +243,8 @@ def refresh(state_branch: StateFlag = False, as_json: JsonFlag = False) -> None:
     from agent_runner.cli.run import make_executor  # ~1 ms: loaded with the app
     from agent_runner.coordinator.landing import LandingRules  # ~80 ms with github.refresh, only here
     from agent_runner.github.actions import pull_state, push_state
-    from agent_runner.github.refresh import QueueRequeuer, refresh_all
-    from agent_runner.github.train_verify import TrainVerifier  # ~40 ms (the verify job's gates)
+    from agent_runner.github.refresh import refresh_all
+    from agent_runner.github.refresh_train import TrainRequeuer, TrainVerifier  # ~40 ms (verify job, train)
 
     root, config = repo_root(), get_config()
     if state_branch:
@@ -252,7 +252,7 @@ def refresh(state_branch: StateFlag = False, as_json: JsonFlag = False) -> None:
     executor = make_executor(config, root=root)
     try:
         verifier = TrainVerifier(executor, config, LandingRules.of(config))
-        rows = refresh_all(root, config, verifier=verifier, requeuer=QueueRequeuer(open_queue(root, config)))
+        rows = refresh_all(root, config, verifier=verifier, requeuer=TrainRequeuer(open_queue(root, config)))
     finally:
         executor.close()
     if state_branch and any(row.outcome == "requeued" for row in rows):

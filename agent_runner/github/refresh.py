@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from agent_runner.config.runner import RunnerConfig
 from agent_runner.coordinator.landing import landing_repo
-from agent_runner.core.errors import GitHubError, RunnerError
+from agent_runner.core.errors import GitHubError, QueueError, RunnerError
 from agent_runner.core.redact import Redactor, runner_redactor
 from agent_runner.core.result import TaskResult
 from agent_runner.core.task import BRANCH_PREFIX, Task, TaskStatus
@@ -32,7 +32,6 @@ from agent_runner.github.records import PullInfo
 from agent_runner.github.sections import set_section
 from agent_runner.queue.intake import open_queue
 from agent_runner.queue.state import TaskState
-from agent_runner.queue.store import Queue
 
 REFRESH_SECTION = "refresh"
 FETCH_NS = "refs/agent-runner/refresh"
@@ -55,8 +54,9 @@ class Verifier(Protocol):
 class Requeuer(Protocol):
     """Queues a task again as a new attempt that is not counted as spent, with the reason as context."""
 
-    def requeue(self, task_id: str, reason: str) -> None:
-        """Queue `task_id` again; its next attempt reads `reason`."""
+    def requeue(self, step: TrainStep, *, base: str, onto: str, reason: str) -> None:
+        """Queue `step`'s task again: it no longer applies onto `base` at `onto`; its next attempt reads
+        `reason`. Raise QueueError when the task moved meanwhile."""
         ...
 
 
@@ -172,7 +172,11 @@ class Refresher:
             f"after {item.pull.base_ref} moved to {base[:12]}, this change {what}: "
             f"{step.reason or step.outcome.value}"
         )
-        self.requeuer.requeue(item.task.id, reason)
+        reason = self.redactor.text(reason)
+        try:
+            self.requeuer.requeue(step, base=item.pull.base_ref, onto=base, reason=reason)
+        except QueueError as exc:  # the task moved meanwhile (a new attempt, cancelled): leave it
+            return self._row(item, RefreshOutcome.SKIPPED, base=base, head=head, reason=str(exc))
         text = (
             f"**No longer applies** onto `{item.pull.base_ref}` at `{base[:12]}` ({step.outcome.value}): the "
             "task is queued again as a new attempt, with this as context.\n\n"
@@ -246,17 +250,6 @@ def _move_local(repo: Path, branch: str, commit: str, old: str) -> None:
     """Move the local agent branch to the pushed commit when it was at the old one (else leave it)."""
     if resolve(repo, f"refs/heads/{branch}") == old:
         git(repo, "update-ref", f"refs/heads/{branch}", commit, old, action=f"move {branch}")
-
-
-class QueueRequeuer:
-    """Implements Requeuer on the queue file: the task is queued again with fresh attempt counters."""
-
-    def __init__(self, queue: Queue) -> None:
-        self.queue = queue
-
-    def requeue(self, task_id: str, reason: str) -> None:
-        """Queue `task_id` again (its PR's refresh section says why)."""
-        self.queue.requeue(task_id)
 
 
 def refresh_all(

@@ -51,19 +51,6 @@ class GitVerifier:
         return TrainStep(**step, outcome=StepOutcome.LANDED, commit=commit, gates=[TESTS])
 
 
-class QueueRequeuer:
-    """Queues a task again through the queue file (fresh counters), remembering the reasons given."""
-
-    def __init__(self, root: Path, config: RunnerConfig) -> None:
-        self.queue = open_queue(root, config)
-        self.reasons: dict[str, str] = {}
-
-    def requeue(self, task_id: str, reason: str) -> None:
-        """Queue `task_id` again."""
-        self.reasons[task_id] = reason
-        self.queue.requeue(task_id)
-
-
 def accept_with_pr(
     source: Path, config: RunnerConfig, env: dict[str, str], task_id: str, files: dict[str, str]
 ) -> str:

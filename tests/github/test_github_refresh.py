@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from github_helpers import git
-from refresh_helpers import GitVerifier, QueueRequeuer, accept_with_pr, person_merges
+from refresh_helpers import GitVerifier, accept_with_pr, person_merges
 
 from agent_runner.config.github import GitHubConfig
 from agent_runner.config.runner import RunnerConfig
@@ -15,6 +15,7 @@ from agent_runner.core.task import TaskStatus
 from agent_runner.github.push import push_branch
 from agent_runner.github.records import trailing_task_ids
 from agent_runner.github.refresh import RefreshOutcome, refresh_all
+from agent_runner.github.refresh_train import TrainRequeuer
 from agent_runner.github.sections import section
 from agent_runner.queue.intake import open_queue
 from agent_runner.testing.fake_github import FakeGitHub
@@ -37,7 +38,7 @@ def test_refresh_after_a_merge_rebases_the_green_and_requeues_the_conflicting_an
     main = person_merges(source, fake, {"app.py": "def add(a, b):\n    return b + a\n"})
     verifier, requeuer = (
         GitVerifier(red={"cc": "FAILED test_cc.py::test_with_new_add"}),
-        QueueRequeuer(source, config),
+        TrainRequeuer(open_queue(source, config)),
     )
     rows = refresh_all(source, config, verifier=verifier, requeuer=requeuer, environ=token_env)
     assert [(r.task, r.pr, r.outcome) for r in rows] == [
@@ -52,14 +53,14 @@ def test_refresh_after_a_merge_rebases_the_green_and_requeues_the_conflicting_an
     assert f"`{main[:12]}`" in refreshed and "| tests |" in refreshed
     assert trailing_task_ids(fake.store.pulls[1]["body"]) == ["aa"]
     assert git(origin, "rev-parse", "refs/heads/agent/bb").strip() == old["bb"]  # not pushed
-    assert "app.py" in requeuer.reasons["bb"] and "test_with_new_add" in requeuer.reasons["cc"]
     assert "No longer applies" in (section(fake.store.pulls[2]["body"], "refresh") or "")
     states = open_queue(source, config).refresh()
-    assert [states[t].status for t in ("aa", "bb", "cc")] == [
-        TaskStatus.FINISHED,
-        TaskStatus.QUEUED,
-        TaskStatus.QUEUED,
-    ]
+    assert [states[t].status for t in ("aa", "bb", "cc")] == [TaskStatus.FINISHED, TaskStatus.QUEUED,
+                                                              TaskStatus.QUEUED]  # fmt: skip
+    bb, cc = states["bb"], states["cc"]
+    assert (bb.spent, bb.attempt) == (0, 1)  # a new attempt, not a spent one
+    assert "app.py" in bb.reason and "test_with_new_add" in cc.reason
+    assert bb.task is not None and "app.py" in bb.task.instructions.split("Why this task runs again")[1]
 
 
 def test_a_second_refresh_with_nothing_moved_does_nothing(
@@ -68,7 +69,7 @@ def test_a_second_refresh_with_nothing_moved_does_nothing(
     """Branches already on main's head are left alone: no verify job, no push, no PR edit."""
     accept_with_pr(source, config, token_env, "aa", {"aa.py": "a = 1\n"})
     person_merges(source, fake, {"app.py": "x = 2\n"})
-    verifier, requeuer = GitVerifier(), QueueRequeuer(source, config)
+    verifier, requeuer = GitVerifier(), TrainRequeuer(open_queue(source, config))
     first = refresh_all(source, config, verifier=verifier, requeuer=requeuer, environ=token_env)
     assert [r.outcome for r in first] == [RefreshOutcome.REBASED]
     edits, head = len(fake.calls("PATCH", r"/pulls/\d+$")), git(origin, "rev-parse", "refs/heads/agent/aa")
@@ -91,10 +92,11 @@ def test_closed_prs_are_left_out_and_a_verify_failure_is_skipped_not_requeued(
         def verify(self, *args: object, **kwargs: object) -> object:
             raise GitHubError("no machine free")
 
-    requeuer = QueueRequeuer(source, config)
+    requeuer = TrainRequeuer(open_queue(source, config))
     rows = refresh_all(source, config, verifier=Down(), requeuer=requeuer, environ=token_env)  # type: ignore[arg-type]
     assert [(r.task, r.outcome) for r in rows] == [("aa", RefreshOutcome.SKIPPED)]
-    assert "no machine free" in rows[0].reason and requeuer.reasons == {}
+    assert "no machine free" in rows[0].reason
+    assert open_queue(source, config).refresh()["aa"].status == TaskStatus.FINISHED
 
 
 def test_push_with_a_lease_never_overwrites_someone_elses_push(source: Path, origin: Path) -> None:

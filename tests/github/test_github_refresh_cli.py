@@ -108,5 +108,6 @@ def test_refresh_command_reverifies_on_a_worker_and_updates_the_prs(
     assert "| tests |" in (section(fake.store.pulls[1]["body"], "refresh") or "")
     states = open_queue(project, load_config(project)).refresh()
     assert (states["aa"].status, states["cc"].status) == (TaskStatus.FINISHED, TaskStatus.QUEUED)
+    assert "LIMIT too big" in states["cc"].reason and states["cc"].spent == 0
     again = refresh(project, token_env)
     assert [(r["task"], r["outcome"]) for r in json.loads(again.stdout)] == [("aa", "unchanged")]
