@@ -9,6 +9,8 @@ an unchanged body is not written again.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,10 +18,10 @@ from agent_runner.config.github import GitHubConfig, PrMode
 from agent_runner.core.errors import GitHubError
 from agent_runner.core.redact import Redactor
 from agent_runner.core.train import TrainRun, TrainStep
-from agent_runner.github.api import GitHubRepo
+from agent_runner.github.api import GitHubRepo, connect, get_token
 from agent_runner.github.body import defuse, fenced, gate_table
 from agent_runner.github.publisher import GitHubPublisher
-from agent_runner.github.push import push_branch
+from agent_runner.github.push import push_branch, remote_url
 from agent_runner.github.records import PullInfo
 from agent_runner.github.sections import set_section
 
@@ -43,6 +45,20 @@ class TrainPublication:
 
     mode: PrMode
     pulls: list[TrainPull] = field(default_factory=list)
+
+
+def publish_trains(
+    repo: Path, config: GitHubConfig, runs: list[TrainRun], *, environ: Mapping[str, str] | None = None
+) -> list[TrainPublication]:
+    """Publish each train of `repo` (after `run-agents land`): connect with the token in `environ`."""
+    env = dict(os.environ if environ is None else environ)
+    runs = [run for run in runs if run.steps]
+    if not runs:
+        return []
+    gh = connect(config, remote_url=remote_url(repo, config.remote), environ=env)
+    redactor = Redactor.from_env(env)
+    token = get_token(env)
+    return [publish_train(run, gh, repo=repo, config=config, token=token, redactor=redactor) for run in runs]
 
 
 def publish_train(

@@ -13,7 +13,7 @@ from agent_runner.github.api import connect
 from agent_runner.github.publisher import GitHubPublisher
 from agent_runner.github.records import trailing_task_ids
 from agent_runner.github.sections import section
-from agent_runner.github.train_pr import integration_body, publish_train
+from agent_runner.github.train_pr import integration_body, publish_train, publish_trains
 from agent_runner.testing.fake_github import FakeGitHub
 
 PYTEST = GateResult(name="pytest", verdict=GateVerdict.PASS, before={"failed": 0}, after={"failed": 0})
@@ -130,3 +130,16 @@ def test_integration_body_keeps_reasons_fenced_and_is_capped() -> None:
     assert "<!-- agent-runner:task=x -->" not in body and "````text" in body
     big = integration_body(run.model_copy(update={"steps": steps}), {}, max_chars=10_000)
     assert len(big) <= 10_000 and big.rstrip().endswith("<!-- agent-runner:train=t -->")
+
+
+def test_publish_trains_connects_with_the_token_and_skips_empty_trains(
+    source: Path, fake: FakeGitHub, gh_config: GitHubConfig, token_env: dict[str, str]
+) -> None:
+    """What `land` calls after its trains: the repo's remote and the token are enough; an empty train
+    (nothing to land) touches no PR."""
+    heads = open_prs(source, gh_config, token_env, ["aa"])
+    run = train(source, heads, order=["aa"], out={})
+    empty = run.model_copy(update={"steps": []})
+    done = publish_trains(source, gh_config, [empty, run], environ=token_env)
+    assert [[p.note for p in d.pulls] for d in done] == [["marked"]]
+    assert "Merge order: 1 of 1, first." in fake.store.pulls[1]["body"]
