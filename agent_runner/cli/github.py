@@ -243,8 +243,8 @@ def refresh(state_branch: StateFlag = False, as_json: JsonFlag = False) -> None:
     from agent_runner.cli.run import make_executor  # ~1 ms: loaded with the app
     from agent_runner.coordinator.landing import LandingRules  # ~80 ms with github.refresh, only here
     from agent_runner.github.actions import pull_state, push_state
-    from agent_runner.github.refresh import refresh_all
-    from agent_runner.github.refresh_train import TrainRequeuer, TrainVerifier  # ~40 ms (verify job, train)
+    from agent_runner.github.refresh.scope import refresh_all
+    from agent_runner.github.refresh.train import TrainRequeuer, TrainVerifier  # ~40 ms (verify job, train)
 
     root, config = repo_root(), get_config()
     if state_branch:

@@ -14,8 +14,9 @@ from agent_runner.core.errors import GitHubError
 from agent_runner.core.task import TaskStatus
 from agent_runner.github.push import push_branch
 from agent_runner.github.records import trailing_task_ids
-from agent_runner.github.refresh import RefreshOutcome, refresh_all
-from agent_runner.github.refresh_train import TrainRequeuer
+from agent_runner.github.refresh.refresher import RefreshOutcome
+from agent_runner.github.refresh.scope import refresh_all
+from agent_runner.github.refresh.train import TrainRequeuer
 from agent_runner.github.sections import section
 from agent_runner.queue.intake import open_queue
 from agent_runner.testing.fake_github import FakeGitHub

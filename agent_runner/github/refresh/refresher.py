@@ -1,4 +1,4 @@
-"""`run-agents refresh`: keep open agent PRs mergeable after their base branch moved.
+"""Refreshing one repository's open agent PRs after their base branch moved.
 
 For each accepted task with an open PR: fetch its base branch and its PR head; when the base moved (a PR
 merged by a person), the verifier applies the task's commits onto the new base and re-runs its gates (in
@@ -11,27 +11,23 @@ with nothing moved does nothing.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent_runner.config.runner import RunnerConfig
-from agent_runner.coordinator.landing import landing_repo
 from agent_runner.core.errors import GitHubError, QueueError, RunnerError
-from agent_runner.core.redact import Redactor, runner_redactor
+from agent_runner.core.redact import Redactor
 from agent_runner.core.result import TaskResult
-from agent_runner.core.task import BRANCH_PREFIX, Task, TaskStatus
+from agent_runner.core.task import BRANCH_PREFIX, Task
 from agent_runner.core.train import StepOutcome, TrainStep
-from agent_runner.github.api import GitHubRepo, connect
+from agent_runner.github.api import GitHubRepo
 from agent_runner.github.body import fenced, gate_table
 from agent_runner.github.push import auth_env, git, push_branch, remote_url, resolve
 from agent_runner.github.records import PullInfo
 from agent_runner.github.sections import set_section
-from agent_runner.queue.intake import open_queue
-from agent_runner.queue.state import TaskState
+from agent_runner.repo.git import merge_trees
 
 REFRESH_SECTION = "refresh"
 FETCH_NS = "refs/agent-runner/refresh"
@@ -66,6 +62,7 @@ class RefreshOutcome(StrEnum):
     REBASED = "rebased"  # onto the new base, gates green, pushed, PR updated
     REQUEUED = "requeued"  # no longer applies (conflict or red): queued again as a new attempt
     UNCHANGED = "unchanged"  # the base did not move under it
+    IN_BASE = "in-base"  # its change is already in the base (an integration PR merged): the PR can close
     SKIPPED = "skipped"  # not refreshable now (closed PR, someone else's push, ...): see the reason
 
 
@@ -122,11 +119,14 @@ class Refresher:
                              reason="the PR head moved while reading it; run refresh again")  # fmt: skip
         if is_ancestor(self.repo, base, head):
             return self._row(item, RefreshOutcome.UNCHANGED, base=base, head=head)
+        if is_in(self.repo, head, base):
+            self._note(pull, f"**Already in `{pull.base_ref}`** at `{base[:12]}`: this change reached it "
+                       "another way (an integration PR, a person's merge). Close this PR.")  # fmt: skip
+            return self._row(item, RefreshOutcome.IN_BASE, base=base, head=head)
+        # A verify job that cannot run (no machine, the sandbox) is not the task's fault: skip, not requeue.
         try:
             step = self.verifier.verify(self.repo, task, item.result, head=head, onto=base)
-        except (
-            RunnerError
-        ) as exc:  # the verify job could not run (a machine, the sandbox): not the task's fault
+        except RunnerError as exc:
             return self._row(item, RefreshOutcome.SKIPPED, base=base, head=head,
                              reason=f"not verified: {exc}; run refresh again")  # fmt: skip
         if step.outcome is StepOutcome.LANDED:
@@ -194,49 +194,6 @@ class Refresher:
         return RefreshRow(item.task.id, item.pull.head_ref, outcome, pr=item.pull.number, **fields)
 
 
-def open_pulls(
-    candidates: Iterable[tuple[Task, TaskResult, str]], read_pull: Callable[[int], PullInfo]
-) -> tuple[list[OpenPull], list[RefreshRow]]:
-    """Split (task, result, PR URL) of accepted tasks into open agent PRs to refresh and skipped rows."""
-    found, skipped = [], []
-    for task, result, url in candidates:
-        number = pr_number(url)
-        try:
-            pull = read_pull(number) if number is not None else None
-        except GitHubError as exc:
-            skipped.append(
-                RefreshRow(task.id, task.branch_name, RefreshOutcome.SKIPPED, number, reason=str(exc))
-            )
-            continue
-        problem = _not_refreshable(task, pull)
-        if pull is not None and problem is None:
-            found.append(OpenPull(task, result, pull))
-        elif problem:
-            skipped.append(
-                RefreshRow(task.id, task.branch_name, RefreshOutcome.SKIPPED, number, reason=problem)
-            )
-    return found, skipped
-
-
-def _not_refreshable(task: Task, pull: PullInfo | None) -> str | None:
-    """Why this PR is not refreshed ("" to leave it out silently: closed or merged), or None."""
-    if pull is None:
-        return "its PR URL names no pull request"
-    if pull.state != "open" or pull.merged:
-        return ""
-    if pull.head_ref != task.branch_name:
-        return f"its PR's head is {pull.head_ref}, not the task's branch {task.branch_name}"
-    if pull.base_ref.startswith(BRANCH_PREFIX):
-        return f"its PR targets another agent branch ({pull.base_ref}): refresh that one"
-    return None
-
-
-def pr_number(url: str) -> int | None:
-    """Return the number at the end of a pull request URL, or None."""
-    tail = url.rstrip("/").rsplit("/", 1)[-1]
-    return int(tail) if tail.isdigit() else None
-
-
 def is_ancestor(repo: Path, base: str, head: str) -> bool:
     """Return whether `base` is already in `head`'s history (the branch is on the base's head)."""
     try:
@@ -246,44 +203,18 @@ def is_ancestor(repo: Path, base: str, head: str) -> bool:
     return True
 
 
+def is_in(repo: Path, head: str, base: str) -> bool:
+    """Return whether the branch's change is already in `base`: merged onto it, it changes nothing."""
+    tree, conflicts = merge_trees(repo, base, head)
+    return not conflicts and tree == resolve_tree(repo, base)
+
+
+def resolve_tree(repo: Path, commit: str) -> str:
+    """Return the tree of `commit`."""
+    return git(repo, "rev-parse", f"{commit}^{{tree}}", action="read a tree").strip()
+
+
 def _move_local(repo: Path, branch: str, commit: str, old: str) -> None:
     """Move the local agent branch to the pushed commit when it was at the old one (else leave it)."""
     if resolve(repo, f"refs/heads/{branch}") == old:
         git(repo, "update-ref", f"refs/heads/{branch}", commit, old, action=f"move {branch}")
-
-
-def refresh_all(
-    root: Path,
-    config: RunnerConfig,
-    *,
-    verifier: Verifier,
-    requeuer: Requeuer,
-    environ: Mapping[str, str] | None = None,
-) -> list[RefreshRow]:
-    """Refresh the open PR of every accepted task in the queue, repository by repository."""
-    env = dict(os.environ if environ is None else environ)
-    by_repo: dict[Path, list[tuple[Task, TaskResult, str]]] = {}
-    for candidate in accepted_with_pr(open_queue(root, config).refresh().values()):
-        by_repo.setdefault(landing_repo(root, candidate[0]), []).append(candidate)
-    rows: list[RefreshRow] = []
-    for repo, candidates in by_repo.items():
-        remote = config.github.remote
-        gh = connect(config.github, remote_url=remote_url(repo, remote), environ=env)
-        found, skipped = open_pulls(candidates, gh.pull)
-        refresher = Refresher(repo, gh, verifier, requeuer, remote=remote, token=_token(env),
-                              redactor=runner_redactor(config, env))  # fmt: skip
-        rows += [*skipped, *refresher.refresh(found)]
-    return rows
-
-
-def accepted_with_pr(states: Iterable[TaskState]) -> list[tuple[Task, TaskResult, str]]:
-    """Return (task, accepted result, PR URL) of each finished task with a PR, in queue order."""
-    return [
-        (state.task, state.result, state.pr_url)
-        for state in sorted(states, key=lambda s: s.seq)
-        if state.status is TaskStatus.FINISHED and state.pr_url and state.task and state.result
-    ]
-
-
-def _token(env: Mapping[str, str]) -> str | None:
-    return env.get("GITHUB_TOKEN") or env.get("GH_TOKEN")

@@ -1,4 +1,4 @@
-"""The refresh's seams (github/refresh.py) made of the integration train's parts.
+"""The refresh's seams (refresher.py) made of the integration train's parts.
 
 `TrainVerifier`: the train's step (`coordinator.train_step`) for one branch. git applies the accepted
 result onto the new base here (a three-way merge with the branch's fork point as the base; nothing from the
