@@ -18,10 +18,10 @@ from agent_runner.config.github import GitHubConfig, PrMode
 from agent_runner.core.errors import GitHubError
 from agent_runner.core.redact import Redactor
 from agent_runner.core.train import TrainRun, TrainStep
-from agent_runner.github.api import GitHubRepo, connect, get_token
+from agent_runner.github.api import GitHubRepo, connect
 from agent_runner.github.body import defuse, fenced, gate_table
 from agent_runner.github.publisher import GitHubPublisher
-from agent_runner.github.push import push_branch, remote_url
+from agent_runner.github.push import push_branch, remote_url, resolve
 from agent_runner.github.records import PullInfo
 from agent_runner.github.sections import set_section
 
@@ -50,14 +50,17 @@ class TrainPublication:
 def publish_trains(
     repo: Path, config: GitHubConfig, runs: list[TrainRun], *, environ: Mapping[str, str] | None = None
 ) -> list[TrainPublication]:
-    """Publish each train of `repo` (after `run-agents land`): connect with the token in `environ`."""
+    """Publish each train of `repo` (after `run-agents land`) with the token in `environ`, if there is one.
+
+    Trains with no step, or whose head is not in `repo` (another repo's train), are left out.
+    """
     env = dict(os.environ if environ is None else environ)
-    runs = [run for run in runs if run.steps]
-    if not runs:
+    runs = [run for run in runs if run.steps and resolve(repo, run.head) == run.head]
+    token = env.get("GITHUB_TOKEN") or env.get("GH_TOKEN")
+    if not runs or not token:  # no token: the trains stay local, as results do
         return []
     gh = connect(config, remote_url=remote_url(repo, config.remote), environ=env)
     redactor = Redactor.from_env(env)
-    token = get_token(env)
     return [publish_train(run, gh, repo=repo, config=config, token=token, redactor=redactor) for run in runs]
 
 

@@ -112,3 +112,18 @@ def test_push_with_a_lease_never_overwrites_someone_elses_push(source: Path, ori
     with pytest.raises(GitHubError, match="git push agent/aa"):
         push_branch(source, remote="origin", branch="agent/aa", commit=base, token=None, lease=base)
     assert git(origin, "rev-parse", "refs/heads/agent/aa").strip() == theirs
+
+
+def test_a_change_that_reached_main_another_way_is_in_base_and_its_pr_says_so(
+    source: Path, fake: FakeGitHub, config: RunnerConfig, token_env: dict[str, str]
+) -> None:
+    """The same change merged through another PR (an integration PR): no verify job, no re-queue, the PR
+    is told it can close."""
+    accept_with_pr(source, config, token_env, "aa", {"aa.py": "a = 1\n"})
+    person_merges(source, fake, {"aa.py": "a = 1\n"})
+    verifier = GitVerifier()
+    rows = refresh_all(source, config, verifier=verifier, requeuer=TrainRequeuer(open_queue(source, config)),
+                       environ=token_env)  # fmt: skip
+    assert [(r.task, r.outcome) for r in rows] == [("aa", RefreshOutcome.IN_BASE)] and verifier.calls == []
+    assert "Already in `main`" in (section(fake.store.pulls[1]["body"], "refresh") or "")
+    assert open_queue(source, config).refresh()["aa"].status == TaskStatus.FINISHED

@@ -136,10 +136,12 @@ def test_publish_trains_connects_with_the_token_and_skips_empty_trains(
     source: Path, fake: FakeGitHub, gh_config: GitHubConfig, token_env: dict[str, str]
 ) -> None:
     """What `land` calls after its trains: the repo's remote and the token are enough; an empty train
-    (nothing to land) touches no PR."""
+    (nothing to land) and another repo's train touch no PR."""
     heads = open_prs(source, gh_config, token_env, ["aa"])
     run = train(source, heads, order=["aa"], out={})
     empty = run.model_copy(update={"steps": []})
-    done = publish_trains(source, gh_config, [empty, run], environ=token_env)
+    elsewhere = run.model_copy(update={"head": "e" * 40})  # another repo's train
+    done = publish_trains(source, gh_config, [empty, elsewhere, run], environ=token_env)
     assert [[p.note for p in d.pulls] for d in done] == [["marked"]]
+    assert publish_trains(source, gh_config, [run], environ={}) == []  # no token: nothing published
     assert "Merge order: 1 of 1, first." in fake.store.pulls[1]["body"]
