@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from github_helpers import git
+from github_helpers import git, make_result, make_task
 from refresh_helpers import GitVerifier, accept_with_pr, person_merges
 
 from agent_runner.config.github import GitHubConfig
@@ -13,9 +13,9 @@ from agent_runner.config.runner import RunnerConfig
 from agent_runner.core.errors import GitHubError
 from agent_runner.core.task import TaskStatus
 from agent_runner.github.push import push_branch
-from agent_runner.github.records import trailing_task_ids
+from agent_runner.github.records import PullInfo, trailing_task_ids
 from agent_runner.github.refresh.refresher import RefreshOutcome
-from agent_runner.github.refresh.scope import refresh_all
+from agent_runner.github.refresh.scope import open_pulls, refresh_all
 from agent_runner.github.refresh.train import TrainRequeuer
 from agent_runner.github.sections import section
 from agent_runner.queue.intake import open_queue
@@ -127,3 +127,23 @@ def test_a_change_that_reached_main_another_way_is_in_base_and_its_pr_says_so(
     assert [(r.task, r.outcome) for r in rows] == [("aa", RefreshOutcome.IN_BASE)] and verifier.calls == []
     assert "Already in `main`" in (section(fake.store.pulls[1]["body"], "refresh") or "")
     assert open_queue(source, config).refresh()["aa"].status == TaskStatus.FINISHED
+
+
+@pytest.mark.parametrize(
+    ("head", "base", "why"),
+    [
+        ("agent/aa", "main:refs/heads/agent/x", "not a branch name"),
+        ("agent/aa", "-upload-pack=x", "not a branch name"),
+        ("agent/other", "main", "not the task's branch"),
+        ("agent/aa", "agent/bb", "another agent branch"),
+    ],
+)
+def test_a_pr_whose_refs_refresh_would_not_trust_is_skipped(head: str, base: str, why: str) -> None:
+    """What GitHub says a PR's head and base are is re-checked before any git command sees them."""
+    pull = PullInfo(number=1, url="u", title="t", body="", state="open", draft=False, merged=False,
+                    head_ref=head, head_sha="", base_ref=base)  # fmt: skip
+    task = make_task(id="aa")
+    found, skipped = open_pulls(
+        [(task, make_result("0" * 40, task_id="aa"), "https://x/pull/1")], lambda n: pull
+    )
+    assert found == [] and why in skipped[0].reason

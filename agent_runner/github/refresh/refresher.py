@@ -32,8 +32,9 @@ from agent_runner.repo.git import merge_trees
 REFRESH_SECTION = "refresh"
 FETCH_NS = "refs/agent-runner/refresh"
 # The fetched base is kept as a local branch: workers fetch a repo's branches only, and the verify job
-# checks out the new base. Under agent/, the one namespace the runner writes branches in.
-BASE_BRANCH = f"{BRANCH_PREFIX}refresh-base/{{base}}"
+# checks out the new base. Under agent/, the one namespace the runner writes branches in; "_" is in no task
+# id, so no task's branch is ever this one.
+BASE_BRANCH = f"{BRANCH_PREFIX}_refresh/{{base}}"
 
 
 class Verifier(Protocol):

@@ -8,6 +8,7 @@ by repository (a task's repo may be another one than the root's).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from agent_runner.queue.intake import open_queue
 from agent_runner.queue.state import TaskState
 
 Candidate = tuple[Task, TaskResult, str]  # an accepted task, its result and its PR's URL
+BRANCH_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}")  # what GitHub says the base is, re-checked
 
 
 def refresh_all(
@@ -107,6 +109,8 @@ def _not_refreshable(task: Task, pull: PullInfo | None) -> str | None:
         return ""
     if pull.head_ref != task.branch_name:
         return f"its PR's head is {pull.head_ref}, not the task's branch {task.branch_name}"
+    if not BRANCH_NAME.fullmatch(pull.base_ref) or ".." in pull.base_ref:
+        return f"its PR's base {pull.base_ref!r} is not a branch name refresh fetches"
     if pull.base_ref.startswith(BRANCH_PREFIX):
         return f"its PR targets another agent branch ({pull.base_ref}): refresh that one"
     return None
