@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
-from github_helpers import git, make_result, make_task
+from github_helpers import agent_commit, git, make_result, make_task
 from refresh_helpers import GitVerifier, accept_with_pr, person_merges
 
 from agent_runner.config.github import GitHubConfig
 from agent_runner.config.runner import RunnerConfig
 from agent_runner.core.errors import GitHubError
 from agent_runner.core.task import TaskStatus
+from agent_runner.core.train import TrainStep
 from agent_runner.github.push import push_branch
 from agent_runner.github.records import PullInfo, trailing_task_ids
 from agent_runner.github.refresh.refresher import RefreshOutcome
@@ -147,3 +149,23 @@ def test_a_pr_whose_refs_refresh_would_not_trust_is_skipped(head: str, base: str
         [(task, make_result("0" * 40, task_id="aa"), "https://x/pull/1")], lambda n: pull
     )
     assert found == [] and why in skipped[0].reason
+
+
+def test_someone_pushing_to_the_branch_during_the_verify_job_is_never_overwritten(
+    source: Path, origin: Path, fake: FakeGitHub, config: RunnerConfig, token_env: dict[str, str]
+) -> None:
+    """The push carries a lease on the head refresh read: a push made meanwhile stays, the row is skipped."""
+    accept_with_pr(source, config, token_env, "aa", {"aa.py": "a = 1\n"})
+    person_merges(source, fake, {"app.py": "x = 2\n"})
+    theirs = agent_commit(source, "theirs", {"aa.py": "a = 2\n"})
+
+    class PushedMeanwhile(GitVerifier):
+        def verify(self, *args: Any, **kwargs: Any) -> TrainStep:
+            git(source, "push", "-q", "-f", "origin", f"{theirs}:refs/heads/agent/aa")
+            return super().verify(*args, **kwargs)
+
+    rows = refresh_all(source, config, verifier=PushedMeanwhile(),
+                       requeuer=TrainRequeuer(open_queue(source, config)), environ=token_env)  # fmt: skip
+    assert [r.outcome for r in rows] == [RefreshOutcome.SKIPPED] and "not pushed" in rows[0].reason
+    assert git(origin, "rev-parse", "refs/heads/agent/aa").strip() == theirs
+    assert section(fake.store.pulls[1]["body"], "refresh") is None
