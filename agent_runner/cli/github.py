@@ -21,7 +21,9 @@ from agent_runner.queue.intake import open_queue
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 StateFlag = Annotated[
     bool,
-    typer.Option("--state-branch", help="Read (and for ingest, commit) the queue file on the state branch."),
+    typer.Option(
+        "--state-branch", help="Read (and for ingest and refresh, commit) the queue file on the state branch."
+    ),
 ]
 
 
