@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -17,6 +17,9 @@ from agent_runner.core.errors import QueueError, RunnerError
 from agent_runner.core.task import TaskStatus
 from agent_runner.models import get_model
 from agent_runner.queue.intake import open_queue
+
+if TYPE_CHECKING:
+    from agent_runner.github.refresh.refresher import RefreshRow
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 StateFlag = Annotated[
@@ -265,7 +268,8 @@ def refresh(state_branch: StateFlag = False, as_json: JsonFlag = False) -> None:
     _print_refresh(rows)
 
 
-def _print_refresh(rows: list[Any]) -> None:
+def _print_refresh(rows: list[RefreshRow]) -> None:
+    """Print the PRs that moved as a table, or say that nothing did."""
     moved = [row for row in rows if row.outcome != "unchanged"]
     if not moved:
         shown = f"{len(rows)} open agent PR(s) already on their base's head" if rows else "no open agent PR"
