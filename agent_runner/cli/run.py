@@ -19,7 +19,7 @@ import typer
 
 from agent_runner.cli.app import app, check_model, console, get_config, repo_root, warn_skipped
 from agent_runner.cli.run_budget import BudgetOpt, ForOpt, UntilOpt, budget_overrides
-from agent_runner.cli.train_view import land_after_run, print_result
+from agent_runner.cli.train_view import land_after_run, print_result, publish_trains_view
 from agent_runner.config.runner import RunnerConfig
 from agent_runner.core.errors import ConfigError
 from agent_runner.core.protocols import Executor, Publisher
@@ -171,6 +171,8 @@ def _run(
         print_summary(console, summary, queued=queued)
     if trains is not None:
         print_result(trains, json_out=json_out)
+        if publisher is not None:  # the same token and --publish/--no-publish as the run's own PRs
+            publish_trains_view(root, config, trains, quiet=json_out)
     return summary.exit_code
 
 

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from agent_runner.cli.app import console
 from agent_runner.config.runner import RunnerConfig
+from agent_runner.core.errors import GitHubError
 from agent_runner.core.protocols import Executor
 from agent_runner.core.train import StepOutcome, TrainRun, TrainStep
 from agent_runner.queue.store import Queue
@@ -99,3 +100,16 @@ def land_after_run(
         if {s.task_id for t in trains for s in t.landed} == before:
             break  # nothing new landed: running again would repeat the same
     return trains
+
+
+def publish_trains_view(root: Path, config: RunnerConfig, trains: list[TrainRun], *, quiet: bool) -> None:
+    """With a GitHub token: the trains' PRs as `github.pr_mode` says; a failure only warns."""
+    from agent_runner.github.train_pr import publish_trains  # ~40 ms (the publisher; PyGithub lazily)
+
+    try:
+        done = publish_trains(root, config.github, trains)
+    except GitHubError as exc:
+        console.print(f"[yellow]Not published:[/] {escape(str(exc))}; `run-agents land` again retries")
+        return
+    for pull in (p for d in done for p in d.pulls if not quiet):
+        console.print(f"PR {pull.number or '-'} ({pull.task_id or 'integration'}): {pull.note}", markup=False)

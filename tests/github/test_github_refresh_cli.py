@@ -19,6 +19,7 @@ from agent_runner.github.publisher import GitHubPublisher
 from agent_runner.github.sections import section
 from agent_runner.queue.intake import open_queue
 from agent_runner.testing.fake_github import FakeGitHub
+from agent_runner.testing.scripts import ScriptedTasks
 
 CHECKS = """\
 import pathlib, runpy, sys
@@ -111,3 +112,21 @@ def test_refresh_command_reverifies_on_a_worker_and_updates_the_prs(
     assert "LIMIT too big" in states["cc"].reason and states["cc"].spent == 0
     again = refresh(project, token_env)
     assert [(r["task"], r["outcome"]) for r in json.loads(again.stdout)] == [("aa", "unchanged")]
+
+
+def test_run_land_publishes_the_integration_pr(
+    project: Path, fake: FakeGitHub, token_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`run --land` with a token and `pr_mode = "integration"` opens the one "verified changes" PR, as
+    `land` does: the run's own train is published, not left for a second command."""
+    with (project / "pyproject.toml").open("a", encoding="utf-8") as fh:
+        fh.write('pr_mode = "integration"\n')
+    tasks = ScriptedTasks.__new__(ScriptedTasks)
+    tasks.tasks, tasks.scripts = project / "tasks", tmp_path / "scripts"
+    tasks.tasks.mkdir(exist_ok=True)
+    tasks.task("bb", tasks.edit_script("bb", "bb.py", "B = 2\n"), title="Add bb")
+    argv = [sys.executable, "-m", "agent_runner.cli", "--root", str(project), "run", "--land", "--json"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=180, env={**os.environ, **token_env})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    titles = {pull["head"]["ref"]: pull["title"] for pull in fake.store.pulls.values()}
+    assert "verified change" in titles.get("agent/integration", ""), titles
