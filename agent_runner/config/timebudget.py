@@ -42,10 +42,12 @@ def parse_clock(text: str) -> tuple[int, int]:
 def next_occurrence(clock: str, now: float) -> float:
     """Return the next moment (time.time()) after `now` when the local clock reads `clock`."""
     hour, minute = parse_clock(clock)
-    here = datetime.fromtimestamp(now).astimezone()
+    # naive local times: `timestamp()` then asks the local zone for the offset of `at` itself, so a DST
+    # change between now and then is counted (an aware `astimezone()` would keep today's offset)
+    here = datetime.fromtimestamp(now)
     at = here.replace(hour=hour, minute=minute, second=0, microsecond=0)
     if at <= here:
-        at = (at + timedelta(days=1)).replace(hour=hour, minute=minute)  # the wall clock, across DST too
+        at += timedelta(days=1)
     return at.timestamp()
 
 

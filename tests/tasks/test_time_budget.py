@@ -90,3 +90,24 @@ def test_a_time_budget_clock_is_local(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+@pytest.mark.parametrize(
+    ("now", "until", "expected"),
+    [
+        ("2026-10-24T21:00:00+00:00", "07:00", "2026-10-25T06:00:00+00:00"),  # 23:00 CEST; 07:00 is CET
+        ("2026-03-28T22:00:00+00:00", "07:00", "2026-03-29T05:00:00+00:00"),  # 23:00 CET; 07:00 is CEST
+    ],
+)
+def test_until_across_a_dst_change_is_the_wall_clock_time(
+    monkeypatch: pytest.MonkeyPatch, now: str, until: str, expected: str
+) -> None:
+    """`--until 07:00` the night the clocks change is 07:00 on the clock then, not an hour off."""
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        start = datetime.fromisoformat(now).timestamp()
+        assert next_occurrence(until, start) == datetime.fromisoformat(expected).timestamp()
+    finally:
+        monkeypatch.undo()
+        time.tzset()
