@@ -30,7 +30,10 @@ from agent_runner.models.keys import KEY_ENVS
 from agent_runner.models.ratelimit import AttemptKey, RateSignal, fingerprint, seconds_text
 
 THROTTLE_EVENTS = ("throttled", "unthrottled")  # the kinds of event a pool's throttling makes
-RATE_LIMITED = re.compile(r"\bHTTP (429|529)\b")  # the worker's reason when a call failed on its rate
+# the worker's reason when a model call failed on its rate (worker/failure.py's template around the model
+# adapter's message): anchored, so agent text inside another failure's reason (a file name in a git or file
+# system error) never re-queues its task unspent
+RATE_LIMITED = re.compile(r"model unavailable: \S+: HTTP (429|529)\b")
 MIN_REQUEUE_WAIT_S = 1.0  # a re-queued rate-limited task waits at least this long
 QUIET_S = 2.0  # throttling ends once its pause is over and no answer throttled it for this long
 
@@ -123,7 +126,7 @@ class RateLimits:
     def requeue_wait(self, key: AttemptKey, reason: str) -> float | None:
         """For an attempt whose model call failed on a rate limit: the seconds its task waits (no attempt
         spent); None for any other failure."""
-        if not RATE_LIMITED.search(reason):
+        if not RATE_LIMITED.match(reason):
             return None
         with self._lock:
             pool = self.pools.get(self._limited.pop(key, "") or self._attempts.get(key, ""))

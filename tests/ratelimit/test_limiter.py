@@ -169,6 +169,23 @@ def test_a_rate_limited_failure_waits_out_the_pause_and_others_do_not() -> None:
     assert rl.requeue_wait(keys[1], reason) == 1.0  # sent no report (lost): the minimum wait
 
 
+@pytest.mark.parametrize(
+    "reason",
+    [
+        'git: fatal: adding files failed: error: open("HTTP 429"): Permission denied',
+        "file system error under /w: [Errno 36] File name too long: 'HTTP 529 x'",
+        "agent stopped (1): HTTP 429 after retries",
+    ],
+)
+def test_agent_text_in_a_failure_reason_is_no_rate_limit(reason: str) -> None:
+    """Only the worker's own model-unavailable reason re-queues unspent: a file name or message the agent
+    chose (in a git or file system error) that reads `HTTP 429` must not make its task run forever."""
+    rl = limits(Clock())
+    keys = run(rl, 1)
+    rl.observe(keys[0], limited(retry_after_s=30), lambda t: None)
+    assert rl.requeue_wait(keys[0], reason) is None
+
+
 def test_the_summary_says_how_often_and_why() -> None:
     """One line per throttled pool: times, paused seconds, the last reason, the limit now."""
     clock = Clock()
