@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,7 @@ NOTE_MARK = "\n\n<!-- agent-runner: train note -->\n"
 NOTE = (
     "## Why this task runs again\n\n"
     "Your previous result passed its gates on its own, but it could not join the integration branch "
-    "`{branch}`: {reason}\n\nThis attempt starts from `{branch}`, with the results landed before yours in "
+    "`{branch}`:\n\n{reason}\n\nThis attempt starts from `{branch}`, with the results landed before yours in "
     "it. Make the change again on top of them."
 )
 log = logging.getLogger(__name__)
@@ -259,11 +260,18 @@ class Train:
 
 def requeued_definition(task: Task, branch: str, reason: str) -> dict[str, Any]:
     """Return the task's definition for its next attempt: based on `branch`, with a note saying why."""
-    instructions = (
-        task.instructions.split(NOTE_MARK)[0] + NOTE_MARK + NOTE.format(branch=branch, reason=reason)
-    )
+    note = NOTE.format(branch=branch, reason=_fenced(reason))
+    instructions = task.instructions.split(NOTE_MARK)[0] + NOTE_MARK + note
     data = task.model_dump(mode="json", exclude_defaults=True)
     return {**data, "id": task.id, "kind": task.kind.value, "base": branch, "instructions": instructions}
+
+
+def _fenced(text: str) -> str:
+    """Return agent text (test output) as a fence nothing in it closes, `<!` defused: in the next prompt
+    and the PR body it quotes, it opens no HTML comment and its mentions and closing keywords do nothing."""
+    text = text.replace("<!", "<\u200d!")
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", text)), default=0))
+    return f"{fence}text\n{text.rstrip()}\n{fence}"
 
 
 def _red_reason(verdict: Verdict) -> str:
