@@ -27,7 +27,11 @@ def request_pause(run_dir: Path, reason: str) -> None:
     """Ask the attempt of `run_dir` to stop before its next model call (written whole: temp file, rename)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     tmp = run_dir / f".{PAUSE_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(reason[:MAX_BYTES] or "paused", encoding="utf-8")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()  # whatever is there (a link planted by an agent without a sandbox) is never followed
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write((reason or "paused").encode("utf-8")[:MAX_BYTES])
     os.replace(tmp, pause_path(run_dir))
 
 

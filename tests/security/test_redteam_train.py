@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 from agent_runner.coordinator.train import requeued_definition
 from agent_runner.core.result import Outcome, TaskResult
 from agent_runner.core.task import Task
 from agent_runner.github.body import render_body
+from agent_runner.worker.pause import PAUSE_FILE, pause_reason, request_pause
 
 # what a failing test of another task's result can print: the red step's reason quotes it
 ATTACK = (
@@ -49,3 +52,15 @@ def test_a_red_steps_reason_reaches_the_next_prompt_and_pr_only_as_inert_text() 
         assert active not in body, active
     assert "<!-- everything" not in render_body(again, result)
     assert "### Agent summary" in body and "### Gates" in body
+
+
+def test_a_symlink_planted_at_the_pause_files_temp_path_is_not_written_through(tmp_path: Path) -> None:
+    """An agent that can write its run folder (no sandbox) plants a link where the coordinator writes the
+    pause file's temp copy: the link's target stays as it was, and the pause is still asked."""
+    run_dir, target = tmp_path / "run", tmp_path / "precious"
+    run_dir.mkdir()
+    target.write_text("keep me")
+    (run_dir / f".{PAUSE_FILE}.{os.getpid()}.tmp").symlink_to(target)
+    request_pause(run_dir, "the cost budget is reached")
+    assert target.read_text() == "keep me"
+    assert pause_reason(run_dir) == "the cost budget is reached"
