@@ -31,3 +31,8 @@ class RateLimitConfig(BaseModel):
     max_wait_s: float = Field(
         default=300.0, ge=0, description="Honour a retry-after or a quota reset up to this many seconds.",
     )  # fmt: skip
+    max_requeues: int = Field(
+        default=30, ge=0, description="A task re-queued this many times in a run on rate limits (no attempt "
+        "spent) is then failed like any unavailable model: counted, retried with backoff, failed in the end; "
+        "a provider answering 429 forever (an exhausted quota) does not hold the run forever.",
+    )  # fmt: skip

@@ -82,6 +82,7 @@ class RateLimits:
     pools: dict[str, Pool] = field(default_factory=dict)
     _attempts: dict[AttemptKey, str] = field(default_factory=dict)  # running attempt -> its pool
     _limited: dict[AttemptKey, str] = field(default_factory=dict)  # attempt -> pool, once it got a 429
+    _requeued: dict[str, int] = field(default_factory=dict)  # task id -> rate-limited re-queues this run
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- the scheduler's side ----------------------------------------------------------------------
@@ -125,10 +126,13 @@ class RateLimits:
 
     def requeue_wait(self, key: AttemptKey, reason: str) -> float | None:
         """For an attempt whose model call failed on a rate limit: the seconds its task waits (no attempt
-        spent); None for any other failure."""
+        spent); None for any other failure, and once the task was re-queued so `max_requeues` times."""
         if not RATE_LIMITED.match(reason):
             return None
         with self._lock:
+            n = self._requeued[key[0]] = self._requeued.get(key[0], 0) + 1
+            if n > self.config.max_requeues:
+                return None
             pool = self.pools.get(self._limited.pop(key, "") or self._attempts.get(key, ""))
             left = pool.paused_until - self.clock() if pool is not None else 0.0
         return max(left, MIN_REQUEUE_WAIT_S)

@@ -186,6 +186,15 @@ def test_agent_text_in_a_failure_reason_is_no_rate_limit(reason: str) -> None:
     assert rl.requeue_wait(keys[0], reason) is None
 
 
+def test_a_provider_answering_429_forever_does_not_hold_a_task_forever() -> None:
+    """After `max_requeues` unspent re-queues the next rate-limited failure is an ordinary one (None)."""
+    rl = limits(Clock(), max_requeues=3)
+    reason = "model unavailable: openai:gpt-test: HTTP 429 after retries (insufficient_quota)"
+    waits = [rl.requeue_wait(("t", n), reason) for n in range(1, 5)]
+    assert waits == [1.0, 1.0, 1.0, None]
+    assert rl.requeue_wait(("other", 1), reason) == 1.0  # counted per task
+
+
 def test_the_summary_says_how_often_and_why() -> None:
     """One line per throttled pool: times, paused seconds, the last reason, the limit now."""
     clock = Clock()
