@@ -140,12 +140,24 @@ def verify(ctx: VerifyContext, prepared: Prepared) -> TaskResult:
         bundle = _bundle(ctx.repo, prepared.onto, prepared.head, Path(tmp) / "verify.bundle")
         data = bundles.read_b64(bundle)
     spec = VerifySpec(head=prepared.head, n_commits=len(prepared.applied), bundle_b64=data)
-    task = prepared.applied[-1].pick.task.model_copy(update={"id": key, "branch": None})
+    update = {"id": key, "branch": None, **confinement(ctx.config, [a.pick.task for a in prepared.applied])}
+    task = prepared.applied[-1].pick.task.model_copy(update=update)
     request = WorkRequest(
         task=task, attempt=1, repo=str(ctx.repo), base=ctx.base_name, base_commit=prepared.onto,
         config=ctx.config.model_dump(mode="json", by_alias=True), worker=ctx.slot.name, verify=spec,
     )  # fmt: skip
     return ctx.executor.run(request, ctx.slot)
+
+
+SANDBOX_RANK = {"none": 0, "auto": 1, "bwrap": 2}  # how confined each sandbox mode keeps the code it runs
+
+
+def confinement(config: RunnerConfig, tasks: list[Task]) -> dict[str, Any]:
+    """Return the sandbox and network of a job that runs the code of all `tasks`' results: the strictest
+    of theirs (a task allowed no sandbox or the network never lifts them for another task's code)."""
+    modes = [task.sandbox or config.sandbox for task in tasks]
+    networks = [config.network if task.network is None else task.network for task in tasks]
+    return {"sandbox": max(modes, key=SANDBOX_RANK.__getitem__), "network": all(networks)}
 
 
 def _bundle(repo: Path, base: str, head: str, dest: Path) -> Path:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from pathlib import Path
 
+from agent_runner.config.runner import RunnerConfig
+from agent_runner.coordinator.landing import LandingRules
 from agent_runner.coordinator.train import requeued_definition
-from agent_runner.core.result import Outcome, TaskResult
+from agent_runner.coordinator.train_step import Applied, Pick, Prepared, VerifyContext, verify
+from agent_runner.core.protocols import Slot
+from agent_runner.core.result import Outcome, TaskResult, WorkRequest
 from agent_runner.core.task import Task
 from agent_runner.github.body import render_body
 from agent_runner.worker.pause import PAUSE_FILE, pause_reason, request_pause
@@ -64,3 +69,57 @@ def test_a_symlink_planted_at_the_pause_files_temp_path_is_not_written_through(t
     request_pause(run_dir, "the cost budget is reached")
     assert target.read_text() == "keep me"
     assert pause_reason(run_dir) == "the cost budget is reached"
+
+
+class RecordingExecutor:
+    """An executor that keeps the verify request it is sent and answers nothing useful."""
+
+    def __init__(self) -> None:
+        self.requests: list[WorkRequest] = []
+
+    def slots(self) -> list[Slot]:
+        return [Slot("w1")]
+
+    def run(self, request: WorkRequest, slot: Slot) -> TaskResult:
+        self.requests.append(request)
+        return TaskResult(task_id=request.task.id, attempt=1, outcome=Outcome.INFRA, reason="not run")
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
+    )
+    return done.stdout.strip()
+
+
+def test_a_verify_job_runs_every_result_as_confined_as_the_strictest_of_their_tasks(tmp_path: Path) -> None:
+    """A batch's verify job runs all its results' code: a task allowed no sandbox or the network, last in
+    the batch, must not lift the sandbox (or open the network) for an earlier result whose task had it."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "commit", "-q", "--allow-empty", "-m", "base")
+    onto = _git(repo, "rev-parse", "HEAD")
+    commits = []
+    for name in ("a", "b"):
+        (repo / f"{name}.py").write_text("x = 1\n")
+        _git(repo, "add", ".")
+        _git(repo, "commit", "-q", "-m", name)
+        commits.append(_git(repo, "rev-parse", "HEAD"))
+    confined = Task.model_validate({"id": "a", "kind": "change", "sandbox": "bwrap"})
+    trusted = Task.model_validate({"id": "b", "kind": "change", "sandbox": "none", "network": True})
+    picks = [
+        Pick(task, TaskResult(task_id=task.id, attempt=1, outcome=Outcome.ACCEPTED))
+        for task in (confined, trusted)
+    ]
+    prepared = Prepared(
+        onto, [Applied(picks[0], onto, commits[0]), Applied(picks[1], commits[0], commits[1])]
+    )
+    executor = RecordingExecutor()
+    config = RunnerConfig()
+    ctx = VerifyContext(executor, Slot("w1"), repo, "agent/integration", config, LandingRules.of(config))
+    verify(ctx, prepared)
+    sent = executor.requests[0].task
+    assert (sent.sandbox, sent.network) == ("bwrap", False)
