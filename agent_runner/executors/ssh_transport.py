@@ -163,8 +163,10 @@ def pause_script(machine: MachineConfig, task_id: str, attempt: int, reason: str
     """The script that writes an attempt's pause file there (worker/pause.py), whole: temp file, rename."""
     run_dir = f"runs/{shlex.quote(task_id)}/{attempt}"
     text = shlex.quote(reason.splitlines()[0] if reason else "paused")
-    write = f"mkdir -p {run_dir} && printf '%s\\n' {text} > {run_dir}/.pause.tmp"
-    return _prelude(machine.workdir) + f"{write} && mv -f {run_dir}/.pause.tmp {run_dir}/pause\n"
+    # the temp file is removed, then made anew (noclobber: O_EXCL): a link planted there is never followed
+    tmp = f"{run_dir}/.pause.tmp"
+    write = f"mkdir -p {run_dir} && rm -f {tmp} && (set -C; printf '%s\\n' {text} > {tmp})"
+    return _prelude(machine.workdir) + f"{write} && mv -f {tmp} {run_dir}/pause\n"
 
 
 def harvest_script(machine: MachineConfig, task_id: str, attempt: int) -> str:

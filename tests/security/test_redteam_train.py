@@ -7,6 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
+from agent_runner.config.machines import MachineConfig
 from agent_runner.config.runner import RunnerConfig
 from agent_runner.coordinator.landing import LandingRules
 from agent_runner.coordinator.train import requeued_definition
@@ -14,6 +15,7 @@ from agent_runner.coordinator.train_step import Applied, Pick, Prepared, VerifyC
 from agent_runner.core.protocols import Slot
 from agent_runner.core.result import Outcome, TaskResult, WorkRequest
 from agent_runner.core.task import Task
+from agent_runner.executors.ssh_transport import pause_script
 from agent_runner.github.body import render_body
 from agent_runner.worker.pause import PAUSE_FILE, pause_reason, request_pause
 
@@ -123,3 +125,16 @@ def test_a_verify_job_runs_every_result_as_confined_as_the_strictest_of_their_ta
     verify(ctx, prepared)
     sent = executor.requests[0].task
     assert (sent.sandbox, sent.network) == ("bwrap", False)
+
+
+def test_the_ssh_pause_script_does_not_write_through_a_planted_link(tmp_path: Path) -> None:
+    """The same on a worker machine: the pause script's temp file is never a link's target."""
+    workdir, target = tmp_path / "w", tmp_path / "precious"
+    run_dir = workdir / "runs" / "t" / "1"
+    run_dir.mkdir(parents=True)
+    target.write_text("keep me")
+    (run_dir / f".{PAUSE_FILE}.tmp").symlink_to(target)
+    script = pause_script(MachineConfig(name="m", ssh="m", workdir=str(workdir)), "t", 1, "budget")
+    subprocess.run(["sh", "-c", script], check=True)
+    assert target.read_text() == "keep me"
+    assert pause_reason(run_dir) == "budget"
