@@ -4,6 +4,7 @@ and the run's budget, on the machine where the worker writes it)."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 TYPE_PREFIX = b'{"type": "'  # how every trajectory record starts (json.dumps with its default separators)
@@ -48,8 +49,16 @@ class TrajectoryProgress:
             record = json.loads(line)
         except ValueError:
             return
-        if record.get("type") == "model":
+        if isinstance(record, dict) and record.get("type") == "model":
             self.steps += 1
-            price = record.get("cost_usd")
+            price = _price(record.get("cost_usd"))
             self.is_cost_unknown |= price is None
-            self.cost += float(price or 0.0)
+            self.cost += price or 0.0
+
+
+def _price(value: object) -> float | None:
+    """Return a model call's price when it is a finite, non-negative number; None (unknown) otherwise: the
+    file is read by the budget, and an agent without a sandbox could have written it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None

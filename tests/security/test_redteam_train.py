@@ -18,6 +18,7 @@ from agent_runner.core.task import Task
 from agent_runner.executors.ssh_transport import pause_script
 from agent_runner.github.body import render_body
 from agent_runner.worker.pause import PAUSE_FILE, pause_reason, request_pause
+from agent_runner.worker.progress import TrajectoryProgress
 
 # what a failing test of another task's result can print: the red step's reason quotes it
 ATTACK = (
@@ -138,3 +139,16 @@ def test_the_ssh_pause_script_does_not_write_through_a_planted_link(tmp_path: Pa
     subprocess.run(["sh", "-c", script], check=True)
     assert target.read_text() == "keep me"
     assert pause_reason(run_dir) == "budget"
+
+
+def test_a_forged_trajectory_price_neither_crashes_nor_lowers_the_budgets_spend(tmp_path: Path) -> None:
+    """The budget reads running attempts' trajectories (an agent without a sandbox can write them): a
+    price that is no finite, non-negative number is an unknown cost, never an exception or a credit."""
+    path = tmp_path / "trajectory.jsonl"
+    prices = ['{"x": 1}', '"1e9"', "-5", "1e999", "true", "0.25"]
+    path.write_text(
+        "".join(f'{{"type": "model", "cost_usd": {price}}}\n' for price in prices) + '["model"]\n'
+    )
+    progress = TrajectoryProgress(path)
+    assert progress.poll() == (6, 0.25)
+    assert progress.is_cost_unknown
