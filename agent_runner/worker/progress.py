@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
+from stat import S_ISREG
 
 TYPE_PREFIX = b'{"type": "'  # how every trajectory record starts (json.dumps with its default separators)
 
@@ -25,12 +27,15 @@ class TrajectoryProgress:
 
     def poll(self) -> tuple[int, float]:
         """Return (model calls so far, cost so far)."""
-        try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self.offset)
-                data = fh.read()
+        try:  # a regular file only: no link followed, no FIFO (whose open would block) read
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:
             return self.steps, self.cost
+        with os.fdopen(fd, "rb") as fh:
+            if not S_ISREG(os.fstat(fd).st_mode):
+                return self.steps, self.cost
+            fh.seek(self.offset)
+            data = fh.read()
         end = data.rfind(b"\n") + 1
         self.offset += end
         for line in data[:end].splitlines():

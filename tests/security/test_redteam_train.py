@@ -152,3 +152,15 @@ def test_a_forged_trajectory_price_neither_crashes_nor_lowers_the_budgets_spend(
     progress = TrajectoryProgress(path)
     assert progress.poll() == (6, 0.25)
     assert progress.is_cost_unknown
+
+
+def test_a_trajectory_replaced_by_a_link_or_a_fifo_is_not_read(tmp_path: Path) -> None:
+    """A link (to a file elsewhere, /dev/zero) or a FIFO at the trajectory's path (which would block the
+    coordinator's open) reads as nothing yet."""
+    elsewhere = tmp_path / "elsewhere.jsonl"
+    elsewhere.write_text('{"type": "model", "cost_usd": 0.5}\n')
+    link, fifo = tmp_path / "link.jsonl", tmp_path / "fifo.jsonl"
+    link.symlink_to(elsewhere)
+    os.mkfifo(fifo)
+    assert TrajectoryProgress(link).poll() == (0, 0.0)
+    assert TrajectoryProgress(fifo).poll() == (0, 0.0)
