@@ -372,9 +372,23 @@ def merge_trees(repo: Path, ours: str, theirs: str) -> tuple[str, list[str]]:
     Return the merged tree and the paths in conflict (none: a clean merge, and the tree is its result).
     """
     args = ("merge-tree", "--write-tree", "--name-only", "--no-messages", ours, theirs)
-    proc = _spawn(repo, args, {**os.environ, **_LOCALE, **AUTHOR_ENV})
+    git_dir = run_git(repo, "rev-parse", "--absolute-git-dir")
+    with tempfile.TemporaryDirectory(prefix="merge-") as empty:
+        proc = _spawn(empty, args, _merge_env(git_dir, Path(empty)))
     if proc.returncode not in (0, 1):  # 1: conflicts, reported in the output
         _check(proc, repo, args)
     lines = _text(proc.stdout or b"").splitlines()
     conflicts = dict.fromkeys(line for line in lines[1:] if line) if proc.returncode == 1 else {}
     return lines[0], list(conflicts)
+
+
+def _merge_env(git_dir: str, empty: Path) -> dict[str, str]:
+    """Return the environment of a git-only merge: the repo's objects and refs, but an empty work tree and
+    index and no system or global config, so no `.gitattributes` (of the work tree, which may hold what an
+    agent landed) selects a merge driver, filter or conversion, and no user driver is defined to run."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    return {
+        **env, **_LOCALE, **AUTHOR_ENV, "GIT_DIR": git_dir, "GIT_WORK_TREE": str(empty),
+        "GIT_INDEX_FILE": str(empty / "index"), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_ATTR_NOSYSTEM": "1",
+    }  # fmt: skip

@@ -7,6 +7,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from agent_runner.config.machines import MachineConfig
 from agent_runner.config.runner import RunnerConfig
 from agent_runner.coordinator.landing import LandingRules
@@ -17,6 +19,7 @@ from agent_runner.core.result import Outcome, TaskResult, WorkRequest
 from agent_runner.core.task import Task
 from agent_runner.executors.ssh_transport import pause_script
 from agent_runner.github.body import render_body
+from agent_runner.repo import git
 from agent_runner.worker.pause import PAUSE_FILE, pause_reason, request_pause
 from agent_runner.worker.progress import TrajectoryProgress
 
@@ -164,3 +167,31 @@ def test_a_trajectory_replaced_by_a_link_or_a_fifo_is_not_read(tmp_path: Path) -
     os.mkfifo(fifo)
     assert TrajectoryProgress(link).poll() == (0, 0.0)
     assert TrajectoryProgress(fifo).poll() == (0, 0.0)
+
+
+def test_the_trains_merge_runs_no_merge_driver_an_agents_gitattributes_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `.gitattributes` an earlier agent landed (now in the landing repo's work tree) names a merge driver
+    the user's git config defines: the train's three-way merge (git alone) runs none, reports the conflict."""
+    marker = tmp_path / "driver-ran"
+    config = tmp_path / "gitconfig"
+    config.write_text(f'[merge "evil"]\n\tdriver = touch {marker}; false\n')
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    (repo / "a.txt").write_text("one\ntwo\n")
+    (repo / ".gitattributes").write_text("* merge=evil\n")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "base")
+    heads = []
+    for side in ("ours", "theirs"):
+        _git(repo, "checkout", "-q", "-b", side, "main")
+        (repo / "a.txt").write_text(f"one\n{side}\n")
+        _git(repo, "commit", "-q", "-am", side)
+        heads.append(_git(repo, "rev-parse", "HEAD"))
+    _git(repo, "checkout", "-q", "main")
+    _, conflicts = git.merge_trees(repo, *heads)
+    assert conflicts == ["a.txt"]
+    assert not marker.exists()
