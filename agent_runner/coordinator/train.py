@@ -260,13 +260,13 @@ class Train:
 
 def requeued_definition(task: Task, branch: str, reason: str) -> dict[str, Any]:
     """Return the task's definition for its next attempt: based on `branch`, with a note saying why."""
-    note = NOTE.format(branch=branch, reason=_fenced(reason))
+    note = NOTE.format(branch=branch, reason=fenced_reason(reason))
     instructions = task.instructions.split(NOTE_MARK)[0] + NOTE_MARK + note
     data = task.model_dump(mode="json", exclude_defaults=True)
     return {**data, "id": task.id, "kind": task.kind.value, "base": branch, "instructions": instructions}
 
 
-def _fenced(text: str) -> str:
+def fenced_reason(text: str) -> str:
     """Return agent text (test output) as a fence nothing in it closes, `<!` defused: in the next prompt
     and the PR body it quotes, it opens no HTML comment and its mentions and closing keywords do nothing."""
     text = text.replace("<!", "<\u200d!")

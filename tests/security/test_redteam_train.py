@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +21,7 @@ from agent_runner.core.result import Outcome, TaskResult, WorkRequest
 from agent_runner.core.task import Task
 from agent_runner.executors.ssh_transport import pause_script
 from agent_runner.github.body import render_body
+from agent_runner.github.refresh.train import refreshed_definition
 from agent_runner.repo import git
 from agent_runner.worker.pause import PAUSE_FILE, pause_reason, request_pause
 from agent_runner.worker.progress import TrajectoryProgress
@@ -49,11 +52,15 @@ def outside_fences(text: str) -> str:
     return "\n".join(kept)
 
 
-def test_a_red_steps_reason_reaches_the_next_prompt_and_pr_only_as_inert_text() -> None:
+@pytest.mark.parametrize("definition_of", [requeued_definition, refreshed_definition])
+def test_a_red_steps_reason_reaches_the_next_prompt_and_pr_only_as_inert_text(
+    definition_of: Callable[[Task, str, str], dict[str, Any]],
+) -> None:
     """The reason is agent text: in the re-queued instructions (hence the next PR's body) it sits in a
-    fence nothing inside closes, with no HTML comment, mention, closing keyword or front matter active."""
+    fence nothing inside closes, with no HTML comment, mention, closing keyword or front matter active;
+    as the train re-queues a task, so does refresh."""
     task = Task.model_validate({"id": "fix-app", "kind": "fix-lint", "instructions": "Fix lint in app.py."})
-    definition = requeued_definition(task, "agent/integration", ATTACK)
+    definition = definition_of(task, "agent/integration", ATTACK)
     again = Task.model_validate(definition)
     assert again.instructions.startswith("Fix lint in app.py.")
     assert "assert 1 == 2" in again.instructions  # the agent is still told why

@@ -14,7 +14,7 @@ from typing import Any
 
 from agent_runner.config.runner import RunnerConfig
 from agent_runner.coordinator.landing import LandingRules
-from agent_runner.coordinator.train import MAX_REASON_CHARS, NOTE_MARK
+from agent_runner.coordinator.train import MAX_REASON_CHARS, NOTE_MARK, fenced_reason
 from agent_runner.coordinator.train_step import Pick, VerifyContext, apply_and_verify
 from agent_runner.core.errors import ExecutorError, QueueError
 from agent_runner.core.protocols import Executor
@@ -28,8 +28,8 @@ from agent_runner.queue.store import Queue
 REFRESH_NOTE = (
     "## Why this task runs again\n\n"
     "Your previous result was accepted and its pull request opened, but `{base}` has moved since and the "
-    "change no longer applies to it: {reason}\n\nThis attempt starts from the new `{base}`. Make the change "
-    "again on top of it."
+    "change no longer applies to it:\n\n{reason}\n\nThis attempt starts from the new `{base}`. Make the "
+    "change again on top of it."
 )
 
 
@@ -88,7 +88,7 @@ class TrainRequeuer:
 
 def refreshed_definition(task: Task, base: str, reason: str) -> dict[str, Any]:
     """Return the task's definition for its next attempt: the same, with a note saying why it runs again."""
-    note = REFRESH_NOTE.format(base=base, reason=reason)
+    note = REFRESH_NOTE.format(base=base, reason=fenced_reason(reason))
     data = task.model_dump(mode="json", exclude_defaults=True)
     instructions = task.instructions.split(NOTE_MARK)[0] + NOTE_MARK + note
     return {**data, "id": task.id, "kind": task.kind.value, "instructions": instructions}
