@@ -34,4 +34,3 @@ def land(
         executor.close()
     print_result(trains, json_out=json_out)
     publish_trains_view(root, config, trains, quiet=json_out)
-
