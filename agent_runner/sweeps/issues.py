@@ -24,6 +24,7 @@ LINE_BREAKS = re.compile(r"[\n\u2028\u2029]")  # a title is one line
 CLOSING = re.compile(
     r"(?i)\b(close[sd]?|fix(?:e[sd])?|resolve[sd]?)\b(?=\s*:?\s*(?:[\w.-]+/[\w.-]+)?#\d|\s*:?\s*https?://)"
 )
+MENTION = re.compile(r"@(?=[A-Za-z0-9])")  # "@team" in a title would ping them from every PR heading
 QUOTED = "The issue as filed (quoted: its mentions and references are no links):"
 
 
@@ -41,6 +42,7 @@ def plan_issues(issues: list[IssueInfo], *, label: str) -> SweepPlan:
 def _issue_task(issue: IssueInfo) -> PlannedTask:
     title = LINE_BREAKS.sub(" ", _clean(issue.title)).strip()[:MAX_TITLE] or f"Issue #{issue.number}"
     title = CLOSING.sub(lambda m: f"{m[1][0]}\u200d{m[1][1:]}", title)  # the commit message holds it
+    title = MENTION.sub("@\u200d", title)
     body = _clean(issue.body).strip()
     if len(body) > MAX_BODY:
         body = body[:MAX_BODY] + "\n\n(the issue's text is cut here; read the rest on GitHub)"

@@ -97,6 +97,15 @@ def test_issue_text_loses_hidden_characters_and_lone_surrogates() -> None:
     task.model_dump_json().encode("utf-8")  # writable: no lone surrogate left
 
 
+def test_mentions_in_an_issue_title_ping_no_one() -> None:
+    """The title becomes the task's, its commit's and its PR's: "@org/team" is no mention there."""
+    task = (
+        plan_issues([IssueInfo(8, "https://x/8", "ask @acme/owners and @bob", "")], label="a").tasks[0].task
+    )
+    assert "@acme" not in task.title and "@bob" not in task.title
+    assert task.title.replace("\u200d", "") == "#8: ask @acme/owners and @bob"
+
+
 @pytest.fixture
 def hostile_github(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHub]:
     with FakeGitHub() as server:
