@@ -131,9 +131,14 @@ class Train:
 
         Its commits are one line of history on the base tip: the latest has the most commits since the tip.
         """
-        commits = [
-            s.train_commit for s in self.queue.refresh().values() if s.train == train_id and s.train_commit
-        ]
+        landed = [s for s in self.queue.refresh().values() if s.train == train_id and s.train_commit]
+        if lost := [s.id for s in landed if not git.has_commit(repo, s.train_commit or "")]:
+            raise GitError(
+                f"the train on {self.settings.branch} recorded commits that are no longer in {repo} (removed "
+                f"by `git gc` after a crash?) for {', '.join(lost)}; `run-agents requeue {' '.join(lost)}` "
+                "runs them again, then `run-agents land`"
+            )
+        commits = [s.train_commit for s in landed if s.train_commit]
         return max(
             commits, key=lambda c: int(git.run_git(repo, "rev-list", "--count", f"{tip}..{c}")), default=None
         )

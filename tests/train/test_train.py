@@ -65,3 +65,25 @@ def test_run_land_runs_a_requeued_task_again_and_lands_it(project: TrainProject)
     assert '"first"' in git(project.root, "show", "agent/integration:calc.py")
     shown = project.cli("land")
     assert shown.returncode == 0 and "agent/integration: 2 verified result(s) on main" in shown.stdout
+
+
+def test_a_landed_commit_lost_to_gc_is_a_clear_error_naming_the_way_on(project: TrainProject) -> None:
+    """The integration branch deleted, then `git gc`: the queue names a train commit (t2's: t1's is its own
+    branch's) the repo lost. `land`
+    says so and how to go on (requeue), instead of failing on git's "bad revision" every time."""
+    project.shell_task("t1", sed_command('s/"start"/"begin"/', "calc.py"), priority=50)
+    project.shell_task("t2", sed_command('s/"end"/"finish"/', "calc.py"), priority=40)
+    runner = Runner(project)
+    try:
+        runner.run()
+        assert [s.outcome for s in runner.land().steps] == [StepOutcome.LANDED] * 2
+    finally:
+        runner.executor.close()
+    git(project.root, "update-ref", "-d", "refs/heads/agent/integration")
+    git(project.root, "reflog", "expire", "--expire=now", "--all")
+    git(project.root, "gc", "-q", "--prune=now")
+    again = project.cli("land")
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert "no longer in" in again.stderr and "run-agents requeue t2" in again.stderr, again.stderr
+    assert project.cli("requeue", "t2").returncode == 0
+    assert project.cli("land").returncode == 0  # on again: t1 still on the train, t2 waits for its run
