@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -12,24 +13,22 @@ from agent_runner.config.timebudget import CLOCK_HELP, DURATION_HELP, parse_cloc
 from agent_runner.coordinator.budget import BudgetStop
 
 
-def _check_duration(value: str | None) -> str | None:
-    """Refuse a `--for` that is no duration before anything starts."""
-    if value is not None:
-        try:
-            parse_duration(value)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from exc
-    return value
+def _refusing(parse: Callable[[str], object]) -> Callable[[str | None], str | None]:
+    """Return an option callback that refuses, before anything starts, a value `parse` cannot read."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse(value)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc)) from exc
+        return value
+
+    return check
 
 
-def _check_clock(value: str | None) -> str | None:
-    """Refuse an `--until` that is no time of day before anything starts."""
-    if value is not None:
-        try:
-            parse_clock(value)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from exc
-    return value
+_check_duration = _refusing(parse_duration)  # --for: 8h, 90m, 1h30m
+_check_clock = _refusing(parse_clock)  # --until: 07:00
 
 
 BudgetOpt = Annotated[
