@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent_runner.core.protocols import Sandbox
-from agent_runner.gates.capture import run_bounded
+from agent_runner.tools.capture import run_bounded
 from agent_runner.tools.shell import PASSED_ENV, PASSED_PREFIXES
 from agent_runner.tools.shell import SECRET_NAME as SHELL_SECRET_NAME
 
@@ -88,7 +88,7 @@ def run_command(
 ) -> CommandResult:
     """Run a command to completion and return its result; a timeout is a result, not an error.
 
-    Each stream keeps its first and last MAX_OUTPUT_BYTES / 2 (gates/capture.py): a command printing gigabytes
+    Each stream keeps its first and last MAX_OUTPUT_BYTES / 2 (tools/capture.py): a command printing gigabytes
     costs the runner no more memory than that."""
     argv = to_argv(command)
     shown = command if isinstance(command, str) else shlex.join(argv)

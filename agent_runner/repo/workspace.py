@@ -8,7 +8,6 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +17,7 @@ from agent_runner.core.protocols import Sandbox
 from agent_runner.core.result import WorkRequest
 from agent_runner.repo import bundles, checkouts, git, pools
 from agent_runner.repo.layout import AttemptPaths
+from agent_runner.tools.capture import run_bounded
 from agent_runner.tools.shell import tool_env
 
 SETUP_TIMEOUT_S = 1200.0
@@ -136,20 +136,19 @@ def run_setup(
     commands: list[str], checkout: Path, env: Mapping[str, str], *, sandbox: Sandbox | None = None
 ) -> None:
     """Run setup commands in the checkout (inside `sandbox` when given); raise SetupError with the output
-    tail of the first that fails."""
+    tail of the first that fails. Their output is bounded (tools/capture.py): a flood costs no memory."""
     for command in commands:
-        argv: str | list[str] = sandbox.wrap(["sh", "-c", command]) if sandbox is not None else command
-        try:
-            proc = subprocess.run(
-                argv, shell=sandbox is None, cwd=checkout, env=dict(env), capture_output=True, text=True,
-                errors="replace", timeout=SETUP_TIMEOUT_S, start_new_session=True,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired as exc:
-            raise SetupError(f"setup command `{command}` timed out after {SETUP_TIMEOUT_S:.0f} s") from exc
-        if proc.returncode != 0:
-            tail = (proc.stdout + proc.stderr)[-TAIL_CHARS:].strip()
+        argv = ["sh", "-c", command]
+        ended = run_bounded(
+            sandbox.wrap(argv) if sandbox is not None else argv, cwd=checkout, env=env,
+            timeout_s=SETUP_TIMEOUT_S, new_session=True,
+        )  # fmt: skip
+        if ended.timed_out:
+            raise SetupError(f"setup command `{command}` timed out after {SETUP_TIMEOUT_S:.0f} s")
+        if ended.exit_code != 0:
+            tail = (ended.stdout + ended.stderr)[-TAIL_CHARS:].strip()
             error = SetupNetworkError if NETWORK_ERROR.search(tail) else SetupError
-            raise error(f"setup command `{command}` exited with {proc.returncode}:\n{tail}")
+            raise error(f"setup command `{command}` exited with {ended.exit_code}:\n{tail}")
 
 
 def setup_env(base: Mapping[str, str], home: Mapping[str, str]) -> dict[str, str]:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_runner.gates import capture
 from agent_runner.gates.command import run_command
+from agent_runner.tools import capture
 
 FLOOD = (
     "import sys\nsys.stdout.write('START\\n')\nfor _ in range(800):\n    sys.stdout.write('x' * 65536)\n"
@@ -44,3 +44,21 @@ def test_bounded_keeps_whole_chunks_of_the_tail() -> None:
     text = kept.text()
     assert text.startswith("0000000100020003") and text.endswith("0999")
     assert kept.n_cut + len(kept.head) + kept.n_tail == 4000 and kept.n_tail <= 50 + 4
+
+
+def test_a_setup_command_flooding_its_output_fails_with_its_tail_in_bounded_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Setup output goes through the same bound as the gates': the error keeps the end (the reason), and
+    what was read stays under the limit however much the command printed."""
+    from agent_runner.core.errors import SetupError
+    from agent_runner.repo.workspace import run_setup
+
+    monkeypatch.setattr(capture, "MAX_OUTPUT_BYTES", 1024 * 1024)
+    kept: list[int] = []
+    text = capture.Bounded.text
+    monkeypatch.setattr(capture.Bounded, "text", lambda self: kept.append(len(text(self))) or text(self))
+    flood = f"{sys.executable} -c \"import sys; sys.stdout.write('x' * 50_000_000)\"; echo broke >&2; exit 3"
+    with pytest.raises(SetupError, match="exited with 3") as caught:
+        run_setup([flood], tmp_path, {"PATH": "/usr/bin:/bin"})
+    assert str(caught.value).endswith("broke") and max(kept) < 1024 * 1024 + capture.CHUNK + 200

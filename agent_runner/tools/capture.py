@@ -67,15 +67,23 @@ class Ended:
 
 
 def run_bounded(
-    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout_s: float, stdin_text: str | None = None
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout_s: float,
+    stdin_text: str | None = None,
+    new_session: bool = False,
 ) -> Ended:
-    """Run `argv` to its end or `timeout_s` (then kill it); OSError when it cannot start."""
+    """Run `argv` to its end or `timeout_s` (then kill it); OSError when it cannot start. With `new_session`
+    the child has a session of its own (a terminal's Ctrl-C does not reach it)."""
     start = time.monotonic()
     stdin = subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL
     out, err = Bounded(MAX_OUTPUT_BYTES), Bounded(MAX_OUTPUT_BYTES)
     with subprocess.Popen(
-        argv, cwd=cwd, env=dict(env), stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    ) as proc:
+        argv, cwd=cwd, env=dict(env), stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=new_session,
+    ) as proc:  # fmt: skip
         data = (stdin_text or "").encode("utf-8", "replace")
         pipes = {proc.stdout: out, proc.stderr: err}
         try:
