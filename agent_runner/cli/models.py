@@ -38,18 +38,25 @@ def specs_to_check(config: RunnerConfig) -> list[str]:
 
 def _table(checks: list[ModelCheck]) -> Table:
     table = Table()
-    table.add_column("model", no_wrap=True)
+    table.add_column("model", overflow="fold")
     for column in ("reach", "key", "name", "tools", "context", "verdict"):
-        table.add_column(column)
-    table.add_column("message", overflow="fold")
+        table.add_column(column, no_wrap=True)
     for c in checks:
         cells = [Text(_LABELS[s], style=_STYLES[s]) for s in (c.reachable, c.key, c.model, c.tool_calls)]
         context = Text(
             "-" if c.context is None else f"{c.context:,}", style="dim" if c.context is None else ""
         )
         verdict = Text(str(c.verdict), style="green" if c.verdict == "ok" else "red")
-        table.add_row(Text(c.spec), *cells, context, verdict, Text(c.message))
+        table.add_row(Text(c.spec), *cells, context, verdict)
     return table
+
+
+def _messages(checks: list[ModelCheck]) -> Text:
+    """Each model's message under the table, whole (a column would fold it letter by letter)."""
+    text = Text()
+    for c in (c for c in checks if c.message):
+        text.append(c.spec, style="bold").append(f": {c.message}\n")
+    return text
 
 
 @models_app.command("check")
@@ -64,5 +71,6 @@ def check(
         typer.echo(json.dumps({"models": [asdict(c) for c in checks]}))
     else:
         console.print(_table(checks))
+        console.print(_messages(checks), end="")
     if not is_ok(checks):
         raise typer.Exit(1)

@@ -208,3 +208,13 @@ def test_the_command_shows_the_context_window(repo: Path, server: FakeLLMServer)
     data = CliRunner().invoke(get_app(), ["--root", str(repo), "models", "check", "--json"])
     assert table.exit_code == 0 and "32,768" in table.stdout, table.output
     assert json.loads(data.stdout)["models"][0]["context"] == 32768
+
+
+def test_a_long_message_reads_whole_in_a_narrow_terminal(repo: Path, server: FakeLLMServer) -> None:
+    """At 80 columns the message is a line under the table, not a column folded letter by letter."""
+    server.enqueue(error(404, "no such model"))
+    args = ["--root", str(repo), "models", "check", "openai:gpt-nope"]
+    result = CliRunner().invoke(get_app(), args, env={"COLUMNS": "80"})
+    assert result.exit_code == 1
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("openai:gpt-nope: ")]
+    assert "404" in line or "model" in line, line
