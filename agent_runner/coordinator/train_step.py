@@ -10,6 +10,7 @@ one branch onto a new base.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import tempfile
 from dataclasses import dataclass, field
@@ -137,7 +138,10 @@ def verify(ctx: VerifyContext, prepared: Prepared) -> TaskResult:
     """
     key = "verify-" + hashlib.sha256(f"{prepared.onto}{prepared.head}".encode()).hexdigest()[:12]
     with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
-        bundle = _bundle(ctx.repo, prepared.onto, prepared.head, Path(tmp) / "verify.bundle")
+        run = functools.partial(git.run_git, ctx.repo)  # the runner's own repo: trusted
+        bundle = bundles.write_bundle(
+            run, prepared.onto, prepared.head, VERIFY_BRANCH, Path(tmp) / "v.bundle"
+        )
         data = bundles.read_b64(bundle)
     spec = VerifySpec(head=prepared.head, n_commits=len(prepared.applied), bundle_b64=data)
     update = {"id": key, "branch": None, **confinement(ctx.config, [a.pick.task for a in prepared.applied])}
@@ -158,18 +162,6 @@ def confinement(config: RunnerConfig, tasks: list[Task]) -> dict[str, Any]:
     modes = [task.sandbox or config.sandbox for task in tasks]
     networks = [config.network if task.network is None else task.network for task in tasks]
     return {"sandbox": max(modes, key=SANDBOX_RANK.__getitem__), "network": all(networks)}
-
-
-def _bundle(repo: Path, base: str, head: str, dest: Path) -> Path:
-    """Write the commits base..head of the trusted `repo` as a bundle carrying the ref agent/verify."""
-    with open(dest, "wb") as out, tempfile.TemporaryFile() as revs:
-        out.write(f"{bundles.SIGNATURES[0].decode()}-{base}\n{head} refs/heads/{VERIFY_BRANCH}\n\n".encode())
-        out.flush()
-        revs.write(f"{head}\n^{base}\n".encode())
-        revs.seek(0)
-        pack = ("pack-objects", "--stdout", "--thin", "--delta-base-offset", "--quiet", "--revs")
-        git.run_git(repo, *pack, stdin=revs, stdout=out)
-    return dest
 
 
 def check_verified(ctx: VerifyContext, prepared: Prepared, result: TaskResult) -> Verdict:

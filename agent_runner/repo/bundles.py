@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Protocol
 
 from agent_runner.core.errors import BundleRejectedError, GitError
 from agent_runner.repo.git import Checkout, check_branch, checkout_git, run_git
+
+
+class GitRunner(Protocol):
+    """A git runner bound to one repo (`checkout_git` or `run_git` with the repo given)."""
+
+    def __call__(
+        self, *args: str, stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None
+    ) -> str: ...
 
 
 def create_bundle(checkout: Checkout, dest: Path, *, head: str | None = None) -> Path | None:
@@ -25,14 +35,21 @@ def create_bundle(checkout: Checkout, dest: Path, *, head: str | None = None) ->
         return None
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".tmp")
-    with open(tmp, "wb") as out, tempfile.TemporaryFile() as revs:
-        out.write(f"{SIGNATURES[0].decode()}-{base}\n{head} refs/heads/{checkout.branch}\n\n".encode())
+    write_bundle(functools.partial(checkout_git, repo), base, head, checkout.branch, tmp)
+    os.replace(tmp, dest)
+    return dest
+
+
+def write_bundle(git: GitRunner, base: str, head: str, branch: str, dest: Path) -> Path:
+    """Write the commits base..head as a v2 bundle carrying refs/heads/`branch`, with `git` (the runner for
+    the repo: an agent's checkout's, or the runner's own)."""
+    with open(dest, "wb") as out, tempfile.TemporaryFile() as revs:
+        out.write(f"{SIGNATURES[0].decode()}-{base}\n{head} refs/heads/{branch}\n\n".encode())
         out.flush()
         revs.write(f"{head}\n^{base}\n".encode())
         revs.seek(0)
         pack = ("pack-objects", "--stdout", "--thin", "--delta-base-offset", "--quiet", "--revs")
-        checkout_git(repo, *pack, stdin=revs, stdout=out)
-    os.replace(tmp, dest)
+        git(*pack, stdin=revs, stdout=out)
     return dest
 
 
